@@ -1,0 +1,10 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.tsx?$': ['@swc/jest', { jsc: { target: 'es2020' } }] },
+  // Examples import the package by name, as users do.
+  moduleNameMapper: { '^collectivekv$': '<rootDir>/src/index.ts' },
+  testTimeout: 120000,
+};

@@ -1,0 +1,70 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { dim } from '../ops/util/validate';
+
+/** Storage format of the cached floats (user parts, or full K/V for the baseline). */
+export type CacheValueFormat = 'fp32' | 'fp16';
+
+/** Bytes of one stored pool index: uint8 up to 256 rows, uint16 up to 65536, else uint32. */
+export function indexBytesForPool(poolSize: number): 1 | 2 | 4 {
+  if (poolSize <= 256) return 1;
+  if (poolSize <= 65536) return 2;
+  return 4;
+}
+
+export function bytesPerValue(format: CacheValueFormat): number {
+  return format === 'fp16' ? 2 : 4;
+}
+
+/**
+ * One side (K or V) of a cache: either full vectors [B, T, width], or a pool index [B, T] (int32)
+ * plus a user-specific part [B, T, userDim].
+ */
+export type CacheSide =
+  | { kind: 'full'; values: tf.Tensor }
+  | { kind: 'pooled'; index: tf.Tensor; user: tf.Tensor; poolSize: number };
+
+/**
+ * The cached keys and values of one attention module for a batch of users (prefill result).
+ * Full for `MultiHeadAttention`; compressed for `CollectiveKVAttention` (a side left unshared by
+ * `share: 'k' | 'v'` stays full). Owns its tensors: call `dispose()`.
+ */
+export class KVCacheBlock {
+  constructor(
+    readonly keys: CacheSide,
+    readonly values: CacheSide,
+    /** float32 [B, T]: 1 valid, 0 padding. */
+    readonly mask: tf.Tensor,
+  ) {}
+
+  get batchSize(): number { return dim(this.mask, 0); }
+  get length(): number { return dim(this.mask, 1); }
+  get isCompressed(): boolean { return this.keys.kind === 'pooled' || this.values.kind === 'pooled'; }
+
+  /** Full keys [B, T, H*dk] for the baseline (undefined when compressed). */
+  get k(): tf.Tensor | undefined { return this.keys.kind === 'full' ? this.keys.values : undefined; }
+  get v(): tf.Tensor | undefined { return this.values.kind === 'full' ? this.values.values : undefined; }
+  get indexK(): tf.Tensor | undefined { return this.keys.kind === 'pooled' ? this.keys.index : undefined; }
+  get userK(): tf.Tensor | undefined { return this.keys.kind === 'pooled' ? this.keys.user : undefined; }
+  get indexV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.index : undefined; }
+  get userV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.user : undefined; }
+
+  /** Stored bytes per cached token of this module (both sides), in a storage format of DESIGN.md section 1. */
+  bytesPerToken(format: CacheValueFormat = 'fp32'): number {
+    return sideBytesPerToken(this.keys, format) + sideBytesPerToken(this.values, format);
+  }
+
+  /** All tensors this block owns. */
+  tensors(): tf.Tensor[] {
+    const side = (s: CacheSide) => (s.kind === 'full' ? [s.values] : [s.index, s.user]);
+    return [...side(this.keys), ...side(this.values), this.mask];
+  }
+
+  dispose(): void {
+    tf.dispose(this.tensors());
+  }
+}
+
+function sideBytesPerToken(side: CacheSide, format: CacheValueFormat): number {
+  if (side.kind === 'full') return dim(side.values, 2) * bytesPerValue(format);
+  return indexBytesForPool(side.poolSize) + dim(side.user, 2) * bytesPerValue(format);
+}

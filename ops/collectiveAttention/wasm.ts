@@ -1,0 +1,2 @@
+// Stub: filled in by the kernel work.
+export {};

@@ -1,0 +1,61 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Errors name the op, the argument, what was expected and what was received. */
+export class ArgumentError extends Error {
+  constructor(op: string, arg: string, expected: string, received: string) {
+    super(`${op}: argument '${arg}' must be ${expected}, received ${received}`);
+    this.name = 'ArgumentError';
+  }
+}
+
+export function describeShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function assertRank(op: string, arg: string, t: tf.Tensor, ranks: number[]): void {
+  if (!ranks.includes(t.rank)) {
+    const expected = ranks.length === 1 ? `rank ${ranks[0]}` : `rank ${ranks.join(' or ')}`;
+    throw new ArgumentError(op, arg, `a tensor of ${expected}`, `rank ${t.rank} (shape ${describeShape(t.shape)})`);
+  }
+}
+
+export function assertIntDtype(op: string, arg: string, t: tf.Tensor): void {
+  if (t.dtype !== 'int32') {
+    throw new ArgumentError(op, arg, 'an int32 tensor of row indices', `dtype ${t.dtype}`);
+  }
+}
+
+export function assertFloatDtype(op: string, arg: string, t: tf.Tensor): void {
+  if (t.dtype !== 'float32') {
+    throw new ArgumentError(op, arg, 'a float32 tensor', `dtype ${t.dtype}`);
+  }
+}
+
+export function assertShape(op: string, arg: string, t: tf.Tensor, expected: readonly number[]): void {
+  const same = t.shape.length === expected.length && t.shape.every((n, i) => n === expected[i]);
+  if (!same) {
+    throw new ArgumentError(op, arg, `of shape ${describeShape(expected)}`, `shape ${describeShape(t.shape)}`);
+  }
+}
+
+export function assertPositiveInt(op: string, arg: string, n: number): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ArgumentError(op, arg, 'a positive integer', String(n));
+  }
+}
+
+/** Thrown by kernels that read indices: an index outside [0, numRows). */
+export function indexOutOfRange(op: string, arg: string, value: number, numRows: number, position: number): ArgumentError {
+  return new ArgumentError(op, arg, `indices in [0, ${numRows})`, `${value} at flat position ${position}`);
+}
+
+/** True when the active backend has a kernel of this name; otherwise ops run their composite. */
+export function hasKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) != null;
+}
+
+/** Size of axis `axis` (negative counts from the end); tfjs's generic shape type hides that it is a number. */
+export function dim(t: { shape: readonly number[] | number[] }, axis: number): number {
+  const shape = t.shape as readonly number[];
+  return shape[axis < 0 ? shape.length + axis : axis];
+}
