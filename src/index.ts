@@ -1,0 +1,3 @@
+// The one public entry of collectivekv: layers, ops and the library around them.
+export * from '../ops/index';
+export * from '../layers/index';
