@@ -1,0 +1,53 @@
+// Builds the package: ESM (one file per module, so bundlers can tree-shake around the files that
+// register kernels and classes), CommonJS, a UMD bundle for script tags, one bundled .d.ts, and the
+// `collectivekv` command. tfjs is always external: one copy of tfjs-core at run time.
+import typescript from '@rollup/plugin-typescript';
+import { dts } from 'rollup-plugin-dts';
+
+const isTfjs = (id) => id.startsWith('@tensorflow/');
+const isNodeBuiltin = (id) => id.startsWith('node:') || ['fs', 'path', 'os', 'util', 'http', 'url', 'crypto', 'zlib', 'readline', 'child_process', 'perf_hooks', 'events', 'stream'].includes(id);
+
+const ts = () => typescript({
+  tsconfig: './tsconfig.json',
+  include: ['ops/**/*.ts', 'layers/**/*.ts', 'src/**/*.ts', 'examples/**/*.ts'],
+  exclude: ['test/**', 'node_modules/**'],
+  compilerOptions: { noEmit: false, declaration: false, module: 'esnext', outDir: undefined },
+  outputToFilesystem: false,
+});
+
+// Marks dist/esm as ES modules for Node, which reads the nearest package.json.
+const esmPackageJson = () => ({
+  name: 'esm-package-json',
+  generateBundle() {
+    this.emitFile({ type: 'asset', fileName: 'package.json', source: '{ "type": "module" }\n' });
+  },
+});
+
+const umdGlobals = (id) => (isTfjs(id) ? 'tf' : id);
+
+export default [
+  {
+    input: 'src/index.ts',
+    external: isTfjs,
+    plugins: [ts()],
+    output: [
+      { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
+      { file: 'dist/collectivekv.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+      { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, sourcemap: true, exports: 'named' },
+    ],
+  },
+  {
+    input: 'src/index.ts',
+    external: isTfjs,
+    plugins: [dts({ compilerOptions: { paths: {} } })],
+    output: { file: 'dist/collectivekv.d.ts', format: 'es' },
+  },
+  {
+    // The command imports the package by name, like a user; Node resolves it to dist/collectivekv.cjs
+    // through the package's own exports map.
+    input: 'examples/cli/main.ts',
+    external: (id) => id === 'collectivekv' || isTfjs(id) || isNodeBuiltin(id),
+    plugins: [ts()],
+    output: { file: 'dist/cli.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+  },
+];
