@@ -20,6 +20,11 @@ export function gatherRows(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor)
     assertShape('gatherRows', 'gate', gate, index.shape);
   }
   if (hasKernel(GATHER_ROWS)) {
+    if (gate == null && tf.engine().isTapeOn()) {
+      // Under a gradient tape the kernel needs a gate to save (tfjs cannot save an absent input
+      // for the backward pass); a gate of ones gives the same output and table gradient.
+      return tf.tidy(() => tf.engine().runKernel(GATHER_ROWS, { table, index, gate: tf.ones(index.shape, 'float32') }, {}) as tf.Tensor);
+    }
     const inputs: tf.NamedTensorMap = gate == null ? { table, index } : { table, index, gate };
     return tf.engine().runKernel(GATHER_ROWS, inputs, {}) as tf.Tensor;
   }

@@ -1,2 +1,45 @@
-// Stub: filled in by the kernel work.
-export {};
+// CPU kernel for routeTop1, plus the array routine the wasm kernel reuses on heap views.
+import * as tf from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { kernelInput, sizeOf } from '../util/validate';
+// Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
+// would still be uninitialized (TDZ) when this module registers.
+const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+
+const OP = 'routeTop1';
+
+/**
+ * Per row of `poolSize` logits: the first maximum (ties go to the lowest index, like tf.argMax)
+ * and the sigmoid of that maximum. One pass, no temporaries.
+ */
+export function routeTop1Into(logits: Float32Array, poolSize: number, index: Int32Array, gate: Float32Array): void {
+  const rows = index.length;
+  for (let r = 0, base = 0; r < rows; r++, base += poolSize) {
+    let best = 0;
+    let max = logits[base];
+    for (let j = 1; j < poolSize; j++) {
+      const v = logits[base + j];
+      if (v > max) { max = v; best = j; }
+    }
+    index[r] = best;
+    gate[r] = 1 / (1 + Math.exp(-max));
+  }
+}
+
+/** Output shape of index and gate: logits' shape without the pool axis. */
+export function routeTop1OutShape(logitsShape: readonly number[]): number[] {
+  return logitsShape.slice(0, -1);
+}
+
+function routeTop1Cpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo[] {
+  const backend = args.backend as MathBackendCPU;
+  const logits = kernelInput(OP, args.inputs, 'logits');
+  const poolSize = logits.shape[logits.shape.length - 1];
+  const outShape = routeTop1OutShape(logits.shape);
+  const index = new Int32Array(sizeOf(outShape));
+  const gate = new Float32Array(index.length);
+  routeTop1Into(backend.data.get(logits.dataId).values as Float32Array, poolSize, index, gate);
+  return [backend.makeTensorInfo(outShape, 'int32', index), backend.makeTensorInfo(outShape, 'float32', gate)];
+}
+
+tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'cpu', kernelFunc: routeTop1Cpu as tf.KernelFunc });

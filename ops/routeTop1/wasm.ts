@@ -1,2 +1,23 @@
-// Stub: filled in by the kernel work.
-export {};
+// wasm kernel for routeTop1: the cpu routine run on views of the wasm heap (no copies).
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { heapFloat32, heapInt32 } from '../util/wasm';
+import { kernelInput } from '../util/validate';
+import { routeTop1Into, routeTop1OutShape } from './cpu';
+// Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
+// would still be uninitialized (TDZ) when this module registers.
+const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+
+function routeTop1Wasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo[] {
+  const backend = args.backend as BackendWasm;
+  const logits = kernelInput('routeTop1', args.inputs, 'logits');
+  const poolSize = logits.shape[logits.shape.length - 1];
+  const outShape = routeTop1OutShape(logits.shape);
+  const index = backend.makeOutput(outShape, 'int32');
+  const gate = backend.makeOutput(outShape, 'float32');
+  // Views after the last allocation (an allocation can grow and detach the heap).
+  routeTop1Into(heapFloat32(backend, logits), poolSize, heapInt32(backend, index), heapFloat32(backend, gate));
+  return [index, gate];
+}
+
+tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'wasm', kernelFunc: routeTop1Wasm as tf.KernelFunc });

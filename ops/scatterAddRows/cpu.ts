@@ -1,2 +1,56 @@
-// Stub: filled in by the kernel work.
-export {};
+// CPU kernel for scatterAddRows. Its scatter-add routine is THE cpu scatter-add of the package:
+// the wasm kernel runs scatterAddInto on heap views, and useFastEmbeddingGradients() serves
+// tfjs's UnsortedSegmentSum with scatterAddCpu / scatterAddInto.
+import * as tf from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { assertIndicesInRange, kernelInput, sizeOf } from '../util/validate';
+
+// Equals SCATTER_ADD_ROWS in ./index. Not imported: index.ts imports this file first, so the
+// constant would still be uninitialized (TDZ) when this module registers.
+const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
+const OP = 'scatterAddRows';
+
+/** Typed arrays the scatter-add accumulates in (float32, int32 tensors). */
+export type NumericArray = Float32Array | Int32Array;
+
+/**
+ * out[index[p], :] += rows[p, :] for every position p; `out` must start zeroed. Ids outside
+ * [0, numRows) are skipped (tfjs's UnsortedSegmentSum semantics; our own op rejects them before
+ * calling). One pass over the rows, row-major inner loop: O(positions * width), independent of
+ * numRows, where tfjs's cpu kernel is O(numRows * positions * width).
+ */
+export function scatterAddInto(out: NumericArray, rows: NumericArray, index: Int32Array, width: number, numRows: number): void {
+  for (let p = 0, src = 0; p < index.length; p++, src += width) {
+    const r = index[p];
+    if (r < 0 || r >= numRows) continue;
+    const dst = r * width;
+    for (let k = 0; k < width; k++) out[dst + k] += rows[src + k];
+  }
+}
+
+/** Row width of a scatter: elements of `rows` per index entry (outShape decides when empty). */
+export function scatterWidth(rowsShape: readonly number[], indexSize: number, outShape: readonly number[]): number {
+  return indexSize > 0 ? sizeOf(rowsShape) / indexSize : sizeOf(outShape.slice(1));
+}
+
+/** Allocates a zeroed output of `outShape` in rows' dtype and scatter-adds `rows` into it. */
+export function scatterAddCpu(backend: MathBackendCPU, rows: tf.TensorInfo, index: tf.TensorInfo,
+  numRows: number, outShape: number[]): tf.TensorInfo {
+  const idx = backend.data.get(index.dataId).values as Int32Array;
+  const values = backend.data.get(rows.dataId).values as NumericArray;
+  const out = rows.dtype === 'int32' ? new Int32Array(sizeOf(outShape)) : new Float32Array(sizeOf(outShape));
+  scatterAddInto(out, values, idx, scatterWidth(rows.shape, idx.length, outShape), numRows);
+  return backend.makeTensorInfo(outShape, rows.dtype, out);
+}
+
+function scatterAddRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as MathBackendCPU;
+  const rows = kernelInput(OP, args.inputs, 'rows');
+  const index = kernelInput(OP, args.inputs, 'index');
+  const numRows = args.attrs?.numRows as number;
+  assertIndicesInRange(OP, 'index', backend.data.get(index.dataId).values as Int32Array, numRows);
+  const width = rows.shape[rows.shape.length - 1];
+  return scatterAddCpu(backend, rows, index, numRows, [numRows, width]);
+}
+
+tf.registerKernel({ kernelName: SCATTER_ADD_ROWS, backendName: 'cpu', kernelFunc: scatterAddRowsCpu as tf.KernelFunc });

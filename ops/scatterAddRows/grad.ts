@@ -1,2 +1,19 @@
-// Stub: filled in by the kernel work.
-export {};
+// Gradient of scatterAddRows (out[r] = sum of rows[p] with index[p] == r): d rows = dy[index],
+// i.e. a row lookup; the index gets zeros (not differentiable).
+import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from '../gatherRows/index';
+
+// Equals SCATTER_ADD_ROWS in ./index (not imported: see cpu.ts).
+const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
+
+tf.registerGradient({
+  kernelName: SCATTER_ADD_ROWS,
+  inputsToSave: ['index'],
+  gradFunc: (dy, saved) => {
+    const [index] = saved;
+    return {
+      rows: () => gatherRows(dy as tf.Tensor, index),
+      index: () => tf.zeros(index.shape, 'float32'),
+    };
+  },
+});

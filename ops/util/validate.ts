@@ -59,3 +59,28 @@ export function dim(t: { shape: readonly number[] | number[] }, axis: number): n
   const shape = t.shape as readonly number[];
   return shape[axis < 0 ? shape.length + axis : axis];
 }
+
+/**
+ * Kernels call this before allocating their outputs, so a bad index throws without leaking a
+ * half-built output (on wasm an output is heap memory that only an explicit dispose frees).
+ */
+export function assertIndicesInRange(op: string, arg: string, index: ArrayLike<number>, numRows: number): void {
+  for (let p = 0; p < index.length; p++) {
+    const r = index[p];
+    if (!(r >= 0 && r < numRows)) throw indexOutOfRange(op, arg, r, numRows, p);
+  }
+}
+
+/** A kernel's named input; runKernel callers that skip the op's validation get a named error. */
+export function kernelInput(op: string, inputs: tf.NamedTensorInfoMap, name: string): tf.TensorInfo {
+  const t = inputs[name];
+  if (t == null) throw new ArgumentError(op, name, 'a tensor', 'nothing');
+  return t;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
