@@ -1,3 +1,5 @@
 // The one public entry of collectivekv: layers, ops and the library around them.
 export * from '../ops/index';
 export * from '../layers/index';
+export * from './data/index';
+export * from './metrics/index';

@@ -1,0 +1,5 @@
+export { seededRandom, shuffleInPlace } from './random';
+export type { Random } from './random';
+export * from './synthetic';
+export * from './split';
+export * from './batching';

@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../util/backends';
+import { batchTensor, evaluationBatches, leaveOneOut, padLeft, trainingBatches, trainingExamples } from '../../src/index';
+
+beforeAll(() => useBackend('cpu'));
+
+describe('leaveOneOut', () => {
+  const data = { numItems: 9, sequences: [[1, 2, 3, 4, 5], [6, 7], [8, 9, 1]] };
+  const split = leaveOneOut(data);
+
+  it('holds out the last item for test and the second to last for validation', () => {
+    expect(split.train).toEqual([[1, 2, 3], [6, 7], [8]]);
+    expect(split.validation).toEqual([{ user: 0, history: [1, 2, 3], target: 4 }, { user: 2, history: [8], target: 9 }]);
+    expect(split.test).toEqual([{ user: 0, history: [1, 2, 3, 4], target: 5 }, { user: 2, history: [8, 9], target: 1 }]);
+  });
+
+  it('keeps every item exactly once across train, validation and test', () => {
+    data.sequences.forEach((seq, u) => {
+      const v = split.validation.filter((c) => c.user === u).map((c) => c.target);
+      const t = split.test.filter((c) => c.user === u).map((c) => c.target);
+      expect([...split.train[u], ...v, ...t]).toEqual(seq);
+    });
+  });
+});
+
+describe('padding and batches', () => {
+  it('left-pads with 0 and keeps the most recent items when truncating', () => {
+    expect(Array.from(padLeft([5, 6], 4))).toEqual([0, 0, 5, 6]);
+    expect(Array.from(padLeft([1, 2, 3, 4, 5], 3))).toEqual([3, 4, 5]);
+    expect(Array.from(padLeft([], 2))).toEqual([0, 0]);
+  });
+
+  it('shifts targets by one and skips sequences shorter than 2', () => {
+    const ex = trainingExamples([[1, 2, 3], [4], [5, 6, 7, 8, 9]], 3);
+    expect(ex).toHaveLength(2);
+    expect(Array.from(ex[0].input)).toEqual([0, 1, 2]);
+    expect(Array.from(ex[0].target)).toEqual([0, 2, 3]);
+    expect(Array.from(ex[1].input)).toEqual([6, 7, 8]);
+    expect(Array.from(ex[1].target)).toEqual([7, 8, 9]);
+  });
+
+  it('shuffles reproducibly per seed and epoch and covers every example once', () => {
+    const train = Array.from({ length: 23 }, (_, u) => [u + 1, u + 2]);
+    const ex = trainingExamples(train, 2);
+    const firstColumn = (seed: number, epoch: number) => [...trainingBatches(ex, 5, seed, epoch)].flatMap((b) =>
+      Array.from({ length: b.batchSize }, (_, r) => b.targets[r * b.maxLength + 1]));
+    const a = firstColumn(1, 0);
+    expect(firstColumn(1, 0)).toEqual(a);
+    expect(firstColumn(1, 1)).not.toEqual(a);
+    expect(firstColumn(2, 0)).not.toEqual(a);
+    expect([...a].sort((x, y) => x - y)).toEqual(train.map((s) => s[1]));
+    const sizes = [...trainingBatches(ex, 5, 1)].map((b) => b.batchSize);
+    expect(sizes).toEqual([5, 5, 5, 5, 3]);
+  });
+
+  it('evaluation batches keep order, pad histories and make int32 tensors', () => {
+    const cases = [{ user: 0, history: [1, 2], target: 3 }, { user: 1, history: [4], target: 5 }, { user: 2, history: [6, 7, 8], target: 9 }];
+    const batches = [...evaluationBatches(cases, 2, 3)];
+    expect(batches.map((b) => Array.from(b.targets))).toEqual([[3, 5], [9]]);
+    expect(Array.from(batches[0].inputs)).toEqual([0, 1, 2, 0, 0, 4]);
+    const t = batchTensor(batches[0].inputs, batches[0].batchSize, batches[0].maxLength);
+    expect(t.shape).toEqual([2, 3]);
+    expect(t.dtype).toBe('int32');
+    t.dispose();
+  });
+});
