@@ -2,10 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AttentionKind, dotProductAttention } from '../dotProductAttention/index';
 import { gatherRows } from '../gatherRows/index';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
+import { COLLECTIVE_ATTENTION_KERNEL } from './core';
 import './cpu';
 import './wasm';
 
-export const COLLECTIVE_ATTENTION = 'CollectiveKVAttention';
+export const COLLECTIVE_ATTENTION = COLLECTIVE_ATTENTION_KERNEL;
+export { setCollectiveAttentionAlgorithm, getCollectiveAttentionAlgorithm } from './core';
+export type { CollectiveAttentionAlgorithm } from './core';
 
 /** A compressed per-user cache, as the attention reads it. */
 export interface CompressedKV {
@@ -78,6 +81,12 @@ function validateCollectiveAttention(query: tf.Tensor, cache: CompressedKV, pool
   assertShape(op, 'cache.indexV', cache.indexV, cache.indexK.shape);
   assertRank(op, 'pools.poolK', pools.poolK, [2]);
   assertRank(op, 'pools.poolV', pools.poolV, [2]);
+  assertFloatDtype(op, 'pools.poolK', pools.poolK);
+  assertFloatDtype(op, 'pools.poolV', pools.poolV);
+  assertRank(op, 'cache.userK', cache.userK, [3]);
+  assertRank(op, 'cache.userV', cache.userV, [3]);
+  assertFloatDtype(op, 'cache.userK', cache.userK);
+  assertFloatDtype(op, 'cache.userV', cache.userV);
   const batch = dim(cache.indexK, 0);
   const tk = dim(cache.indexK, 1);
   if (query.shape[0] !== batch) {
@@ -92,7 +101,11 @@ function validateCollectiveAttention(query: tf.Tensor, cache: CompressedKV, pool
     throw new ArgumentError(op, 'pools.poolK', `width ${dq - duK} (query width ${dq} minus userK width ${duK})`,
       `shape ${describeShape(pools.poolK.shape)}`);
   }
-  if (pools.poolV.shape[0] !== pools.poolK.shape[0] && pools.poolV.shape[0] < 1) {
+  // K and V pools may differ in size, but neither may be empty (every index would be out of range).
+  if (dim(pools.poolK, 0) < 1) {
+    throw new ArgumentError(op, 'pools.poolK', 'a non-empty pool', `shape ${describeShape(pools.poolK.shape)}`);
+  }
+  if (dim(pools.poolV, 0) < 1) {
     throw new ArgumentError(op, 'pools.poolV', 'a non-empty pool', `shape ${describeShape(pools.poolV.shape)}`);
   }
   const h = options.numHeads;
