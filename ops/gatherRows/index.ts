@@ -3,6 +3,7 @@ import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShap
 import './grad';
 import './cpu';
 import './wasm';
+import './webgpu';
 
 export const GATHER_ROWS = 'CollectiveKVGatherRows';
 

@@ -3,6 +3,7 @@ import { assertFloatDtype, assertRank, hasKernel } from '../util/validate';
 import './grad';
 import './cpu';
 import './wasm';
+import './webgpu';
 
 export const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
 

@@ -4,6 +4,7 @@ import { assertFloatDtype, assertIntDtype, assertPositiveInt, hasKernel } from '
 import './grad';
 import './cpu';
 import './wasm';
+import './webgpu';
 
 export const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
 
