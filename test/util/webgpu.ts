@@ -79,7 +79,7 @@ export async function compareWithCpu(make: () => tf.Tensor | tf.Tensor[]): Promi
 /** Buffers the webgpu backend holds for live tensors (pooled free buffers are not counted). */
 export function usedGpuBuffers(): number {
   const backend = tf.engine().findBackend('webgpu') as unknown as WebGPUBackend;
-  return backend.bufferManager.numUsedBuffers;
+  return backend.bufferManager.getNumUsedBuffers();
 }
 
 /**
