@@ -68,3 +68,27 @@ function sideBytesPerToken(side: CacheSide, format: CacheValueFormat): number {
   if (side.kind === 'full') return dim(side.values, 2) * bytesPerValue(format);
   return indexBytesForPool(side.poolSize) + dim(side.user, 2) * bytesPerValue(format);
 }
+
+/**
+ * A new block with `next`'s tokens after `prev`'s (time axis 1). Neither input is disposed: the
+ * caller decides whether the old block is still needed (e.g. to serve an in-flight request).
+ */
+export function concatBlocks(prev: KVCacheBlock, next: KVCacheBlock): KVCacheBlock {
+  if (prev.batchSize !== next.batchSize) {
+    throw new Error(`concatBlocks: batch sizes differ (${prev.batchSize} vs ${next.batchSize})`);
+  }
+  const parts = tf.tidy(() => ({
+    keys: concatSides(prev.keys, next.keys, 'keys'),
+    values: concatSides(prev.values, next.values, 'values'),
+    mask: tf.concat([prev.mask, next.mask], 1),
+  }));
+  return new KVCacheBlock(parts.keys, parts.values, parts.mask);
+}
+
+function concatSides(a: CacheSide, b: CacheSide, which: string): CacheSide {
+  if (a.kind === 'full' && b.kind === 'full') return { kind: 'full', values: tf.concat([a.values, b.values], 1) };
+  if (a.kind === 'pooled' && b.kind === 'pooled' && a.poolSize === b.poolSize) {
+    return { kind: 'pooled', index: tf.concat([a.index, b.index], 1), user: tf.concat([a.user, b.user], 1), poolSize: a.poolSize };
+  }
+  throw new Error(`concatBlocks: ${which} sides are not compatible (${a.kind} vs ${b.kind})`);
+}

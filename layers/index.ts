@@ -1,1 +1,7 @@
 export * from './KVCacheBlock';
+export type { InitializerSpec } from './common';
+export * from './attentionBase';
+export * from './GlobalKVPool';
+export * from './UserKVProjector';
+export * from './MultiHeadAttention';
+export * from './CollectiveKVAttention';

@@ -1,0 +1,225 @@
+// CollectiveKV attention (DESIGN.md section 1): the drop-in replacement for MultiHeadAttention whose
+// keys/values are concat(pool row chosen by a top-1 router, small user-specific part), so the cache
+// stores one index and userDim numbers per token and side.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
+import { collectiveAttention, dotProductAttention, gatherRows, joinParts } from '../ops/index';
+import { ArgumentError } from '../ops/util/validate';
+import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
+import { CacheSide, KVCacheBlock } from './KVCacheBlock';
+import { PACKAGE, PendingLosses, checkNonNegative, checkOneOf, checkPositiveInt, dense, resolveActivation } from './common';
+import { PoolWeights, Routing, collectiveRows, routeTokens, routingLoss, standardNormal } from './GlobalKVPool';
+import { userProjection } from './UserKVProjector';
+
+export type ShareMode = 'kv' | 'k' | 'v';
+
+export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
+  /** Rows per pool (m). Default 1024. */
+  poolSize?: number;
+  /** Width of the user-specific part (du), per shared side. Default 1. Must be < numHeads*keyDim (and *valueDim). */
+  userDim?: number;
+  /** Which sides go through a pool: 'kv' (default), 'k' or 'v'; the other side is a full projection. */
+  share?: ShareMode;
+  /** Weight of the peak loss (per routed pool); 0 turns it off. Default 0.01. */
+  peakWeight?: number;
+  /** Weight of the balance loss (per routed pool); 0 turns it off. Default 1.0. */
+  balanceWeight?: number;
+  /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
+  userActivation?: string;
+}
+
+type Side = 'key' | 'value';
+
+/** The weights of one side: a full projection, or pool + router + user projection. */
+type SideWeights =
+  | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
+  | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable; routerBias: tfl.LayerVariable | null;
+      userKernel: tfl.LayerVariable; userBias: tfl.LayerVariable | null };
+
+/**
+ * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
+ * pool (row picked per token by a linear top-1 router, scaled by the sigmoid gate in training) and
+ * the last userDim columns from act(x W + b); heads are split after the concat.
+ *
+ * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
+ * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
+ * s_user_kernel [de, userDim], s_user_bias; an unshared side has s_kernel, s_bias like
+ * MultiHeadAttention. Biases (router biases included) exist only with useBias.
+ *
+ * Auxiliary losses (peak + balance per routed pool, over valid tokens) are computed in training
+ * calls from that call's batch. They reach `model.fit` through `addLoss` (fit calls
+ * `model.calculateLosses()` inside its gradient tape). In a custom loop, add
+ * `layer.auxiliaryLoss()` or `tf.addN(model.calculateLosses())` to the loss inside the function
+ * given to `optimizer.minimize`. Reading returns the sum over the training calls since the last read
+ * and clears it; losses of calls whose tidy/tape has ended are dropped, never carried over.
+ */
+export class CollectiveKVAttention extends AttentionLayerBase {
+  static className = 'CollectiveKVAttention';
+  readonly poolSize: number;
+  readonly userDim: number;
+  readonly share: ShareMode;
+  readonly peakWeight: number;
+  readonly balanceWeight: number;
+  readonly userActivation: string;
+  private readonly act: (t: tf.Tensor) => tf.Tensor;
+  private readonly auxLosses = new PendingLosses();
+  private sides: { key: SideWeights; value: SideWeights } | null = null;
+
+  constructor(args: CollectiveKVAttentionArgs) {
+    const name = CollectiveKVAttention.className;
+    super(args, name);
+    this.poolSize = checkPositiveInt(name, 'poolSize', args.poolSize ?? 1024);
+    this.userDim = checkPositiveInt(name, 'userDim', args.userDim ?? 1);
+    this.share = checkOneOf(name, 'share', args.share ?? 'kv', ['kv', 'k', 'v'] as const);
+    this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
+    this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
+    this.userActivation = args.userActivation ?? 'swish';
+    this.act = resolveActivation(name, 'userActivation', this.userActivation);
+    if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
+    if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
+    this.addLoss(() => this.auxLosses.take());
+  }
+
+  private checkUserDim(dimName: string, headDim: number): void {
+    const width = this.numHeads * headDim;
+    if (this.userDim >= width) {
+      throw new ArgumentError(CollectiveKVAttention.className, 'userDim',
+        `less than numHeads*${dimName} = ${width} (the pool part needs a width of at least 1)`, String(this.userDim));
+    }
+  }
+
+  isShared(side: Side): boolean {
+    return this.share === 'kv' || this.share === side.charAt(0);
+  }
+
+  /** Sum of the auxiliary losses of the training calls since the last read; reading clears it. Caller owns it. */
+  auxiliaryLoss(): tf.Scalar {
+    return this.auxLosses.take();
+  }
+
+  /** Router logits and top-1 route of kvSource [B, T, de] for a shared side (analysis, conversion). */
+  route(side: Side, kvSource: tf.Tensor): Routing {
+    return routeTokens(kvSource, this.poolWeights(side));
+  }
+
+  /** Current pool, router and router bias of a shared side (not copies). */
+  poolWeights(side: Side): PoolWeights {
+    const s = this.side(side);
+    if (s.kind !== 'pooled') {
+      throw new ArgumentError(CollectiveKVAttention.className, 'side', `a shared side (share is '${this.share}')`, `'${side}'`);
+    }
+    return { pool: s.pool.read(), router: s.router.read(), routerBias: s.routerBias?.read() ?? null };
+  }
+
+  // ------------------------------------------------------------ hooks
+
+  protected override buildKeyValue(sourceDim: number): void {
+    this.sides = {
+      key: this.buildSide('key', sourceDim, this.numHeads * this.keyDim),
+      value: this.buildSide('value', sourceDim, this.numHeads * this.valueDim),
+    };
+  }
+
+  private buildSide(side: Side, sourceDim: number, width: number): SideWeights {
+    if (!this.isShared(side)) {
+      return { kind: 'full', kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
+    }
+    return {
+      kind: 'pooled',
+      pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32', standardNormal()),
+      router: this.addKernel(`${side}_router`, [sourceDim, this.poolSize]),
+      routerBias: this.addBias(`${side}_router_bias`, this.poolSize),
+      userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
+      userBias: this.addBias(`${side}_user_bias`, this.userDim),
+    };
+  }
+
+  protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {
+    const k = this.sideForward('key', source, mask, training);
+    const v = this.sideForward('value', source, mask, training);
+    const losses = [k.loss, v.loss].filter((l): l is tf.Scalar => l != null);
+    const aux = losses.length === 0 ? null : (losses.length === 1 ? losses[0] : tf.add(losses[0], losses[1]) as tf.Scalar);
+    return { k: k.values, v: v.values, aux };
+  }
+
+  /** One side of the full forward; the routing loss only in training (it needs the gradient tape). */
+  private sideForward(side: Side, source: tf.Tensor, mask: tf.Tensor | null, training: boolean): { values: tf.Tensor; loss: tf.Scalar | null } {
+    const s = this.side(side);
+    if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
+    const routing = routeTokens(source, this.poolWeights(side));
+    const values = joinParts(collectiveRows(s.pool.read(), routing, training), this.userPart(s, source));
+    return { values, loss: training ? routingLoss(routing.logits, mask, this) : null };
+  }
+
+  private userPart(s: Extract<SideWeights, { kind: 'pooled' }>, source: tf.Tensor): tf.Tensor {
+    return userProjection(source, s.userKernel.read(), s.userBias?.read() ?? null, this.act);
+  }
+
+  protected override encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide } {
+    return { keys: this.encodeSide('key', source), values: this.encodeSide('value', source) };
+  }
+
+  private encodeSide(side: Side, source: tf.Tensor): CacheSide {
+    const s = this.side(side);
+    if (s.kind === 'full') return { kind: 'full', values: dense(source, s.kernel.read(), s.bias?.read() ?? null) };
+    const { index } = routeTokens(source, this.poolWeights(side));
+    return { kind: 'pooled', index, user: this.userPart(s, source), poolSize: this.poolSize };
+  }
+
+  protected override checkBlock(block: KVCacheBlock): void {
+    const kind = (side: Side) => (this.isShared(side) ? 'pooled' : 'full');
+    const width = (side: Side, headDim: number) => (this.isShared(side) ? this.userDim : this.numHeads * headDim);
+    this.checkSide(block.keys, 'keys', kind('key'), width('key', this.keyDim), this.poolSize);
+    this.checkSide(block.values, 'values', kind('value'), width('value', this.valueDim), this.poolSize);
+  }
+
+  /** Fused collectiveAttention when both sides are pooled; otherwise materialize the pooled side. */
+  protected override attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean): tf.Tensor {
+    const options = { numHeads: this.numHeads, attention: this.attention, causal };
+    const { keys, values } = block;
+    if (keys.kind === 'pooled' && values.kind === 'pooled') {
+      return collectiveAttention(q,
+        { indexK: keys.index, userK: keys.user, indexV: values.index, userV: values.user, mask: block.mask },
+        { poolK: this.poolWeights('key').pool, poolV: this.poolWeights('value').pool }, options);
+    }
+    const k = this.materialize('key', keys);
+    const v = this.materialize('value', values);
+    return dotProductAttention(q, k, v, { ...options, mask: block.mask });
+  }
+
+  private materialize(side: Side, cached: CacheSide): tf.Tensor {
+    if (cached.kind === 'full') return cached.values;
+    return joinParts(gatherRows(this.poolWeights(side).pool, cached.index), cached.user);
+  }
+
+  protected override onAuxiliaryLoss(loss: tf.Scalar): void {
+    this.auxLosses.push(loss);
+  }
+
+  private side(side: Side): SideWeights {
+    if (this.sides == null) {
+      throw new ArgumentError(CollectiveKVAttention.className, 'this', 'a built layer', 'an unbuilt layer');
+    }
+    return this.sides[side];
+  }
+
+  override dispose(): DisposeResult {
+    this.auxLosses.clear();
+    return super.dispose();
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      poolSize: this.poolSize,
+      userDim: this.userDim,
+      share: this.share,
+      peakWeight: this.peakWeight,
+      balanceWeight: this.balanceWeight,
+      userActivation: this.userActivation,
+    };
+  }
+}
+
+tf.serialization.registerClass(CollectiveKVAttention, PACKAGE);

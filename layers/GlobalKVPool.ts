@@ -1,0 +1,224 @@
+// The global pool of collective K (or V) rows and its top-1 router (DESIGN.md section 1).
+// The math lives in plain exported functions so CollectiveKVAttention shares it without nesting
+// this layer (tfjs drops nested layers' weights from trainableWeights).
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
+import { gatherRows, routeTop1 } from '../ops/index';
+import { ArgumentError, describeShape, dim } from '../ops/util/validate';
+import {
+  InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkPositiveInt, dense, glorotUniform,
+  resolveInitializer, serializeInitializer, zeros,
+} from './common';
+
+// ---------------------------------------------------------------- shared math
+
+export interface PoolWeights {
+  /** [poolSize, width] */
+  pool: tf.Tensor;
+  /** [inputDim, poolSize] */
+  router: tf.Tensor;
+  /** [poolSize] or null */
+  routerBias: tf.Tensor | null;
+}
+
+export interface Routing {
+  /** int32 [...]: chosen pool row per token. */
+  index: tf.Tensor;
+  /** float32 [...]: sigmoid of the winning logit. */
+  gate: tf.Tensor;
+  /** float32 [..., poolSize]: router logits. */
+  logits: tf.Tensor;
+}
+
+export interface RoutingLossWeights {
+  peakWeight: number;
+  balanceWeight: number;
+}
+
+/** Router logits x R (+ b) and the top-1 route. */
+export function routeTokens(x: tf.Tensor, w: PoolWeights): Routing {
+  return tf.tidy(() => {
+    const logits = dense(x, w.router, w.routerBias);
+    const { index, gate } = routeTop1(logits);
+    return { index, gate, logits };
+  });
+}
+
+/**
+ * Collective part of each token: gate * pool[index] in training (so the router learns through the
+ * gate), plain pool[index] at inference (the cache stores no gate).
+ */
+export function collectiveRows(pool: tf.Tensor, routing: Routing, training: boolean): tf.Tensor {
+  return training ? gatherRows(pool, routing.index, routing.gate) : gatherRows(pool, routing.index);
+}
+
+/**
+ * weighted peak + balance loss of one routed pool, averaged over valid tokens only:
+ *   peak    = -mean_valid log sigmoid(max logit)
+ *   balance = KL(mean_valid softmax(logits) || uniform(poolSize))
+ * logits [..., m]; mask of logits' leading shape (1 valid, 0 padding) or null (all valid).
+ * Returns null when both weights are 0 (the losses are then not computed at all).
+ */
+export function routingLoss(logits: tf.Tensor, mask: tf.Tensor | null, weights: RoutingLossWeights): tf.Scalar | null {
+  if (weights.peakWeight === 0 && weights.balanceWeight === 0) return null;
+  return tf.tidy(() => {
+    const m = dim(logits, -1);
+    const flat = tf.reshape(logits, [-1, m]);
+    const valid = mask == null ? tf.onesLike(tf.slice(flat, [0, 0], [-1, 1])) : tf.reshape(tf.cast(mask, 'float32'), [-1, 1]);
+    // max(count, 1): a batch of pure padding contributes 0 instead of NaN.
+    const count = tf.maximum(tf.sum(valid), 1);
+    const parts: tf.Tensor[] = [];
+    if (weights.peakWeight !== 0) {
+      const logSig = tf.logSigmoid(tf.max(flat, -1, true));
+      parts.push(tf.mul(-weights.peakWeight, tf.div(tf.sum(tf.mul(logSig, valid)), count)));
+    }
+    if (weights.balanceWeight !== 0) {
+      const meanProb = tf.div(tf.sum(tf.mul(tf.softmax(flat), valid), 0), count);
+      // KL(p || 1/m) = sum p log(p m); the clamp keeps log finite for rows nobody uses.
+      const kl = tf.sum(tf.mul(meanProb, tf.log(tf.mul(tf.maximum(meanProb, 1e-30), m))));
+      parts.push(tf.mul(weights.balanceWeight, kl));
+    }
+    return (parts.length === 1 ? parts[0] : tf.add(parts[0], parts[1])) as tf.Scalar;
+  });
+}
+
+// ---------------------------------------------------------------- the layer
+
+export interface GlobalKVPoolArgs extends LayerArgs {
+  /** Rows in the pool (m). Default 1024. */
+  poolSize?: number;
+  /** Width of one pool row (the collective width dg). */
+  units: number;
+  /** Router bias. Default true. */
+  useBias?: boolean;
+  /** Weight of the peak loss; 0 turns it off. Default 0.01. */
+  peakWeight?: number;
+  /** Weight of the balance loss; 0 turns it off. Default 1.0. */
+  balanceWeight?: number;
+  /** Router kernel initializer. Default glorotUniform. */
+  routerInitializer?: InitializerSpec;
+  /** Pool initializer. Default normal(0, 1). */
+  poolInitializer?: InitializerSpec;
+}
+
+/**
+ * A global pool with its top-1 router, on its own. Input [..., inputDim] -> [..., units]:
+ * gate * pool[argmax(x R + b)] in training, pool[argmax(...)] at inference. Weights `pool`
+ * [poolSize, units], `router` [inputDim, poolSize], `routerBias` [poolSize].
+ * In training the routing losses go through `addLoss` (see `auxiliaryLoss()`); `kwargs.mask`
+ * (x's leading shape, 1 valid) restricts them to valid tokens.
+ */
+export class GlobalKVPool extends tfl.layers.Layer {
+  static className = 'GlobalKVPool';
+  readonly poolSize: number;
+  readonly units: number;
+  readonly useBias: boolean;
+  readonly peakWeight: number;
+  readonly balanceWeight: number;
+  private readonly routerInit: Initializer;
+  private readonly poolInit: Initializer;
+  private poolVar: tfl.LayerVariable | null = null;
+  private routerVar: tfl.LayerVariable | null = null;
+  private routerBiasVar: tfl.LayerVariable | null = null;
+  private readonly auxLosses = new PendingLosses();
+
+  constructor(args: GlobalKVPoolArgs) {
+    super(args);
+    const name = GlobalKVPool.className;
+    this.poolSize = checkPositiveInt(name, 'poolSize', args.poolSize ?? 1024);
+    this.units = checkPositiveInt(name, 'units', args.units);
+    this.useBias = args.useBias ?? true;
+    this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
+    this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
+    this.routerInit = resolveInitializer(name, 'routerInitializer', args.routerInitializer, glorotUniform);
+    this.poolInit = resolveInitializer(name, 'poolInitializer', args.poolInitializer, standardNormal);
+    this.addLoss(() => this.auxLosses.take());
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const inputDim = shape[shape.length - 1];
+    if (inputDim == null) {
+      throw new ArgumentError(GlobalKVPool.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
+    }
+    this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
+    this.routerVar = this.addWeight('router', [inputDim, this.poolSize], 'float32', this.routerInit);
+    if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [this.poolSize], 'float32', zeros());
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [...shape.slice(0, -1), this.units];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    const training = kwargs.training === true;
+    const mask = kwargs.mask instanceof tf.Tensor ? kwargs.mask : null;
+    const [out, aux] = tf.tidy(() => {
+      const routing = this.route(x);
+      const rows = collectiveRows(this.weightsNow().pool, routing, training);
+      if (!training) return [rows];
+      const valid = mask == null ? null : this.checkedMask(mask, x);
+      const loss = routingLoss(routing.logits, valid, this);
+      return loss == null ? [rows] : [rows, loss];
+    });
+    if (aux != null) this.auxLosses.push(aux as tf.Scalar);
+    return out;
+  }
+
+  /** Router logits and the top-1 route of x [..., inputDim] (the layer must be built). */
+  route(x: tf.Tensor): Routing {
+    return routeTokens(x, this.weightsNow());
+  }
+
+  /** Sum of the routing losses of the training calls since the last read; reading clears it. */
+  auxiliaryLoss(): tf.Scalar {
+    return this.auxLosses.take();
+  }
+
+  /** The current weight tensors (not copies). */
+  weightsNow(): PoolWeights {
+    if (this.poolVar == null || this.routerVar == null) {
+      throw new ArgumentError(GlobalKVPool.className, 'this', 'a built layer (call it once, or build it)', 'an unbuilt layer');
+    }
+    return { pool: this.poolVar.read(), router: this.routerVar.read(), routerBias: this.routerBiasVar?.read() ?? null };
+  }
+
+  override dispose(): DisposeResult {
+    this.auxLosses.clear();
+    return super.dispose();
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      poolSize: this.poolSize,
+      units: this.units,
+      useBias: this.useBias,
+      peakWeight: this.peakWeight,
+      balanceWeight: this.balanceWeight,
+      routerInitializer: serializeInitializer(this.routerInit),
+      poolInitializer: serializeInitializer(this.poolInit),
+    };
+  }
+
+  private checkedMask(mask: tf.Tensor, x: tf.Tensor): tf.Tensor {
+    const lead = x.shape.slice(0, -1);
+    if (mask.rank !== lead.length || !lead.every((n, i) => mask.shape[i] === n)) {
+      throw new ArgumentError(GlobalKVPool.className, 'mask', `of shape ${describeShape(lead)}`, `shape ${describeShape(mask.shape)}`);
+    }
+    return lead.length === 2 ? checkMask(GlobalKVPool.className, 'mask', mask, lead[0], lead[1]) : tf.cast(mask, 'float32');
+  }
+}
+
+/** normal(0, 1), the reference's pool init. */
+export function standardNormal(): Initializer {
+  return tfl.initializers.randomNormal({ mean: 0, stddev: 1 });
+}
+
+tf.serialization.registerClass(GlobalKVPool, PACKAGE);

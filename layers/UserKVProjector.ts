@@ -1,0 +1,83 @@
+// The user-specific part of each key (or value): act(x W + b), a few numbers per token that the
+// cache stores next to the pool index. The math is one exported function so
+// CollectiveKVAttention uses it without nesting this layer.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
+import { ArgumentError, describeShape } from '../ops/util/validate';
+import { InitializerSpec, PACKAGE, checkPositiveInt, dense, glorotUniform, resolveActivation, resolveInitializer, serializeInitializer, zeros } from './common';
+
+/** act(x kernel + bias) on x [..., inputDim] -> [..., units]. */
+export function userProjection(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null,
+  activation: (t: tf.Tensor) => tf.Tensor): tf.Tensor {
+  return tf.tidy(() => activation(dense(x, kernel, bias)));
+}
+
+export interface UserKVProjectorArgs extends LayerArgs {
+  /** Output width (the user-specific width du). Default 1. */
+  units?: number;
+  /** Any tfjs activation id. Default 'swish' (SiLU). */
+  activation?: string;
+  /** Default true. */
+  useBias?: boolean;
+  /** Default glorotUniform. */
+  kernelInitializer?: InitializerSpec;
+}
+
+/** act(x W + b): [..., inputDim] -> [..., units]. Weights `kernel` [inputDim, units], `bias` [units]. */
+export class UserKVProjector extends tfl.layers.Layer {
+  static className = 'UserKVProjector';
+  readonly units: number;
+  readonly activation: string;
+  readonly useBias: boolean;
+  private readonly kernelInit: Initializer;
+  private readonly act: (t: tf.Tensor) => tf.Tensor;
+  private kernel: tfl.LayerVariable | null = null;
+  private bias: tfl.LayerVariable | null = null;
+
+  constructor(args: UserKVProjectorArgs = {}) {
+    super(args);
+    const name = UserKVProjector.className;
+    this.units = checkPositiveInt(name, 'units', args.units ?? 1);
+    this.activation = args.activation ?? 'swish';
+    this.act = resolveActivation(name, 'activation', this.activation);
+    this.useBias = args.useBias ?? true;
+    this.kernelInit = resolveInitializer(name, 'kernelInitializer', args.kernelInitializer, glorotUniform);
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const inputDim = shape[shape.length - 1];
+    if (inputDim == null) {
+      throw new ArgumentError(UserKVProjector.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
+    }
+    this.kernel = this.addWeight('kernel', [inputDim, this.units], 'float32', this.kernelInit);
+    if (this.useBias) this.bias = this.addWeight('bias', [this.units], 'float32', zeros());
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [...shape.slice(0, -1), this.units];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (this.kernel == null) throw new ArgumentError(UserKVProjector.className, 'this', 'a built layer', 'an unbuilt layer');
+    return userProjection(x, this.kernel.read(), this.bias?.read() ?? null, this.act);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      units: this.units,
+      activation: this.activation,
+      useBias: this.useBias,
+      kernelInitializer: serializeInitializer(this.kernelInit),
+    };
+  }
+}
+
+tf.serialization.registerClass(UserKVProjector, PACKAGE);

@@ -1,0 +1,296 @@
+// What MultiHeadAttention and CollectiveKVAttention share: arguments, input parsing, the query and
+// output projections, the forward skeleton and the cache API skeleton. Subclasses supply how K/V
+// are produced, cached and read back. Not registered itself (it is never instantiated).
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
+import { AttentionKind, dotProductAttention } from '../ops/index';
+import { ArgumentError, describeShape, dim } from '../ops/util/validate';
+import { CacheSide, KVCacheBlock, concatBlocks } from './KVCacheBlock';
+import {
+  InitializerSpec, checkMask, checkOneOf, checkPositiveInt, checkRate, checkSequence, dense, glorotUniform,
+  resolveInitializer, serializeInitializer, zeros,
+} from './common';
+
+export interface MultiHeadAttentionArgs extends LayerArgs {
+  numHeads: number;
+  /** Width of each head's queries and keys. */
+  keyDim: number;
+  /** Width of each head's values. Default keyDim. */
+  valueDim?: number;
+  /** Dropout rate on the attention weights, training only. Default 0. */
+  dropout?: number;
+  /** Biases on all projections. Default true. */
+  useBias?: boolean;
+  /** Query t sees keys i <= t + (Tk - Tq). Default false. */
+  causal?: boolean;
+  /** 'softmax' (scaled dot product) or 'hstu' (SiLU scores / number of valid keys). Default 'softmax'. */
+  attention?: AttentionKind;
+  /** Projection kernels' initializer. Default glorotUniform. */
+  kernelInitializer?: InitializerSpec;
+}
+
+export interface AttendCachedOptions {
+  /** Defaults to the layer's `causal`. Queries are taken as the last Tq positions of the cache. */
+  causal?: boolean;
+}
+
+/** Inputs of one forward call, validated (mask: float32 [B, Tk] or null = all valid). */
+export interface AttentionInputs {
+  query: tf.Tensor;
+  source: tf.Tensor;
+  mask: tf.Tensor | null;
+}
+
+/** What a subclass returns for the forward pass: K [B,Tk,H*dk], V [B,Tk,H*dv], optional aux loss. */
+export interface ProjectedKV {
+  k: tf.Tensor;
+  v: tf.Tensor;
+  aux: tf.Scalar | null;
+}
+
+export abstract class AttentionLayerBase extends tfl.layers.Layer {
+  readonly numHeads: number;
+  readonly keyDim: number;
+  readonly valueDim: number;
+  readonly dropout: number;
+  readonly useBias: boolean;
+  readonly causal: boolean;
+  readonly attention: AttentionKind;
+  protected readonly kernelInit: Initializer;
+  /** Width of the query input (= output width), known once built. */
+  protected queryDim = -1;
+  /** Width of the key/value source, known once built. */
+  protected sourceDim = -1;
+  private queryKernel: tfl.LayerVariable | null = null;
+  private queryBias: tfl.LayerVariable | null = null;
+  private outputKernel: tfl.LayerVariable | null = null;
+  private outputBias: tfl.LayerVariable | null = null;
+
+  constructor(args: MultiHeadAttentionArgs, private readonly layerType: string) {
+    super(args);
+    this.numHeads = checkPositiveInt(layerType, 'numHeads', args.numHeads);
+    this.keyDim = checkPositiveInt(layerType, 'keyDim', args.keyDim);
+    this.valueDim = checkPositiveInt(layerType, 'valueDim', args.valueDim ?? args.keyDim);
+    this.dropout = checkRate(layerType, 'dropout', args.dropout ?? 0);
+    this.useBias = args.useBias ?? true;
+    this.causal = args.causal ?? false;
+    this.attention = checkOneOf(layerType, 'attention', args.attention ?? 'softmax', ['softmax', 'hstu'] as const);
+    this.kernelInit = resolveInitializer(layerType, 'kernelInitializer', args.kernelInitializer, glorotUniform);
+  }
+
+  // ------------------------------------------------------------ subclass hooks
+
+  /** Creates the K/V weights for a source of width `sourceDim`. */
+  protected abstract buildKeyValue(sourceDim: number): void;
+  /** K and V of the full forward (inside a tidy). `mask` is only for auxiliary losses. */
+  protected abstract projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV;
+  /** The cached form of each side for `source` (inside a tidy). */
+  protected abstract encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide };
+  /** Throws unless `block` was made by a layer of this configuration. */
+  protected abstract checkBlock(block: KVCacheBlock): void;
+  /** Attention of projected queries over a cache block (inside a tidy); [B, Tq, H*dv]. */
+  protected abstract attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean): tf.Tensor;
+
+  // ------------------------------------------------------------ building
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as tfl.Shape[];
+    this.queryDim = this.lastDim(shapes[0], 'query');
+    this.sourceDim = this.lastDim(shapes[1] ?? shapes[0], 'kvSource');
+    const dq = this.numHeads * this.keyDim;
+    this.queryKernel = this.addWeight('query_kernel', [this.queryDim, dq], 'float32', this.kernelInit);
+    if (this.useBias) this.queryBias = this.addWeight('query_bias', [dq], 'float32', zeros());
+    this.buildKeyValue(this.sourceDim);
+    this.outputKernel = this.addWeight('output_kernel', [this.numHeads * this.valueDim, this.queryDim], 'float32', this.kernelInit);
+    if (this.useBias) this.outputBias = this.addWeight('output_bias', [this.queryDim], 'float32', zeros());
+    this.built = true;
+  }
+
+  private lastDim(shape: tfl.Shape, arg: string): number {
+    const last = shape.length === 3 ? shape[2] : null;
+    if (last == null) {
+      throw new ArgumentError(this.layerType, arg, 'a rank-3 input [batch, time, features] with a known feature size',
+        `shape ${describeShape(shape.map((d) => d ?? -1))}`);
+    }
+    return last;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const query = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [...query];
+  }
+
+  // ------------------------------------------------------------ forward
+
+  /**
+   * inputs: x (self-attention), [query, kvSource] or [query, kvSource, mask]; mask [B, Tk]
+   * (1 valid, 0 padding) may also come as kwargs.mask. Returns [B, Tq, queryWidth].
+   */
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const training = kwargs.training === true;
+    const [out, aux] = tf.tidy(() => {
+      const x = this.parseInputs(inputs, kwargs);
+      const q = dense(x.query, this.w(this.queryKernel), this.b(this.queryBias));
+      const { k, v, aux: loss } = this.projectKeyValue(x.source, x.mask, training);
+      const rate = this.dropout;
+      const attended = dotProductAttention(q, k, v, {
+        numHeads: this.numHeads, attention: this.attention, causal: this.causal, mask: x.mask ?? undefined,
+        transformWeights: training && rate > 0 ? (weights) => tf.dropout(weights, rate) : undefined,
+      });
+      const y = dense(attended, this.w(this.outputKernel), this.b(this.outputBias));
+      return loss == null ? [y] : [y, loss];
+    });
+    if (aux != null) this.onAuxiliaryLoss(aux as tf.Scalar);
+    return out;
+  }
+
+  /** Receives the aux loss of a training call (kept alive outside the call's tidy). */
+  protected onAuxiliaryLoss(loss: tf.Scalar): void {
+    loss.dispose();
+  }
+
+  /** Validates and unpacks the call inputs (inside a tidy: the cast mask is scope-owned). */
+  protected parseInputs(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): AttentionInputs {
+    const list = Array.isArray(inputs) ? inputs : [inputs];
+    if (list.length < 1 || list.length > 3) {
+      throw new ArgumentError(this.layerType, 'inputs', 'a tensor, [query, kvSource] or [query, kvSource, mask]',
+        `an array of ${list.length} tensors`);
+    }
+    const query = list[0];
+    const source = list[1] ?? query;
+    this.checkSequenceInputs(query, source);
+    const rawMask = list[2] ?? kwargsMask(kwargs);
+    const mask = rawMask == null ? null : checkMask(this.layerType, 'mask', rawMask, dim(source, 0), dim(source, 1));
+    return { query, source, mask };
+  }
+
+  private checkSequenceInputs(query: tf.Tensor, source: tf.Tensor): void {
+    checkSequence(this.layerType, 'query', query, this.built ? this.queryDim : undefined);
+    checkSequence(this.layerType, 'kvSource', source, this.built ? this.sourceDim : undefined);
+    if (dim(source, 0) !== dim(query, 0)) {
+      throw new ArgumentError(this.layerType, 'kvSource', `batch size ${dim(query, 0)} (the query's)`, `shape ${describeShape(source.shape)}`);
+    }
+  }
+
+  // ------------------------------------------------------------ cache API
+
+  /**
+   * Prefill: the cache of kvSource [B, Tk, de] (mask [B, Tk], default all ones). The caller owns
+   * the block (dispose it). The layer must be built (called once, or `build` with the shapes).
+   */
+  computeCache(kvSource: tf.Tensor, mask?: tf.Tensor): KVCacheBlock {
+    this.assertBuilt('computeCache');
+    checkSequence(this.layerType, 'kvSource', kvSource, this.sourceDim);
+    const parts = tf.tidy(() => {
+      const [b, t] = [dim(kvSource, 0), dim(kvSource, 1)];
+      const m = mask == null ? tf.ones([b, t]) : checkMask(this.layerType, 'mask', mask, b, t);
+      return { ...this.encodeCache(kvSource), mask: m };
+    });
+    return new KVCacheBlock(parts.keys, parts.values, parts.mask);
+  }
+
+  /**
+   * Decode: attention of the raw query input [B, Tq, queryWidth] (projected here) over a cache
+   * block; the K/V projections are not re-run. Causal offsets treat the queries as the last Tq
+   * positions of the block. Returns [B, Tq, queryWidth].
+   */
+  attendCached(query: tf.Tensor, block: KVCacheBlock, options: AttendCachedOptions = {}): tf.Tensor {
+    this.assertBuilt('attendCached');
+    checkSequence(this.layerType, 'query', query, this.queryDim);
+    if (dim(query, 0) !== block.batchSize) {
+      throw new ArgumentError(this.layerType, 'query', `batch size ${block.batchSize} (the cache block's)`, `shape ${describeShape(query.shape)}`);
+    }
+    this.checkBlock(block);
+    const causal = options.causal ?? this.causal;
+    return tf.tidy(() => {
+      const q = dense(query, this.w(this.queryKernel), this.b(this.queryBias));
+      const attended = this.attendBlock(q, block, causal);
+      return dense(attended, this.w(this.outputKernel), this.b(this.outputBias));
+    });
+  }
+
+  /**
+   * A new block: `block`'s tokens followed by those of kvSourceStep [B, Ts, de] (maskStep [B, Ts],
+   * default ones). `block` is NOT disposed (it may still be in use); dispose it when done.
+   */
+  appendToCache(block: KVCacheBlock, kvSourceStep: tf.Tensor, maskStep?: tf.Tensor): KVCacheBlock {
+    this.checkBlock(block);
+    const step = this.computeCache(kvSourceStep, maskStep);
+    try {
+      return concatBlocks(block, step);
+    } finally {
+      step.dispose();
+    }
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  protected assertBuilt(method: string): void {
+    if (!this.built) {
+      throw new ArgumentError(this.layerType, 'this', `a built layer before ${method} (call it once, or build it with the input shapes)`,
+        'an unbuilt layer');
+    }
+  }
+
+  /** Checks one side of a block against the expected kind and widths. */
+  protected checkSide(side: CacheSide, which: 'keys' | 'values', expected: CacheSide['kind'], width: number, poolSize?: number): void {
+    const arg = `block.${which}`;
+    if (side.kind !== expected) {
+      throw new ArgumentError(this.layerType, arg, `a '${expected}' cache side (this layer's)`, `a '${side.kind}' side`);
+    }
+    const got = side.kind === 'full' ? dim(side.values, 2) : dim(side.user, 2);
+    if (got !== width) {
+      throw new ArgumentError(this.layerType, arg, `width ${width}`, `width ${got}`);
+    }
+    if (side.kind === 'pooled' && side.poolSize !== poolSize) {
+      throw new ArgumentError(this.layerType, arg, `poolSize ${poolSize}`, `poolSize ${side.poolSize}`);
+    }
+  }
+
+  /** A required weight's current value. */
+  protected w(v: tfl.LayerVariable | null): tf.Tensor {
+    if (v == null) throw new ArgumentError(this.layerType, 'this', 'a built layer', 'an unbuilt layer');
+    return v.read();
+  }
+
+  /** An optional weight (biases when useBias is false). */
+  protected b(v: tfl.LayerVariable | null): tf.Tensor | null {
+    return v == null ? null : v.read();
+  }
+
+  protected addKernel(name: string, shape: number[]): tfl.LayerVariable {
+    return this.addWeight(name, shape, 'float32', this.kernelInit);
+  }
+
+  protected addBias(name: string, width: number): tfl.LayerVariable | null {
+    return this.useBias ? this.addWeight(name, [width], 'float32', zeros()) : null;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      numHeads: this.numHeads,
+      keyDim: this.keyDim,
+      valueDim: this.valueDim,
+      dropout: this.dropout,
+      useBias: this.useBias,
+      causal: this.causal,
+      attention: this.attention,
+      kernelInitializer: serializeInitializer(this.kernelInit),
+    };
+  }
+}
+
+/** kwargs.mask from tfjs's executor: a tensor, or one per input (then the kvSource's, else the first). */
+function kwargsMask(kwargs: Kwargs): tf.Tensor | null {
+  const m: unknown = kwargs.mask;
+  if (m instanceof tf.Tensor) return m;
+  if (Array.isArray(m)) {
+    const pick: unknown = m[1] ?? m[0];
+    return pick instanceof tf.Tensor ? pick : null;
+  }
+  return null;
+}

@@ -1,0 +1,161 @@
+// Helpers shared by the layers: argument checks, initializers, activations, projections, and the
+// per-layer holder of auxiliary losses. Plain functions so every layer uses one implementation.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { ActivationIdentifier } from '@tensorflow/tfjs-layers/dist/keras_format/activation_config';
+import { ArgumentError, describeShape, dim } from '../ops/util/validate';
+
+/** Package name under which all layers are registered for (de)serialization. */
+export const PACKAGE = 'collectivekv';
+
+/** An initializer: an instance, a tfjs name ('glorotUniform', 'glorot_uniform', 'zeros', ...), or its saved config. */
+export type InitializerSpec = Initializer | string | { className: string; config: tf.serialization.ConfigDict };
+
+// ---------------------------------------------------------------- argument checks
+
+export function checkPositiveInt(layer: string, arg: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+    throw new ArgumentError(layer, arg, 'a positive integer', String(n));
+  }
+  return n;
+}
+
+export function checkNonNegative(layer: string, arg: string, x: unknown): number {
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
+    throw new ArgumentError(layer, arg, 'a finite number >= 0', String(x));
+  }
+  return x;
+}
+
+export function checkRate(layer: string, arg: string, x: unknown): number {
+  if (typeof x !== 'number' || !(x >= 0 && x < 1)) {
+    throw new ArgumentError(layer, arg, 'a number in [0, 1)', String(x));
+  }
+  return x;
+}
+
+export function checkOneOf<T extends string>(layer: string, arg: string, x: unknown, allowed: readonly T[]): T {
+  if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) {
+    throw new ArgumentError(layer, arg, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, JSON.stringify(x));
+  }
+  return x as T;
+}
+
+/** A rank-3 float input [B, T, width?]; `width` checked when the layer is already built. */
+export function checkSequence(layer: string, arg: string, t: tf.Tensor, width?: number): void {
+  if (t.rank !== 3) {
+    throw new ArgumentError(layer, arg, 'a tensor of rank 3 [batch, time, features]', `shape ${describeShape(t.shape)}`);
+  }
+  if (width != null && dim(t, 2) !== width) {
+    throw new ArgumentError(layer, arg, `last dimension ${width} (the width the layer was built with)`,
+      `shape ${describeShape(t.shape)}`);
+  }
+}
+
+/** The padding mask [B, T] as float32 (a new tensor the caller owns), or an error naming `arg`. */
+export function checkMask(layer: string, arg: string, mask: tf.Tensor, batch: number, time: number): tf.Tensor {
+  if (mask.rank !== 2 || dim(mask, 0) !== batch || dim(mask, 1) !== time) {
+    throw new ArgumentError(layer, arg, `of shape ${describeShape([batch, time])} (1 valid, 0 padding)`,
+      `shape ${describeShape(mask.shape)}`);
+  }
+  return tf.cast(mask, 'float32');
+}
+
+// ---------------------------------------------------------------- initializers
+
+/** Resolves an initializer spec through tfjs's serialization registry (where tfjs-layers registers its own). */
+export function resolveInitializer(layer: string, arg: string, spec: InitializerSpec | undefined, fallback: () => Initializer): Initializer {
+  if (spec == null) return fallback();
+  if (isInitializer(spec)) return spec;
+  const className = typeof spec === 'string' ? pascalCase(spec) : spec.className;
+  const config = typeof spec === 'string' ? {} : spec.config;
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (entry == null) {
+    throw new ArgumentError(layer, arg, 'a tfjs initializer (instance, name such as \'glorotUniform\', or saved config)',
+      JSON.stringify(spec));
+  }
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, config) as unknown as Initializer;
+}
+
+export function serializeInitializer(init: Initializer): { className: string; config: tf.serialization.ConfigDict } {
+  return { className: init.getClassName(), config: init.getConfig() };
+}
+
+function isInitializer(spec: InitializerSpec): spec is Initializer {
+  return typeof spec !== 'string' && typeof (spec as Initializer).getClassName === 'function';
+}
+
+function pascalCase(id: string): string {
+  return id.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
+}
+
+export function glorotUniform(): Initializer {
+  return tfl.initializers.glorotUniform({});
+}
+
+export function zeros(): Initializer {
+  return tfl.initializers.zeros();
+}
+
+// ---------------------------------------------------------------- activations
+
+/** A unary activation by tfjs id (validated now so that bad ids fail at construction, naming `arg`). */
+export function resolveActivation(layer: string, arg: string, id: string): (x: tf.Tensor) => tf.Tensor {
+  let act: tfl.layers.Layer;
+  try {
+    act = tfl.layers.activation({ activation: id as ActivationIdentifier });
+  } catch {
+    throw new ArgumentError(layer, arg, 'a tfjs activation id (\'swish\', \'relu\', \'linear\', ...)', JSON.stringify(id));
+  }
+  // The Activation layer has no weights; reusing it gives exactly tfjs's activation semantics.
+  return (x) => act.apply(x) as tf.Tensor;
+}
+
+// ---------------------------------------------------------------- projections
+
+/** x [..., in] @ kernel [in, out] (+ bias [out]) on any leading shape. */
+export function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
+  return tf.tidy(() => {
+    const lead = x.shape.slice(0, -1);
+    const flat = tf.reshape(x, [-1, dim(x, -1)]) as tf.Tensor2D;
+    let y: tf.Tensor = tf.matMul(flat, kernel as tf.Tensor2D);
+    if (bias != null) y = tf.add(y, bias);
+    return tf.reshape(y, [...lead, dim(kernel, 1)]);
+  });
+}
+
+// ---------------------------------------------------------------- auxiliary losses
+
+/**
+ * Aux-loss scalars of the training-mode calls since the last read. `take()` returns their sum and
+ * forgets them, so a loss is counted once per forward and never carried to the next batch.
+ * Scalars whose scope has already ended (disposed by a finished tidy or gradient tape) are dropped,
+ * so a layer never holds on to a stale batch.
+ */
+export class PendingLosses {
+  private pending: tf.Scalar[] = [];
+
+  push(loss: tf.Scalar): void {
+    this.pending = this.pending.filter((t) => !t.isDisposed);
+    this.pending.push(loss);
+  }
+
+  /** The sum (a zero scalar when nothing is pending); the caller owns the result. */
+  take(): tf.Scalar {
+    const live = this.pending.filter((t) => !t.isDisposed);
+    this.pending = [];
+    if (live.length === 0) return tf.scalar(0);
+    if (live.length === 1) return live[0];
+    const sum = tf.addN(live) as tf.Scalar;
+    tf.dispose(live);
+    return sum;
+  }
+
+  /** Drops (and disposes) anything pending. */
+  clear(): void {
+    tf.dispose(this.pending.filter((t) => !t.isDisposed));
+    this.pending = [];
+  }
+}
