@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { GATHER_ROWS, gatherRows, gatherRowsComposite } from '../../../ops/gatherRows/index';
+import { describeEachBackend, useBackend, finiteDifferenceError, maxAbsDiff, randomIndex, randomTensor } from '../../util/backends';
+
+/** Plain-loop reference: out[p, k] = gate[p] * table[index[p], k]. */
+function reference(table: Float32Array, width: number, index: Int32Array, gate: Float32Array | null): Float32Array {
+  const out = new Float32Array(index.length * width);
+  for (let p = 0; p < index.length; p++) {
+    for (let k = 0; k < width; k++) out[p * width + k] = (gate ? gate[p] : 1) * table[index[p] * width + k];
+  }
+  return out;
+}
+
+interface Case { numRows: number; width: number; indexShape: number[] }
+const CASES: Case[] = [
+  { numRows: 1, width: 3, indexShape: [4] }, // pool of one row: every index is 0 (all duplicates)
+  { numRows: 255, width: 4, indexShape: [1] },
+  { numRows: 256, width: 7, indexShape: [1, 1] },
+  { numRows: 257, width: 1, indexShape: [3, 5] },
+  { numRows: 257, width: 9, indexShape: [2, 3, 4] },
+  { numRows: 3, width: 5, indexShape: [1, 40] }, // many duplicates
+];
+
+/** Reads the heap bookkeeping of the active backend (numDataIds is on every KernelBackend). */
+function dataIds(): number {
+  return tf.engine().backend.numDataIds();
+}
+
+describeEachBackend('gatherRows', (backend) => {
+  it('has a kernel on this backend (the tests below exercise it, not the composite)', () => {
+    expect(tf.getKernel(GATHER_ROWS, backend)).toBeDefined();
+  });
+
+  it.each(CASES.map((c) => [c]))('matches the plain reference, with and without gate: %j', (c: Case) => {
+    const table = randomTensor([c.numRows, c.width], c.numRows + c.width);
+    const index = randomIndex(c.indexShape, c.numRows, 3 * c.numRows);
+    const gate = randomTensor(c.indexShape, 17);
+    const t = table.dataSync() as Float32Array;
+    const i = index.dataSync() as Int32Array;
+    for (const g of [undefined, gate]) {
+      const out = gatherRows(table, index, g);
+      expect(out.shape).toEqual([...c.indexShape, c.width]);
+      const ref = reference(t, c.width, i, g ? g.dataSync() as Float32Array : null);
+      expect(maxAbsDiff(out, tf.tensor(ref, out.shape))).toBeLessThan(1e-6);
+      out.dispose();
+    }
+    tf.dispose([table, index, gate]);
+  });
+
+  it('agrees with the composite', () => {
+    const table = randomTensor([256, 12], 1);
+    const index = randomIndex([5, 7], 256, 2);
+    const gate = randomTensor([5, 7], 3);
+    expect(maxAbsDiff(gatherRows(table, index, gate), gatherRowsComposite(table, index, gate))).toBeLessThan(1e-6);
+    expect(maxAbsDiff(gatherRows(table, index), gatherRowsComposite(table, index))).toBe(0);
+  });
+
+  it('has table and gate gradients matching finite differences (duplicate indices)', () => {
+    const table = randomTensor([4, 3], 5);
+    const index = tf.tensor2d([[0, 2, 2], [3, 0, 2]], [2, 3], 'int32');
+    const gate = randomTensor([2, 3], 6);
+    const w = randomTensor([2, 3, 3], 7);
+    expect(finiteDifferenceError((t) => tf.sum(tf.mul(gatherRows(t, index, gate), w)) as tf.Scalar, table)).toBeLessThan(1e-3);
+    expect(finiteDifferenceError((g) => tf.sum(tf.mul(gatherRows(table, index, g), w)) as tf.Scalar, gate)).toBeLessThan(1e-3);
+    expect(finiteDifferenceError((t) => tf.sum(tf.mul(gatherRows(t, index), w)) as tf.Scalar, table)).toBeLessThan(1e-3);
+  });
+
+  it('gives the same gradients as autodiff through the composite on a 257-row pool', async () => {
+    const table = randomTensor([257, 6], 8);
+    const index = randomIndex([3, 50], 257, 9);
+    const gate = randomTensor([3, 50], 10);
+    const w = randomTensor([3, 50, 6], 11);
+    const loss = (f: typeof gatherRows) => (t: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(f(t, index, g), w));
+    const [dt1, dg1] = tf.grads(loss(gatherRows))([table, gate]);
+    // The composite's autodiff needs tfjs's UnsortedSegmentSum, which wasm lacks: take it on cpu.
+    await useBackend('cpu');
+    const [dt2, dg2] = tf.grads(loss(gatherRowsComposite))([table, gate]);
+    await useBackend(backend);
+    expect(maxAbsDiff(dt1, dt2)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(dg1, dg2)).toBeLessThan(1e-5);
+  });
+
+  it('rejects bad inputs with messages naming the argument', () => {
+    const table = randomTensor([5, 2], 1);
+    const index = tf.tensor1d([0, 4], 'int32');
+    expect(() => gatherRows(table, tf.tensor1d([0, 1], 'float32'))).toThrow(/gatherRows: argument 'index' must be an int32 tensor/);
+    expect(() => gatherRows(table, tf.tensor1d([0, 5], 'int32'))).toThrow(/argument 'index' must be indices in \[0, 5\), received 5 at flat position 1/);
+    expect(() => gatherRows(table, tf.tensor1d([-1], 'int32'))).toThrow(/argument 'index' must be indices in \[0, 5\), received -1/);
+    expect(() => gatherRows(tf.zeros([5, 2, 1]), index)).toThrow(/argument 'table' must be a tensor of rank 2/);
+    expect(() => gatherRows(tf.zeros([5, 2], 'int32'), index)).toThrow(/argument 'table' must be a float32 tensor/);
+    expect(() => gatherRows(table, index, tf.ones([3]))).toThrow(/argument 'gate' must be of shape \[2\]/);
+    expect(() => gatherRows(table, index, tf.ones([2], 'int32'))).toThrow(/argument 'gate' must be a float32 tensor/);
+  });
+
+  it('leaks no tensors or backend memory: forward, backward, and a rejected index', () => {
+    const table = randomTensor([16, 4], 1);
+    const index = randomIndex([3, 5], 16, 2);
+    const gate = randomTensor([3, 5], 3);
+    const bad = tf.tensor1d([16], 'int32');
+    const before = tf.memory().numTensors;
+    const idsBefore = dataIds();
+    for (let i = 0; i < 5; i++) {
+      gatherRows(table, index, gate).dispose();
+      gatherRows(table, index).dispose();
+      tf.grads((t: tf.Tensor, g: tf.Tensor) => tf.sum(gatherRows(t, index, g)))([table, gate]).forEach((x) => x.dispose());
+      tf.grad((t: tf.Tensor) => tf.sum(gatherRows(t, index)))(table).dispose();
+      expect(() => gatherRows(table, bad)).toThrow(/'index'/);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    expect(dataIds()).toBe(idsBefore);
+    tf.dispose([table, index, gate, bad]);
+  });
+});
