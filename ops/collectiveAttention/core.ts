@@ -28,9 +28,14 @@ export function getCollectiveAttentionAlgorithm(): CollectiveAttentionAlgorithm 
 
 let lastAlgorithm: 'direct' | 'pool' | null = null;
 
-/** The algorithm the most recent kernel call ran (lets tests check that forcing and 'auto' work). */
-export function lastCollectiveAttentionAlgorithm(): 'direct' | 'pool' | null {
-  return lastAlgorithm;
+/**
+ * The algorithm the most recent kernel call ran, then forgets it (so tests can tell that the kernel,
+ * not the composite, ran, and that forcing and 'auto' work).
+ */
+export function takeLastCollectiveAttentionAlgorithm(): 'direct' | 'pool' | null {
+  const last = lastAlgorithm;
+  lastAlgorithm = null;
+  return last;
 }
 
 let chunkRowsOverride: number | null = null;
