@@ -72,7 +72,9 @@ export function routingLoss(logits: tf.Tensor, mask: tf.Tensor | null, weights: 
     const count = tf.maximum(tf.sum(valid), 1);
     const parts: tf.Tensor[] = [];
     if (weights.peakWeight !== 0) {
-      const logSig = tf.logSigmoid(tf.max(flat, -1, true));
+      // -softplus(-x) rather than tf.logSigmoid: logSigmoid is a customGrad whose saved input is
+      // disposed by this tidy before the backward pass runs.
+      const logSig = tf.neg(tf.softplus(tf.neg(tf.max(flat, -1, true))));
       parts.push(tf.mul(-weights.peakWeight, tf.div(tf.sum(tf.mul(logSig, valid)), count)));
     }
     if (weights.balanceWeight !== 0) {
