@@ -5,6 +5,7 @@ import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShap
 import { COLLECTIVE_ATTENTION_KERNEL } from './core';
 import './cpu';
 import './wasm';
+import './webgpu';
 
 export const COLLECTIVE_ATTENTION = COLLECTIVE_ATTENTION_KERNEL;
 export { setCollectiveAttentionAlgorithm, getCollectiveAttentionAlgorithm } from './core';

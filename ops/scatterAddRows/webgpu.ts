@@ -71,10 +71,10 @@ export class ScatterAddRowsProgram implements WebGPUProgram {
           let r = rowIndex[p];
           if (r >= 0 && r < uniforms.numRows) {
             let add = rows[index];
-            let target = &result[r * uniforms.width + c];
-            var old = atomicLoad(target);
+            let slot = &result[r * uniforms.width + c];
+            var old = atomicLoad(slot);
             loop {
-              let swapped = atomicCompareExchangeWeak(target, old, bitcast<i32>(bitcast<f32>(old) + add));
+              let swapped = atomicCompareExchangeWeak(slot, old, bitcast<i32>(bitcast<f32>(old) + add));
               if (swapped.exchanged) { break; }
               old = swapped.old_value;
             }
