@@ -1,0 +1,530 @@
+// Binary format of one user's cache (all attention layers), version 1. All integers little endian.
+//
+//   header (44 + 20 * L bytes)
+//     0   4  magic 0x89 'C' 'K' 'V' (high bit set: catches 7-bit/text mangling, like PNG)
+//     4   2  u16 format version (1)
+//     6   2  u16 header bytes, CRC included (= 44 + 20 * L)
+//     8  16  model fingerprint (first 16 bytes of SHA-256, see fingerprint.ts)
+//    24   1  u8 value dtype: 0 fp32, 1 fp16, 2 int8 (per-token absmax scale)
+//    25   1  u8 reserved, 0
+//    26   2  u16 layer count L (>= 1)
+//    28   4  u32 token count T
+//    32   4  u32 chunk count C
+//    36   4  u32 record bytes R (one token over all layers; redundant, checked)
+//    40  20L per layer: u8 share mode (0 none/full-KV, 1 kv, 2 k, 3 v), u8 K index bytes,
+//            u8 V index bytes (0 for a full side, else 1/2/4 from the pool size), u8 reserved 0,
+//            u32 K pool size (0 if full), u32 K width (userDim or full width),
+//            u32 V pool size, u32 V width
+//    ..   4  u32 CRC-32 of the header bytes before it
+//   then C chunks, each:
+//     4      u32 tokens n (>= 1)
+//     n * R  token records: per layer, K side then V side; a side is
+//              [index (index bytes)] [f32 scale, int8 only, when width > 0] [width values in dtype]
+//     4      u32 CRC-32 of the chunk's count and records
+//
+// Appending tokens appends one chunk and rewrites only the fixed-size header (new T, C and header
+// CRC); nothing already stored is read or rewritten. Every single changed byte is caught: header
+// bytes by the header CRC, payload bytes by their chunk CRC, truncation by the exact-length check.
+
+import { indexBytesForPool } from '../../layers/KVCacheBlock';
+import { crc32 } from './crc32';
+import { CacheCorruptError, CacheModelMismatchError, CacheVersionError } from './errors';
+import { fromHalfBits, toHalfBits } from './fp16';
+import { bytesToHex, hexToBytes } from './fingerprint';
+import type {
+  CacheDtype, CacheHeader, LayerLayout, ShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
+} from './types';
+
+export const CACHE_MAGIC = Uint8Array.of(0x89, 0x43, 0x4b, 0x56);
+export const CACHE_FORMAT_VERSION = 1;
+const SUPPORTED_VERSIONS: readonly number[] = [1];
+const FIXED_HEADER = 40;
+const LAYER_DESCRIPTOR = 20;
+const FINGERPRINT_BYTES = 16;
+/** Chunk framing around the records: u32 count before, u32 CRC after. */
+export const CHUNK_OVERHEAD = 8;
+
+const DTYPES: readonly CacheDtype[] = ['fp32', 'fp16', 'int8'];
+const SHARE_MODES: readonly ShareMode[] = ['none', 'kv', 'k', 'v'];
+
+export interface EncodeOptions {
+  /** Hex model fingerprint from modelFingerprint(); stored so a cache of another model is refused. */
+  fingerprint: string;
+  /** Value dtype (default fp32). */
+  dtype?: CacheDtype;
+}
+
+export interface DecodeOptions {
+  /** When given, a cache written by any other model throws CacheModelMismatchError. */
+  fingerprint?: string;
+}
+
+export interface DecodedCache {
+  header: CacheHeader;
+  cache: UserCache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout and sizes
+
+/** Bytes of the header for `layers` attention layers. */
+export function headerBytesFor(layers: number): number {
+  return FIXED_HEADER + LAYER_DESCRIPTOR * layers + 4;
+}
+
+function valueBytes(dtype: CacheDtype): number {
+  return dtype === 'fp32' ? 4 : dtype === 'fp16' ? 2 : 1;
+}
+
+function sideRecordBytes(side: SideLayout, dtype: CacheDtype): number {
+  const scale = dtype === 'int8' && side.width > 0 ? 4 : 0;
+  return side.indexBytes + scale + side.width * valueBytes(dtype);
+}
+
+/** Bytes of one token's record over all layers and sides. */
+export function recordBytesFor(layers: readonly LayerLayout[], dtype: CacheDtype): number {
+  let r = 0;
+  for (const l of layers) r += sideRecordBytes(l.keys, dtype) + sideRecordBytes(l.values, dtype);
+  return r;
+}
+
+/** Total encoded bytes of `tokens` tokens written in `chunks` chunks (1 for a fresh encode). */
+export function encodedBytesFor(
+  layers: readonly LayerLayout[], dtype: CacheDtype, tokens: number, chunks = tokens > 0 ? 1 : 0,
+): number {
+  return headerBytesFor(layers.length) + chunks * CHUNK_OVERHEAD + tokens * recordBytesFor(layers, dtype);
+}
+
+function shareModeOf(keys: SideLayout, values: SideLayout): ShareMode {
+  if (keys.kind === 'pooled') return values.kind === 'pooled' ? 'kv' : 'k';
+  return values.kind === 'pooled' ? 'v' : 'none';
+}
+
+function sideLayout(side: UserCacheSide, length: number, where: string): SideLayout {
+  if (side.kind === 'pooled') {
+    checkCount(side.poolSize, 1, 0xffffffff, `${where}.poolSize`);
+    checkCount(side.userDim, 0, 0xffffffff, `${where}.userDim`);
+    checkArray(side.index, length, `${where}.index`);
+    checkArray(side.user, length * side.userDim, `${where}.user`);
+    return { kind: 'pooled', width: side.userDim, poolSize: side.poolSize, indexBytes: indexBytesForPool(side.poolSize) };
+  }
+  if (side.kind === 'full') {
+    checkCount(side.width, 1, 0xffffffff, `${where}.width`);
+    checkArray(side.values, length * side.width, `${where}.values`);
+    return { kind: 'full', width: side.width, poolSize: 0, indexBytes: 0 };
+  }
+  throw new TypeError(`${where}.kind must be 'pooled' or 'full', received ${String((side as { kind: unknown }).kind)}`);
+}
+
+/** Validates `cache` and returns its layout (what the header will record). */
+export function layoutOf(cache: UserCache, argName = 'cache'): LayerLayout[] {
+  checkCount(cache.length, 0, 0xffffffff, `${argName}.length`);
+  if (!Array.isArray(cache.layers) || cache.layers.length < 1 || cache.layers.length > 0xffff) {
+    throw new RangeError(`${argName}.layers must hold 1..65535 layers, received ${describeLength(cache.layers)}`);
+  }
+  return cache.layers.map((layer: UserCacheLayer, i) => {
+    const keys = sideLayout(layer.keys, cache.length, `${argName}.layers[${i}].keys`);
+    const values = sideLayout(layer.values, cache.length, `${argName}.layers[${i}].values`);
+    return { share: shareModeOf(keys, values), keys, values };
+  });
+}
+
+function checkCount(n: number, min: number, max: number, name: string): void {
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`${name} must be an integer in [${min}, ${max}], received ${String(n)}`);
+  }
+}
+
+function checkArray(a: Int32Array | Float32Array, length: number, name: string): void {
+  if (a == null || a.length !== length) {
+    throw new RangeError(`${name} must hold ${length} elements, received ${describeLength(a)}`);
+  }
+}
+
+function describeLength(a: ArrayLike<unknown> | null | undefined): string {
+  return a == null ? String(a) : `${a.length} elements`;
+}
+
+function sameLayout(a: readonly LayerLayout[], b: readonly LayerLayout[]): boolean {
+  const sideEq = (x: SideLayout, y: SideLayout) =>
+    x.kind === y.kind && x.width === y.width && x.poolSize === y.poolSize && x.indexBytes === y.indexBytes;
+  return a.length === b.length && a.every((l, i) => sideEq(l.keys, b[i].keys) && sideEq(l.values, b[i].values));
+}
+
+function describeLayout(layers: readonly LayerLayout[]): string {
+  const side = (s: SideLayout) => (s.kind === 'pooled' ? `pooled(m=${s.poolSize},du=${s.width})` : `full(${s.width})`);
+  return layers.map((l) => `[${side(l.keys)}, ${side(l.values)}]`).join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header
+
+function writeHeader(
+  out: Uint8Array, fingerprint: Uint8Array, dtype: CacheDtype, layers: readonly LayerLayout[], tokens: number, chunks: number,
+): void {
+  const v = view(out);
+  out.set(CACHE_MAGIC, 0);
+  v.setUint16(4, CACHE_FORMAT_VERSION, true);
+  v.setUint16(6, headerBytesFor(layers.length), true);
+  out.set(fingerprint, 8);
+  v.setUint8(24, DTYPES.indexOf(dtype));
+  v.setUint8(25, 0);
+  v.setUint16(26, layers.length, true);
+  v.setUint32(28, tokens, true);
+  v.setUint32(32, chunks, true);
+  v.setUint32(36, recordBytesFor(layers, dtype), true);
+  layers.forEach((l, i) => writeLayerDescriptor(v, FIXED_HEADER + i * LAYER_DESCRIPTOR, l));
+  const crcAt = headerBytesFor(layers.length) - 4;
+  v.setUint32(crcAt, crc32(out, 0, crcAt), true);
+}
+
+function writeLayerDescriptor(v: DataView, at: number, l: LayerLayout): void {
+  v.setUint8(at, SHARE_MODES.indexOf(l.share));
+  v.setUint8(at + 1, l.keys.indexBytes);
+  v.setUint8(at + 2, l.values.indexBytes);
+  v.setUint8(at + 3, 0);
+  v.setUint32(at + 4, l.keys.poolSize, true);
+  v.setUint32(at + 8, l.keys.width, true);
+  v.setUint32(at + 12, l.values.poolSize, true);
+  v.setUint32(at + 16, l.values.width, true);
+}
+
+/**
+ * Bytes of the header that `bytes` starts with, from its first 8 bytes (magic, version, length),
+ * so a store can fetch just the header. Throws the typed errors when those bytes are wrong.
+ */
+export function peekHeaderBytes(bytes: Uint8Array): number {
+  if (bytes.length < 8) throw new CacheCorruptError(`cache is truncated: ${bytes.length} bytes, the header alone needs more`);
+  for (let i = 0; i < 4; i++) {
+    if (bytes[i] !== CACHE_MAGIC[i]) throw new CacheCorruptError('not a collectivekv cache: bad magic bytes');
+  }
+  const v = view(bytes);
+  const version = v.getUint16(4, true);
+  if (!SUPPORTED_VERSIONS.includes(version)) throw new CacheVersionError(version, SUPPORTED_VERSIONS);
+  const headerBytes = v.getUint16(6, true);
+  if (headerBytes < headerBytesFor(1) || (headerBytes - headerBytesFor(0)) % LAYER_DESCRIPTOR !== 0) {
+    throw new CacheCorruptError(`header length ${headerBytes} is not 44 + 20 * layers`);
+  }
+  return headerBytes;
+}
+
+/**
+ * Parses and checks the header at the start of `bytes` (which may be just the header): magic,
+ * version, CRC, field consistency, and the model fingerprint when `options.fingerprint` is given.
+ */
+export function readHeader(bytes: Uint8Array, options: DecodeOptions = {}): CacheHeader {
+  const headerBytes = peekHeaderBytes(bytes);
+  if (bytes.length < headerBytes) {
+    throw new CacheCorruptError(`cache is truncated: ${bytes.length} bytes, header needs ${headerBytes}`);
+  }
+  const v = view(bytes);
+  const crcAt = headerBytes - 4;
+  if (v.getUint32(crcAt, true) !== crc32(bytes, 0, crcAt)) throw new CacheCorruptError('header CRC mismatch');
+  const header = parseHeaderFields(v, bytes, headerBytes);
+  if (options.fingerprint !== undefined) checkFingerprint(header.fingerprint, options.fingerprint);
+  return header;
+}
+
+function parseHeaderFields(v: DataView, bytes: Uint8Array, headerBytes: number): CacheHeader {
+  const dtype = DTYPES[v.getUint8(24)];
+  if (dtype === undefined) throw new CacheCorruptError(`unknown value dtype code ${v.getUint8(24)}`);
+  if (v.getUint8(25) !== 0) throw new CacheCorruptError('reserved header byte 25 is not 0');
+  const layerCount = v.getUint16(26, true);
+  if (layerCount < 1 || headerBytesFor(layerCount) !== headerBytes) {
+    throw new CacheCorruptError(`layer count ${layerCount} does not match header length ${headerBytes}`);
+  }
+  const layers: LayerLayout[] = [];
+  for (let i = 0; i < layerCount; i++) layers.push(readLayerDescriptor(v, FIXED_HEADER + i * LAYER_DESCRIPTOR, i));
+  const length = v.getUint32(28, true);
+  const chunks = v.getUint32(32, true);
+  const recordBytes = v.getUint32(36, true);
+  if (recordBytes !== recordBytesFor(layers, dtype)) {
+    throw new CacheCorruptError(`record bytes ${recordBytes} disagree with the layer layout (${recordBytesFor(layers, dtype)})`);
+  }
+  if ((chunks === 0) !== (length === 0) || chunks > length) {
+    throw new CacheCorruptError(`${chunks} chunks cannot hold ${length} tokens`);
+  }
+  const fingerprint = bytesToHex(bytes.subarray(8, 8 + FINGERPRINT_BYTES));
+  return { version: v.getUint16(4, true), fingerprint, dtype, layers, length, chunks, recordBytes, headerBytes };
+}
+
+function readLayerDescriptor(v: DataView, at: number, i: number): LayerLayout {
+  const share = SHARE_MODES[v.getUint8(at)];
+  if (share === undefined) throw new CacheCorruptError(`layer ${i}: unknown share mode code ${v.getUint8(at)}`);
+  if (v.getUint8(at + 3) !== 0) throw new CacheCorruptError(`layer ${i}: reserved descriptor byte is not 0`);
+  const keys = readSideDescriptor(v.getUint8(at + 1), v.getUint32(at + 4, true), v.getUint32(at + 8, true), `layer ${i} keys`);
+  const values = readSideDescriptor(v.getUint8(at + 2), v.getUint32(at + 12, true), v.getUint32(at + 16, true), `layer ${i} values`);
+  if (shareModeOf(keys, values) !== share) {
+    throw new CacheCorruptError(`layer ${i}: share mode '${share}' disagrees with its sides`);
+  }
+  return { share, keys, values };
+}
+
+function readSideDescriptor(indexBytes: number, poolSize: number, width: number, where: string): SideLayout {
+  if (indexBytes === 0) {
+    if (poolSize !== 0 || width < 1) throw new CacheCorruptError(`${where}: a full side needs pool size 0 and width >= 1`);
+    return { kind: 'full', width, poolSize: 0, indexBytes: 0 };
+  }
+  if (poolSize < 1 || indexBytesForPool(poolSize) !== indexBytes) {
+    throw new CacheCorruptError(`${where}: index width ${indexBytes} does not fit pool size ${poolSize}`);
+  }
+  return { kind: 'pooled', width, poolSize, indexBytes: indexBytes as 1 | 2 | 4 };
+}
+
+function checkFingerprint(found: string, expected: string): void {
+  hexToBytes(expected, 'options.fingerprint');
+  if (found !== expected.toLowerCase()) throw new CacheModelMismatchError(expected.toLowerCase(), found);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/** Writes tokens [from, to) of `cache` as one chunk at `out[at]`; returns the end offset. */
+function writeChunk(out: Uint8Array, at: number, cache: UserCache, dtype: CacheDtype, from: number, to: number): number {
+  const v = view(out);
+  const start = at;
+  v.setUint32(at, to - from, true);
+  at += 4;
+  for (let t = from; t < to; t++) {
+    cache.layers.forEach((layer, li) => {
+      at = writeSide(v, at, layer.keys, t, dtype, `layers[${li}].keys`);
+      at = writeSide(v, at, layer.values, t, dtype, `layers[${li}].values`);
+    });
+  }
+  v.setUint32(at, crc32(out, start, at), true);
+  return at + 4;
+}
+
+function writeSide(v: DataView, at: number, side: UserCacheSide, t: number, dtype: CacheDtype, where: string): number {
+  if (side.kind === 'pooled') {
+    at = writeIndex(v, at, side.index[t], side.poolSize, `${where}.index[${t}]`);
+    return writeValues(v, at, side.user, t * side.userDim, side.userDim, dtype, `${where}.user at token ${t}`);
+  }
+  return writeValues(v, at, side.values, t * side.width, side.width, dtype, `${where}.values at token ${t}`);
+}
+
+function writeIndex(v: DataView, at: number, index: number, poolSize: number, where: string): number {
+  if (!Number.isInteger(index) || index < 0 || index >= poolSize) {
+    throw new RangeError(`${where} must be a pool row in [0, ${poolSize}), received ${index}`);
+  }
+  const bytes = indexBytesForPool(poolSize);
+  if (bytes === 1) v.setUint8(at, index);
+  else if (bytes === 2) v.setUint16(at, index, true);
+  else v.setUint32(at, index, true);
+  return at + bytes;
+}
+
+function writeValues(
+  v: DataView, at: number, src: Float32Array, offset: number, count: number, dtype: CacheDtype, where: string,
+): number {
+  let absmax = 0;
+  for (let i = 0; i < count; i++) {
+    const x = src[offset + i];
+    if (!Number.isFinite(x)) throw new RangeError(`${where} must be finite, received ${x}`);
+    absmax = Math.max(absmax, Math.abs(x));
+  }
+  if (dtype === 'fp32') {
+    for (let i = 0; i < count; i++) v.setFloat32(at + 4 * i, src[offset + i], true);
+    return at + 4 * count;
+  }
+  if (dtype === 'fp16') return writeHalfValues(v, at, src, offset, count, where);
+  return count > 0 ? writeInt8Values(v, at, src, offset, count, absmax) : at;
+}
+
+function writeHalfValues(v: DataView, at: number, src: Float32Array, offset: number, count: number, where: string): number {
+  for (let i = 0; i < count; i++) {
+    const h = toHalfBits(src[offset + i]);
+    if ((h & 0x7c00) === 0x7c00) throw new RangeError(`${where} overflows fp16 (|x| < 65520), received ${src[offset + i]}`);
+    v.setUint16(at + 2 * i, h, true);
+  }
+  return at + 2 * count;
+}
+
+/** int8: q = round(x / s), s = fp32(absmax / 127) stored before the values; |x - q s| <= s / 2. */
+function writeInt8Values(v: DataView, at: number, src: Float32Array, offset: number, count: number, absmax: number): number {
+  const scale = Math.fround(absmax / 127);
+  v.setFloat32(at, scale, true);
+  at += 4;
+  for (let i = 0; i < count; i++) {
+    const q = scale === 0 ? 0 : Math.round(src[offset + i] / scale);
+    v.setInt8(at + i, Math.max(-127, Math.min(127, q)));
+  }
+  return at + count;
+}
+
+/** Empty typed arrays for `length` tokens of `layers`. */
+function allocateCache(layers: readonly LayerLayout[], length: number): UserCache {
+  const side = (s: SideLayout): UserCacheSide =>
+    s.kind === 'pooled'
+      ? { kind: 'pooled', poolSize: s.poolSize, userDim: s.width, index: new Int32Array(length), user: new Float32Array(length * s.width) }
+      : { kind: 'full', width: s.width, values: new Float32Array(length * s.width) };
+  return { length, layers: layers.map((l) => ({ keys: side(l.keys), values: side(l.values) })) };
+}
+
+/** Reads the records of the chunk at `at` into `cache` from token `first`; returns [end, tokens]. */
+function readChunk(bytes: Uint8Array, at: number, header: CacheHeader, cache: UserCache, first: number): [number, number] {
+  const v = view(bytes);
+  if (bytes.length - at < CHUNK_OVERHEAD) throw new CacheCorruptError(`chunk at byte ${at} is truncated`);
+  const n = v.getUint32(at, true);
+  const end = at + 4 + n * header.recordBytes;
+  if (n < 1 || first + n > header.length || end + 4 > bytes.length) {
+    throw new CacheCorruptError(`chunk at byte ${at} claims ${n} tokens, which do not fit`);
+  }
+  if (v.getUint32(end, true) !== crc32(bytes, at, end)) throw new CacheCorruptError(`chunk at byte ${at}: CRC mismatch`);
+  let p = at + 4;
+  for (let t = first; t < first + n; t++) {
+    header.layers.forEach((layer, li) => {
+      p = readSide(v, p, layer.keys, cache.layers[li].keys, t, header.dtype, li);
+      p = readSide(v, p, layer.values, cache.layers[li].values, t, header.dtype, li);
+    });
+  }
+  return [end + 4, n];
+}
+
+function readSide(v: DataView, at: number, layout: SideLayout, side: UserCacheSide, t: number, dtype: CacheDtype, li: number): number {
+  if (side.kind === 'pooled') {
+    const index = layout.indexBytes === 1 ? v.getUint8(at) : layout.indexBytes === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
+    if (index >= side.poolSize) throw new CacheCorruptError(`layer ${li}: pool index ${index} >= pool size ${side.poolSize}`);
+    side.index[t] = index;
+    return readValues(v, at + layout.indexBytes, side.user, t * side.userDim, side.userDim, dtype);
+  }
+  return readValues(v, at, side.values, t * side.width, side.width, dtype);
+}
+
+function readValues(v: DataView, at: number, dst: Float32Array, offset: number, count: number, dtype: CacheDtype): number {
+  if (dtype === 'fp32') {
+    for (let i = 0; i < count; i++) dst[offset + i] = v.getFloat32(at + 4 * i, true);
+    return at + 4 * count;
+  }
+  if (dtype === 'fp16') {
+    for (let i = 0; i < count; i++) dst[offset + i] = fromHalfBits(v.getUint16(at + 2 * i, true));
+    return at + 2 * count;
+  }
+  if (count === 0) return at;
+  const scale = v.getFloat32(at, true);
+  if (!Number.isFinite(scale) || scale < 0) throw new CacheCorruptError(`int8 scale ${scale} is not a finite non-negative number`);
+  for (let i = 0; i < count; i++) dst[offset + i] = v.getInt8(at + 4 + i) * scale;
+  return at + 4 + count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public encode / decode / append
+
+/** Encodes one user's cache (all layers) as one chunk. */
+export function encodeCache(cache: UserCache, options: EncodeOptions): Uint8Array {
+  const dtype = checkDtype(options.dtype ?? 'fp32');
+  const fingerprint = hexToBytes(options.fingerprint, 'options.fingerprint');
+  const layers = layoutOf(cache);
+  const out = new Uint8Array(encodedBytesFor(layers, dtype, cache.length));
+  writeHeader(out, fingerprint, dtype, layers, cache.length, cache.length > 0 ? 1 : 0);
+  if (cache.length > 0) writeChunk(out, headerBytesFor(layers.length), cache, dtype, 0, cache.length);
+  return out;
+}
+
+/** Decodes and checks everything: header, every chunk CRC, exact length, index ranges, fingerprint. */
+export function decodeCache(bytes: Uint8Array, options: DecodeOptions = {}): DecodedCache {
+  const header = readHeader(bytes, options);
+  const expected = encodedBytesFor(header.layers, header.dtype, header.length, header.chunks);
+  if (bytes.length !== expected) {
+    throw new CacheCorruptError(`cache is ${bytes.length} bytes, its header says ${expected}`);
+  }
+  const cache = allocateCache(header.layers, header.length);
+  let at = header.headerBytes;
+  let tokens = 0;
+  for (let c = 0; c < header.chunks; c++) {
+    const [end, n] = readChunk(bytes, at, header, cache, tokens);
+    at = end;
+    tokens += n;
+  }
+  if (tokens !== header.length || at !== bytes.length) {
+    throw new CacheCorruptError(`chunks hold ${tokens} tokens, the header says ${header.length}`);
+  }
+  return { header, cache };
+}
+
+/** What a store must do, atomically, to append tokens: see CacheStore.append. */
+export interface AppendPlan {
+  /** The header the stored value must currently start with (else another writer got there first). */
+  expectHeader: Uint8Array;
+  /** Replaces `expectHeader` (same length): new token and chunk counts, new header CRC. */
+  newHeader: Uint8Array;
+  /** Bytes appended after the stored value: one chunk with the new tokens. */
+  tail: Uint8Array;
+}
+
+/**
+ * Plans the append of `tokens` (same layout as the stored cache) given only the stored header
+ * bytes (`header` may be longer: the rest is ignored). Cost is O(new tokens), whatever is stored.
+ */
+export function planAppend(header: Uint8Array, tokens: UserCache, options: DecodeOptions = {}): AppendPlan {
+  const h = readHeader(header, options);
+  const layers = layoutOf(tokens, 'tokens');
+  if (!sameLayout(layers, h.layers)) {
+    throw new RangeError(`tokens must have the stored layout ${describeLayout(h.layers)}, received ${describeLayout(layers)}`);
+  }
+  if (tokens.length < 1) throw new RangeError('tokens.length must be at least 1, received 0');
+  if (h.length + tokens.length > 0xffffffff) throw new RangeError(`cache would exceed ${0xffffffff} tokens`);
+  const expectHeader = header.slice(0, h.headerBytes);
+  const newHeader = new Uint8Array(h.headerBytes);
+  const fingerprint = expectHeader.subarray(8, 8 + FINGERPRINT_BYTES);
+  writeHeader(newHeader, fingerprint, h.dtype, h.layers, h.length + tokens.length, h.chunks + 1);
+  const tail = new Uint8Array(CHUNK_OVERHEAD + tokens.length * h.recordBytes);
+  writeChunk(tail, 0, tokens, h.dtype, 0, tokens.length);
+  return { expectHeader, newHeader, tail };
+}
+
+/** Applies an AppendPlan to an encoded cache held in memory (what the stores do atomically). */
+export function applyAppend(encoded: Uint8Array, plan: AppendPlan): Uint8Array {
+  const out = new Uint8Array(encoded.length + plan.tail.length);
+  out.set(encoded, 0);
+  out.set(plan.newHeader, 0);
+  out.set(plan.tail, encoded.length);
+  return out;
+}
+
+/** Appends `tokens` to an encoded cache: equal, once decoded, to encoding the whole history. */
+export function appendTokens(encoded: Uint8Array, tokens: UserCache, options: DecodeOptions = {}): Uint8Array {
+  return applyAppend(encoded, planAppend(encoded, tokens, options));
+}
+
+/**
+ * Rewrites a cache as a single chunk (drops the framing each append added), byte for byte, so it
+ * is lossless for every dtype. Checks everything on the way.
+ */
+export function compactCache(encoded: Uint8Array, options: DecodeOptions = {}): Uint8Array {
+  const { header } = decodeCache(encoded, options);
+  return header.chunks <= 1 ? encoded.slice() : mergeChunks(encoded, header);
+}
+
+/** Copies the records of all chunks into one chunk (re-encoding fp16/int8 values could change them). */
+function mergeChunks(encoded: Uint8Array, header: CacheHeader): Uint8Array {
+  const out = new Uint8Array(encodedBytesFor(header.layers, header.dtype, header.length, 1));
+  out.set(encoded.subarray(0, header.headerBytes), 0);
+  const v = view(out);
+  v.setUint32(28, header.length, true);
+  v.setUint32(32, 1, true);
+  const crcAt = header.headerBytes - 4;
+  v.setUint32(crcAt, crc32(out, 0, crcAt), true);
+  let src = header.headerBytes;
+  let dst = header.headerBytes + 4;
+  v.setUint32(header.headerBytes, header.length, true);
+  const ev = view(encoded);
+  for (let c = 0; c < header.chunks; c++) {
+    const n = ev.getUint32(src, true);
+    const len = n * header.recordBytes;
+    out.set(encoded.subarray(src + 4, src + 4 + len), dst);
+    dst += len;
+    src += len + CHUNK_OVERHEAD;
+  }
+  v.setUint32(dst, crc32(out, header.headerBytes, dst), true);
+  return out;
+}
+
+function checkDtype(dtype: CacheDtype): CacheDtype {
+  if (!DTYPES.includes(dtype)) throw new RangeError(`options.dtype must be one of ${DTYPES.join(', ')}, received ${String(dtype)}`);
+  return dtype;
+}
+
+function view(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -1,0 +1,301 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import {
+  appendTokens, compactCache, decodeCache, encodeCache, encodedBytesFor, headerBytesFor, layoutOf, planAppend, readHeader,
+} from '../../src/cache/codec';
+import { crc32 } from '../../src/cache/crc32';
+import { CacheCorruptError, CacheError, CacheModelMismatchError, CacheVersionError } from '../../src/cache/errors';
+import { modelFingerprint } from '../../src/cache/fingerprint';
+import { fromHalfBits, toHalfBits } from '../../src/cache/fp16';
+import { sha256 } from '../../src/cache/sha256';
+import type { CacheDtype, UserCache } from '../../src/cache/types';
+import { LayerSpec, maxAbsError, randomCache, rng, sameBits, sliceCache } from './helpers';
+
+const FP = modelFingerprint({ model: 'test' }, [Float32Array.of(1, 2, 3)]);
+const DTYPES: CacheDtype[] = ['fp32', 'fp16', 'int8'];
+/** Pool sizes at the edges of each index width: 1, 2 and 4 bytes. */
+const POOLS: Array<[number, number]> = [[256, 1], [257, 2], [65536, 2], [65537, 4]];
+
+/** Two layers covering every share mode across the suite. */
+function specsFor(pool: number): Record<string, LayerSpec[]> {
+  return {
+    kv: [{ kPool: pool, vPool: pool, kWidth: 1, vWidth: 1 }, { kPool: pool, vPool: pool, kWidth: 3, vWidth: 2 }],
+    k: [{ kPool: pool, kWidth: 2, vWidth: 8 }],
+    v: [{ vPool: pool, kWidth: 8, vWidth: 4 }],
+    mixed: [{ kPool: pool, vPool: pool, kWidth: 0, vWidth: 2 }, { kWidth: 6, vWidth: 6 }],
+  };
+}
+
+function expectSameIndices(a: UserCache, b: UserCache): void {
+  a.layers.forEach((l, i) => {
+    for (const s of ['keys', 'values'] as const) {
+      const x = l[s];
+      const y = b.layers[i][s];
+      expect(y.kind).toBe(x.kind);
+      if (x.kind === 'pooled' && y.kind === 'pooled') {
+        expect(Array.from(y.index)).toEqual(Array.from(x.index));
+        expect(y.poolSize).toBe(x.poolSize);
+      }
+    }
+  });
+}
+
+function floatsOf(c: UserCache): Float32Array[] {
+  return c.layers.flatMap((l) => [l.keys, l.values].map((s) => (s.kind === 'pooled' ? s.user : s.values)));
+}
+
+describe('crc32 and sha256', () => {
+  it('match the standard check values', () => {
+    expect(crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926);
+    expect(crc32(new Uint8Array(0))).toBe(0);
+  });
+  it('sha256 agrees with node:crypto at every padding boundary', () => {
+    const next = rng(7);
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 4099]) {
+      const data = Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
+      const ref = createHash('sha256').update(data).digest('hex');
+      expect(Buffer.from(sha256(data)).toString('hex')).toBe(ref);
+    }
+  });
+});
+
+describe('fp16', () => {
+  it('round trips every non-NaN half bit pattern exactly', () => {
+    const wrong: number[] = [];
+    for (let h = 0; h < 0x10000; h++) {
+      const x = fromHalfBits(h);
+      const nanBits = (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+      if (Number.isNaN(x) ? !nanBits : toHalfBits(x) !== h) wrong.push(h);
+    }
+    expect(wrong).toEqual([]);
+  });
+  it('rounds to nearest, ties to even, with overflow to infinity and underflow to zero', () => {
+    expect(toHalfBits(1)).toBe(0x3c00);
+    expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // tie: keep even
+    expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie: round up to even
+    expect(toHalfBits(65504)).toBe(0x7bff);
+    expect(toHalfBits(65519)).toBe(0x7bff);
+    expect(toHalfBits(65520)).toBe(0x7c00);
+    expect(toHalfBits(-Infinity)).toBe(0xfc00);
+    expect(toHalfBits(2 ** -24)).toBe(1);
+    expect(toHalfBits(2 ** -25)).toBe(0); // tie with 0: even
+    expect(toHalfBits(3 * 2 ** -25)).toBe(2); // 1.5 subnormal steps: tie, to even
+    expect(toHalfBits(-0)).toBe(0x8000);
+    expect(Number.isNaN(fromHalfBits(toHalfBits(NaN)))).toBe(true);
+  });
+  it('picks the nearest half for random floats over the whole range', () => {
+    fc.assert(
+      fc.property(fc.float({ noNaN: true, noDefaultInfinity: true, min: -65504, max: 65504 }), (x) => {
+        const h = toHalfBits(x);
+        const d = Math.abs(fromHalfBits(h) - x);
+        for (const n of [h - 1, h + 1]) {
+          if ((n & 0x7fff) > 0x7bff || n < 0 || ((n ^ h) & 0x8000) !== 0) continue;
+          const dn = Math.abs(fromHalfBits(n) - x);
+          expect(d <= dn).toBe(true);
+          if (d === dn) expect(h & 1).toBe(0);
+        }
+      }),
+      { numRuns: 20000 },
+    );
+  });
+});
+
+describe('codec round trips', () => {
+  for (const [pool, indexBytes] of POOLS) {
+    for (const [mode, specs] of Object.entries(specsFor(pool))) {
+      it(`fp32 is bit exact: ${mode}, pool ${pool} (${indexBytes}-byte index)`, () => {
+        const cache = randomCache(specs, 9, pool);
+        const bytes = encodeCache(cache, { fingerprint: FP });
+        const { header, cache: back } = decodeCache(bytes, { fingerprint: FP });
+        expect(bytes.length).toBe(encodedBytesFor(header.layers, 'fp32', 9));
+        for (const l of header.layers) {
+          for (const s of [l.keys, l.values]) expect(s.indexBytes).toBe(s.kind === 'pooled' ? indexBytes : 0);
+        }
+        expect(header.layers.map((l) => l.share)).toEqual(layoutOf(cache).map((l) => l.share));
+        expectSameIndices(cache, back);
+        const [a, b] = [floatsOf(cache), floatsOf(back)];
+        a.forEach((x, i) => expect(sameBits(x, b[i])).toBe(true));
+      });
+    }
+  }
+
+  it.each(['fp16', 'int8'] as const)('%s stays within its documented error, indices exact', (dtype) => {
+    for (const [pool] of POOLS) {
+      for (const specs of Object.values(specsFor(pool))) {
+        const cache = randomCache(specs, 11, pool, 3);
+        const back = decodeCache(encodeCache(cache, { fingerprint: FP, dtype })).cache;
+        expectSameIndices(cache, back);
+        const [a, b] = [floatsOf(cache), floatsOf(back)];
+        // fp16: relative 2^-11 (all values here are normal halves); int8: absmax/254 per token and side, absmax <= 3.
+        a.forEach((x, i) => {
+          if (dtype === 'fp16') x.forEach((v, j) => expect(Math.abs(v - b[i][j])).toBeLessThanOrEqual(Math.abs(v) * 2 ** -11 + 2 ** -25));
+          else expect(maxAbsError(x, b[i])).toBeLessThanOrEqual((3 / 254) * (1 + 1e-6));
+        });
+        // Decoding is deterministic: the decoded values re-encode to the same bytes.
+        expect(encodeCache(back, { fingerprint: FP, dtype })).toEqual(encodeCache(cache, { fingerprint: FP, dtype }));
+      }
+    }
+  });
+
+  it('int8 error is bounded per token by that token\'s own absmax', () => {
+    const cache: UserCache = { length: 2, layers: [{ keys: { kind: 'full', width: 3, values: Float32Array.of(100, -50, 1, 0.01, -0.02, 0.005) }, values: { kind: 'full', width: 1, values: Float32Array.of(0, 0) } }] };
+    const back = decodeCache(encodeCache(cache, { fingerprint: FP, dtype: 'int8' })).cache.layers[0];
+    const k = back.keys.kind === 'full' ? back.keys.values : new Float32Array();
+    expect(maxAbsError(k.subarray(0, 3), Float32Array.of(100, -50, 1))).toBeLessThanOrEqual(100 / 254 + 1e-4);
+    expect(maxAbsError(k.subarray(3), Float32Array.of(0.01, -0.02, 0.005))).toBeLessThanOrEqual(0.02 / 254 + 1e-9);
+    expect(back.values.kind === 'full' && Array.from(back.values.values)).toEqual([0, 0]);
+  });
+
+  it('encodes an empty cache and the paper\'s per-token sizes', () => {
+    const empty = randomCache(specsFor(1024).kv, 0);
+    const bytes = encodeCache(empty, { fingerprint: FP });
+    expect(bytes.length).toBe(headerBytesFor(2));
+    expect(decodeCache(bytes).cache.length).toBe(0);
+    // d = 256, du = 1, pool 1024 (uint16 index): 12 B per token and module vs 2048 for full KV.
+    const pooled = readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP }));
+    const full = readHeader(encodeCache(randomCache([{ kWidth: 256, vWidth: 256 }], 1), { fingerprint: FP }));
+    expect(pooled.recordBytes).toBe(12);
+    expect(full.recordBytes).toBe(2048);
+    const half = readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP, dtype: 'fp16' }));
+    expect(half.recordBytes).toBe(8);
+  });
+
+  it('rejects bad input with errors naming the argument', () => {
+    const c = randomCache(specsFor(300).kv, 3);
+    const bad = (mutate: (x: UserCache) => void) => {
+      const x = randomCache(specsFor(300).kv, 3);
+      mutate(x);
+      return () => encodeCache(x, { fingerprint: FP });
+    };
+    expect(bad((x) => { if (x.layers[0].keys.kind === 'pooled') x.layers[0].keys.index[1] = 300; })).toThrow(/layers\[0\]\.keys\.index\[1\] must be a pool row in \[0, 300\), received 300/);
+    expect(bad((x) => { if (x.layers[1].values.kind === 'pooled') x.layers[1].values.user[0] = NaN; })).toThrow(/layers\[1\]\.values\.user at token 0 must be finite/);
+    expect(bad((x) => { x.length = 4; })).toThrow(/cache\.layers\[0\]\.keys\.index must hold 4 elements, received 3/);
+    expect(() => encodeCache(c, { fingerprint: 'abc' })).toThrow(/options\.fingerprint must be a 32-character hex/);
+    expect(() => encodeCache(c, { fingerprint: FP, dtype: 'bf16' as CacheDtype })).toThrow(/options\.dtype must be one of fp32, fp16, int8, received bf16/);
+    const big = randomCache([{ kWidth: 1, vWidth: 1 }], 1);
+    if (big.layers[0].keys.kind === 'full') big.layers[0].keys.values[0] = 70000;
+    expect(() => encodeCache(big, { fingerprint: FP, dtype: 'fp16' })).toThrow(/overflows fp16/);
+    expect(() => encodeCache(big, { fingerprint: FP, dtype: 'int8' })).not.toThrow();
+  });
+});
+
+describe('append', () => {
+  it.each(DTYPES)('append then decode equals encoding the whole history (%s)', (dtype) => {
+    const specs = specsFor(5000).mixed;
+    const all = randomCache(specs, 20, 3);
+    let bytes = encodeCache(sliceCache(all, 0, 7), { fingerprint: FP, dtype });
+    for (const [a, b] of [[7, 8], [8, 15], [15, 20]]) bytes = appendTokens(bytes, sliceCache(all, a, b), { fingerprint: FP });
+    const whole = encodeCache(all, { fingerprint: FP, dtype });
+    const x = decodeCache(bytes, { fingerprint: FP });
+    const y = decodeCache(whole);
+    expect(x.header.chunks).toBe(4);
+    expect(x.cache).toEqual(y.cache);
+    expect(compactCache(bytes)).toEqual(whole);
+  });
+
+  it('appends to an empty cache', () => {
+    const all = randomCache(specsFor(100).k, 3);
+    const bytes = appendTokens(encodeCache(sliceCache(all, 0, 0), { fingerprint: FP }), all);
+    expect(compactCache(bytes)).toEqual(encodeCache(all, { fingerprint: FP }));
+  });
+
+  it('plans from the header alone and refuses another layout or model', () => {
+    const all = randomCache(specsFor(100).kv, 5);
+    const bytes = encodeCache(sliceCache(all, 0, 3), { fingerprint: FP });
+    const plan = planAppend(bytes.subarray(0, headerBytesFor(2)), sliceCache(all, 3, 5));
+    expect(plan.newHeader.length).toBe(plan.expectHeader.length);
+    expect(plan.expectHeader).toEqual(bytes.subarray(0, headerBytesFor(2)));
+    expect(() => planAppend(bytes, randomCache(specsFor(101).kv, 1))).toThrow(/tokens must have the stored layout/);
+    expect(() => planAppend(bytes, sliceCache(all, 3, 3))).toThrow(/tokens\.length must be at least 1/);
+    const other = modelFingerprint({ model: 'other' }, []);
+    expect(() => planAppend(bytes, sliceCache(all, 3, 5), { fingerprint: other })).toThrow(CacheModelMismatchError);
+  });
+});
+
+describe('decoding rejects every damage', () => {
+  const small = (): Uint8Array => {
+    const all = randomCache([{ kPool: 300, vPool: 300, kWidth: 1, vWidth: 1 }, { kWidth: 2, vWidth: 1 }], 4, 9);
+    return appendTokens(encodeCache(sliceCache(all, 0, 3), { fingerprint: FP, dtype: 'fp16' }), sliceCache(all, 3, 4));
+  };
+
+  it('every truncation', () => {
+    const bytes = small();
+    for (let n = 0; n < bytes.length; n++) {
+      expect(() => decodeCache(bytes.subarray(0, n))).toThrow(CacheCorruptError);
+    }
+    expect(() => decodeCache(bytes)).not.toThrow();
+  });
+
+  it('every single flipped bit and every byte replaced by its complement', () => {
+    const bytes = small();
+    let rejected = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      for (const mask of [1, 2, 4, 8, 16, 32, 64, 128, 0xff]) {
+        const bad = bytes.slice();
+        bad[i] ^= mask;
+        expect(() => decodeCache(bad)).toThrow(CacheError);
+        rejected++;
+      }
+    }
+    expect(rejected).toBe(bytes.length * 9);
+  });
+
+  it('any byte changed to any other value, and trailing garbage (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: 30 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seed, len, pos, mask) => {
+        const bytes = encodeCache(randomCache(specsFor(70000).mixed, len, seed), { fingerprint: FP, dtype: 'int8' });
+        const bad = bytes.slice();
+        bad[pos % bytes.length] ^= mask;
+        expect(() => decodeCache(bad)).toThrow(CacheError);
+        const longer = new Uint8Array(bytes.length + 1 + (pos % 7));
+        longer.set(bytes);
+        expect(() => decodeCache(longer)).toThrow(CacheCorruptError);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('another version and another model with their own error classes', () => {
+    const bytes = small();
+    const newer = bytes.slice();
+    newer[4] = 2;
+    expect(() => decodeCache(newer)).toThrow(CacheVersionError);
+    const other = modelFingerprint({ model: 'test' }, [Float32Array.of(1, 2, 3.0000002)]);
+    expect(() => decodeCache(bytes, { fingerprint: other })).toThrow(CacheModelMismatchError);
+    expect(decodeCache(bytes, { fingerprint: FP.toUpperCase() }).header.fingerprint).toBe(FP);
+  });
+});
+
+describe('modelFingerprint', () => {
+  it('is deterministic, ignores key order, and sees config changes', () => {
+    const pools = [Float32Array.of(0.5, -1), Float32Array.of(2)];
+    expect(modelFingerprint({ a: 1, b: { c: [1, 2] } }, pools)).toBe(modelFingerprint({ b: { c: [1, 2] }, a: 1 }, pools.map((p) => p.slice())));
+    expect(modelFingerprint({ a: 1 }, pools)).not.toBe(modelFingerprint({ a: 2 }, pools));
+    expect(modelFingerprint({ a: 1 }, pools)).toMatch(/^[0-9a-f]{32}$/);
+    // Pool boundaries are part of the hash: [0.5, -1], [2] is not [0.5], [-1, 2].
+    expect(modelFingerprint({}, pools)).not.toBe(modelFingerprint({}, [Float32Array.of(0.5), Float32Array.of(-1, 2)]));
+  });
+
+  it('changes when any single pool weight changes, by one ulp or sign of zero', () => {
+    const next = rng(3);
+    const pools = [Float32Array.from({ length: 64 }, () => next()), Float32Array.from({ length: 48 }, () => next() - 0.5)];
+    pools[1][5] = 0;
+    const base = modelFingerprint({ poolSize: 16 }, pools);
+    const seen = new Set([base]);
+    pools.forEach((pool, p) => {
+      for (let i = 0; i < pool.length; i++) {
+        const changed = pools.map((q) => q.slice());
+        const bits = new Uint32Array(changed[p].buffer);
+        bits[i] ^= i === 5 && p === 1 ? 0x80000000 : 1; // one ulp, or 0 -> -0
+        const fp = modelFingerprint({ poolSize: 16 }, changed);
+        expect(seen.has(fp)).toBe(false);
+        seen.add(fp);
+      }
+    });
+  });
+
+  it('rejects what it cannot hash faithfully', () => {
+    expect(() => modelFingerprint({ a: NaN }, [])).toThrow(/config\.a must be a finite number/);
+    expect(() => modelFingerprint({}, [[1, 2] as unknown as Float32Array])).toThrow(/pools\[0\] must be a Float32Array, received Array/);
+  });
+});
