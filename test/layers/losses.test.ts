@@ -1,0 +1,148 @@
+// Auxiliary losses against hand-computed values; padding tokens do not change them; weight 0
+// turns a loss off; stale losses are never carried to a later read. Plus the two building-block
+// layers (GlobalKVPool, UserKVProjector) on their own.
+import * as tf from '@tensorflow/tfjs-core';
+import { describeEachBackend, maxAbsDiff } from '../util/backends';
+import { CollectiveKVAttention, GlobalKVPool, UserKVProjector } from '../../layers/index';
+import { setWeight } from './helpers';
+
+const X = [[0.5, -1.0], [2.0, 0.3]];               // two valid tokens, width 2
+const PAD = [40, -40];                               // a padding token with extreme features
+const ROUTER_K = [[1, 0, -1], [0, 2, 1]];            // [2, 3]
+const BIAS_K = [0.1, 0, -0.1];
+const ROUTER_V = [[-1, 0.5, 2], [1, -1, 0]];
+const BIAS_V = [0, 0.2, 0];
+
+/** peak and balance of one router, by hand, over the given tokens. */
+function handLosses(tokens: number[][], router: number[][], bias: number[]): { peak: number; balance: number } {
+  const m = bias.length;
+  const logits = tokens.map((x) => bias.map((b, j) => b + x.reduce((s, xi, i) => s + xi * router[i][j], 0)));
+  const peak = -logits.reduce((s, l) => s + Math.log(1 / (1 + Math.exp(-Math.max(...l)))), 0) / tokens.length;
+  const mean = new Array<number>(m).fill(0);
+  for (const l of logits) {
+    const z = l.reduce((s, v) => s + Math.exp(v), 0);
+    l.forEach((v, j) => { mean[j] += Math.exp(v) / z / tokens.length; });
+  }
+  const balance = mean.reduce((s, p) => s + p * Math.log(p * m), 0);
+  return { peak, balance };
+}
+
+function makeLayer(peakWeight: number, balanceWeight: number): CollectiveKVAttention {
+  const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight, balanceWeight });
+  const x = tf.zeros([1, 1, 2]);
+  layer.apply(x);
+  x.dispose();
+  setWeight(layer, 'key_router', ROUTER_K.flat());
+  setWeight(layer, 'key_router_bias', BIAS_K);
+  setWeight(layer, 'value_router', ROUTER_V.flat());
+  setWeight(layer, 'value_router_bias', BIAS_V);
+  return layer;
+}
+
+/** The aux loss of one training call (read right after it). */
+function auxOf(layer: CollectiveKVAttention, inputs: tf.Tensor[]): number {
+  return tf.tidy(() => {
+    layer.apply(inputs, { training: true });
+    return layer.auxiliaryLoss().dataSync()[0];
+  });
+}
+
+describeEachBackend('layers auxiliary losses', () => {
+  test('CollectiveKVAttention: peak and balance equal hand-computed values, and padding does not change them', () => {
+    const [pw, bw] = [0.3, 0.7];
+    const layer = makeLayer(pw, bw);
+    const k = handLosses(X, ROUTER_K, BIAS_K);
+    const v = handLosses(X, ROUTER_V, BIAS_V);
+    const expected = pw * (k.peak + v.peak) + bw * (k.balance + v.balance);
+    expect(k.balance).toBeGreaterThan(1e-3); // the example is not trivially balanced
+    const clean = tf.tensor3d([X]);
+    expect(auxOf(layer, [clean])).toBeCloseTo(expected, 5);
+    const padded = tf.tensor3d([[...X, PAD]]);
+    const mask = tf.tensor2d([[1, 1, 0]]);
+    expect(auxOf(layer, [padded, padded, mask])).toBeCloseTo(expected, 5);
+    // Without the mask the padding token would count: the mask is what removes it.
+    expect(Math.abs(auxOf(layer, [padded]) - expected)).toBeGreaterThan(1e-3);
+    tf.dispose([clean, padded, mask]);
+    layer.dispose();
+  });
+
+  test('a weight of 0 turns that loss off; both 0 gives no loss at all', () => {
+    const x = tf.tensor3d([X]);
+    const k = handLosses(X, ROUTER_K, BIAS_K);
+    const v = handLosses(X, ROUTER_V, BIAS_V);
+    const onlyBalance = makeLayer(0, 1);
+    expect(auxOf(onlyBalance, [x])).toBeCloseTo(k.balance + v.balance, 5);
+    const onlyPeak = makeLayer(1, 0);
+    expect(auxOf(onlyPeak, [x])).toBeCloseTo(k.peak + v.peak, 5);
+    const none = makeLayer(0, 0);
+    expect(auxOf(none, [x])).toBe(0);
+    tf.dispose(x);
+    [onlyBalance, onlyPeak, none].forEach((l) => l.dispose());
+  });
+
+  test('losses come from the current call only: stale ones are dropped, reads clear, inference adds none', () => {
+    const layer = makeLayer(0.3, 0.7);
+    const x = tf.tensor3d([X]);
+    const other = tf.tensor3d([[[3, 3], [-2, 1]]]);
+    tf.tidy(() => { layer.apply(other, { training: true }); }); // never read; its scope ends
+    const expected = auxOf(layer, [x]);
+    tf.tidy(() => { layer.apply(other, { training: true }); });
+    tf.tidy(() => {
+      layer.apply(x, { training: true });
+      expect(layer.auxiliaryLoss().dataSync()[0]).toBeCloseTo(expected, 6);
+      expect(layer.auxiliaryLoss().dataSync()[0]).toBe(0); // the read cleared it
+      layer.apply(x); // inference: no loss
+      expect(layer.auxiliaryLoss().dataSync()[0]).toBe(0);
+      // addLoss path (what model.fit uses) sees the same value
+      layer.apply(x, { training: true });
+      expect(layer.calculateLosses()[0].dataSync()[0]).toBeCloseTo(expected, 6);
+    });
+    tf.dispose([x, other]);
+    layer.dispose();
+  });
+
+  test('GlobalKVPool on its own: gated rows in training, plain rows at inference, route(), losses', () => {
+    const pool = new GlobalKVPool({ poolSize: 3, units: 2, peakWeight: 0.3, balanceWeight: 0.7 });
+    const x = tf.tensor3d([[...X, PAD]]);
+    pool.apply(x);
+    setWeight(pool, 'router', ROUTER_K.flat());
+    setWeight(pool, 'routerBias', BIAS_K);
+    const table = [[1, 2], [3, 4], [5, 6]];
+    setWeight(pool, 'pool', table.flat());
+    const tokens = [...X, PAD];
+    const logits = tokens.map((t) => BIAS_K.map((b, j) => b + t[0] * ROUTER_K[0][j] + t[1] * ROUTER_K[1][j]));
+    const index = logits.map((l) => l.indexOf(Math.max(...l)));
+    const gate = logits.map((l) => 1 / (1 + Math.exp(-Math.max(...l))));
+    const r = pool.route(x);
+    expect(Array.from(r.index.dataSync())).toEqual(index);
+    expect(maxAbsDiff(r.gate, tf.tensor2d([gate]))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(r.logits, tf.tensor3d([logits]))).toBeLessThan(1e-5);
+    const plain = pool.apply(x) as tf.Tensor;
+    expect(maxAbsDiff(plain, tf.tensor3d([index.map((j) => table[j])]))).toBeLessThan(1e-6);
+    const mask = tf.tensor2d([[1, 1, 0]]);
+    const gated = tf.tidy(() => {
+      const out = pool.apply(x, { training: true, mask }) as tf.Tensor;
+      const k = handLosses(X, ROUTER_K, BIAS_K);
+      expect(pool.auxiliaryLoss().dataSync()[0]).toBeCloseTo(0.3 * k.peak + 0.7 * k.balance, 5);
+      return out;
+    });
+    expect(maxAbsDiff(gated, tf.tensor3d([index.map((j, i) => table[j].map((t) => t * gate[i]))]))).toBeLessThan(1e-5);
+    expect(pool.trainableWeights.map((w) => w.name.split('/').pop())).toEqual(['pool', 'router', 'routerBias']);
+    tf.dispose([x, r.index, r.gate, r.logits, plain, gated, mask]);
+    pool.dispose();
+  });
+
+  test('UserKVProjector on its own: swish(x W + b)', () => {
+    const proj = new UserKVProjector({ units: 1 });
+    const x = tf.tensor3d([X]);
+    proj.apply(x);
+    setWeight(proj, 'kernel', [0.5, -2]);
+    setWeight(proj, 'bias', [0.25]);
+    const pre = X.map((t) => t[0] * 0.5 - 2 * t[1] + 0.25);
+    const out = proj.apply(x) as tf.Tensor;
+    expect(maxAbsDiff(out, tf.tensor3d([pre.map((z) => [z / (1 + Math.exp(-z))])]))).toBeLessThan(1e-5);
+    expect(proj.trainableWeights.map((w) => w.name.split('/').pop())).toEqual(['kernel', 'bias']);
+    tf.dispose([x, out]);
+    proj.dispose();
+  });
+});
