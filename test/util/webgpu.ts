@@ -150,3 +150,17 @@ export function randomInts(n: number, numRows: number, seed: number): Int32Array
   for (let i = 0; i < n; i++) out[i] = Math.floor(rand() * numRows);
   return out;
 }
+
+/**
+ * An int32 tensor whose values exist only in a GPU buffer (computed by a webgpu kernel with the
+ * backend's small-tensor CPU forwarding off), so kernels cannot check them on the CPU.
+ */
+export function indicesOnGpu(values: number[]): tf.Tensor {
+  const forward = tf.env().getBool('WEBGPU_CPU_FORWARD');
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  try {
+    return tf.tidy(() => tf.add(tf.tensor(values, [values.length], 'int32'), tf.zeros([values.length], 'int32')));
+  } finally {
+    tf.env().set('WEBGPU_CPU_FORWARD', forward);
+  }
+}
