@@ -43,9 +43,12 @@ describeWebGPU('routeTop1', () => {
   it('does not leak tensors or GPU buffers', async () => {
     const data = randomFloats(100 * 257, 3);
     const growth = await leakAcrossRepeats(async () => {
-      const r = tf.tidy(() => routeTop1(tf.tensor(data, [100, 257])));
-      await Promise.all([r.index.data(), r.gate.data()]);
-      tf.dispose([r.index, r.gate]);
+      const [index, gate] = tf.tidy(() => {
+        const r = routeTop1(tf.tensor(data, [100, 257]));
+        return [r.index, r.gate];
+      });
+      await Promise.all([index.data(), gate.data()]);
+      tf.dispose([index, gate]);
     });
     expect(growth).toEqual({ tensors: 0, buffers: 0 });
   });
