@@ -131,31 +131,40 @@ export function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null): 
 /**
  * Aux-loss scalars of the training-mode calls since the last read. `take()` returns their sum and
  * forgets them, so a loss is counted once per forward and never carried to the next batch.
- * Scalars whose scope has already ended (disposed by a finished tidy or gradient tape) are dropped,
- * so a layer never holds on to a stale batch.
+ *
+ * The scalars are kept (tf.keep) because tfjs runs `model.apply` inside a tidy that would
+ * otherwise dispose them before anyone reads them; the layer disposes them itself. Entries
+ * pushed under a different tidy scope than the previous ones belong to an older forward pass that
+ * nobody read: they are dropped then, so a layer holds at most one forward's losses.
  */
 export class PendingLosses {
   private pending: tf.Scalar[] = [];
+  private scope: unknown = null;
 
   push(loss: tf.Scalar): void {
-    this.pending = this.pending.filter((t) => !t.isDisposed);
-    this.pending.push(loss);
+    const scope = tf.engine().state.activeScope ?? null;
+    if (scope !== this.scope) this.clear();
+    this.scope = scope;
+    this.pending.push(tf.keep(loss));
   }
 
-  /** The sum (a zero scalar when nothing is pending); the caller owns the result. */
+  /**
+   * The sum (a zero scalar when nothing is pending) as a new tensor in the caller's scope; the
+   * gradient flows through it to the forward pass that produced the losses.
+   */
   take(): tf.Scalar {
-    const live = this.pending.filter((t) => !t.isDisposed);
+    const losses = this.pending;
     this.pending = [];
-    if (live.length === 0) return tf.scalar(0);
-    if (live.length === 1) return live[0];
-    const sum = tf.addN(live) as tf.Scalar;
-    tf.dispose(live);
+    if (losses.length === 0) return tf.scalar(0);
+    const sum = (losses.length === 1 ? tf.clone(losses[0]) : tf.addN(losses)) as tf.Scalar;
+    // The tape only needs their ids and shapes for backprop, not their data.
+    tf.dispose(losses);
     return sum;
   }
 
   /** Drops (and disposes) anything pending. */
   clear(): void {
-    tf.dispose(this.pending.filter((t) => !t.isDisposed));
+    tf.dispose(this.pending);
     this.pending = [];
   }
 }

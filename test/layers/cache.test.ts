@@ -60,7 +60,7 @@ describeEachBackend('layers cache API', () => {
         const layer = make(attention, true);
         const x = randomTensor([2, 6, 5], 4);
         const mask = padMask();
-        layer.apply(x).dispose?.(); // builds
+        (layer.apply(x) as tf.Tensor).dispose(); // builds
         const head = layer.computeCache(tf.slice(x, [0, 0, 0], [-1, 4, -1]), tf.slice(mask, [0, 0], [-1, 4]));
         const grown = layer.appendToCache(head, tf.slice(x, [0, 4, 0], [-1, 2, -1]), tf.slice(mask, [0, 4], [-1, 2]));
         expect(head.length).toBe(4); // the old block is left intact
@@ -84,7 +84,7 @@ describeEachBackend('layers cache API', () => {
   test('CollectiveKV blocks are compressed: int32 index + user part per shared side, poolSize carried', () => {
     const layer = new CollectiveKVAttention({ numHeads: 2, keyDim: 4, poolSize: 16, userDim: 2, share: 'k' });
     const x = randomTensor([2, 6, 5], 5);
-    layer.apply(x).dispose?.();
+    (layer.apply(x) as tf.Tensor).dispose();
     const block = layer.computeCache(x);
     expect(block.isCompressed).toBe(true);
     expect(block.keys.kind).toBe('pooled');
@@ -102,7 +102,7 @@ describeEachBackend('layers cache API', () => {
   test('bytesPerToken: d=256, userDim 1, pool 1024 is 12 B (fp32) / 8 B (fp16) vs 2048 B full', () => {
     const x = randomTensor([1, 3, 8], 6);
     const sizes = (layer: AttentionLayerBase): [number, number] => {
-      layer.apply(x).dispose?.();
+      (layer.apply(x) as tf.Tensor).dispose();
       const block: KVCacheBlock = layer.computeCache(x);
       const out: [number, number] = [block.bytesPerToken('fp32'), block.bytesPerToken('fp16')];
       block.dispose();

@@ -15,7 +15,7 @@ export function weightBySuffix(layer: AnyLayer, suffix: string): tfl.LayerVariab
 
 export function setWeight(layer: AnyLayer, suffix: string, value: number[] | Float32Array): void {
   const w = weightBySuffix(layer, suffix);
-  const t = tf.tensor(value, w.shape);
+  const t = tf.tensor(value, w.shape as number[]);
   w.write(t);
   t.dispose();
 }
@@ -30,10 +30,10 @@ export function weightGradError(layer: AnyLayer, suffix: string, loss: () => tf.
   const { value, grads } = tf.variableGrads(loss, [variable]);
   const analytic = grads[variable.name].dataSync().slice();
   tf.dispose([value, grads[variable.name]]);
-  const base = variable.dataSync().slice();
+  const base = Float32Array.from(variable.dataSync());
   const stride = Math.max(1, Math.floor(base.length / maxEntries));
   const evalAt = (data: Float32Array) => {
-    const t = tf.tensor(data, w.shape);
+    const t = tf.tensor(data, w.shape as number[]);
     w.write(t);
     t.dispose();
     return tf.tidy(() => loss().dataSync()[0]);
