@@ -2,6 +2,9 @@
 //   /** @jest-environment ./test/util/webgpuEnvironment.js */
 // which installs navigator.gpu before this module (and tfjs-backend-webgpu) is imported.
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's node entry registers no gradients for its own ops; tfjs-layers' bundle does (as in
+// test/util/backends.ts).
+import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
