@@ -42,7 +42,7 @@ describeEachBackend('scatterAddRows', (backend) => {
       junk.dispose();
       const out = scatterAddRows(tf.ones([2, 8]), tf.tensor1d([3, 3], 'int32'), 64);
       const v = out.dataSync();
-      expect(v.reduce((a, b) => a + Math.abs(b), 0)).toBe(16);
+      expect(Array.from(v).reduce((a, b) => a + Math.abs(b), 0)).toBe(16);
       expect(v[3 * 8]).toBe(2);
     }
   });
