@@ -19,7 +19,7 @@ need_install=1
 backports_installed && need_install=0
 if [[ $want_chromium == 1 ]] && ! command -v chromium >/dev/null; then need_install=1; fi
 if [[ $need_install == 0 ]]; then
-  echo "install-webgpu: lavapipe from bookworm-backports already installed"
+  echo "install-webgpu: already installed (lavapipe from bookworm-backports$([[ $want_chromium == 1 ]] && echo ", chromium"))"
   exit 0
 fi
 
