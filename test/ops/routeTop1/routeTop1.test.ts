@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from '../../../ops/gatherRows/index';
 import { ROUTE_TOP1, routeTop1, routeTop1Composite } from '../../../ops/routeTop1/index';
 import { describeEachBackend, finiteDifferenceError, maxAbsDiff, randomTensor, seededRandom } from '../../util/backends';
 
@@ -73,6 +74,18 @@ describeEachBackend('routeTop1', (backend) => {
     const nonzero = Array.from(grad.dataSync()).filter((v) => v !== 0).length;
     expect(nonzero).toBe(3); // one winning column per row
     tf.dispose([logits, weights, grad]);
+  });
+
+  it('back-propagates through routeTop1 -> gatherRows (the index output gets a zero gradient)', () => {
+    const logits = separatedLogits(4, 6, 31);
+    const pool = randomTensor([6, 3], 32);
+    const w = randomTensor([4, 3], 33);
+    const f = (l: tf.Tensor) => {
+      const { index, gate } = routeTop1(l);
+      return tf.sum(tf.mul(gatherRows(pool, index, gate), w)) as tf.Scalar;
+    };
+    expect(finiteDifferenceError(f, logits, 1e-3)).toBeLessThan(2e-3);
+    tf.dispose([logits, pool, w]);
   });
 
   it('gives the same gradient as autodiff through the composite', () => {
