@@ -32,7 +32,7 @@ import { CacheCorruptError, CacheModelMismatchError, CacheVersionError } from '.
 import { fromHalfBits, toHalfBits } from './fp16';
 import { bytesToHex, hexToBytes } from './fingerprint';
 import type {
-  CacheDtype, CacheHeader, LayerLayout, ShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
+  CacheDtype, CacheHeader, LayerLayout, CacheShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
 } from './types';
 
 export const CACHE_MAGIC = Uint8Array.of(0x89, 0x43, 0x4b, 0x56);
@@ -45,7 +45,7 @@ const FINGERPRINT_BYTES = 16;
 export const CHUNK_OVERHEAD = 8;
 
 const DTYPES: readonly CacheDtype[] = ['fp32', 'fp16', 'int8'];
-const SHARE_MODES: readonly ShareMode[] = ['none', 'kv', 'k', 'v'];
+const SHARE_MODES: readonly CacheShareMode[] = ['none', 'kv', 'k', 'v'];
 
 export interface EncodeOptions {
   /** Hex model fingerprint from modelFingerprint(); stored so a cache of another model is refused. */
@@ -95,7 +95,7 @@ export function encodedBytesFor(
   return headerBytesFor(layers.length) + chunks * CHUNK_OVERHEAD + tokens * recordBytesFor(layers, dtype);
 }
 
-function shareModeOf(keys: SideLayout, values: SideLayout): ShareMode {
+function shareModeOf(keys: SideLayout, values: SideLayout): CacheShareMode {
   if (keys.kind === 'pooled') return values.kind === 'pooled' ? 'kv' : 'k';
   return values.kind === 'pooled' ? 'v' : 'none';
 }

@@ -4,8 +4,8 @@
 /** How stored floats are written: fp32 (exact), fp16 (round to nearest even), int8 (per-token absmax scale). */
 export type CacheDtype = 'fp32' | 'fp16' | 'int8';
 
-/** Which sides of a layer are pooled: both, keys only, values only, or none (the full-KV baseline). */
-export type ShareMode = 'kv' | 'k' | 'v' | 'none';
+/** Which sides of a layer are pooled: both, keys only, values only (the layer's `share`), or none (the full-KV baseline). */
+export type CacheShareMode = 'kv' | 'k' | 'v' | 'none';
 
 /** A side taken from a global pool: per token one pool row index and `userDim` user-specific floats. */
 export interface PooledSide {
@@ -52,7 +52,7 @@ export interface SideLayout {
 }
 
 export interface LayerLayout {
-  share: ShareMode;
+  share: CacheShareMode;
   keys: SideLayout;
   values: SideLayout;
 }

@@ -1,0 +1,23 @@
+// The compressed KV cache as bytes: codec, converters from/to the layers' KVCacheBlock, stores.
+export type {
+  CacheDtype, CacheHeader, FullSide, LayerLayout, PooledSide, CacheShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
+} from './types';
+export {
+  CACHE_FORMAT_VERSION, CACHE_MAGIC, CHUNK_OVERHEAD, appendTokens, applyAppend, compactCache, decodeCache, encodeCache,
+  encodedBytesFor, headerBytesFor, layoutOf, peekHeaderBytes, planAppend, readHeader, recordBytesFor,
+} from './codec';
+export type { AppendPlan, DecodeOptions, DecodedCache, EncodeOptions } from './codec';
+export {
+  CacheAppendConflictError, CacheCorruptError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError,
+} from './errors';
+export { modelFingerprint } from './fingerprint';
+export { FP16_MAX, fromHalfBits, toHalfBits } from './fp16';
+export { crc32 } from './crc32';
+export { fromBlocks, fromBlocksBatch, toBlocks } from './blocks';
+export type { ToBlocksOptions } from './blocks';
+export { appendToStore, readStoredHeader } from './store';
+export type { AppendOptions, AppendResult, CacheStore, StoreStats } from './store';
+export { MemoryStore } from './memoryStore';
+export type { MemoryStoreOptions } from './memoryStore';
+export { RedisStore } from './redisStore';
+export type { RedisStoreOptions } from './redisStore';
