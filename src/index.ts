@@ -3,3 +3,4 @@ export * from '../ops/index';
 export * from '../layers/index';
 export * from './data/index';
 export * from './metrics/index';
+export * from './cache/index';
