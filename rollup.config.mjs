@@ -5,6 +5,7 @@ import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
 const isTfjs = (id) => id.startsWith('@tensorflow/');
+const isOptionalPeer = (id) => id === 'ioredis';
 const isNodeBuiltin = (id) => id.startsWith('node:') || ['fs', 'path', 'os', 'util', 'http', 'url', 'crypto', 'zlib', 'readline', 'child_process', 'perf_hooks', 'events', 'stream'].includes(id);
 
 const ts = () => typescript({
@@ -28,7 +29,7 @@ const umdGlobals = (id) => (isTfjs(id) ? 'tf' : id);
 export default [
   {
     input: 'src/index.ts',
-    external: isTfjs,
+    external: (id) => isTfjs(id) || isOptionalPeer(id),
     plugins: [ts()],
     output: [
       { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
@@ -38,7 +39,7 @@ export default [
   },
   {
     input: 'src/index.ts',
-    external: isTfjs,
+    external: (id) => isTfjs(id) || isOptionalPeer(id),
     plugins: [dts({ compilerOptions: { paths: {} } })],
     output: { file: 'dist/collectivekv.d.ts', format: 'es' },
   },
@@ -46,7 +47,7 @@ export default [
     // The command imports the package by name, like a user; Node resolves it to dist/collectivekv.cjs
     // through the package's own exports map.
     input: 'examples/cli/main.ts',
-    external: (id) => id === 'collectivekv' || isTfjs(id) || isNodeBuiltin(id),
+    external: (id) => id === 'collectivekv' || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [ts()],
     output: { file: 'dist/cli.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
   },

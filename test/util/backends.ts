@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { seededRandom } from '../../src/data/random';
 
 tf.env().set('IS_TEST', true);
 
@@ -36,17 +37,8 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return m;
 }
 
-/** Deterministic pseudo-random floats (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// One seeded generator for data and tests alike.
+export { seededRandom } from '../../src/data/random';
 
 export function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
   const rand = seededRandom(seed);

@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { seededRandom as seeded } from '../../src/data/random';
 
 tf.env().set('IS_TEST', true);
 
@@ -126,17 +127,7 @@ export async function finiteDifferenceErrorAsync(f: (x: tf.Tensor) => tf.Scalar,
   return worst;
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32, as test/util/backends.ts). */
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as seeded } from '../../src/data/random';
 
 /** n floats uniform in [-scale, scale). Plain arrays, so each backend builds its own tensor. */
 export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
