@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { batchTensor, evaluationBatches, leaveOneOut, padLeft, trainingBatches, trainingExamples } from '../../src/index';
 

@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../util/backends';
+import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv';
+import { buildSasrec, cacheBytesPerToken, scoreNext, scoreNextCached } from '../../examples/zoo/sasrec';
+import { trainStep } from '../../examples/zoo/sasrecTraining';
+
+beforeAll(async () => {
+  await useBackend('cpu');
+  useFastEmbeddingGradients();
+});
+afterAll(() => restoreDefaultEmbeddingGradients());
+
+const data = generateSynthetic({ numUsers: 64, numItems: 60, numTopics: 6, minLength: 5, maxLength: 12, seed: 3 });
+const split = leaveOneOut(data);
+const tiny = { numItems: data.numItems, maxLength: 10, hiddenDim: 16, numBlocks: 2, numHeads: 2, dropout: 0.1, seed: 7,
+  collective: { poolSize: 32, userDim: 1 } };
+
+describe.each(['mha', 'collectivekv'] as const)('SASRec with %s', (attention) => {
+  it('builds: ids [B, L] -> hidden [B, L, d]', () => {
+    const m = buildSasrec({ ...tiny, attention });
+    expect(m.model.inputs[0].shape).toEqual([null, 10]);
+    expect(m.model.outputs[0].shape).toEqual([null, 10, 16]);
+    const scores = scoreNext(m, split.train.slice(0, 3));
+    expect(scores.shape).toEqual([3, data.numItems + 1]);
+    scores.dispose();
+    m.model.dispose();
+  });
+
+  it('a few training steps lower the loss', () => {
+    const m = buildSasrec({ ...tiny, attention, dropout: 0 });
+    const examples = trainingExamples(split.train, tiny.maxLength);
+    const batch = trainingBatches(examples, 64, 1).next().value!;
+    const optimizer = tf.train.adam(0.02);
+    const first = trainStep(m, optimizer, batch);
+    let last = first;
+    for (let i = 0; i < 8; i++) last = trainStep(m, optimizer, batch);
+    expect(Number.isFinite(first.loss)).toBe(true);
+    expect(last.loss).toBeLessThan(first.loss - 0.3);
+    if (attention === 'collectivekv') expect(first.auxLoss).toBeGreaterThan(0);
+    else expect(first.auxLoss).toBe(0);
+    optimizer.dispose();
+    m.model.dispose();
+  });
+
+  it('cached decode of the last position equals the full forward', () => {
+    const m = buildSasrec({ ...tiny, attention });
+    const seqs = [...split.train.slice(0, 4), [5], [1, 2]];
+    // Warm up: builds every layer (the cache API needs built layers) and fills tfjs's one-time per-shape caches.
+    tf.dispose([scoreNext(m, seqs), scoreNextCached(m, seqs)]);
+    const before = tf.memory().numTensors;
+    const full = scoreNext(m, seqs);
+    const cached = scoreNextCached(m, seqs);
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(full, cached))).dataSync()[0]);
+    const scale = tf.tidy(() => tf.max(tf.abs(full)).dataSync()[0]);
+    expect(diff).toBeLessThan(1e-4 * Math.max(1, scale));
+    tf.dispose([full, cached]);
+    expect(tf.memory().numTensors).toBe(before);
+    m.model.dispose();
+  });
+
+  it('reports the cache bytes per token of its layers', () => {
+    const m = buildSasrec({ ...tiny, attention });
+    tf.dispose(scoreNext(m, [[1, 2]]));
+    // 2 blocks; full: 2 * 16 floats * 4 B; collective: (uint8 index + 1 float) * 2 sides.
+    expect(cacheBytesPerToken(m)).toBe(attention === 'mha' ? 2 * 2 * 16 * 4 : 2 * 2 * (1 + 4));
+    m.model.dispose();
+  });
+});
