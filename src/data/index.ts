@@ -3,3 +3,4 @@ export type { Random } from './random';
 export * from './synthetic';
 export * from './split';
 export * from './batching';
+export * from './readers/index';
