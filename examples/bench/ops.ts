@@ -1,0 +1,225 @@
+// `collectivekv bench ops`: the library's performance claims measured side by side in one run:
+// embedding-gradient speed, fused vs composite compressed attention, the cost of a training step
+// with each attention layer, and cache bytes per token read from real cache blocks.
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  CollectiveKVAttention, MultiHeadAttention, SequenceBatch, isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients,
+  trainingBatches, trainingExamples, useFastEmbeddingGradients,
+} from 'collectivekv';
+import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
+import { buildSasrec } from '../zoo/sasrec';
+import { trainStep } from '../zoo/sasrecTraining';
+
+export interface EmbeddingBenchOptions {
+  rows?: number;
+  width?: number;
+  indices?: number;
+  /** Timed runs of our kernel (tfjs's default is timed once: it can take minutes). */
+  oursRuns?: number;
+  /** Skip tfjs's default (then tfjsMs and speedup are null). */
+  skipTfjs?: boolean;
+}
+
+export interface TrainStepBenchOptions {
+  batch?: number;
+  length?: number;
+  hiddenDim?: number;
+  numItems?: number;
+  numBlocks?: number;
+  numHeads?: number;
+  poolSize?: number;
+  userDim?: number;
+  warmup?: number;
+  steps?: number;
+}
+
+export interface BytesBenchOptions {
+  widths?: number[];
+  numHeads?: number;
+  poolSize?: number;
+  userDim?: number;
+}
+
+export interface BenchOpsOptions {
+  /** Backend of the attention and training-step measurements (the embedding gradient is always cpu). Default wasm. */
+  backend?: string;
+  embedding?: EmbeddingBenchOptions;
+  collectiveAttention?: CollectiveAttentionBenchOptions;
+  trainStep?: TrainStepBenchOptions;
+  bytes?: BytesBenchOptions;
+  log?: (line: string) => void;
+}
+
+export interface BenchOpsResult {
+  embeddingGradient: { oursMs: number; tfjsMs: number | null; speedup: number | null; oursRuns: number; tfjsRuns: number;
+    backend: 'cpu'; rows: number; width: number; indices: number };
+  collectiveAttention: { fusedMs: number; compositeMs: number; speedup: number; maxAbsError: number; backend: string };
+  trainStep: { mhaMs: number; collectivekvMs: number; ratio: number; backend: string; loss: 'bce'; batch: number; length: number;
+    hiddenDim: number; numItems: number; steps: number };
+  bytesPerToken: Record<string, { full: number; collectivekv: number; ratio: number; compression: number }>;
+}
+
+/** Runs every measurement in turn; restores the embedding-gradient setting and the backend it found. */
+export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsResult> {
+  const log = options.log ?? (() => undefined);
+  const backend = options.backend ?? 'wasm';
+  const startBackend = tf.getBackend();
+  const wasFast = isFastEmbeddingGradientsEnabled();
+  try {
+    log('embedding gradient (cpu) ...');
+    const embeddingGradient = await benchEmbeddingGradient(options.embedding ?? {});
+    // The rest trains and attends on `backend`; tfjs's Embedding needs the scatter-add there (wasm has no kernel).
+    await switchBackend(backend);
+    useFastEmbeddingGradients();
+    log(`collective attention (${backend}) ...`);
+    const c = await benchCollectiveAttention({ ...options.collectiveAttention, backend });
+    const collectiveAttention = { fusedMs: c.fusedMs, compositeMs: c.compositeMs, speedup: c.speedup, maxAbsError: c.maxAbsError, backend: c.backend };
+    log(`training step (${backend}) ...`);
+    const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend);
+    const bytesPerToken = benchBytes(options.bytes ?? {});
+    return { embeddingGradient, collectiveAttention, trainStep: trainStepResult, bytesPerToken };
+  } finally {
+    if (wasFast) useFastEmbeddingGradients();
+    else restoreDefaultEmbeddingGradients();
+    if (startBackend && tf.getBackend() !== startBackend) await switchBackend(startBackend);
+  }
+}
+
+async function switchBackend(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialize`);
+  await tf.ready();
+}
+
+// ---------------------------------------------------------------- embedding gradient
+
+/** Gradient of sum(gather(table, idx) * w) w.r.t. table on cpu: ours (scatter-add) vs tfjs's UnsortedSegmentSum. */
+async function benchEmbeddingGradient(o: EmbeddingBenchOptions): Promise<BenchOpsResult['embeddingGradient']> {
+  const rows = o.rows ?? 3416;
+  const width = o.width ?? 64;
+  const indices = o.indices ?? 12800;
+  const oursRuns = o.oursRuns ?? 5;
+  await switchBackend('cpu');
+  const table = tf.randomNormal([rows, width], 0, 1, 'float32', 1);
+  const index = tf.randomUniform([indices], 0, rows, 'int32', 2);
+  const weights = tf.randomNormal([indices, width], 0, 1, 'float32', 3);
+  const gradient = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, index), weights)));
+  const once = () => {
+    const start = performance.now();
+    const g = gradient(table);
+    g.dataSync();
+    g.dispose();
+    return performance.now() - start;
+  };
+  try {
+    useFastEmbeddingGradients();
+    once();
+    const oursMs = median(Array.from({ length: oursRuns }, once));
+    restoreDefaultEmbeddingGradients();
+    const tfjsMs = o.skipTfjs ? null : once();
+    return { oursMs, tfjsMs, speedup: tfjsMs == null ? null : tfjsMs / oursMs, oursRuns, tfjsRuns: o.skipTfjs ? 0 : 1,
+      backend: 'cpu', rows, width, indices };
+  } finally {
+    tf.dispose([table, index, weights]);
+  }
+}
+
+// ---------------------------------------------------------------- training step
+
+/** Median ms of forward + backward + Adam of a SASRec with each attention layer, after warm-up. */
+function benchTrainStep(o: TrainStepBenchOptions, backend: string): BenchOpsResult['trainStep'] {
+  const s = { batch: 128, length: 200, hiddenDim: 64, numItems: 3416, numBlocks: 2, numHeads: 2, poolSize: 1024, userDim: 1,
+    warmup: 2, steps: 5, ...o };
+  const batch = syntheticBatch(s.batch, s.length, s.numItems);
+  const time = (attention: 'mha' | 'collectivekv') => {
+    const sasrec = buildSasrec({ numItems: s.numItems, maxLength: s.length, hiddenDim: s.hiddenDim, numBlocks: s.numBlocks,
+      numHeads: s.numHeads, dropout: 0.2, attention, collective: { poolSize: s.poolSize, userDim: s.userDim }, seed: 1 });
+    const optimizer = tf.train.adam(1e-3);
+    try {
+      const times: number[] = [];
+      for (let i = 0; i < s.warmup + s.steps; i++) {
+        const start = performance.now();
+        trainStep(sasrec, optimizer, batch, 'bce', i);
+        if (i >= s.warmup) times.push(performance.now() - start);
+      }
+      return median(times);
+    } finally {
+      optimizer.dispose();
+      sasrec.model.dispose();
+    }
+  };
+  const mhaMs = time('mha');
+  const collectivekvMs = time('collectivekv');
+  return { mhaMs, collectivekvMs, ratio: collectivekvMs / mhaMs, backend, loss: 'bce', batch: s.batch, length: s.length,
+    hiddenDim: s.hiddenDim, numItems: s.numItems, steps: s.steps };
+}
+
+/** Full-length random sequences (every position valid: the worst case for the step). */
+function syntheticBatch(batch: number, length: number, numItems: number): SequenceBatch {
+  let state = 12345;
+  const next = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0);
+  const train = Array.from({ length: batch }, () => Array.from({ length: length + 1 }, () => 1 + (next() % numItems)));
+  return trainingBatches(trainingExamples(train, length), batch, 0).next().value as SequenceBatch;
+}
+
+// ---------------------------------------------------------------- bytes per token
+
+/** bytesPerToken('fp32') of real cache blocks from built layers of each width. */
+function benchBytes(o: BytesBenchOptions): BenchOpsResult['bytesPerToken'] {
+  const out: BenchOpsResult['bytesPerToken'] = {};
+  for (const width of o.widths ?? [256, 64]) {
+    const heads = o.numHeads ?? 8;
+    const common = { numHeads: heads, keyDim: width / heads };
+    const full = cacheBytes(new MultiHeadAttention(common), width);
+    const collectivekv = cacheBytes(new CollectiveKVAttention({ ...common, poolSize: o.poolSize ?? 1024, userDim: o.userDim ?? 1 }), width);
+    out[`d${width}`] = { full, collectivekv, ratio: collectivekv / full, compression: full / collectivekv };
+  }
+  return out;
+}
+
+function cacheBytes(layer: MultiHeadAttention | CollectiveKVAttention, width: number): number {
+  const x = tf.ones([1, 2, width]);
+  try {
+    tf.dispose(layer.apply(x) as tf.Tensor);
+    const block = layer.computeCache(x);
+    const bytes = block.bytesPerToken('fp32');
+    block.dispose();
+    return bytes;
+  } finally {
+    x.dispose();
+    layer.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+export function median(values: number[]): number {
+  const sorted = values.slice().sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The readable table printed by `collectivekv bench ops`. */
+export function formatBenchOps(r: BenchOpsResult): string {
+  const ms = (x: number | null) => (x == null ? 'skipped' : `${x.toFixed(x < 10 ? 2 : 1)} ms`);
+  const times = (x: number | null) => (x == null ? '-' : `${x.toFixed(1)}x`);
+  const e = r.embeddingGradient;
+  const c = r.collectiveAttention;
+  const t = r.trainStep;
+  const rows: string[][] = [
+    ['measurement', 'ours / CollectiveKV', 'baseline', 'ratio'],
+    [`embedding grad, cpu, ${e.rows}x${e.width} table, ${e.indices} idx`, `${ms(e.oursMs)} (median of ${e.oursRuns})`,
+      `${ms(e.tfjsMs)} (tfjs default, ${e.tfjsRuns} run)`, `${times(e.speedup)} faster`],
+    [`collectiveAttention, ${c.backend}, fused vs composite`, ms(c.fusedMs), ms(c.compositeMs), `${times(c.speedup)} faster (max err ${c.maxAbsError.toExponential(1)})`],
+    [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim}`, `${ms(t.collectivekvMs)} (CollectiveKV)`, `${ms(t.mhaMs)} (MHA)`,
+      `${t.ratio.toFixed(2)}x the MHA step`],
+    ...Object.entries(r.bytesPerToken).map(([key, b]) => [`cache bytes/token/module, ${key}, fp32`, `${b.collectivekv} B`, `${b.full} B`,
+      `${(100 * b.ratio).toFixed(2)}% (${b.compression.toFixed(0)}x smaller)`]),
+  ];
+  return formatTable(rows);
+}
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0].map((_, col) => Math.max(...rows.map((r) => r[col].length)));
+  const line = (r: string[]) => r.map((cell, col) => cell.padEnd(widths[col])).join('  ').trimEnd();
+  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
