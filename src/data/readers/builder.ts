@@ -71,10 +71,11 @@ export class LogBuilder {
   private readonly itemIndex = new Map<string, number>();
   private readonly userKeys: string[] = [];
   private readonly itemKeys: string[] = [];
-  private readonly eventUser: number[] = [];
-  private readonly eventItem: number[] = [];
-  private readonly eventRating: number[] = [];
-  private readonly eventTime: number[] = [];
+  // Typed columns: half the memory of number[] and nothing for the garbage collector to scan.
+  private readonly eventUser = new GrowableColumn(Int32Array);
+  private readonly eventItem = new GrowableColumn(Int32Array);
+  private readonly eventRating = new GrowableColumn(Float64Array);
+  private readonly eventTime = new GrowableColumn(Float64Array);
   private lineNo = 0;
   private blank = 0;
   private headerSeen = false;
@@ -83,8 +84,9 @@ export class LogBuilder {
   private readonly emit = (user: string, item: string, rating: number, timestamp: number): void => {
     this.eventUser.push(intern(this.userIndex, this.userKeys, user));
     this.eventItem.push(intern(this.itemIndex, this.itemKeys, item));
-    this.eventRating.push(rating);
-    this.eventTime.push(timestamp);
+    // Formats without ratings or timestamps store neither (10M events: 160 MB saved).
+    if (this.parser.hasRatings()) this.eventRating.push(rating);
+    if (this.parser.hasTimestamps()) this.eventTime.push(timestamp);
   };
 
   constructor(private readonly parser: LineParser, private readonly o: BuildOptions) {}
@@ -97,7 +99,7 @@ export class LogBuilder {
     // Only the end is trimmed here: a leading tab is an empty first column in a RecBole file, and
     // dropping it would shift every column (the whitespace formats trim their own lines).
     line = line.trimEnd();
-    if (line.trim().length === 0) {
+    if (line.length === 0 || line.trimStart().length === 0) {
       this.blank++;
       return;
     }
@@ -134,9 +136,9 @@ export class LogBuilder {
       throw new DataFormatError(`${this.o.file}: empty ${this.parser.format} file: expected a header line`, this.o.file);
     }
     const timed = this.parser.hasTimestamps() && this.o.sortByTime;
-    const byUser = groupByUser(this.eventUser, this.userKeys.length);
-    if (timed) sortWithinUsers(byUser, this.eventTime);
-    const filter = filterCounts(byUser, this.eventItem, this.itemKeys.length, this.o);
+    const byUser = groupByUser(this.eventUser.view(), this.userKeys.length);
+    if (timed) sortWithinUsers(byUser, this.eventTime.view());
+    const filter = filterCounts(byUser, this.eventItem.view(), this.itemKeys.length, this.o);
     const users = renumber(this.userKeys, filter.userAlive, this.o.idOrder);
     const items = renumber(this.itemKeys, filter.itemAlive, this.o.idOrder);
     const built = this.assemble(byUser, filter.eventAlive, users.order, items.dense,
@@ -160,6 +162,9 @@ export class LogBuilder {
   /** Per surviving user in new order: dense item ids, timestamps and ratings of the kept events. */
   private assemble(byUser: Grouped, eventAlive: Uint8Array, userOrder: number[], itemDense: Int32Array,
     withTime: boolean, withRating: boolean) {
+    const eventItem = this.eventItem.view();
+    const eventTime = this.eventTime.view();
+    const eventRating = this.eventRating.view();
     const sequences: number[][] = [];
     const timestamps: number[][] = [];
     const ratings: number[][] = [];
@@ -171,9 +176,9 @@ export class LogBuilder {
       for (let k = byUser.start[u]; k < byUser.start[u + 1]; k++) {
         const e = byUser.events[k];
         if (!eventAlive[e]) continue;
-        seq.push(itemDense[this.eventItem[e]]);
-        if (withTime) ts.push(this.eventTime[e]);
-        if (withRating) rs.push(this.eventRating[e]);
+        seq.push(itemDense[eventItem[e]]);
+        if (withTime) ts.push(eventTime[e]);
+        if (withRating) rs.push(eventRating[e]);
       }
       sequences.push(seq);
       if (withTime) timestamps.push(ts);
@@ -181,6 +186,32 @@ export class LogBuilder {
       count += seq.length;
     }
     return { sequences, timestamps, ratings, count };
+  }
+}
+
+type Column = Int32Array | Float64Array;
+
+/** An append-only typed array that doubles its capacity when full. */
+class GrowableColumn<T extends Column> {
+  private data: T;
+  length = 0;
+
+  constructor(private readonly make: new (n: number) => T) {
+    this.data = new make(1024);
+  }
+
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new this.make(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length++] = value;
+  }
+
+  /** The filled part (a view, not a copy). */
+  view(): T {
+    return this.data.subarray(0, this.length) as T;
   }
 }
 
@@ -201,7 +232,7 @@ interface Grouped {
 }
 
 /** Counting sort by user: stable, so each user's events stay in file order. */
-function groupByUser(eventUser: readonly number[], numUsers: number): Grouped {
+function groupByUser(eventUser: Int32Array, numUsers: number): Grouped {
   const start = new Int32Array(numUsers + 1);
   for (const u of eventUser) start[u + 1]++;
   for (let u = 0; u < numUsers; u++) start[u + 1] += start[u];
@@ -212,7 +243,7 @@ function groupByUser(eventUser: readonly number[], numUsers: number): Grouped {
 }
 
 /** Orders each user's events by timestamp; ties keep file order (the event index breaks them). */
-function sortWithinUsers(g: Grouped, time: readonly number[]): void {
+function sortWithinUsers(g: Grouped, time: Float64Array): void {
   for (let u = 0; u + 1 < g.start.length; u++) {
     const slice = g.events.subarray(g.start[u], g.start[u + 1]);
     let sorted = true;
@@ -226,7 +257,7 @@ function sortWithinUsers(g: Grouped, time: readonly number[]): void {
  * than its minimum, both counted on the round's input; `iterativeFilter` repeats rounds until
  * nothing changes (the k-core, where every survivor meets both minimums).
  */
-function filterCounts(g: Grouped, eventItem: readonly number[], numItems: number, o: BuildOptions) {
+function filterCounts(g: Grouped, eventItem: Int32Array, numItems: number, o: BuildOptions) {
   const numUsers = g.start.length - 1;
   const eventAlive = new Uint8Array(eventItem.length).fill(1);
   const userAlive = new Uint8Array(numUsers).fill(1);

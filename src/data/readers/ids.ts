@@ -14,7 +14,7 @@ export function parseId(raw: string, kind: IdKind): string | null {
   if (!DIGITS.test(raw)) return null;
   // Beyond 2^53 two different ids could map to the same number: refuse rather than merge them.
   if (raw.length > 15 && Number(raw) > Number.MAX_SAFE_INTEGER) return null;
-  return raw.length > 1 ? raw.replace(/^0+(?=\d)/, '') : raw;
+  return raw.length > 1 && raw.charCodeAt(0) === 48 ? raw.replace(/^0+(?=\d)/, '') : raw;
 }
 
 /**

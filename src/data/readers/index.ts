@@ -74,14 +74,7 @@ export async function readInteractions(path: string, options: ReadOptions = {}):
   await checkFile(fs, path);
   const format = resolveFormat(path, options, () => sniffLines(fs, path));
   const builder = new LogBuilder(makeParser(format, parserOptions(format, options)), buildOptions(path, format, options));
-  const stream = fs.createReadStream(path, { encoding: 'utf8' });
-  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
-  try {
-    for await (const line of lines) builder.line(line);
-  } finally {
-    lines.close();
-    stream.destroy();
-  }
+  await streamLines(fs, readline, path, (line) => builder.line(line));
   return builder.finish();
 }
 
@@ -147,6 +140,36 @@ async function checkFile(fs: Fs, path: string): Promise<void> {
     throw new DataFormatError(`readInteractions: cannot read ${path}: ${(e as Error).message}`, path);
   }
   if (!stat.isFile()) throw new DataFormatError(`readInteractions: ${path} is not a regular file`, path);
+}
+
+/**
+ * Calls `onLine` for every line of the file (readline splits on \n, \r\n and \r). Plain 'line'
+ * events rather than `for await`, which costs about a third more on a million-line file; the
+ * first error (from the stream or from `onLine`) stops reading and rejects.
+ */
+function streamLines(fs: Fs, readline: typeof import('node:readline'), path: string, onLine: (line: string) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stream = fs.createReadStream(path, { encoding: 'utf8' });
+    const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
+    let failed = false;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      lines.close();
+      stream.destroy();
+      reject(e);
+    };
+    lines.on('line', (line) => {
+      if (failed) return;
+      try {
+        onLine(line);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    stream.on('error', (e) => fail(new DataFormatError(`readInteractions: cannot read ${path}: ${e.message}`, path)));
+    lines.on('close', () => { if (!failed) resolve(); });
+  });
 }
 
 /** The first lines of a file (a partial last line of the chunk is dropped). */
