@@ -29,7 +29,7 @@ const umdGlobals = (id) => (isTfjs(id) ? 'tf' : id);
 export default [
   {
     input: 'src/index.ts',
-    external: (id) => isTfjs(id) || isOptionalPeer(id),
+    external: (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [ts()],
     output: [
       { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
@@ -39,7 +39,7 @@ export default [
   },
   {
     input: 'src/index.ts',
-    external: (id) => isTfjs(id) || isOptionalPeer(id),
+    external: (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [dts({ compilerOptions: { paths: {} } })],
     output: { file: 'dist/collectivekv.d.ts', format: 'es' },
   },
