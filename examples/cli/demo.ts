@@ -49,8 +49,8 @@ export interface DemoResult {
   backend: string;
 }
 
-const DEMO_DEFAULTS = { numUsers: 1500, maxEpochs: 12, seed: 2026, maxLength: 30, hiddenDim: 32, poolSize: 256, batchSize: 128,
-  timeBudgetSeconds: 100, latencyUsers: 256 };
+const DEMO_DEFAULTS = { numUsers: 1500, maxEpochs: 8, seed: 2026, maxLength: 30, hiddenDim: 32, poolSize: 256, batchSize: 64,
+  timeBudgetSeconds: 150, latencyUsers: 256 };
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const o = { ...DEMO_DEFAULTS, ...definedOnly(options) };
@@ -80,7 +80,7 @@ function trainAndMeasure(attention: 'mha' | 'collectivekv', split: LeaveOneOutSp
   try {
     log(`\ntraining SASRec with ${attention === 'mha' ? 'MultiHeadAttention' : 'CollectiveKVAttention'} ...`);
     const fit = fitSasrec(sasrec, split, {
-      maxEpochs: o.maxEpochs, patience: 2, batchSize: o.batchSize, learningRate: 2e-3, loss: 'softmax', seed: o.seed,
+      maxEpochs: o.maxEpochs, patience: 2, batchSize: o.batchSize, learningRate: 5e-3, loss: 'softmax', seed: o.seed,
       timeBudgetSeconds: o.timeBudgetSeconds,
       onEpoch: (r) => log(`  [${attention}] epoch ${r.epoch}: loss ${r.loss.toFixed(4)}${r.auxLoss ? ` (aux ${r.auxLoss.toFixed(4)})` : ''}, ` +
         `valid NDCG@10 ${r.validationNdcg10.toFixed(4)} HR@10 ${r.validationHr10.toFixed(4)}${r.best ? ' *' : ''}, ${r.seconds.toFixed(0)} s`),

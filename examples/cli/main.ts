@@ -21,7 +21,7 @@ Options:
   --backend NAME   wasm (default) or cpu
   --json FILE      bench ops: also write the results as JSON to FILE
   --users N        demo: number of synthetic users (default 1500)
-  --epochs N       demo: maximum epochs per model (default 12)
+  --epochs N       demo: maximum epochs per model (default 8)
   --seed N         demo: data and weight seed (default 2026)
   -h, --help       show this help
 `;

@@ -181,6 +181,57 @@ export class LayerNorm extends tfl.layers.Layer {
   }
 }
 
+/**
+ * x [..., in] -> act(x W + b) [..., units] with plain matMul + add. Why not tfjs's Dense: on
+ * 3-D inputs it runs fusedMatMul, and tfjs-backend-wasm's FusedMatMul under a gradient tape trips
+ * tfjs's kernel leak check ("internal memory leak (4 data ids)") whenever IS_TEST is set (tests).
+ */
+export class PointwiseDense extends tfl.layers.Layer {
+  static className = 'SasrecPointwiseDense';
+  readonly units: number;
+  readonly activation: 'relu' | 'linear';
+  private readonly kernelInitializer: Initializer;
+  private kernel: tfl.LayerVariable | null = null;
+  private bias: tfl.LayerVariable | null = null;
+
+  constructor(args: { units: number; activation?: 'relu' | 'linear'; kernelInitializer?: Initializer; name?: string }) {
+    super({ name: args.name });
+    this.units = args.units;
+    this.activation = args.activation ?? 'linear';
+    this.kernelInitializer = args.kernelInitializer ?? tfl.initializers.glorotUniform({});
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const inputDim = shape[shape.length - 1] as number;
+    this.kernel = this.addWeight('kernel', [inputDim, this.units], 'float32', this.kernelInitializer);
+    this.bias = this.addWeight('bias', [this.units], 'float32', tfl.initializers.zeros());
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    const kernel = (this.kernel as tfl.LayerVariable).read();
+    const bias = (this.bias as tfl.LayerVariable).read();
+    return tf.tidy(() => {
+      const flat = tf.reshape(x, [-1, dim(x, -1)]) as tf.Tensor2D;
+      const y = tf.add(tf.matMul(flat, kernel as tf.Tensor2D), bias);
+      const out = this.activation === 'relu' ? tf.relu(y) : y;
+      return tf.reshape(out, [...x.shape.slice(0, -1), this.units]);
+    });
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [...shape.slice(0, -1), this.units];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), units: this.units, activation: this.activation };
+  }
+}
+
+tf.serialization.registerClass(PointwiseDense);
 tf.serialization.registerClass(LayerNorm);
 tf.serialization.registerClass(PaddingMask);
 tf.serialization.registerClass(PositionEmbedding);
@@ -237,9 +288,9 @@ function makeParts(o: ResolvedSasrecOptions): SasrecParts {
       attention: makeAttention(o, b, kernel()),
       residual1: tfl.layers.add({ name: `block${b}_residual1` }),
       norm1: new LayerNorm({ width: d, name: `block${b}_norm1` }),
-      ffnIn: tfl.layers.dense({ units: d, activation: 'relu', kernelInitializer: kernel(), name: `block${b}_ffn_in` }),
+      ffnIn: new PointwiseDense({ units: d, activation: 'relu', kernelInitializer: kernel(), name: `block${b}_ffn_in` }),
       ffnDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_ffn_dropout` }),
-      ffnOut: tfl.layers.dense({ units: d, kernelInitializer: kernel(), name: `block${b}_ffn_out` }),
+      ffnOut: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_ffn_out` }),
       outDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_out_dropout` }),
       residual2: tfl.layers.add({ name: `block${b}_residual2` }),
     });

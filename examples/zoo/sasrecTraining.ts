@@ -57,8 +57,10 @@ function softmaxLoss(sasrec: Sasrec, hidden: tf.Tensor, targets: tf.Tensor): tf.
 function bceLoss(sasrec: Sasrec, hidden: tf.Tensor, targets: tf.Tensor, negatives: tf.Tensor): tf.Scalar {
   const table = sasrec.parts.itemEmbedding.getWeights()[0];
   const score = (ids: tf.Tensor) => tf.sum(tf.mul(hidden, tf.gather(table, ids)), -1);
-  const positive = tf.neg(tf.logSigmoid(score(targets)));
-  const negative = tf.neg(tf.logSigmoid(tf.neg(score(negatives))));
+  // -log sigmoid(s) = softplus(-s); -log(1 - sigmoid(s)) = softplus(s). Not tf.logSigmoid: it is a
+  // customGrad whose saved input is gone by the time optimizer.minimize runs the backward pass.
+  const positive = tf.softplus(tf.neg(score(targets)));
+  const negative = tf.softplus(score(negatives));
   return maskedMean(tf.add(positive, negative), targets);
 }
 
