@@ -17,7 +17,11 @@ export type ShareMode = 'kv' | 'k' | 'v';
 export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   /** Rows per pool (m). Default 1024. */
   poolSize?: number;
-  /** Width of the user-specific part (du), per shared side. Default 1. Must be < numHeads*keyDim (and *valueDim). */
+  /**
+   * Width of the user-specific part (du), per shared side. Default 1. At most numHeads*keyDim (and
+   * *valueDim); equal to it leaves a zero-width pool, i.e. K/V = the user projection alone (the
+   * full-width case: conversion's sanity check that a swapped model can reproduce the original).
+   */
   userDim?: number;
   /** Which sides go through a pool: 'kv' (default), 'k' or 'v'; the other side is a full projection. */
   share?: ShareMode;
@@ -83,9 +87,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   private checkUserDim(dimName: string, headDim: number): void {
     const width = this.numHeads * headDim;
-    if (this.userDim >= width) {
+    if (this.userDim > width) {
       throw new ArgumentError(CollectiveKVAttention.className, 'userDim',
-        `less than numHeads*${dimName} = ${width} (the pool part needs a width of at least 1)`, String(this.userDim));
+        `at most numHeads*${dimName} = ${width} (userDim = ${width} leaves a zero-width pool)`, String(this.userDim));
     }
   }
 
