@@ -54,8 +54,9 @@ export interface BenchOpsResult {
   embeddingGradient: { oursMs: number; tfjsMs: number | null; speedup: number | null; oursRuns: number; tfjsRuns: number;
     backend: 'cpu'; rows: number; width: number; indices: number };
   collectiveAttention: { fusedMs: number; compositeMs: number; speedup: number; maxAbsError: number; backend: string };
-  trainStep: { mhaMs: number; collectivekvMs: number; ratio: number; backend: string; loss: 'bce'; batch: number; length: number;
-    hiddenDim: number; numItems: number; steps: number };
+  /** Null times and an `error` when a step failed (reported, not thrown, so the other numbers survive). */
+  trainStep: { mhaMs: number | null; collectivekvMs: number | null; ratio: number | null; backend: string; loss: 'bce'; batch: number;
+    length: number; hiddenDim: number; numItems: number; poolSize: number; steps: number; error?: string };
   bytesPerToken: Record<string, { full: number; collectivekv: number; ratio: number; compression: number }>;
 }
 
@@ -71,12 +72,13 @@ export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsR
     // The rest trains and attends on `backend`; tfjs's Embedding needs the scatter-add there (wasm has no kernel).
     await switchBackend(backend);
     useFastEmbeddingGradients();
+    const bytesPerToken = benchBytes(options.bytes ?? {});
     log(`collective attention (${backend}) ...`);
     const c = await benchCollectiveAttention({ ...options.collectiveAttention, backend });
     const collectiveAttention = { fusedMs: c.fusedMs, compositeMs: c.compositeMs, speedup: c.speedup, maxAbsError: c.maxAbsError, backend: c.backend };
+    // Last: a failure here (a wasm abort leaves the wasm backend unusable) costs no other number.
     log(`training step (${backend}) ...`);
-    const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend);
-    const bytesPerToken = benchBytes(options.bytes ?? {});
+    const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend, log);
     return { embeddingGradient, collectiveAttention, trainStep: trainStepResult, bytesPerToken };
   } finally {
     if (wasFast) useFastEmbeddingGradients();
@@ -126,9 +128,9 @@ async function benchEmbeddingGradient(o: EmbeddingBenchOptions): Promise<BenchOp
 // ---------------------------------------------------------------- training step
 
 /** Median ms of forward + backward + Adam of a SASRec with each attention layer, after warm-up. */
-function benchTrainStep(o: TrainStepBenchOptions, backend: string): BenchOpsResult['trainStep'] {
+function benchTrainStep(o: TrainStepBenchOptions, backend: string, log: (line: string) => void): BenchOpsResult['trainStep'] {
   const s = { batch: 128, length: 200, hiddenDim: 64, numItems: 3416, numBlocks: 2, numHeads: 2, poolSize: 1024, userDim: 1,
-    warmup: 2, steps: 5, ...o };
+    warmup: 1, steps: 3, ...o };
   const batch = syntheticBatch(s.batch, s.length, s.numItems);
   const time = (attention: 'mha' | 'collectivekv') => {
     const sasrec = buildSasrec({ numItems: s.numItems, maxLength: s.length, hiddenDim: s.hiddenDim, numBlocks: s.numBlocks,
@@ -141,16 +143,25 @@ function benchTrainStep(o: TrainStepBenchOptions, backend: string): BenchOpsResu
         trainStep(sasrec, optimizer, batch, 'bce', i);
         if (i >= s.warmup) times.push(performance.now() - start);
       }
+      log(`  ${attention}: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
       return median(times);
     } finally {
       optimizer.dispose();
       sasrec.model.dispose();
     }
   };
-  const mhaMs = time('mha');
-  const collectivekvMs = time('collectivekv');
-  return { mhaMs, collectivekvMs, ratio: collectivekvMs / mhaMs, backend, loss: 'bce', batch: s.batch, length: s.length,
-    hiddenDim: s.hiddenDim, numItems: s.numItems, steps: s.steps };
+  const base = { backend, loss: 'bce' as const, batch: s.batch, length: s.length, hiddenDim: s.hiddenDim, numItems: s.numItems,
+    poolSize: s.poolSize, steps: s.steps };
+  let mhaMs: number | null = null;
+  try {
+    mhaMs = time('mha');
+    const collectivekvMs = time('collectivekv');
+    return { ...base, mhaMs, collectivekvMs, ratio: collectivekvMs / mhaMs };
+  } catch (e) {
+    const error = `${mhaMs == null ? 'mha' : 'collectivekv'} step failed: ${(e as Error).message}`;
+    log(`  ${error}`);
+    return { ...base, mhaMs, collectivekvMs: null, ratio: null, error };
+  }
 }
 
 /** Full-length random sequences (every position valid: the worst case for the step). */
@@ -200,7 +211,7 @@ export function median(values: number[]): number {
 
 /** The readable table printed by `collectivekv bench ops`. */
 export function formatBenchOps(r: BenchOpsResult): string {
-  const ms = (x: number | null) => (x == null ? 'skipped' : `${x.toFixed(x < 10 ? 2 : 1)} ms`);
+  const ms = (x: number | null) => (x == null ? 'n/a' : `${x.toFixed(x < 10 ? 2 : 1)} ms`);
   const times = (x: number | null) => (x == null ? '-' : `${x.toFixed(1)}x`);
   const e = r.embeddingGradient;
   const c = r.collectiveAttention;
@@ -210,8 +221,8 @@ export function formatBenchOps(r: BenchOpsResult): string {
     [`embedding grad, cpu, ${e.rows}x${e.width} table, ${e.indices} idx`, `${ms(e.oursMs)} (median of ${e.oursRuns})`,
       `${ms(e.tfjsMs)} (tfjs default, ${e.tfjsRuns} run)`, `${times(e.speedup)} faster`],
     [`collectiveAttention, ${c.backend}, fused vs composite`, ms(c.fusedMs), ms(c.compositeMs), `${times(c.speedup)} faster (max err ${c.maxAbsError.toExponential(1)})`],
-    [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim}`, `${ms(t.collectivekvMs)} (CollectiveKV)`, `${ms(t.mhaMs)} (MHA)`,
-      `${t.ratio.toFixed(2)}x the MHA step`],
+    [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim} pool ${t.poolSize}`, `${ms(t.collectivekvMs)} (CollectiveKV)`,
+      `${ms(t.mhaMs)} (MHA)`, t.ratio == null ? `failed: ${t.error ?? ''}` : `${t.ratio.toFixed(2)}x the MHA step`],
     ...Object.entries(r.bytesPerToken).map(([key, b]) => [`cache bytes/token/module, ${key}, fp32`, `${b.collectivekv} B`, `${b.full} B`,
       `${(100 * b.ratio).toFixed(2)}% (${b.compression.toFixed(0)}x smaller)`]),
   ];

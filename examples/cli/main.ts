@@ -23,6 +23,8 @@ Options:
   --users N        demo: number of synthetic users (default 1500)
   --epochs N       demo: maximum epochs per model (default 8)
   --seed N         demo: data and weight seed (default 2026)
+  --train-batch N  bench ops: batch of the training-step measurement (default 128)
+  --train-length N bench ops: sequence length of the training-step measurement (default 200)
   -h, --help       show this help
 `;
 
@@ -35,6 +37,7 @@ interface ParsedArgs {
   json?: string;
   help: boolean;
   demo: DemoOptions;
+  trainStep: { batch?: number; length?: number };
 }
 
 /** Runs the command line `argv` (without node and script); returns the process exit code. */
@@ -73,6 +76,8 @@ function parse(argv: string[]): ParsedArgs {
       users: { type: 'string' },
       epochs: { type: 'string' },
       seed: { type: 'string' },
+      'train-batch': { type: 'string' },
+      'train-length': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -85,7 +90,8 @@ function parse(argv: string[]): ParsedArgs {
     maxEpochs: positiveInt('--epochs', values.epochs),
     seed: positiveInt('--seed', values.seed),
   };
-  return { command: positionals, backend: backend as ParsedArgs['backend'], json: values.json, help: values.help ?? false, demo };
+  const trainStep = { batch: positiveInt('--train-batch', values['train-batch']), length: positiveInt('--train-length', values['train-length']) };
+  return { command: positionals, backend: backend as ParsedArgs['backend'], json: values.json, help: values.help ?? false, demo, trainStep };
 }
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
@@ -103,7 +109,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
   }
   if (command === 'demo') {
     if (sub != null) throw new UsageError(`demo takes no argument, received '${sub}'`);
-    rejectFlag(args.json != null, '--json', 'bench ops');
+    rejectFlag(args.json != null || Object.values(args.trainStep).some((v) => v != null), '--json/--train-batch/--train-length', 'bench ops');
     await useBackend(args.backend);
     const result = await runDemo({ ...args.demo, log: (line) => console.log(line) });
     console.log(`\n${formatDemo(result)}`);
@@ -114,7 +120,8 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
     rejectFlag(Object.values(args.demo).some((v) => v != null), '--users/--epochs/--seed', 'demo');
     await useBackend(args.backend);
-    const result = await benchOps({ backend: args.backend, log: (line) => console.log(line) });
+    const trainStep = Object.fromEntries(Object.entries(args.trainStep).filter(([, v]) => v != null));
+    const result = await benchOps({ backend: args.backend, trainStep, log: (line) => console.log(line) });
     console.log(`\n${formatBenchOps(result)}`);
     if (args.json != null) {
       writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
