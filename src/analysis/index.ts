@@ -1,0 +1,9 @@
+// The paper's K/V analysis on trained models (DESIGN.md section 4).
+export { analyzeKV, formatKVAnalysis } from './analyzeKV';
+export type { AnalyzeKVOptions, KVAnalysis, LayerKVAnalysis } from './analyzeKV';
+export { analyzeSpectrum, suggestUserDim, pearson, quantile, summarize, USER_DIM_OPTIONS } from './spectrum';
+export type { SpectrumAnalysis, SpectrumOptions, CorrelationSummary, Quantiles } from './spectrum';
+export { gram, matrix, project, symmetricEigen, thinSvd } from './linalg';
+export type { Matrix, SymmetricEigen, ThinSvd } from './linalg';
+export { attentionLayers, captureAttentionInputs, disposeSites, keysAndValues } from './capture';
+export type { AttentionLayer, AttentionSite } from './capture';
