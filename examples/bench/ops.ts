@@ -219,7 +219,7 @@ export function formatBenchOps(r: BenchOpsResult): string {
   const rows: string[][] = [
     ['measurement', 'ours / CollectiveKV', 'baseline', 'ratio'],
     [`embedding grad, cpu, ${e.rows}x${e.width} table, ${e.indices} idx`, `${ms(e.oursMs)} (median of ${e.oursRuns})`,
-      `${ms(e.tfjsMs)} (tfjs default, ${e.tfjsRuns} run)`, `${times(e.speedup)} faster`],
+      e.tfjsMs == null ? 'skipped' : `${ms(e.tfjsMs)} (tfjs default, one run)`, e.speedup == null ? '-' : `${times(e.speedup)} faster`],
     [`collectiveAttention, ${c.backend}, fused vs composite`, ms(c.fusedMs), ms(c.compositeMs), `${times(c.speedup)} faster (max err ${c.maxAbsError.toExponential(1)})`],
     [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim} pool ${t.poolSize}`, `${ms(t.collectivekvMs)} (CollectiveKV)`,
       `${ms(t.mhaMs)} (MHA)`, t.ratio == null ? `failed: ${t.error ?? ''}` : `${t.ratio.toFixed(2)}x the MHA step`],

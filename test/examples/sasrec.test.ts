@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv';
-import { buildSasrec, cacheBytesPerToken, scoreNext, scoreNextCached } from '../../examples/zoo/sasrec';
+import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../examples/zoo/sasrec';
 import { trainStep } from '../../examples/zoo/sasrecTraining';
 
 beforeAll(async () => {
@@ -23,6 +23,17 @@ describe.each(['mha', 'collectivekv'] as const)('SASRec with %s', (attention) =>
     const scores = scoreNext(m, split.train.slice(0, 3));
     expect(scores.shape).toEqual([3, data.numItems + 1]);
     scores.dispose();
+    m.model.dispose();
+  });
+
+  it('the training forward in inference mode equals the functional model', () => {
+    const m = buildSasrec({ ...tiny, attention });
+    const ids = tf.tensor2d([[0, 0, 0, 0, 0, 0, 0, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], [2, 10], 'int32');
+    const viaModel = m.model.apply(ids) as tf.Tensor;
+    const viaForward = forward(m.parts, ids as tf.Tensor, { training: false });
+    expect(viaForward.shape).toEqual([2, 10, 16]);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(viaModel, viaForward))).dataSync()[0])).toBeLessThan(1e-6);
+    tf.dispose([ids, viaModel, viaForward]);
     m.model.dispose();
   });
 
