@@ -4,3 +4,4 @@ export * from './synthetic';
 export * from './split';
 export * from './batching';
 export * from './readers/index';
+export * from './ctrSamples';

@@ -1,0 +1,162 @@
+// Training and evaluation of the zoo's CTR models: a small custom loop (BCE on logits plus the
+// CollectiveKV layers' auxiliary losses, Adam, early stopping on validation AUC, a time budget,
+// seeded batch order) and the CTR metrics of a sample list. Reusable by any `CtrModel`.
+import * as tf from '@tensorflow/tfjs-core';
+import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatches, ctrMetrics } from 'collectivekv';
+import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
+
+export interface CtrStepResult {
+  /** The minimized objective: mean BCE plus the auxiliary losses. */
+  loss: number;
+  auxLoss: number;
+}
+
+/** Mean binary cross-entropy of logits [B] against 0/1 labels [B]: softplus(z) - y z (stable). */
+export function bceWithLogits(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.sub(tf.softplus(logits), tf.mul(labels, logits))) as tf.Scalar);
+}
+
+/** One Adam step on a prepared batch (`model.prepare(inputs)` already run). */
+export function trainCtrStep(model: CtrModel, optimizer: tf.Optimizer, inputs: CtrInputs, labels: tf.Tensor1D): CtrStepResult {
+  let aux: tf.Scalar | null = null;
+  const total = optimizer.minimize(() => {
+    const main = bceWithLogits(model.logits(inputs, true), labels);
+    const auxiliary = model.auxiliaryLoss();
+    aux = tf.keep(tf.clone(auxiliary));
+    return tf.add(main, auxiliary) as tf.Scalar;
+  }, true, model.trainableVariables()) as tf.Scalar;
+  const result = { loss: total.dataSync()[0], auxLoss: (aux as tf.Scalar | null)?.dataSync()[0] ?? 0 };
+  tf.dispose([total, ...(aux ? [aux] : [])]);
+  return result;
+}
+
+/** Click probabilities of `samples`, in order. */
+export function predictCtr(model: CtrModel, data: CtrEventLog, samples: readonly CtrSample[], batchSize = 256): Float32Array {
+  const out = new Float32Array(samples.length);
+  let k = 0;
+  for (const batch of ctrBatches(data, samples, batchSize, { historyLength: model.historyLength, shuffle: false })) {
+    const inputs = toInputs(batch);
+    model.prepare(inputs);
+    const p = tf.tidy(() => tf.sigmoid(model.logits(inputs, false)));
+    out.set(p.dataSync(), k);
+    k += batch.batchSize;
+    tf.dispose(p);
+    disposeInputs(inputs);
+  }
+  return out;
+}
+
+/** AUC, gAUC and logloss of the model on `samples`. */
+export function evaluateCtr(model: CtrModel, data: CtrEventLog, samples: readonly CtrSample[], batchSize = 256): CtrMetrics {
+  const p = predictCtr(model, data, samples, batchSize);
+  return ctrMetrics(p, samples.map((s) => s.label), samples.map((s) => s.user));
+}
+
+export interface CtrFitOptions {
+  /** Passes over the training samples. Default 10. */
+  maxEpochs?: number;
+  /** Epochs without a better validation AUC before stopping. Default 2. */
+  patience?: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Training time budget in seconds (checked after every step; the epoch in progress then ends early). 0 = none. */
+  maxSeconds?: number;
+  /** Validation samples scored per epoch (the first N of the list); default all. */
+  maxValidationSamples?: number;
+  /** Called with a progress line now and then, and after each epoch. */
+  onProgress?: (line: string) => void;
+  /** Seconds between progress lines inside an epoch. Default 15. */
+  progressEverySeconds?: number;
+}
+
+export interface CtrEpochReport {
+  epoch: number;
+  loss: number;
+  auxLoss: number;
+  validationAuc: number;
+  /** Seconds of training so far (steps only, validation excluded). */
+  trainSeconds: number;
+  best: boolean;
+}
+
+export interface CtrFitResult {
+  /** Epochs run; fractional when the budget ended an epoch early. */
+  epochs: number;
+  bestEpoch: number;
+  bestValidationAuc: number;
+  /** Seconds spent in training steps (batch building, retrieval and optimizer steps). */
+  trainSeconds: number;
+  samplesPerSecond: number;
+  history: CtrEpochReport[];
+}
+
+/**
+ * Trains with Adam, validates AUC after each epoch, stops after `patience` epochs without a better
+ * validation AUC or when the budget runs out, and restores the best epoch's weights.
+ */
+export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions = {}): CtrFitResult {
+  const o = { maxEpochs: 10, patience: 2, batchSize: 256, learningRate: 1e-3, seed: 1, maxSeconds: 0, progressEverySeconds: 15,
+    maxValidationSamples: Number.POSITIVE_INFINITY, ...options };
+  const validation = split.validation.slice(0, o.maxValidationSamples);
+  const optimizer = tf.train.adam(o.learningRate);
+  const history: CtrEpochReport[] = [];
+  let best = { epoch: 0, auc: -1, weights: [] as tf.Tensor[] };
+  const clock = { seconds: 0, samples: 0, lastLine: 0 };
+  try {
+    for (let epoch = 0; epoch < o.maxEpochs; epoch++) {
+      const run = runEpoch(model, optimizer, split, epoch, o, clock);
+      const auc = evaluateCtr(model, split.data, validation).auc;
+      const improved = auc > best.auc;
+      if (improved) {
+        tf.dispose(best.weights);
+        best = { epoch: epoch + run.fraction, auc, weights: model.getWeights() };
+      }
+      const report = { epoch: epoch + run.fraction, loss: run.loss, auxLoss: run.auxLoss, validationAuc: auc, trainSeconds: clock.seconds, best: improved };
+      history.push(report);
+      o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}: loss ${run.loss.toFixed(4)} (aux ${run.auxLoss.toFixed(4)}), `
+        + `validation AUC ${auc.toFixed(4)}${improved ? ' *' : ''}, ${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
+      if (run.fraction < 1 || epoch + 1 - Math.ceil(best.epoch) >= o.patience) break;
+    }
+    if (best.weights.length > 0) model.setWeights(best.weights);
+  } finally {
+    tf.dispose(best.weights);
+    optimizer.dispose();
+  }
+  const last = history[history.length - 1];
+  return { epochs: last?.epoch ?? 0, bestEpoch: best.epoch, bestValidationAuc: best.auc, trainSeconds: clock.seconds,
+    samplesPerSecond: clock.samples / Math.max(clock.seconds, 1e-9), history };
+}
+
+interface EpochRun extends CtrStepResult {
+  /** Share of the epoch's samples trained on (< 1 when the budget ended it). */
+  fraction: number;
+}
+
+function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epoch: number,
+  o: Required<Omit<CtrFitOptions, 'onProgress'>> & Pick<CtrFitOptions, 'onProgress'>, clock: { seconds: number; samples: number; lastLine: number }): EpochRun {
+  let [sum, auxSum, steps, seen] = [0, 0, 0, 0];
+  const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch });
+  for (;;) {
+    const start = performance.now();
+    const next = batches.next();
+    if (next.done) break;
+    const inputs = toInputs(next.value);
+    const labels = tf.tensor1d(next.value.labels, 'float32');
+    model.prepare(inputs);
+    const step = trainCtrStep(model, optimizer, inputs, labels);
+    disposeInputs(inputs);
+    labels.dispose();
+    clock.seconds += (performance.now() - start) / 1000;
+    clock.samples += next.value.batchSize;
+    seen += next.value.batchSize;
+    [sum, auxSum, steps] = [sum + step.loss, auxSum + step.auxLoss, steps + 1];
+    if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
+      clock.lastLine = clock.seconds;
+      o.onProgress(`${model.name} epoch ${epoch + 1}: ${seen}/${split.train.length} samples, loss ${(sum / steps).toFixed(4)}, `
+        + `${(clock.samples / clock.seconds).toFixed(0)} samples/s`);
+    }
+    if (o.maxSeconds > 0 && clock.seconds >= o.maxSeconds) break;
+  }
+  return { loss: steps ? sum / steps : NaN, auxLoss: steps ? auxSum / steps : 0, fraction: split.train.length ? seen / split.train.length : 1 };
+}

@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
+import { useBackend } from '../../util/backends';
+import { CtrModel, CtrModelOptions, cacheBytesPerToken, disposeInputs, toInputs } from '../../../examples/zoo/ctr/common';
+import { buildDin } from '../../../examples/zoo/ctr/din';
+import { buildEta } from '../../../examples/zoo/ctr/eta';
+import { buildHstuCtr } from '../../../examples/zoo/ctr/hstuCtr';
+import { buildSdim } from '../../../examples/zoo/ctr/sdim';
+import { buildSim } from '../../../examples/zoo/ctr/sim';
+import { buildTwin } from '../../../examples/zoo/ctr/twin';
+import { trainCtrStep } from '../../../examples/zoo/ctr/training';
+
+beforeAll(() => useBackend('wasm'));
+
+// Long histories relative to the windows below: up to 60 events, short window 8, retrieval top-6.
+const data = withSyntheticEventFeatures(generateSynthetic({ numUsers: 40, numItems: 80, numTopics: 5, minLength: 20, maxLength: 60, seed: 5 }), 5);
+const split = ctrSamples(data, { seed: 5 });
+const tiny: CtrModelOptions = { numItems: data.numItems, embeddingDim: 16, attentionWidth: 16, numHeads: 2, shortLength: 8, longLength: 40,
+  topK: 6, mlpUnits: [16], collective: { poolSize: 16, userDim: 1 }, collectiveExact: true };
+
+const BUILDERS: Record<string, (o: CtrModelOptions) => CtrModel> = {
+  din: buildDin, sim: buildSim, eta: (o) => buildEta({ ...o, hashBits: 16 }), sdim: (o) => buildSdim({ ...o, numHashes: 8, bitsPerHash: 2 }),
+  twin: buildTwin, 'hstu-ctr': (o) => buildHstuCtr({ ...o, numBlocks: 2 }),
+};
+
+function batchFor(model: CtrModel, n: number) {
+  return ctrBatch(data, split.train.slice(0, n), { historyLength: model.historyLength });
+}
+
+function logitsOf(model: CtrModel, n: number): Float32Array {
+  const inputs = toInputs(batchFor(model, n));
+  model.prepare(inputs);
+  const out = model.logits(inputs, false);
+  const values = out.dataSync() as Float32Array;
+  out.dispose();
+  disposeInputs(inputs);
+  return values;
+}
+
+describe.each(Object.keys(BUILDERS))('%s', (name) => {
+  describe.each(['mha', 'collectivekv'] as const)('with %s', (attention) => {
+    it('trains a few steps (loss falls) without leaking tensors', () => {
+      const model = BUILDERS[name]({ ...tiny, attention, seed: 3 });
+      const batch = batchFor(model, 64);
+      const inputs = toInputs(batch);
+      const labels = tf.tensor1d(batch.labels);
+      const optimizer = tf.train.adam(0.01);
+      model.prepare(inputs);
+      const first = trainCtrStep(model, optimizer, inputs, labels);
+      const before = tf.memory().numTensors;
+      let last = first;
+      for (let i = 0; i < 12; i++) last = trainCtrStep(model, optimizer, inputs, labels);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Number.isFinite(first.loss)).toBe(true);
+      expect(last.loss).toBeLessThan(first.loss - 0.05);
+      if (attention === 'collectivekv') expect(first.auxLoss).toBeGreaterThan(0);
+      else expect(first.auxLoss).toBe(0);
+      tf.dispose([labels]);
+      disposeInputs(inputs);
+      optimizer.dispose();
+      model.dispose();
+    });
+
+    it('weights round trip into a fresh build with identical outputs', () => {
+      const a = BUILDERS[name]({ ...tiny, attention, seed: 3 });
+      const b = BUILDERS[name]({ ...tiny, attention, seed: 99 });
+      const weights = a.getWeights();
+      b.setWeights(weights);
+      tf.dispose(weights);
+      const [x, y] = [logitsOf(a, 16), logitsOf(b, 16)];
+      expect(Array.from(y)).toEqual(Array.from(x));
+      a.dispose();
+      b.dispose();
+    });
+
+    it('caches the expected bytes per history token', () => {
+      const model = BUILDERS[name]({ ...tiny, attention });
+      const layers = model.attentionLayers().length;
+      // full: K and V of width 16 in fp32; CollectiveKV: a uint8 index (pool 16) + one fp32 per side.
+      expect(cacheBytesPerToken(model)).toBe(layers * (attention === 'mha' ? 2 * 16 * 4 : 2 * (1 + 4)));
+      model.dispose();
+    });
+  });
+});
