@@ -1,0 +1,321 @@
+// swapAttention: a trained model with MultiHeadAttention -> the same model with
+// CollectiveKVAttention, initialized from the trained model's own K/V (DESIGN.md section 4).
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { seededRandom } from '../data/random';
+import { ArgumentError, dim } from '../../ops/util/validate';
+import { CollectiveKVAttention, ShareMode } from '../../layers/CollectiveKVAttention';
+import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
+import { captureAttentionInputs, disposeSites, keysAndValues, sampleRows, validIndex } from '../analysis/capture';
+import { quantile } from '../analysis/spectrum';
+import { kmeans } from './kmeans';
+
+export interface SwapAttentionOptions {
+  /** Inputs of the model for a sample of users (the k-means data); one user per batch row. */
+  sample: tf.Tensor | tf.Tensor[];
+  /** Pool rows (k of the k-means). Default 1024; the sample needs at least this many valid tokens. */
+  poolSize?: number;
+  /**
+   * User-specific width; up to the full K/V width (then the pool is empty and outputs are
+   * unchanged). One number for every layer, or per layer name (e.g. analyzeKV's suggestions;
+   * unnamed layers get 1). Default 1.
+   */
+  userDim?: number | Record<string, number>;
+  share?: ShareMode;
+  peakWeight?: number;
+  balanceWeight?: number;
+  /**
+   * Activation of the user part. Default 'linear' (not the layer's 'swish'): the user projection
+   * is initialized with the trained K/V columns, and only a linear user part reproduces them.
+   */
+  userActivation?: string;
+  /** Seed of the token sampling and k-means++. Default 1. */
+  seed?: number;
+  /** Valid tokens per layer fed to k-means (uniform sample). Default 8192. */
+  maxTokens?: number;
+  /** Lloyd iterations at most. Default 25. */
+  kmeansIterations?: number;
+  /**
+   * The router's logits are shifted (same constant for every row, so the argmax is unchanged) so
+   * that 95% of the sample's winning logits are >= this: the training gate sigmoid(logit) starts
+   * near 1 and the training forward matches inference. Default 3 (gate >= 0.95).
+   */
+  gateLogit?: number;
+  /** Forward batch size over the sample. Default 64. */
+  batchSize?: number;
+  /** Name of the new model. Default `${model.name}_collectivekv`. */
+  name?: string;
+}
+
+export interface SideConversionReport {
+  /** Tokens clustered. */
+  tokens: number;
+  /** Width of the pool rows (K/V width - userDim). */
+  poolWidth: number;
+  iterations: number;
+  reseeded: number;
+  minClusterSize: number;
+  maxClusterSize: number;
+  /** k-means inertia / total squared norm of the centered collective parts (0 = exact). */
+  relativeInertia: number;
+  /** Fraction of sampled tokens whose new router picks their nearest centroid (null when the pool is empty). */
+  routingAgreement: number | null;
+  /** The constant added to every router logit (see gateLogit). */
+  logitShift: number;
+}
+
+export interface LayerConversionReport {
+  layer: string;
+  userDim: number;
+  key: SideConversionReport | null;
+  value: SideConversionReport | null;
+}
+
+export interface SwapAttentionResult {
+  model: tfl.LayersModel;
+  layers: LayerConversionReport[];
+}
+
+type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'peakWeight' | 'balanceWeight' | 'name' | 'userDim'>>
+  & Pick<SwapAttentionOptions, 'share' | 'peakWeight' | 'balanceWeight'> & { name: string; userDim: (layer: string) => number };
+
+/**
+ * Returns a new model in which every MultiHeadAttention is a CollectiveKVAttention with the same
+ * arguments plus the pool options; the original model is left untouched.
+ *
+ * - Rebuilt from `model.getConfig()` with the class swapped (functional and sequential models of
+ *   registered layers); every other layer's weights are copied by layer name.
+ * - Query and output projections are copied; a side left unshared (`share: 'k' | 'v'`) keeps its
+ *   full projection.
+ * - Per shared side, with d the K/V width and dg = d - userDim: the trained K (or V) of the
+ *   sample's valid tokens is computed with the layer's own projection; its first dg columns are
+ *   clustered by k-means (k = poolSize, k-means++ seeded, empty clusters re-seeded) and the
+ *   centroids become the pool; the user projection is the trained kernel's (and bias's) last
+ *   userDim columns, so with a linear userActivation the user part equals the trained K's tail.
+ * - The router reproduces nearest-centroid assignment exactly: with kc(x) = x Wc + bc the trained
+ *   collective projection, argmin_j ||kc(x) - c_j||^2 = argmax_j (2 kc(x).c_j - ||c_j||^2), which is
+ *   linear in x: router = 2 Wc C^T, router_bias_j = 2 bc.c_j - ||c_j||^2 (+ a shift common to all
+ *   rows, see gateLogit). Without biases (useBias false) the -||c_j||^2 term is lost and the
+ *   agreement drops; the report measures it on the sample either way.
+ *
+ * With userDim = d the pool has width 0 and K/V are exactly the trained projections: the outputs
+ * equal the original's (the sanity case). Fine-tuning is the caller's: the result is an ordinary
+ * LayersModel (compile + fit includes the routing losses through addLoss; in a custom loop add
+ * `tf.addN(model.calculateLosses())` to the loss inside `optimizer.minimize`), or copy its weights
+ * into a model of your own builder with `copyWeightsByName`.
+ */
+export function swapAttention(model: tfl.LayersModel, options: SwapAttentionOptions): SwapAttentionResult {
+  const o = resolve(model, options);
+  const targets = model.layers.filter((l): l is MultiHeadAttention => l instanceof MultiHeadAttention);
+  if (targets.length === 0) {
+    throw new ArgumentError('swapAttention', 'model', 'a model with at least one MultiHeadAttention layer', 'none');
+  }
+  const converted = rebuild(model, targets, o, options);
+  copyWeightsByName(model, converted, new Set(targets.map((t) => t.name)));
+  const sites = captureAttentionInputs(model, options.sample, targets, o.batchSize);
+  try {
+    const layers = sites.map((site) => initializeLayer(site.layer as MultiHeadAttention,
+      converted.getLayer(site.layer.name) as CollectiveKVAttention, site.kvSource, site.mask, o));
+    return { model: converted, layers };
+  } catch (e) {
+    converted.dispose();
+    throw e;
+  } finally {
+    disposeSites(sites);
+  }
+}
+
+function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolved {
+  if (options == null || options.sample == null) {
+    throw new ArgumentError('swapAttention', 'options.sample', 'the model inputs of a data sample', String(options?.sample));
+  }
+  const o = {
+    poolSize: 1024, userActivation: 'linear', seed: 1, maxTokens: 8192, kmeansIterations: 25, gateLogit: 3,
+    batchSize: 64, ...options, name: options.name ?? `${model.name}_collectivekv`,
+  };
+  for (const key of ['poolSize', 'maxTokens', 'kmeansIterations', 'batchSize'] as const) {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new ArgumentError('swapAttention', `options.${key}`, 'a positive integer', String(o[key]));
+  }
+  const du = options.userDim ?? 1;
+  const userDim = typeof du === 'number' ? () => du : (layer: string) => du[layer] ?? 1;
+  return { ...o, userDim };
+}
+
+// ---------------------------------------------------------------- rebuilding
+
+/** The model rebuilt from its config with the MultiHeadAttention entries swapped; fresh weights. */
+function rebuild(model: tfl.LayersModel, targets: MultiHeadAttention[], o: Resolved, options: SwapAttentionOptions): tfl.LayersModel {
+  const config = JSON.parse(JSON.stringify(model.getConfig())) as { name?: string; layers: LayerEntry[] };
+  const names = new Set(targets.map((t) => t.name));
+  const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation };
+  // Only what the caller set; the rest keeps CollectiveKVAttention's defaults.
+  for (const key of ['share', 'peakWeight', 'balanceWeight'] as const) if (options[key] != null) extra[key] = options[key];
+  for (const entry of config.layers) {
+    const name = entry.config.name as string;
+    if (!names.has(name)) continue;
+    entry.className = entry.className.replace(/MultiHeadAttention$/, CollectiveKVAttention.className);
+    entry.config = { ...entry.config, ...extra, userDim: o.userDim(name) };
+  }
+  config.name = o.name;
+  const className = model.getClassName();
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (entry == null) throw new ArgumentError('swapAttention', 'model', 'a registered model class (LayersModel or Sequential)', className);
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, config as unknown as tf.serialization.ConfigDict) as unknown as tfl.LayersModel;
+}
+
+interface LayerEntry {
+  className: string;
+  config: Record<string, unknown>;
+}
+
+/**
+ * Copies the weights of every layer of `from` into the layer of the same name in `to` (same
+ * class and shapes), except the names in `skip`. Layers of `to` missing in `from` keep theirs.
+ */
+export function copyWeightsByName(from: tfl.LayersModel, to: tfl.LayersModel, skip: ReadonlySet<string> = new Set()): void {
+  for (const target of to.layers) {
+    if (skip.has(target.name) || target.weights.length === 0) continue;
+    const source = from.layers.find((l) => l.name === target.name);
+    if (source == null) continue;
+    const values = source.getWeights();
+    if (values.length !== target.weights.length) {
+      throw new ArgumentError('copyWeightsByName', 'to', `layer '${target.name}' with ${values.length} weights (as in 'from')`,
+        `${target.weights.length} weights`);
+    }
+    target.setWeights(values);
+  }
+}
+
+// ---------------------------------------------------------------- per-layer initialization
+
+function initializeLayer(old: MultiHeadAttention, next: CollectiveKVAttention, kvSource: tf.Tensor, mask: tf.Tensor | null,
+  o: Resolved): LayerConversionReport {
+  const byName = weightsByName(old);
+  for (const name of ['query_kernel', 'query_bias', 'output_kernel', 'output_bias']) copyWeight(next, name, byName.get(name));
+  const { k, v } = keysAndValues(old, kvSource, mask);
+  try {
+    const valid = validIndex(mask == null ? null : mask.dataSync(), dim(kvSource, 0) * dim(kvSource, 1));
+    const pick = sampleRows(valid, o.maxTokens, seededRandom(o.seed));
+    const side = (s: 'key' | 'value', values: tf.Tensor) => (next.isShared(s)
+      ? initializePooledSide(next, s, byName, values, kvSource, pick, o)
+      : (copyWeight(next, `${s}_kernel`, byName.get(`${s}_kernel`)), copyWeight(next, `${s}_bias`, byName.get(`${s}_bias`)), null));
+    return { layer: old.name, userDim: next.userDim, key: side('key', k), value: side('value', v) };
+  } finally {
+    tf.dispose([k, v]);
+  }
+}
+
+function weightsByName(layer: tfl.layers.Layer): Map<string, tf.Tensor> {
+  const values = layer.getWeights();
+  return new Map(layer.weights.map((w, i) => [shortName(w), values[i]]));
+}
+
+function shortName(w: tfl.LayerVariable): string {
+  const parts = w.originalName.split('/');
+  return parts[parts.length - 1];
+}
+
+function copyWeight(layer: tfl.layers.Layer, name: string, value: tf.Tensor | undefined): void {
+  const target = layer.weights.find((w) => shortName(w) === name);
+  if (target == null && value == null) return; // both without this bias
+  if (target == null || value == null) {
+    throw new ArgumentError('swapAttention', 'model', `weight '${name}' on both sides of layer '${layer.name}'`, 'it on one side only');
+  }
+  target.write(value);
+}
+
+/** k-means pool, centroid router and copied user projection of one shared side. */
+function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', old: Map<string, tf.Tensor>, values: tf.Tensor,
+  kvSource: tf.Tensor, pick: Int32Array, o: Resolved): SideConversionReport {
+  const width = dim(values, 2);
+  const du = next.userDim;
+  const dg = width - du;
+  const kernel = old.get(`${s}_kernel`) as tf.Tensor;
+  const bias = old.get(`${s}_bias`) ?? null;
+  const [de] = kernel.shape;
+  // User projection: the trained projection's last userDim columns.
+  tf.tidy(() => {
+    copyWeight(next, `${s}_user_kernel`, tf.slice(kernel, [0, dg], [de, du]));
+    if (bias != null) copyWeight(next, `${s}_user_bias`, tf.slice(bias, [dg], [du]));
+  });
+  const report = { tokens: pick.length, poolWidth: dg };
+  if (dg === 0) {
+    // Empty pool rows: nothing to cluster or route; the gate still multiplies nothing.
+    return { ...report, iterations: 0, reseeded: 0, minClusterSize: 0, maxClusterSize: 0, relativeInertia: 0, routingAgreement: null, logitShift: 0 };
+  }
+  if (pick.length < o.poolSize) {
+    throw new ArgumentError('swapAttention', 'options.sample', `at least poolSize = ${o.poolSize} valid tokens`, `${pick.length}`);
+  }
+  const points = collectiveRows(values, pick, dg);
+  const km = kmeans(points, pick.length, dg, o.poolSize, { seed: o.seed, maxIterations: o.kmeansIterations });
+  const shift = routerShift(points, pick.length, dg, km.centroids, o.poolSize, o.gateLogit);
+  writeRouter(next, s, kernel, bias, km.centroids, dg, o.poolSize, shift);
+  return {
+    ...report, iterations: km.iterations, reseeded: km.reseeded, minClusterSize: Math.min(...km.sizes), maxClusterSize: Math.max(...km.sizes),
+    relativeInertia: km.inertia / centeredEnergy(points, pick.length, dg),
+    routingAgreement: agreement(next, s, kvSource, pick, km.assignment), logitShift: shift,
+  };
+}
+
+/** The first dg columns of the picked tokens of values [B, T, width], as float64 rows. */
+function collectiveRows(values: tf.Tensor, pick: Int32Array, dg: number): Float64Array {
+  const width = dim(values, 2);
+  const flat = values.dataSync();
+  const out = new Float64Array(pick.length * dg);
+  pick.forEach((row, i) => { for (let c = 0; c < dg; c++) out[i * dg + c] = flat[row * width + c]; });
+  return out;
+}
+
+function centeredEnergy(points: Float64Array, n: number, d: number): number {
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c] += points[i * d + c] / n;
+  let s = 0;
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) s += (points[i * d + c] - mean[c]) ** 2;
+  return Math.max(s, 1e-300);
+}
+
+/**
+ * Shift so that the 5% quantile of the winning logits (||k||^2 - ||k - c_nearest||^2 before the
+ * shift) lands at gateLogit.
+ */
+function routerShift(points: Float64Array, n: number, d: number, centroids: Float64Array, k: number, gateLogit: number): number {
+  const winning: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let best = -Infinity;
+    for (let j = 0; j < k; j++) {
+      let dot = 0;
+      let norm = 0;
+      for (let c = 0; c < d; c++) { dot += points[i * d + c] * centroids[j * d + c]; norm += centroids[j * d + c] ** 2; }
+      best = Math.max(best, 2 * dot - norm);
+    }
+    winning.push(best);
+  }
+  return gateLogit - quantile(winning.sort((a, b) => a - b), 0.05);
+}
+
+/** router = 2 Wc C^T; router_bias_j = 2 bc.c_j - ||c_j||^2 + shift. */
+function writeRouter(next: CollectiveKVAttention, s: 'key' | 'value', kernel: tf.Tensor, bias: tf.Tensor | null,
+  centroids: Float64Array, dg: number, k: number, shift: number): void {
+  tf.tidy(() => {
+    const c = tf.tensor2d(Float32Array.from(centroids), [k, dg]);
+    const wc = tf.slice(kernel, [0, 0], [dim(kernel, 0), dg]) as tf.Tensor2D;
+    copyWeight(next, `${s}_pool`, c);
+    copyWeight(next, `${s}_router`, tf.mul(2, tf.matMul(wc, c, false, true)));
+    if (next.useBias) {
+      const bc = bias == null ? tf.zeros([1, dg]) : tf.reshape(tf.slice(bias, [0], [dg]), [1, dg]);
+      const b = tf.add(tf.sub(tf.mul(2, tf.matMul(bc as tf.Tensor2D, c, false, true)), tf.sum(tf.square(c), 1)), shift);
+      copyWeight(next, `${s}_router_bias`, tf.reshape(b, [k]));
+    }
+  });
+}
+
+/** Share of picked tokens routed by the new layer to their nearest centroid. */
+function agreement(next: CollectiveKVAttention, s: 'key' | 'value', kvSource: tf.Tensor, pick: Int32Array, nearest: Int32Array): number {
+  const routing = next.route(s, kvSource);
+  const index = routing.index.dataSync();
+  tf.dispose([routing.index, routing.gate, routing.logits]);
+  let same = 0;
+  pick.forEach((row, i) => { if (index[row] === nearest[i]) same++; });
+  return pick.length ? same / pick.length : 1;
+}

@@ -1,0 +1,58 @@
+import { kmeans } from '../../src/convert/kmeans';
+import { normals } from '../analysis/planted';
+
+/** n points around `centers` well-separated centers in `dim` dimensions. */
+function blobs(centers: number, perCenter: number, dim: number, seed: number): Float64Array {
+  const z = normals(seed);
+  const means = Array.from({ length: centers }, () => Array.from({ length: dim }, () => 10 * z()));
+  const out: number[] = [];
+  for (let c = 0; c < centers; c++) for (let i = 0; i < perCenter; i++) out.push(...means[c].map((m) => m + 0.1 * z()));
+  return Float64Array.from(out);
+}
+
+describe('kmeans', () => {
+  const points = blobs(8, 30, 5, 1);
+
+  test('deterministic under a seed; another seed may differ but is equally valid', () => {
+    const a = kmeans(points, 240, 5, 8, { seed: 7 });
+    const b = kmeans(points, 240, 5, 8, { seed: 7 });
+    expect(Array.from(b.centroids)).toEqual(Array.from(a.centroids));
+    expect(Array.from(b.assignment)).toEqual(Array.from(a.assignment));
+    const c = kmeans(points, 240, 5, 24, { seed: 8 });
+    const d = kmeans(points, 240, 5, 24, { seed: 9 });
+    expect(Array.from(c.centroids)).not.toEqual(Array.from(d.centroids));
+  });
+
+  test('recovers separated blobs: each blob is one cluster, inertia is the noise', () => {
+    const r = kmeans(points, 240, 5, 8, { seed: 3 });
+    for (let blob = 0; blob < 8; blob++) {
+      const labels = new Set(Array.from(r.assignment.subarray(blob * 30, blob * 30 + 30)));
+      expect(labels.size).toBe(1);
+    }
+    expect(Array.from(r.sizes)).toEqual(new Array(8).fill(30));
+    // 240 points x 5 dims x 0.1^2 noise variance, minus the fitted means.
+    expect(r.inertia).toBeLessThan(240 * 5 * 0.01 * 1.3);
+  });
+
+  test('no empty clusters even when k exceeds the natural clusters and points are duplicated', () => {
+    // 3 tight blobs of 40 identical-ish points plus 20 distinct outliers, k = 20.
+    const z = normals(4);
+    const data: number[] = [];
+    for (let i = 0; i < 120; i++) data.push(Math.floor(i / 40) * 50, 0);
+    for (let i = 0; i < 20; i++) data.push(z(), 200 + 10 * z());
+    const r = kmeans(Float64Array.from(data), 140, 2, 20, { seed: 5 });
+    expect(Math.min(...r.sizes)).toBeGreaterThan(0);
+    expect(r.sizes.reduce((s, x) => s + x, 0)).toBe(140);
+    // Assignment is nearest-centroid under the returned centroids.
+    for (let i = 0; i < 140; i++) {
+      const d = (j: number) => (data[2 * i] - r.centroids[2 * j]) ** 2 + (data[2 * i + 1] - r.centroids[2 * j + 1]) ** 2;
+      for (let j = 0; j < 20; j++) expect(d(r.assignment[i])).toBeLessThanOrEqual(d(j) + 1e-9);
+    }
+  });
+
+  test('argument errors name the argument and the value', () => {
+    expect(() => kmeans(points, 240, 5, 0)).toThrow(/k must be a positive integer, received 0/);
+    expect(() => kmeans(points, 240, 5, 300)).toThrow(/at least k = 300 points, received 240/);
+    expect(() => kmeans(points, 100, 5, 3)).toThrow(/n\*dim = 500 values, received 1200/);
+  });
+});

@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { CollectiveKVAttention, MultiHeadAttention } from '../../src/index';
+import { copyWeightsByName, swapAttention } from '../../src/convert/index';
+import { describeEachBackend, maxAbsDiff } from '../util/backends';
+
+const [B, T, E] = [24, 10, 8];
+
+/** Functional: x -> dense -> MHA([q, x, mask]) -> dense, with a padding mask input. */
+function functionalModel(useBias = true): tfl.LayersModel {
+  const x = tfl.input({ shape: [T, E], name: 'x' });
+  const mask = tfl.input({ shape: [T], name: 'mask' });
+  const h = tfl.layers.dense({ units: E, name: 'embed', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }).apply(x) as tfl.SymbolicTensor;
+  const q = tfl.layers.dense({ units: E, name: 'q_proj', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }).apply(h) as tfl.SymbolicTensor;
+  const att = new MultiHeadAttention({ numHeads: 2, keyDim: 4, causal: true, useBias, name: 'att',
+    kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }).apply([q, h, mask]) as tfl.SymbolicTensor;
+  const y = tfl.layers.dense({ units: 3, name: 'head', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }).apply(att) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: [x, mask], outputs: y, name: 'functional' });
+}
+
+/** Sequential: dense -> MHA (self-attention) -> MHA -> dense. */
+function sequentialModel(): tfl.Sequential {
+  return tfl.sequential({
+    name: 'seq',
+    layers: [
+      tfl.layers.dense({ units: E, inputShape: [T, E], name: 'in', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }),
+      new MultiHeadAttention({ numHeads: 2, keyDim: 4, name: 'att1', kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }) }),
+      new MultiHeadAttention({ numHeads: 1, keyDim: 8, valueDim: 6, name: 'att2', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }),
+      tfl.layers.dense({ units: 2, name: 'out', kernelInitializer: tfl.initializers.glorotUniform({ seed: 8 }) }),
+    ],
+  });
+}
+
+function sampleInputs(seed: number): { x: tf.Tensor; mask: tf.Tensor } {
+  const x = tf.randomNormal([B, T, E], 0, 1, 'float32', seed);
+  // Left padding of 0..4 positions per row.
+  const m = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = b % 5; t < T; t++) m[b * T + t] = 1;
+  return { x, mask: tf.tensor2d(m, [B, T]) };
+}
+
+function weightOf(layer: tfl.layers.Layer, suffix: string): tf.Tensor {
+  const i = layer.weights.findIndex((w) => w.originalName.endsWith(`/${suffix}`));
+  if (i < 0) throw new Error(`no weight ${suffix} in ${layer.name}`);
+  return layer.getWeights()[i];
+}
+
+describeEachBackend('swapAttention', () => {
+  test('functional model: MHA becomes CollectiveKVAttention; query/output/user weights copied; router picks the nearest centroid', () => {
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(1);
+    const before = model.predict([x, mask]) as tf.Tensor;
+    const { model: converted, layers } = swapAttention(model, { sample: [x, mask], poolSize: 16, userDim: 2, seed: 3 });
+    const att = converted.getLayer('att');
+    expect(att).toBeInstanceOf(CollectiveKVAttention);
+    expect((att as CollectiveKVAttention).poolSize).toBe(16);
+    expect((att as CollectiveKVAttention).causal).toBe(true);
+    expect(converted.name).toBe('functional_collectivekv');
+    const old = model.getLayer('att');
+    for (const w of ['query_kernel', 'query_bias', 'output_kernel', 'output_bias']) expect(maxAbsDiff(weightOf(att, w), weightOf(old, w))).toBe(0);
+    const userKernel = tf.slice(weightOf(old, 'key_kernel'), [0, 6], [E, 2]);
+    expect(maxAbsDiff(weightOf(att, 'key_user_kernel'), userKernel)).toBe(0);
+    for (const name of ['embed', 'q_proj', 'head']) {
+      converted.getLayer(name).getWeights().forEach((w, i) => expect(maxAbsDiff(w, model.getLayer(name).getWeights()[i])).toBe(0));
+    }
+    expect(layers).toHaveLength(1);
+    for (const side of [layers[0].key, layers[0].value]) {
+      expect(side).not.toBeNull();
+      expect(side!.tokens).toBe(B * T - [0, 1, 2, 3, 4].reduce((s, p) => s + p, 0) * (B / 5 | 0) - (B % 5 === 4 ? 0 + 1 + 2 + 3 : 0));
+      expect(side!.minClusterSize).toBeGreaterThan(0);
+      expect(side!.poolWidth).toBe(6);
+      expect(side!.routingAgreement).toBeGreaterThan(0.9);
+      expect(side!.relativeInertia).toBeLessThan(1);
+    }
+    // The original model is untouched.
+    const after = model.predict([x, mask]) as tf.Tensor;
+    expect(maxAbsDiff(before, after)).toBe(0);
+    const out = converted.predict([x, mask]) as tf.Tensor;
+    expect(out.shape).toEqual([B, T, 3]);
+    tf.dispose([x, mask, before, after, out, userKernel]);
+    converted.dispose();
+    model.dispose();
+  });
+
+  test('full width (userDim = H*keyDim, linear user part): the converted model reproduces the outputs', () => {
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(2);
+    const { model: converted, layers } = swapAttention(model, { sample: [x, mask], poolSize: 4, userDim: 8 });
+    expect(layers[0].key!.poolWidth).toBe(0);
+    expect(layers[0].key!.routingAgreement).toBeNull();
+    const [a, b] = [model.predict([x, mask]) as tf.Tensor, converted.predict([x, mask]) as tf.Tensor];
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+    tf.dispose([x, mask, a, b]);
+    converted.dispose();
+    model.dispose();
+  });
+
+  test('sequential model with two attention layers (self-attention, no mask); full width reproduces outputs', () => {
+    const model = sequentialModel();
+    const { x, mask } = sampleInputs(3);
+    mask.dispose();
+    const { model: converted, layers } = swapAttention(model, { sample: x, poolSize: 32, userDim: 1, seed: 2 });
+    expect(converted).toBeInstanceOf(tfl.Sequential);
+    expect(converted.layers.map((l) => l.getClassName())).toEqual(['Dense', 'CollectiveKVAttention', 'CollectiveKVAttention', 'Dense']);
+    expect(layers.map((l) => l.layer)).toEqual(['att1', 'att2']);
+    expect(layers[1].value!.poolWidth).toBe(5);
+    for (const l of layers) for (const s of [l.key!, l.value!]) {
+      expect(s.tokens).toBe(B * T);
+      expect(s.routingAgreement).toBeGreaterThan(0.9);
+    }
+    // Per-layer userDim at each layer's full V width; share 'v': keys keep their full projection.
+    const exact = swapAttention(model, { sample: x, poolSize: 4, userDim: { att1: 8, att2: 6 }, share: 'v' });
+    expect(exact.layers.map((l) => l.userDim)).toEqual([8, 6]);
+    expect(exact.layers[1].key).toBeNull();
+    const [a, b] = [model.predict(x) as tf.Tensor, exact.model.predict(x) as tf.Tensor];
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+    tf.dispose([x, a, b]);
+    [converted, exact.model, model].forEach((m) => m.dispose());
+  });
+
+  test('no tensor leaks beyond the new model\'s weights', () => {
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(4);
+    swapAttention(model, { sample: [x, mask], poolSize: 8 }).model.dispose(); // warm-up
+    const before = tf.memory().numTensors;
+    const { model: converted } = swapAttention(model, { sample: [x, mask], poolSize: 8 });
+    expect(tf.memory().numTensors - before).toBe(converted.weights.length);
+    converted.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, mask]);
+    model.dispose();
+  });
+
+  test('clear errors: no MHA layer, too few tokens, userDim too wide, missing sample', () => {
+    const plain = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3] })] });
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(5);
+    expect(() => swapAttention(plain, { sample: tf.zeros([1, 3]) })).toThrow(/'model' must be a model with at least one MultiHeadAttention layer/);
+    expect(() => swapAttention(model, { sample: [x, mask], poolSize: 1000 })).toThrow(/'options.sample' must be at least poolSize = 1000 valid tokens, received 194/);
+    expect(() => swapAttention(model, { sample: [x, mask], userDim: 9 })).toThrow(/'userDim' must be at most numHeads\*keyDim = 8/);
+    expect(() => swapAttention(model, {} as never)).toThrow(/'options.sample'/);
+    expect(() => swapAttention(model, { sample: [x, mask], poolSize: 2.5 })).toThrow(/'options.poolSize' must be a positive integer, received 2.5/);
+    tf.dispose([x, mask]);
+    model.dispose();
+    plain.dispose();
+  });
+
+  test('useBias false: the router lacks the -||c||^2 term; agreement is still measured and reported', () => {
+    const model = functionalModel(false);
+    const { x, mask } = sampleInputs(6);
+    const { model: converted, layers } = swapAttention(model, { sample: [x, mask], poolSize: 8 });
+    const agreementK = layers[0].key!.routingAgreement as number;
+    expect(agreementK).toBeGreaterThanOrEqual(0);
+    expect(agreementK).toBeLessThanOrEqual(1);
+    tf.dispose([x, mask]);
+    converted.dispose();
+    model.dispose();
+  });
+
+  test('copyWeightsByName copies the weights of same-named layers', () => {
+    const a = functionalModel();
+    const b = functionalModel();
+    b.getLayer('head').setWeights(b.getLayer('head').getWeights().map((w) => tf.zerosLike(w)));
+    copyWeightsByName(a, b);
+    expect(maxAbsDiff(b.getLayer('head').getWeights()[0], a.getLayer('head').getWeights()[0])).toBe(0);
+    a.dispose();
+    b.dispose();
+  });
+});
