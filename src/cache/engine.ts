@@ -53,6 +53,11 @@ export interface CacheEngineOptions {
   maxAppendAttempts?: number;
   /** Most users per score() call (default 4096). */
   maxBatch?: number;
+  /**
+   * Users fetched and decoded together inside one score() call (default 128): bounds the memory a
+   * batch of large (full-KV) entries holds at once; chunks run one after the other.
+   */
+  fetchChunk?: number;
 }
 
 export interface EngineStats {
@@ -134,6 +139,7 @@ export class CacheEngine {
   private readonly historySource?: HistorySource;
   private readonly maxAppendAttempts: number;
   private readonly maxBatch: number;
+  private readonly fetchChunk: number;
   private readonly counters: EngineStats = emptyEngineStats();
   private readonly decodeOptions: DecodeOptions;
 
@@ -150,6 +156,7 @@ export class CacheEngine {
     this.historySource = options.histories;
     this.maxAppendAttempts = positiveInt('options.maxAppendAttempts', options.maxAppendAttempts ?? 50);
     this.maxBatch = positiveInt('options.maxBatch', options.maxBatch ?? 4096);
+    this.fetchChunk = positiveInt('options.fetchChunk', options.fetchChunk ?? 128);
     this.decodeOptions = { fingerprint: model.fingerprint };
   }
 
@@ -248,9 +255,22 @@ export class CacheEngine {
     }
     userIds.forEach((u, i) => checkUserId('score', u, `userIds[${i}]`));
     const cands = Int32Array.from(this.checkItems('score', 'candidates', candidates, 1));
-    const lookups = await this.lookupMany(userIds.map((u) => this.key(u)));
     const scores = new Float32Array(userIds.length * cands.length);
     const sources: Array<'cache' | 'recompute'> = [];
+    for (let from = 0; from < userIds.length; from += this.fetchChunk) {
+      const ids = userIds.slice(from, from + this.fetchChunk);
+      const part = await this.scoreChunk(ids, cands, options);
+      scores.set(part.scores, from * cands.length);
+      sources.push(...part.sources);
+    }
+    this.counters.scoreCalls++;
+    this.counters.usersScored += userIds.length;
+    return { scores, rows: userIds.length, cols: cands.length, sources };
+  }
+
+  private async scoreChunk(userIds: readonly string[], cands: Int32Array, options: ScoreCallOptions): Promise<Omit<ScoreResult, 'rows' | 'cols'>> {
+    const lookups = await this.lookupMany(userIds.map((u) => this.key(u)));
+    const scores = new Float32Array(userIds.length * cands.length);
     const hits: number[] = [];
     const fallbacks: number[] = [];
     lookups.forEach((l, i) => (l.kind === 'hit' ? hits : fallbacks).push(i));
@@ -259,10 +279,7 @@ export class CacheEngine {
       placeRows(scores, this.model.scoreFromCache(caches, cands), hits, cands.length);
     }
     if (fallbacks.length > 0) await this.recomputeRows(userIds, lookups, fallbacks, cands, scores, options);
-    lookups.forEach((l) => sources.push(l.kind === 'hit' ? 'cache' : 'recompute'));
-    this.counters.scoreCalls++;
-    this.counters.usersScored += userIds.length;
-    return { scores, rows: userIds.length, cols: cands.length, sources };
+    return { scores, sources: lookups.map((l) => (l.kind === 'hit' ? 'cache' : 'recompute')) };
   }
 
   /** The k best next items over the whole catalog (ids 1..numItems), best first. */
