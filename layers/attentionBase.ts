@@ -99,7 +99,9 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as tfl.Shape[];
     this.queryDim = this.lastDim(shapes[0], 'query');
-    this.sourceDim = this.lastDim(shapes[1] ?? shapes[0], 'kvSource');
+    // [x, mask] is self-attention: the second shape is then the rank-2 mask, not a kvSource.
+    const sourceShape = shapes[1] != null && shapes[1].length === 3 ? shapes[1] : shapes[0];
+    this.sourceDim = this.lastDim(sourceShape, 'kvSource');
     const dq = this.numHeads * this.keyDim;
     this.queryKernel = this.addWeight('query_kernel', [this.queryDim, dq], 'float32', this.kernelInit);
     if (this.useBias) this.queryBias = this.addWeight('query_bias', [dq], 'float32', zeros());
@@ -126,8 +128,10 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   // ------------------------------------------------------------ forward
 
   /**
-   * inputs: x (self-attention), [query, kvSource] or [query, kvSource, mask]; mask [B, Tk]
-   * (1 valid, 0 padding) may also come as kwargs.mask. Returns [B, Tq, queryWidth].
+   * inputs: x or [x, mask] (self-attention), [query, kvSource] or [query, kvSource, mask]; mask
+   * [B, Tk] (1 valid, 0 padding) may also come as kwargs.mask. Returns [B, Tq, queryWidth].
+   * Prefer [x, mask] to [x, x, mask] in functional models: tfjs's executor disposes a tensor fed
+   * twice to one layer too early ("Tensor is disposed" in predict).
    */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     const training = kwargs.training === true;
@@ -156,13 +160,14 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   protected parseInputs(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): AttentionInputs {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     if (list.length < 1 || list.length > 3) {
-      throw new ArgumentError(this.layerType, 'inputs', 'a tensor, [query, kvSource] or [query, kvSource, mask]',
+      throw new ArgumentError(this.layerType, 'inputs', 'a tensor, [x, mask], [query, kvSource] or [query, kvSource, mask]',
         `an array of ${list.length} tensors`);
     }
     const query = list[0];
-    const source = list[1] ?? query;
+    const selfWithMask = list.length === 2 && list[1].rank === 2;
+    const source = selfWithMask ? query : list[1] ?? query;
     this.checkSequenceInputs(query, source);
-    const rawMask = list[2] ?? kwargsMask(kwargs);
+    const rawMask = (selfWithMask ? list[1] : list[2]) ?? kwargsMask(kwargs);
     const mask = rawMask == null ? null : checkMask(this.layerType, 'mask', rawMask, dim(source, 0), dim(source, 1));
     return { query, source, mask };
   }
