@@ -4,3 +4,5 @@ export * from '../layers/index';
 export * from './data/index';
 export * from './metrics/index';
 export * from './cache/index';
+export * from './analysis/index';
+export * from './convert/index';

@@ -1,6 +1,6 @@
 // The zoo's SASRec: convert a briefly trained mha model and keep training the converted one.
 import * as tf from '@tensorflow/tfjs-core';
-import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients, batchTensor } from 'collectivekv';
+import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients, batchTensor, SequenceBatch } from 'collectivekv';
 import { analyzeKV } from '../../src/analysis/index';
 import { copyWeightsByName, swapAttention } from '../../src/convert/index';
 import { buildSasrec, scoreNext } from '../../examples/zoo/sasrec';
@@ -23,7 +23,7 @@ test('converted SASRec: same outputs as a zoo collectivekv build with copied wei
   const optimizer = tf.train.adam(0.01);
   for (const batch of trainingBatches(examples, 32, 1)) trainStep(base, optimizer, batch);
   optimizer.dispose();
-  const first = trainingBatches(examples, 96, 2).next().value!;
+  const first = trainingBatches(examples, 96, 2).next().value as SequenceBatch;
   const sample = batchTensor(first.inputs, first.batchSize, first.maxLength);
   const collective = { poolSize: 32, userDim: 2, userActivation: 'linear' };
   const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: 1 });
@@ -38,7 +38,7 @@ test('converted SASRec: same outputs as a zoo collectivekv build with copied wei
   // Fine-tune: the loss (main + routing losses) falls over a few epochs.
   const tune = tf.train.adam(0.01);
   const losses: number[] = [];
-  const batch = trainingBatches(examples, 96, 5).next().value!;
+  const batch = trainingBatches(examples, 96, 5).next().value as SequenceBatch;
   for (let step = 0; step < 4; step++) losses.push(trainStep(target, tune, batch).loss);
   expect(losses[losses.length - 1]).toBeLessThan(losses[0] - 0.05);
   const scores = scoreNext(target, split.test.slice(0, 4).map((c) => c.history));
@@ -50,7 +50,7 @@ test('converted SASRec: same outputs as a zoo collectivekv build with copied wei
 
 test('analyzeKV on SASRec: per block K and V over the valid tokens, equal to a direct SVD of the projections', () => {
   const sasrec = buildSasrec({ ...options, attention: 'mha' });
-  const first = trainingBatches(examples, 64, 2).next().value!;
+  const first = trainingBatches(examples, 64, 2).next().value as SequenceBatch;
   const ids = batchTensor(first.inputs, first.batchSize, first.maxLength);
   const analysis = analyzeKV(sasrec.model, ids, { center: true, numPairs: 300 });
   const validTokens = first.inputs.filter((id) => id !== 0).length;
