@@ -1,0 +1,264 @@
+// `collectivekv bench ctr`: trains one CTR model of the zoo twice, with MultiHeadAttention and with
+// CollectiveKVAttention, on the same samples, split, seed and time budget, and reports AUC, gAUC,
+// logloss, cache bytes per token, compression ratio and training throughput side by side, next to
+// a popularity-only scorer.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  CtrEventLog, CtrLabelRule, CtrSplit, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
+} from 'collectivekv';
+import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
+import { buildDin } from '../zoo/ctr/din';
+import { buildEta } from '../zoo/ctr/eta';
+import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
+import { buildSdim } from '../zoo/ctr/sdim';
+import { buildSim } from '../zoo/ctr/sim';
+import { buildTwin } from '../zoo/ctr/twin';
+import { evaluateCtr, fitCtr } from '../zoo/ctr/training';
+
+export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
+export type CtrModelName = (typeof CTR_MODELS)[number];
+
+const BUILDERS: Record<CtrModelName, (o: CtrModelOptions) => CtrModel> = {
+  din: buildDin, sim: buildSim, eta: buildEta, sdim: buildSdim, twin: buildTwin, 'hstu-ctr': buildHstuCtr,
+};
+
+export interface BenchCtrOptions {
+  model: CtrModelName;
+  /** Interaction file; absent: the synthetic generator with per-event features. */
+  data?: string;
+  format?: InteractionFormat | 'auto';
+  label?: CtrLabelRule;
+  collective?: CollectiveOptions;
+  /** 'all' (default): every attention module is swapped, so the whole cache is compressed; 'short': the short-term one only. */
+  swap?: 'all' | 'short';
+  /** Training budget per variant, minutes (0 = until early stopping). */
+  maxMinutes?: number;
+  maxEpochs?: number;
+  /** Seeded subset of users (0 = all). */
+  maxUsers?: number;
+  /** Most recent training positions per user. Default 10. */
+  trainPositions?: number;
+  attentionWidth?: number;
+  embeddingDim?: number;
+  numHeads?: number;
+  longLength?: number;
+  shortLength?: number;
+  topK?: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  backend?: 'wasm' | 'cpu';
+  log?: (line: string) => void;
+}
+
+export interface BenchCtrVariant {
+  auc: number;
+  gauc: number;
+  logloss: number;
+  bytesPerToken: number;
+  /** bytesPerToken / the baseline's. */
+  compressionRatio: number;
+  epochs: number;
+  trainSeconds: number;
+  samplesPerSecond: number;
+  bestValidationAuc: number;
+}
+
+export interface BenchCtrResult {
+  model: CtrModelName;
+  data: string;
+  label: string;
+  backend: string;
+  settings: Record<string, unknown>;
+  users: number;
+  items: number;
+  samples: { train: number; validation: number; test: number };
+  popularity: { auc: number; gauc: number };
+  mha: BenchCtrVariant;
+  collectivekv: BenchCtrVariant;
+  /** collectivekv minus mha (AUC, gAUC) and collectivekv / mha (throughput). */
+  comparison: { aucDelta: number; gaucDelta: number; throughputRatio: number };
+}
+
+/** Runs the benchmark (both variants, same data, split, seed and budget). */
+export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult> {
+  const log = options.log ?? (() => undefined);
+  const seed = options.seed ?? 1;
+  const backend = options.backend ?? 'wasm';
+  if (!(await tf.setBackend(backend))) throw new Error(`bench ctr: backend ${backend} failed to initialize`);
+  await tf.ready();
+  const data = subsetUsers(await loadData(options, log), options.maxUsers ?? 0, seed);
+  const label = options.label ?? { kind: 'next-item' };
+  const split = ctrSamples(data, { label, seed, maxTrainPositionsPerUser: options.trainPositions ?? 10 });
+  log(`${data.sequences.length} users, ${data.numItems} items; samples: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test`);
+  const popularity = popularityScores(split);
+  log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
+  const modelOptions = resolveModelOptions(options, data.numItems, seed);
+  const mha = runVariant(options, 'mha', modelOptions, split, log);
+  const ckv = runVariant(options, 'collectivekv', modelOptions, split, log);
+  ckv.compressionRatio = ckv.bytesPerToken / mha.bytesPerToken;
+  return {
+    model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
+    settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxUsers: options.maxUsers ?? 0,
+      trainPositions: options.trainPositions ?? 10, batchSize: options.batchSize ?? 256, learningRate: options.learningRate ?? 1e-3 },
+    users: data.sequences.length, items: data.numItems,
+    samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
+    popularity, mha, collectivekv: ckv,
+    comparison: { aucDelta: ckv.auc - mha.auc, gaucDelta: ckv.gauc - mha.gauc, throughputRatio: ckv.samplesPerSecond / mha.samplesPerSecond },
+  };
+}
+
+function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
+  return {
+    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...o.collective }, collectiveExact: (o.swap ?? 'all') === 'all',
+    attentionWidth: o.attentionWidth ?? 256, embeddingDim: o.embeddingDim ?? 32, numHeads: o.numHeads ?? 4,
+    longLength: o.longLength ?? 1000, shortLength: o.shortLength ?? 50, topK: o.topK,
+  };
+}
+
+function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit, log: (line: string) => void): BenchCtrVariant {
+  const model = BUILDERS[o.model]({ ...modelOptions, attention });
+  try {
+    const fit = fitCtr(model, split, {
+      maxEpochs: o.maxEpochs ?? 10, batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, seed: modelOptions.seed,
+      maxSeconds: (o.maxMinutes ?? 0) * 60, onProgress: (line) => log(`[${attention}] ${line}`),
+    });
+    const test = evaluateCtr(model, split.data, split.test);
+    const variant = {
+      auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
+      epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
+    };
+    log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
+      + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
+    return variant;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** AUC and gAUC of scoring every candidate by its training-period popularity (ignores the user). */
+export function popularityScores(split: CtrSplit): { auc: number; gauc: number } {
+  const counts = itemPopularity(split);
+  const scores = split.test.map((s) => counts[s.candidate]);
+  const labels = split.test.map((s) => s.label);
+  return { auc: auc(scores, labels), gauc: gauc(scores, labels, split.test.map((s) => s.user)).gauc };
+}
+
+async function loadData(o: BenchCtrOptions, log: (line: string) => void): Promise<CtrEventLog> {
+  if (o.data == null) {
+    log('data: synthetic generator (long histories) with synthetic timestamps and ratings');
+    const seqs = generateSynthetic({ numUsers: 1500, numItems: 1000, minLength: 60, maxLength: 400, seed: o.seed ?? 2026 });
+    return withSyntheticEventFeatures(seqs, o.seed ?? 2026);
+  }
+  const log0 = await readInteractions(o.data, { format: o.format ?? 'auto' });
+  log(`data: ${o.data} (${log0.timestamps ? 'timestamps' : 'no timestamps'}, ${log0.ratings ? 'ratings' : 'no ratings'})`);
+  return { sequences: log0.sequences, numItems: log0.numItems, timestamps: log0.timestamps, ratings: log0.ratings };
+}
+
+/** A seeded subset of `max` users (all when max is 0 or covers them); item ids are unchanged. */
+export function subsetUsers(data: CtrEventLog, max: number, seed: number): CtrEventLog {
+  const n = data.sequences.length;
+  if (max <= 0 || max >= n) return data;
+  const keep = shuffleInPlace(Array.from({ length: n }, (_, i) => i), seededRandom(seed ^ 0x5bd1e995)).slice(0, max).sort((a, b) => a - b);
+  return {
+    sequences: keep.map((u) => data.sequences[u]), numItems: data.numItems,
+    timestamps: data.timestamps && keep.map((u) => (data.timestamps as number[][])[u]),
+    ratings: data.ratings && keep.map((u) => (data.ratings as number[][])[u]),
+  };
+}
+
+// ---------------------------------------------------------------- command line
+
+export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|eta|sdim|twin|hstu-ctr [options]
+  --data PATH          interaction file (default: synthetic data with per-event features)
+  --format F           ${INTERACTION_FORMATS.join(' | ')} | auto (default auto)
+  --label RULE         next-item (default: sampled negatives) or rating>=X
+  --json FILE          write the results as JSON
+  --share k|v|kv       CollectiveKV: which sides are pooled (default kv)
+  --user-dim N         CollectiveKV user-specific width (default 1)
+  --pool-size N        CollectiveKV pool rows (default 1024)
+  --swap all|short     swap every attention module (default) or the short-term one only
+  --max-minutes N      training budget per variant (default 0: early stopping only)
+  --epochs N           maximum epochs (default 10)
+  --max-users N        seeded user sample (default all)
+  --train-positions N  most recent training positions per user (default 10)
+  --width N            attention width numHeads*keyDim (default 256)
+  --embedding-dim N    item/feature embedding width (default 32)
+  --heads N            attention heads (default 4)
+  --long-length N      long history (default 1000)
+  --short-length N     short-term window (default 50)
+  --top-k N            retrieval top-k (default 50, TWIN 100)
+  --batch-size N       (default 256)
+  --lr X               Adam learning rate (default 0.001)
+  --seed N             (default 1)
+  --backend wasm|cpu   (default wasm)`;
+
+/** `collectivekv bench ctr ...` (argv without 'bench ctr'); returns the exit code. */
+export async function runBenchCtrCommand(argv: string[]): Promise<number> {
+  let options: BenchCtrOptions & { json?: string };
+  try {
+    options = parseBenchCtrArgs(argv);
+  } catch (e) {
+    console.error(`collectivekv bench ctr: ${(e as Error).message}\n\n${BENCH_CTR_USAGE}`);
+    return 2;
+  }
+  const result = await benchCtr({ ...options, log: (line) => console.log(line) });
+  console.log(JSON.stringify({ popularity: result.popularity, mha: result.mha, collectivekv: result.collectivekv, comparison: result.comparison }, null, 2));
+  if (options.json != null) {
+    writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`wrote ${options.json}`);
+  }
+  return 0;
+}
+
+export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'swap', 'max-minutes', 'epochs',
+      'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend',
+    ].map((k) => [k, { type: 'string' as const }])),
+  });
+  if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
+  const v = values as Record<string, string | undefined>;
+  const model = oneOf('--model', v.model ?? '', CTR_MODELS);
+  const int = (flag: string) => positiveInt(`--${flag}`, v[flag]);
+  const collective: CollectiveOptions = {};
+  if (v.share != null) collective.share = oneOf('--share', v.share, ['k', 'v', 'kv'] as const);
+  if (v['user-dim'] != null) collective.userDim = int('user-dim');
+  if (v['pool-size'] != null) collective.poolSize = int('pool-size');
+  const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
+  if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
+  return {
+    model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
+    label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
+    swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,
+    maxEpochs: int('epochs'), maxUsers: int('max-users'), trainPositions: int('train-positions'), attentionWidth: int('width'),
+    embeddingDim: int('embedding-dim'), numHeads: int('heads'), longLength: int('long-length'), shortLength: int('short-length'), topK: int('top-k'),
+    batchSize: int('batch-size'), learningRate: positiveNumber('--lr', v.lr), seed: int('seed'), backend: v.backend == null ? undefined : oneOf('--backend', v.backend, ['wasm', 'cpu'] as const),
+  };
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new Error(`${flag} must be one of ${allowed.join(', ')}, received '${value}'`);
+  return value as T;
+}
+
+function positiveNumber(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${flag} must be a positive number, received '${value}'`);
+  return n;
+}
+
+function positiveInt(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, received '${value}'`);
+  return n;
+}
