@@ -82,3 +82,18 @@ describe.each(Object.keys(BUILDERS))('%s', (name) => {
     });
   });
 });
+
+describe('HSTU-CTR reads a click logit at every item token', () => {
+  it('the last item position is the candidate logit', () => {
+    const model = buildHstuCtr({ ...tiny, attention: 'collectivekv' });
+    const inputs = toInputs(batchFor(model, 5));
+    const all = model.itemPositionLogits(inputs);
+    const last = model.logits(inputs, false);
+    expect(all.shape).toEqual([5, model.historyLength + 1]);
+    const a = all.arraySync() as number[][];
+    Array.from(last.dataSync()).forEach((x, r) => expect(a[r][model.historyLength]).toBeCloseTo(x, 5));
+    tf.dispose([all, last]);
+    disposeInputs(inputs);
+    model.dispose();
+  });
+});
