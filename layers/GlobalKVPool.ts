@@ -6,8 +6,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { gatherRows, routeTop1 } from '../ops/index';
-import { ArgumentError, describeShape, dim } from '../ops/util/validate';
+import { fusedRoutingLoss, gatherRows, routeTop1 } from '../ops/index';
+import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkPositiveInt, dense, glorotUniform,
   resolveInitializer, serializeInitializer, zeros,
@@ -64,27 +64,8 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
  */
 export function routingLoss(logits: tf.Tensor, mask: tf.Tensor | null, weights: RoutingLossWeights): tf.Scalar | null {
   if (weights.peakWeight === 0 && weights.balanceWeight === 0) return null;
-  return tf.tidy(() => {
-    const m = dim(logits, -1);
-    const flat = tf.reshape(logits, [-1, m]);
-    const valid = mask == null ? tf.onesLike(tf.slice(flat, [0, 0], [-1, 1])) : tf.reshape(tf.cast(mask, 'float32'), [-1, 1]);
-    // max(count, 1): a batch of pure padding contributes 0 instead of NaN.
-    const count = tf.maximum(tf.sum(valid), 1);
-    const parts: tf.Tensor[] = [];
-    if (weights.peakWeight !== 0) {
-      // -softplus(-x) rather than tf.logSigmoid: logSigmoid is a customGrad whose saved input is
-      // disposed by this tidy before the backward pass runs.
-      const logSig = tf.neg(tf.softplus(tf.neg(tf.max(flat, -1, true))));
-      parts.push(tf.mul(-weights.peakWeight, tf.div(tf.sum(tf.mul(logSig, valid)), count)));
-    }
-    if (weights.balanceWeight !== 0) {
-      const meanProb = tf.div(tf.sum(tf.mul(tf.softmax(flat), valid), 0), count);
-      // KL(p || 1/m) = sum p log(p m); the clamp keeps log finite for rows nobody uses.
-      const kl = tf.sum(tf.mul(meanProb, tf.log(tf.mul(tf.maximum(meanProb, 1e-30), m))));
-      parts.push(tf.mul(weights.balanceWeight, kl));
-    }
-    return (parts.length === 1 ? parts[0] : tf.add(parts[0], parts[1])) as tf.Scalar;
-  });
+  // One fused kernel on cpu/wasm (no logits-sized intermediates), the tfjs-op composite elsewhere.
+  return fusedRoutingLoss(logits, mask, weights);
 }
 
 // ---------------------------------------------------------------- the layer

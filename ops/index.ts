@@ -5,3 +5,4 @@ export * from './scatterAddRows/index';
 export * from './dotProductAttention/index';
 export * from './collectiveAttention/index';
 export * from './embeddingGradients/index';
+export * from './routingLoss/index';
