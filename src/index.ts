@@ -6,3 +6,4 @@ export * from './metrics/index';
 export * from './cache/index';
 export * from './analysis/index';
 export * from './convert/index';
+export * from './train/index';

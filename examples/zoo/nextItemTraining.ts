@@ -1,0 +1,138 @@
+// Training and evaluation shared by the zoo's next-item models (SASRec, BERT4Rec, HSTU): each model
+// supplies batches, one optimizer step and next-item scoring; the library's trainLoop does epochs,
+// progress, validation, early stopping on NDCG@10 and best-weights restore.
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import {
+  LeaveOneOutSplit, NextItemCase, ProgressMode, ProgressSink, RankingEvaluator, RankingResult, batchTensor, evaluationBatches, trainLoop,
+} from 'collectivekv';
+
+/** The objective of a step: the main loss plus the layers' auxiliary losses. */
+export interface TrainStepResult {
+  loss: number;
+  /** The auxiliary part (0 for MultiHeadAttention). */
+  auxLoss: number;
+}
+
+/** What the shared fit/evaluate need from a model. */
+export interface NextItemTrainable<B> {
+  model: tfl.LayersModel;
+  /** Window length: evaluation histories keep their last `maxLength` items (models may use fewer). */
+  maxLength: number;
+  /** Batches of one epoch from the training sequences, seeded. */
+  batches(train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number): Iterable<B>;
+  batchRows(batch: B): number;
+  step(optimizer: tf.Optimizer, batch: B, seed: number): TrainStepResult;
+  /** Histories [B, maxLength] int32, left-padded -> next-item scores [B, numItems + 1]. */
+  scoreNext(ids: tf.Tensor2D): tf.Tensor2D;
+}
+
+export interface EvaluateOptions {
+  ks?: number[];
+  batchSize?: number;
+  filterHistory?: boolean;
+}
+
+/** Full-ranking metrics of next-item cases (history -> target). */
+export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult {
+  const evaluator = new RankingEvaluator(options.ks ?? [10], { filterHistory: options.filterHistory ?? false });
+  for (const batch of evaluationBatches(cases, options.batchSize ?? 256, m.maxLength)) {
+    const ids = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
+    const scores = m.scoreNext(ids);
+    evaluator.update(scores, batch.targets, batch.histories);
+    tf.dispose([ids, scores]);
+  }
+  return evaluator.result();
+}
+
+export interface NextItemFitOptions {
+  maxEpochs?: number;
+  /** Validations without a better NDCG@10 before stopping. */
+  patience?: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Wall-clock bound in seconds (0 = none); a safety net: the result says when it cut training. */
+  timeBudgetSeconds?: number;
+  /** Validate every N epochs. Default 1. */
+  validateEvery?: number;
+  /** Validation users (the first N cases; 0 = all). Evaluation time matters on large data sets. */
+  validationUsers?: number;
+  progress?: ProgressMode;
+  output?: ProgressSink;
+  label?: string;
+  checkpointDir?: string;
+  onEpoch?: (report: EpochReport) => void;
+}
+
+export interface EpochReport {
+  epoch: number;
+  loss: number;
+  auxLoss: number;
+  /** NaN on epochs that were not validated. */
+  validationNdcg10: number;
+  validationHr10: number;
+  seconds: number;
+  best: boolean;
+}
+
+export interface FitResult {
+  epochs: number;
+  bestEpoch: number;
+  bestValidationNdcg10: number;
+  trainSeconds: number;
+  history: EpochReport[];
+  /** Why training stopped; 'maxMinutes' means the time bound cut it. */
+  stoppedBy?: 'maxEpochs' | 'patience' | 'maxMinutes';
+}
+
+/** Adam, validation NDCG@10 every N epochs, early stopping with patience, best-weights restore. */
+export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit, options: NextItemFitOptions = {}): FitResult {
+  const o = { maxEpochs: 20, patience: 3, batchSize: 128, learningRate: 1e-3, seed: 1, timeBudgetSeconds: 0, validationUsers: 0,
+    ...definedOnly(options) };
+  const optimizer = tf.train.adam(o.learningRate);
+  const validation = o.validationUsers > 0 ? split.validation.slice(0, o.validationUsers) : split.validation;
+  const batchesPerEpoch = countBatches(m, split.train, o.batchSize, o.seed);
+  try {
+    const result = trainLoop<B>({
+      batches: (epoch, seed) => m.batches(split.train, o.batchSize, seed, epoch),
+      batchesPerEpoch,
+      step: (batch, seed) => {
+        const r = m.step(optimizer, batch, seed);
+        const extras: Record<string, number> = r.auxLoss ? { aux: r.auxLoss } : {};
+        return { loss: r.loss, items: m.batchRows(batch), extras };
+      },
+      validate: () => {
+        const r = evaluateNextItem(m, validation, { ks: [10] });
+        return { ndcg10: r.ndcg[10], hr10: r.hr[10] };
+      },
+      getWeights: () => m.model.getWeights(),
+      setWeights: (w) => m.model.setWeights(w),
+      weightNames: () => m.model.weights.map((w) => w.name),
+    }, {
+      maxEpochs: o.maxEpochs, patience: o.patience, validateEvery: o.validateEvery, metric: 'ndcg10', seed: o.seed,
+      maxMinutes: o.timeBudgetSeconds / 60, progress: o.progress ?? (o.output == null ? 'none' : 'auto'), output: o.output, label: o.label,
+      checkpointDir: o.checkpointDir,
+      onEpoch: (r) => o.onEpoch?.(toReport(r)),
+    });
+    return { epochs: result.epochs, bestEpoch: result.bestEpoch, bestValidationNdcg10: result.bestMetric, trainSeconds: result.trainSeconds,
+      history: result.history.map(toReport), stoppedBy: result.stoppedBy };
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+function toReport(r: import('collectivekv').EpochRecord): EpochReport {
+  return { epoch: r.epoch, loss: r.loss, auxLoss: r.extras.aux ?? 0, validationNdcg10: r.validation?.ndcg10 ?? NaN,
+    validationHr10: r.validation?.hr10 ?? NaN, seconds: r.seconds, best: r.best };
+}
+
+function countBatches<B>(m: NextItemTrainable<B>, train: readonly (readonly number[])[], batchSize: number, seed: number): number {
+  let n = 0;
+  for (const _ of m.batches(train, batchSize, seed, 0)) n += 1;
+  return n;
+}
+
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,6 @@
+export { trainLoop } from './loop';
+export type { EpochRecord, StepOutcome, StopReason, TrainLoopOptions, TrainLoopResult, TrainLoopSpec } from './loop';
+export { ProgressReporter, formatDuration } from './progress';
+export type { ProgressMode, ProgressSink } from './progress';
+export { readCheckpoint, writeCheckpoint } from './checkpoint';
+export type { CheckpointInfo, CheckpointManifest } from './checkpoint';

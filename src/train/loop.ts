@@ -1,0 +1,204 @@
+// A model-agnostic training loop: the caller supplies the batches, one optimizer step and a
+// validation function; the loop does the epochs, progress display, validation every N epochs,
+// early stopping on one validation metric, best-weights snapshot and restore, optional checkpoint
+// files, and a wall-clock bound. Synchronous on purpose: tfjs steps on cpu/wasm are synchronous,
+// and callers with synchronous APIs (the zoo's fitSasrec) can use it as is.
+import * as tf from '@tensorflow/tfjs-core';
+import { ProgressReporter, ProgressMode, ProgressSink } from './progress';
+import { writeCheckpoint } from './checkpoint';
+
+/** What one optimizer step reports. */
+export interface StepOutcome {
+  /** The objective the step minimized (read back from the device). */
+  loss: number;
+  /** Items (e.g. sequences) in the batch, for the items/s display. Default 1. */
+  items?: number;
+  /** Extra per-step numbers averaged over the epoch (e.g. an auxiliary loss). */
+  extras?: Record<string, number>;
+}
+
+/** The model-specific parts of training. */
+export interface TrainLoopSpec<B> {
+  /** The batches of `epoch` (0-based). Must depend only on (seed, epoch) for reproducible runs. */
+  batches(epoch: number, seed: number): Iterable<B>;
+  /** Batches per epoch, when known (progress percentage and ETA). */
+  batchesPerEpoch?: number;
+  /** One optimizer step. `seed` differs per step and is fixed by the loop's seed (e.g. for sampling). */
+  step(batch: B, seed: number): StepOutcome;
+  /** Validation metrics; must contain the loop's `metric`. Called every `validateEvery` epochs. */
+  validate(epoch: number): Record<string, number>;
+  /** The weights to snapshot (read, not consumed: the loop clones them). */
+  getWeights(): tf.Tensor[];
+  /** Restores a snapshot (the loop disposes its snapshot afterwards). */
+  setWeights(weights: tf.Tensor[]): void;
+  /** Names of the weights, for checkpoint files. Default w0, w1, ... */
+  weightNames?(): string[];
+}
+
+export interface TrainLoopOptions {
+  /** Default 20. */
+  maxEpochs?: number;
+  /** Validations without improvement before stopping. Default 3; 0 disables early stopping. */
+  patience?: number;
+  /** Validate after every N-th epoch (and after the last one). Default 1. */
+  validateEvery?: number;
+  /** The validation metric to maximize. Default 'ndcg10'. */
+  metric?: string;
+  /** Seeds the batch order and the per-step seeds. Default 1. */
+  seed?: number;
+  /** Wall-clock bound in minutes (0 = none): the running epoch ends early, is validated, and training stops. */
+  maxMinutes?: number;
+  /** 'auto' (default): a redrawn bar on a TTY, plain periodic lines otherwise; 'none' is silent. */
+  progress?: ProgressMode;
+  /** Where progress goes. Default process.stderr (nothing in a browser). */
+  output?: ProgressSink;
+  /** Seconds between plain progress lines. Default 10. */
+  logEverySeconds?: number;
+  /** A prefix of progress lines, e.g. the model name. */
+  label?: string;
+  /** When set, the best weights are also written to this directory (best.json + best.bin) at each improvement. */
+  checkpointDir?: string;
+  /** Called after each epoch. */
+  onEpoch?: (record: EpochRecord) => void;
+  /** Time source in ms (tests). Default performance.now. */
+  now?: () => number;
+}
+
+export interface EpochRecord {
+  /** 1-based. */
+  epoch: number;
+  /** Mean step loss of the epoch. */
+  loss: number;
+  /** Means of the steps' extras. */
+  extras: Record<string, number>;
+  /** Validation metrics, or null when this epoch was not validated. */
+  validation: Record<string, number> | null;
+  /** True when this epoch's validation was the best so far (its weights are the snapshot). */
+  best: boolean;
+  /** Seconds since training started, at the end of this epoch. */
+  seconds: number;
+  steps: number;
+  items: number;
+  /** True when the time bound cut this epoch short. */
+  partial: boolean;
+}
+
+export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes';
+
+export interface TrainLoopResult {
+  /** Epochs run (a partial last epoch counts). */
+  epochs: number;
+  /** 1-based epoch whose weights were restored; 0 when no validation ran. */
+  bestEpoch: number;
+  /** The best validation value of the metric (-Infinity when no validation ran). */
+  bestMetric: number;
+  /** The validation metrics of the best epoch. */
+  bestValidation: Record<string, number> | null;
+  stoppedBy: StopReason;
+  trainSeconds: number;
+  history: EpochRecord[];
+}
+
+const DEFAULTS = { maxEpochs: 20, patience: 3, validateEvery: 1, metric: 'ndcg10', seed: 1, maxMinutes: 0, logEverySeconds: 10 };
+
+/** Trains until maxEpochs, patience or maxMinutes; restores the best validated weights. */
+export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions = {}): TrainLoopResult {
+  const o = resolveOptions(options);
+  const now = options.now ?? (() => performance.now());
+  const start = now();
+  const elapsed = () => (now() - start) / 1000;
+  const deadline = o.maxMinutes > 0 ? o.maxMinutes * 60 : Infinity;
+  const progress = new ProgressReporter({ mode: options.progress ?? 'auto', output: options.output, label: options.label,
+    logEverySeconds: o.logEverySeconds, now });
+  const history: EpochRecord[] = [];
+  let best: { epoch: number; value: number; validation: Record<string, number> | null; weights: tf.Tensor[] } =
+    { epoch: 0, value: -Infinity, validation: null, weights: [] };
+  let sinceBest = 0;
+  let stoppedBy: StopReason = 'maxEpochs';
+  let globalStep = 0;
+  try {
+    for (let epoch = 0; epoch < o.maxEpochs; epoch++) {
+      // The previous validation may have used up the time: do not start an epoch with no steps.
+      if (epoch > 0 && elapsed() >= deadline) { stoppedBy = 'maxMinutes'; break; }
+      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => elapsed() >= deadline, progress, o.maxEpochs);
+      const outOfTime = elapsed() >= deadline;
+      const last = epoch === o.maxEpochs - 1 || outOfTime;
+      let validation: Record<string, number> | null = null;
+      let improved = false;
+      if ((epoch + 1) % o.validateEvery === 0 || last) {
+        validation = spec.validate(epoch);
+        const value = metricOf(validation, o.metric);
+        improved = value > best.value;
+        if (improved) {
+          tf.dispose(best.weights);
+          best = { epoch: epoch + 1, value, validation, weights: spec.getWeights().map((w) => tf.clone(w)) };
+          sinceBest = 0;
+          if (o.checkpointDir != null) writeCheckpoint(o.checkpointDir, best.weights, spec.weightNames?.(), { epoch: epoch + 1, metric: o.metric, value, validation });
+        } else {
+          sinceBest += 1;
+        }
+      }
+      const record: EpochRecord = { epoch: epoch + 1, loss: run.loss, extras: run.extras, validation, best: improved, seconds: elapsed(),
+        steps: run.steps, items: run.items, partial: run.partial };
+      history.push(record);
+      progress.epochDone(record, o.metric);
+      options.onEpoch?.(record);
+      if (outOfTime) { stoppedBy = 'maxMinutes'; break; }
+      if (o.patience > 0 && sinceBest >= o.patience) { stoppedBy = 'patience'; break; }
+    }
+    if (best.weights.length > 0) spec.setWeights(best.weights);
+  } finally {
+    tf.dispose(best.weights);
+    progress.close();
+  }
+  return { epochs: history.length, bestEpoch: best.epoch, bestMetric: best.value, bestValidation: best.validation, stoppedBy,
+    trainSeconds: elapsed(), history };
+}
+
+function resolveOptions(options: TrainLoopOptions): typeof DEFAULTS & { checkpointDir?: string } {
+  const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof DEFAULTS & { checkpointDir?: string };
+  const positiveInt = (key: 'maxEpochs' | 'validateEvery') => {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`trainLoop: ${key} must be a positive integer, received ${o[key]}`);
+  };
+  positiveInt('maxEpochs');
+  positiveInt('validateEvery');
+  if (!Number.isInteger(o.patience) || o.patience < 0) throw new Error(`trainLoop: patience must be a non-negative integer, received ${o.patience}`);
+  if (!(o.maxMinutes >= 0)) throw new Error(`trainLoop: maxMinutes must be >= 0, received ${o.maxMinutes}`);
+  if (!Number.isFinite(o.seed)) throw new Error(`trainLoop: seed must be a finite number, received ${o.seed}`);
+  return o;
+}
+
+function metricOf(validation: Record<string, number>, metric: string): number {
+  const value = validation[metric];
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new Error(`trainLoop: validate() must return the metric '${metric}', received keys ${JSON.stringify(Object.keys(validation))}`);
+  }
+  return value;
+}
+
+interface EpochRun { loss: number; extras: Record<string, number>; steps: number; items: number; partial: boolean }
+
+function runEpoch<B>(spec: TrainLoopSpec<B>, epoch: number, seed: number, nextStep: () => number, outOfTime: () => boolean,
+  progress: ProgressReporter, maxEpochs: number): EpochRun {
+  let lossSum = 0;
+  let steps = 0;
+  let items = 0;
+  const extraSums: Record<string, number> = {};
+  progress.epochStart(epoch + 1, maxEpochs, spec.batchesPerEpoch);
+  for (const batch of spec.batches(epoch, seed)) {
+    if (outOfTime()) return summarize(true);
+    // Per-step seeds derive from the loop seed and the global step only: a rerun gives the same ones.
+    const outcome = spec.step(batch, (seed * 1000003 + nextStep()) >>> 0);
+    lossSum += outcome.loss;
+    steps += 1;
+    items += outcome.items ?? 1;
+    for (const [key, value] of Object.entries(outcome.extras ?? {})) extraSums[key] = (extraSums[key] ?? 0) + value;
+    progress.step(steps, items, lossSum / steps);
+  }
+  return summarize(false);
+
+  function summarize(partial: boolean): EpochRun {
+    const extras = Object.fromEntries(Object.entries(extraSums).map(([k, v]) => [k, steps ? v / steps : 0]));
+    return { loss: steps ? lossSum / steps : NaN, extras, steps, items, partial };
+  }
+}
