@@ -25,3 +25,5 @@ export { CacheEngine, UnknownUserError, emptyEngineStats } from './engine';
 export type {
   AppendCallOptions, AppendOutcome, CacheEngineOptions, CacheableRecommender, EngineStats, HistorySource, ScoreCallOptions, ScoreResult,
 } from './engine';
+export { IndexedDBStore } from './indexedDbStore';
+export type { IndexedDBStoreOptions } from './indexedDbStore';
