@@ -53,7 +53,7 @@ export class IndexedDBStore implements CacheStore {
   async getPrefix(key: string, length: number): Promise<Uint8Array | undefined> {
     checkKey('IndexedDBStore.getPrefix', key);
     // IndexedDB has no partial reads; the value is small (a few KiB per user), so read it whole.
-    const value = await this.transact('readonly', (store, done) => {
+    const value = await this.transact<Uint8Array | undefined>('readonly', (store, done) => {
       onSuccess(store.get(key), (raw) => done(toBytes(raw)));
     });
     if (value === undefined) return undefined;
