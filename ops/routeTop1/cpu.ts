@@ -5,6 +5,7 @@ import { kernelInput, sizeOf } from '../util/validate';
 // Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
 // would still be uninitialized (TDZ) when this module registers.
 const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 const OP = 'routeTop1';
 
@@ -26,6 +27,20 @@ export function routeTop1Into(logits: Float32Array, poolSize: number, index: Int
   }
 }
 
+/**
+ * Gradient of the gate w.r.t. logits, written straight into dlogits (rows x poolSize, every entry
+ * written: wasm outputs start uninitialized): zero except dgate * g * (1 - g) at the winning column
+ * (d sigmoid(x)/dx = g (1 - g)). Replaces equal + cast + mul, three logits-sized temporaries.
+ */
+export function routeTop1GradInto(dgate: Float32Array, index: Int32Array, gate: Float32Array, poolSize: number,
+  dlogits: Float32Array): void {
+  dlogits.fill(0, 0, index.length * poolSize);
+  for (let r = 0; r < index.length; r++) {
+    const g = gate[r];
+    dlogits[r * poolSize + index[r]] = dgate[r] * g * (1 - g);
+  }
+}
+
 /** Output shape of index and gate: logits' shape without the pool axis. */
 export function routeTop1OutShape(logitsShape: readonly number[]): number[] {
   return logitsShape.slice(0, -1);
@@ -42,4 +57,16 @@ function routeTop1Cpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.
   return [backend.makeTensorInfo(outShape, 'int32', index), backend.makeTensorInfo(outShape, 'float32', gate)];
 }
 
+/** Inputs dgate, index, gate (logits' leading shape); attr poolSize; output dlogits [..., poolSize]. */
+function routeTop1GradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as MathBackendCPU;
+  const [dgate, index, gate] = ['dgate', 'index', 'gate'].map((name) => kernelInput(OP, args.inputs, name));
+  const poolSize = Number(args.attrs.poolSize);
+  const read = (t: tf.TensorInfo) => backend.data.get(t.dataId).values;
+  const dlogits = new Float32Array(sizeOf(index.shape) * poolSize);
+  routeTop1GradInto(read(dgate) as Float32Array, read(index) as Int32Array, read(gate) as Float32Array, poolSize, dlogits);
+  return backend.makeTensorInfo([...index.shape, poolSize], 'float32', dlogits);
+}
+
 tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'cpu', kernelFunc: routeTop1Cpu as tf.KernelFunc });
+tf.registerKernel({ kernelName: ROUTE_TOP1_GRAD, backendName: 'cpu', kernelFunc: routeTop1GradCpu as tf.KernelFunc });

@@ -1,9 +1,12 @@
 // Gradient of routeTop1: only the gate is differentiable (the index is piecewise constant), so
-// d logits is zero except at the winning column: dgate * g * (1 - g).
+// d logits is zero except at the winning column: dgate * g * (1 - g). On cpu and wasm a kernel
+// writes exactly that; elsewhere a composite (one-hot mask times the local gradient).
 import * as tf from '@tensorflow/tfjs-core';
-// Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
-// would still be uninitialized (TDZ) when this module registers.
+import { hasKernel } from '../util/validate';
+// Equal ROUTE_TOP1 / ROUTE_TOP1_GRAD in ./index. Not imported: index.ts imports this file first,
+// so the constants would still be uninitialized (TDZ) when this module registers.
 const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 tf.registerGradient({
   kernelName: ROUTE_TOP1,
@@ -11,15 +14,24 @@ tf.registerGradient({
   outputsToSave: [true, true],
   gradFunc: (dys, saved) => {
     const [logits, index, gate] = saved;
-    const dgate = (dys as tf.Tensor[])[1];
+    const dgate = (dys as (tf.Tensor | null)[])[1];
+    const poolSize = logits.shape[logits.rank - 1] as number;
     return {
-      logits: () => tf.tidy(() => {
-        const poolSize = logits.shape[logits.rank - 1] as number;
-        const local = tf.mul(dgate, tf.mul(gate, tf.sub(1, gate)));
-        // Not tf.oneHot(..., 'float32'): tfjs 4.22's wasm OneHot writes int bits into float outputs.
-        const winner = tf.cast(tf.equal(tf.expandDims(index, -1), tf.range(0, poolSize, 1, 'int32')), 'float32');
-        return tf.mul(winner, tf.expandDims(local, -1));
-      }),
+      logits: () => {
+        // Only the index reached the loss (e.g. an ungated lookup): no gradient flows.
+        if (dgate == null) return tf.zerosLike(logits);
+        if (hasKernel(ROUTE_TOP1_GRAD)) return tf.engine().runKernel(ROUTE_TOP1_GRAD, { dgate, index, gate }, { poolSize }) as tf.Tensor;
+        return routeTop1GradComposite(dgate, index, gate, poolSize);
+      },
     };
   },
 });
+
+function routeTop1GradComposite(dgate: tf.Tensor, index: tf.Tensor, gate: tf.Tensor, poolSize: number): tf.Tensor {
+  return tf.tidy(() => {
+    const local = tf.mul(dgate, tf.mul(gate, tf.sub(1, gate)));
+    // Not tf.oneHot(..., 'float32'): tfjs 4.22's wasm OneHot writes int bits into float outputs.
+    const winner = tf.cast(tf.equal(tf.expandDims(index, -1), tf.range(0, poolSize, 1, 'int32')), 'float32');
+    return tf.mul(winner, tf.expandDims(local, -1));
+  });
+}

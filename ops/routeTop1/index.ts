@@ -6,6 +6,7 @@ import './wasm';
 import './webgpu';
 
 export const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+export const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 export interface RouteTop1Result {
   /** int32 [...], the winning pool row per token. */

@@ -3,10 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapFloat32, heapInt32 } from '../util/wasm';
 import { kernelInput } from '../util/validate';
-import { routeTop1Into, routeTop1OutShape } from './cpu';
+import { routeTop1GradInto, routeTop1Into, routeTop1OutShape } from './cpu';
 // Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
 // would still be uninitialized (TDZ) when this module registers.
 const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 function routeTop1Wasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
@@ -20,4 +21,15 @@ function routeTop1Wasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf
   return [index, gate];
 }
 
+function routeTop1GradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const [dgate, index, gate] = ['dgate', 'index', 'gate'].map((name) => kernelInput('routeTop1', args.inputs, name));
+  const poolSize = Number(args.attrs.poolSize);
+  const dlogits = backend.makeOutput([...index.shape, poolSize], 'float32');
+  routeTop1GradInto(heapFloat32(backend, dgate), heapInt32(backend, index), heapFloat32(backend, gate), poolSize,
+    heapFloat32(backend, dlogits));
+  return dlogits;
+}
+
 tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'wasm', kernelFunc: routeTop1Wasm as tf.KernelFunc });
+tf.registerKernel({ kernelName: ROUTE_TOP1_GRAD, backendName: 'wasm', kernelFunc: routeTop1GradWasm as tf.KernelFunc });

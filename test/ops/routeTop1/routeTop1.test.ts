@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../../../ops/gatherRows/index';
-import { ROUTE_TOP1, routeTop1, routeTop1Composite } from '../../../ops/routeTop1/index';
+import { ROUTE_TOP1, ROUTE_TOP1_GRAD, routeTop1, routeTop1Composite } from '../../../ops/routeTop1/index';
 import { describeEachBackend, finiteDifferenceError, maxAbsDiff, randomTensor, seededRandom } from '../../util/backends';
 
 /** Plain-loop reference: first maximum per row and its sigmoid. */
@@ -32,6 +32,26 @@ const SHAPES: number[][] = [[1], [7], [1, 1], [1, 255], [3, 256], [2, 5, 257], [
 describeEachBackend('routeTop1', (backend) => {
   it('has a kernel on this backend (the tests below exercise it, not the composite)', () => {
     expect(tf.getKernel(ROUTE_TOP1, backend)).toBeDefined();
+    expect(tf.getKernel(ROUTE_TOP1_GRAD, backend)).toBeDefined();
+  });
+
+  it('gradient kernel: writes dgate * g * (1 - g) at the first maximum and zero elsewhere', () => {
+    const logits = tf.tensor3d([[[2, 5, 5, 1], [0, 0, 0, 0]], [[-1, -3, -1, -2], [7, 1, 2, 3]]]);
+    const w = tf.tensor2d([[1, -2], [3, 0.5]]);
+    const grad = tf.grad((l: tf.Tensor) => tf.sum(tf.mul(routeTop1(l).gate, w)))(logits).arraySync() as number[][][];
+    const local = (x: number, dg: number) => dg * (1 / (1 + Math.exp(-x))) * (1 - 1 / (1 + Math.exp(-x)));
+    const expected = [[[0, local(5, 1), 0, 0], [local(0, -2), 0, 0, 0]], [[local(-1, 3), 0, 0, 0], [local(7, 0.5), 0, 0, 0]]];
+    grad.forEach((a, i) => a.forEach((row, r) => row.forEach((v, j) => expect(v).toBeCloseTo(expected[i][r][j], 7))));
+    tf.dispose([logits, w]);
+  });
+
+  it('gives logits a zero gradient when only the index reaches the loss', () => {
+    const logits = randomTensor([3, 5], 12);
+    const pool = randomTensor([5, 2], 13);
+    const grad = tf.grad((l: tf.Tensor) => tf.sum(gatherRows(pool, routeTop1(l).index)) as tf.Scalar)(logits);
+    expect(grad.shape).toEqual([3, 5]);
+    expect(Array.from(grad.dataSync()).every((v) => v === 0)).toBe(true);
+    tf.dispose([logits, pool, grad]);
   });
 
   it.each(SHAPES.map((s) => [s]))('matches the plain reference for logits of shape %j', (shape: number[]) => {
