@@ -55,12 +55,23 @@ export async function startLocalRedis(): Promise<LocalRedis> {
     proc.stderr?.on('data', (d) => (log += d));
     const kill = () => proc.kill('SIGKILL');
     process.once('exit', kill);
+    // Ctrl-C / kill: take the server down too, then die of the same signal.
+    const onSignal = (sig: NodeJS.Signals) => {
+      kill();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     for (let i = 0; i < 100 && proc.exitCode === null; i++) {
       if (await ping(port)) {
         return {
           url: `redis://${HOST}:${port}`,
           async stop() {
             process.off('exit', kill);
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
             if (proc.exitCode === null) {
               const exited = new Promise((r) => proc.once('exit', r));
               proc.kill('SIGTERM');
@@ -74,6 +85,8 @@ export async function startLocalRedis(): Promise<LocalRedis> {
     }
     kill();
     process.off('exit', kill);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   rmSync(dir, { recursive: true, force: true });
   throw new Error(`redis-server did not start on loopback:\n${log.slice(-2000)}`);

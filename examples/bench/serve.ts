@@ -45,6 +45,14 @@ export interface BenchServeOptions {
   /** Time cap per configuration in seconds (at least one sample is always taken). */
   secondsPerConfig?: number;
   maxSamples?: number;
+  /**
+   * Recompute configurations with batch x history^2 above this are timed on a sub-batch of
+   * `recomputeSubBatch` users and scaled linearly (the recompute runs users in independent
+   * chunks, so its cost is linear in the batch); the row says so in `extrapolatedFromBatch`.
+   * Default 1e8 (batch 512 at history 1000 would take ~4 minutes per sample on 2 cores).
+   */
+  maxRecomputeWork?: number;
+  recomputeSubBatch?: number;
   loadClients?: number;
   loadSeconds?: number;
   log?: (line: string) => void;
@@ -62,6 +70,8 @@ export interface BenchServeRow {
   /** 10,000 x bytesPerUser (computed). */
   bytesFor10kUsers: number;
   samples: number;
+  /** Set when the latency was measured on this many users and scaled linearly to batchSize. */
+  extrapolatedFromBatch?: number;
 }
 
 export interface LoadResult {
@@ -97,6 +107,8 @@ interface Resolved {
   candidates: number;
   secondsPerConfig: number;
   maxSamples: number;
+  maxRecomputeWork: number;
+  recomputeSubBatch: number;
   loadClients: number;
   loadSeconds: number;
   numItems: number;
@@ -114,6 +126,8 @@ function resolve(o: BenchServeOptions): Resolved {
     candidates: o.candidates ?? (quick ? 20 : 100),
     secondsPerConfig: o.secondsPerConfig ?? (quick ? 0.5 : 4),
     maxSamples: o.maxSamples ?? (quick ? 5 : 30),
+    maxRecomputeWork: o.maxRecomputeWork ?? 1e8,
+    recomputeSubBatch: o.recomputeSubBatch ?? 64,
     loadClients: o.loadClients ?? (quick ? 4 : 8),
     loadSeconds: o.loadSeconds ?? (quick ? 2 : 20),
     numItems: quick ? 200 : 2000,
@@ -214,7 +228,10 @@ async function populate(stores: Stores, recs: Record<'collectivekv' | 'full', Sa
 
 async function timeConfig(o: Resolved, mode: ServeMode, kind: StoreKind, store: CacheStore, recs: Record<'collectivekv' | 'full', SasrecRecommender>,
   t: number, batch: number, log: (l: string) => void): Promise<BenchServeRow> {
-  const users = Array.from({ length: batch }, (_, i) => userId(t, i % o.distinctUsers));
+  const extrapolate = mode === 'recompute' && batch * t * t > o.maxRecomputeWork && o.recomputeSubBatch < batch;
+  const measured = extrapolate ? o.recomputeSubBatch : batch;
+  const scale = batch / measured;
+  const users = Array.from({ length: measured }, (_, i) => userId(t, i % o.distinctUsers));
   const candidates = Array.from({ length: o.candidates }, (_, i) => 1 + ((i * 7919) % o.numItems));
   const request = mode === 'recompute'
     ? recomputeRequest(store, recs.collectivekv, users, candidates)
@@ -227,10 +244,11 @@ async function timeConfig(o: Resolved, mode: ServeMode, kind: StoreKind, store: 
   if (first > 1000) samples.push(first);
   while (samples.length < o.maxSamples && (samples.length === 0 || performance.now() < budget)) samples.push(await timed(request));
   const row: BenchServeRow = {
-    mode, store: kind, historyLength: t, batchSize: batch, p50Ms: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99),
+    mode, store: kind, historyLength: t, batchSize: batch, p50Ms: scale * percentile(samples, 0.5), p99Ms: scale * percentile(samples, 0.99),
     bytesPerUser, bytesPerRequest: bytesPerUser * batch, bytesFor10kUsers: bytesPerUser * 10000, samples: samples.length,
+    ...(extrapolate ? { extrapolatedFromBatch: measured } : {}),
   };
-  log(`${mode.padEnd(12)} ${kind.padEnd(6)} T=${String(t).padStart(4)} B=${String(batch).padStart(3)}  p50 ${fmtMs(row.p50Ms)}  p99 ${fmtMs(row.p99Ms)}  ${fmtBytes(bytesPerUser)}/user  (${samples.length} samples)`);
+  log(`${mode.padEnd(12)} ${kind.padEnd(6)} T=${String(t).padStart(4)} B=${String(batch).padStart(3)}  p50 ${fmtMs(row.p50Ms)}  p99 ${fmtMs(row.p99Ms)}  ${fmtBytes(bytesPerUser)}/user  (${samples.length} samples${extrapolate ? `, measured on ${measured} users, scaled x${scale}` : ''})`);
   return row;
 }
 
@@ -377,11 +395,13 @@ export function formatBenchServe(r: BenchServeResult): string {
     const [s, t, b] = key.split('|');
     const [c, f, n] = (['collectivekv', 'full', 'recompute'] as const).map((mode) => find(mode, s as StoreKind, Number(t), Number(b)));
     if (!c || !f || !n) continue;
-    const pair = (x: BenchServeRow) => `${fmtMs(x.p50Ms)} / ${fmtMs(x.p99Ms)}`.padEnd(22);
+    const pair = (x: BenchServeRow) => `${fmtMs(x.p50Ms)} / ${fmtMs(x.p99Ms)}${x.extrapolatedFromBatch ? ' *' : ''}`.padEnd(22);
     lines.push(`${s.padEnd(7)} ${t.padStart(4)}  ${b.padStart(5)} | ${pair(c)} | ${pair(f)} | ${pair(n)} | ${(f.p50Ms / c.p50Ms).toFixed(1).padStart(7)}x ${(n.p50Ms / c.p50Ms).toFixed(1).padStart(9)}x | ${fmtBytes(c.bytesPerUser)} / ${fmtBytes(f.bytesPerUser)} (${pct(c.bytesPerUser / f.bytesPerUser)}) | ${fmtBytes(c.bytesFor10kUsers)} / ${fmtBytes(f.bytesFor10kUsers)}`);
   }
   const l = r.load;
   lines.push('', `load (${l.store} store): ${l.clients} clients, ${l.seconds.toFixed(1)} s, ${l.requests} requests (${l.requestsPerSecond.toFixed(0)}/s), failed ${l.failed}, p50 ${fmtMs(l.p50Ms)}, p99 ${fmtMs(l.p99Ms)}, events sent ${l.eventsSent}, stored ${l.eventsStored}${l.exact ? ' (exact)' : ' (MISMATCH)'}`);
+  if (r.results.some((x) => x.extrapolatedFromBatch)) lines.push('* measured on a sub-batch and scaled linearly to the batch (see extrapolatedFromBatch in the JSON)');
+  lines.push('10k-user figures are computed as 10,000 x bytes per user, not measured.');
   for (const note of r.notes) lines.push(`note: ${note}`);
   return lines.join('\n');
 }
