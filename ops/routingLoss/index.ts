@@ -6,6 +6,7 @@ import type { RoutingLossWeights } from './core';
 import './grad';
 import './cpu';
 import './wasm';
+import './webgpu';
 
 export const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
 export const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
@@ -20,8 +21,9 @@ const OP = 'fusedRoutingLoss';
  * Returns a float32 scalar.
  *
  * On cpu and wasm one kernel computes it in a pass over the rows, and the gradient kernel writes
- * d logits directly (the composite keeps ~10 logits-sized intermediates alive per pool). Other
- * backends (webgpu, webgl) run the composite. Not named routingLoss: that is the layers'
+ * d logits directly (the composite keeps ~10 logits-sized intermediates alive per pool); webgpu
+ * runs a short chain of programs that writes nothing logits-sized but dlogits. Other backends
+ * (webgl) run the composite. Not named routingLoss: that is the layers'
  * wrapper (GlobalKVPool.ts), which returns null when both weights are 0.
  * Ties: the kernel's peak gradient goes to the first maximum (as routeTop1); the composite's
  * tf.max gradient goes to every tied maximum.
