@@ -1,10 +1,11 @@
 // Training and evaluation of the zoo's SASRec: a custom loop with optimizer.minimize (so the
 // attention layers' auxiliary losses join the objective), full-ranking validation and early stopping.
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches, trainingExamples,
 } from 'collectivekv';
-import { Sasrec, forward, scoreHidden, scoreNext } from './sasrec';
+import { Sasrec, forward, scoreNext } from './sasrec';
 import {
   EvaluateOptions, FitResult, NextItemFitOptions, NextItemTrainable, TrainStepResult, evaluateNextItem, fitNextItem,
 } from './nextItemTraining';
@@ -17,18 +18,42 @@ export type { EpochReport, EvaluateOptions, FitResult, TrainStepResult } from '.
  */
 export type SasrecLoss = 'softmax' | 'bce';
 
+/**
+ * What a teacher-forced (or cloze) step needs from a model: the hidden states of input ids and the
+ * table that scores them (rows 0..numItems; gradients flow through both).
+ */
+export interface StepHost {
+  model: tfl.LayersModel;
+  numItems: number;
+  hidden(ids: tf.Tensor, training: boolean): tf.Tensor;
+  table(): tf.Tensor;
+}
+
 /** One optimizer step on a batch; returns the losses (read back, one sync). */
 export function trainStep(sasrec: Sasrec, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax',
   seed = 0): TrainStepResult {
+  return hostStep(sasrecHost(sasrec), optimizer, batch, loss, seed);
+}
+
+export function sasrecHost(sasrec: Sasrec): StepHost {
+  return { model: sasrec.model, numItems: sasrec.options.numItems, hidden: (ids, training) => forward(sasrec.parts, ids, { training }),
+    table: () => sasrec.parts.itemEmbedding.getWeights()[0] };
+}
+
+/**
+ * One optimizer step of any StepHost: the loss at every position whose target is not 0, plus the
+ * layers' auxiliary losses (CollectiveKV's routing losses), so they join the objective.
+ */
+export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
   const targets = batchTensor(batch.targets, batch.batchSize, batch.maxLength);
-  const negatives = loss === 'bce' ? sampleNegatives(batch, sasrec.options.numItems, seed) : null;
-  const variables = sasrec.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const negatives = loss === 'bce' ? sampleNegatives(batch, host.numItems, seed) : null;
+  const variables = host.model.trainableWeights.map((w) => w.read() as tf.Variable);
   let aux: tf.Scalar | null = null;
   const total = optimizer.minimize(() => {
-    const hidden = forward(sasrec.parts, inputs as tf.Tensor, { training: true });
-    const main = loss === 'softmax' ? softmaxLoss(sasrec, hidden, targets) : bceLoss(sasrec, hidden, targets, negatives as tf.Tensor);
-    const auxiliary = sumLosses(sasrec.model.calculateLosses());
+    const hidden = host.hidden(inputs, true);
+    const main = loss === 'softmax' ? softmaxLoss(host, hidden, targets) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const auxiliary = sumLosses(host.model.calculateLosses());
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;
   }, true, variables) as tf.Scalar;
@@ -42,17 +67,22 @@ export function sumLosses(losses: tf.Scalar[]): tf.Scalar {
   return losses.length === 1 ? losses[0] : (tf.addN(losses) as tf.Scalar);
 }
 
-/** Mean cross-entropy of the next item over the non-padding positions. */
-function softmaxLoss(sasrec: Sasrec, hidden: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  const logits = scoreHidden(sasrec, hidden);
-  const logProbs = tf.logSoftmax(logits);
-  const picked = tf.sum(tf.mul(logProbs, tf.oneHot(targets as tf.Tensor2D, sasrec.options.numItems + 1)), -1);
-  return maskedMean(tf.neg(picked), targets);
+/** Mean cross-entropy of the target over the non-padding positions. */
+function softmaxLoss(host: StepHost, hidden: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  const d = hidden.shape[hidden.shape.length - 1] as number;
+  const flat = tf.reshape(hidden, [-1, d]) as tf.Tensor2D;
+  const logits = tf.matMul(flat, host.table() as tf.Tensor2D, false, true);
+  // log-sum-exp by hand: tfjs's logSoftmax kernel on wasm trips tfjs's own leak check under tests
+  // ("internal memory leak (1 data ids) after running 'logSoftmax__op'").
+  const top = tf.max(logits, -1, true);
+  const logSumExp = tf.add(tf.log(tf.sum(tf.exp(tf.sub(logits, top)), -1)), tf.reshape(top, [-1]));
+  const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, host.numItems + 1)), -1);
+  return maskedMean(tf.sub(logSumExp, picked), tf.reshape(targets, [-1]));
 }
 
 /** -log sigmoid(s(target)) - log(1 - sigmoid(s(negative))) per non-padding position (SASRec's loss). */
-function bceLoss(sasrec: Sasrec, hidden: tf.Tensor, targets: tf.Tensor, negatives: tf.Tensor): tf.Scalar {
-  const table = sasrec.parts.itemEmbedding.getWeights()[0];
+function bceLoss(host: StepHost, hidden: tf.Tensor, targets: tf.Tensor, negatives: tf.Tensor): tf.Scalar {
+  const table = host.table();
   const score = (ids: tf.Tensor) => tf.sum(tf.mul(hidden, tf.gather(table, ids)), -1);
   // -log sigmoid(s) = softplus(-s); -log(1 - sigmoid(s)) = softplus(s). Not tf.logSigmoid: it is a
   // customGrad whose saved input is gone by the time optimizer.minimize runs the backward pass.

@@ -1,0 +1,145 @@
+// The zoo's next-item models behind one interface (what `collectivekv train|eval|bench quality`
+// use): build by name, train, score, cache bytes, and save/load as tfjs model files plus a small
+// JSON with the model options (tfjs's `save('file://DIR')` / `loadLayersModel('file://DIR/model.json')`).
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from 'collectivekv';
+import { Sasrec, SasrecOptions, buildSasrec, scoreNext, scoreNextCached } from './sasrec';
+import { SasrecLoss, hostStep, sasrecHost } from './sasrecTraining';
+import { Bert4rec, Bert4recOptions, bert4recHost, bert4recScoreNext, buildBert4rec, clozeBatches } from './bert4rec';
+import { Hstu, buildHstu, hstuHost, hstuScoreNext, hstuScoreNextCached } from './hstu';
+import { NextItemTrainable } from './nextItemTraining';
+import { readJsonFile, registerFileIO } from './fileIO';
+
+export const ZOO_MODELS = ['sasrec', 'bert4rec', 'hstu'] as const;
+export type ZooModelName = (typeof ZOO_MODELS)[number];
+
+/** Options of every zoo model (BERT4Rec's masking options are ignored by the others). */
+export type ZooModelOptions = Bert4recOptions;
+
+export interface ZooModel extends NextItemTrainable<SequenceBatch> {
+  name: ZooModelName;
+  options: ZooModelOptions;
+  /** Cached-decode scores, for the causal models (SASRec, HSTU); undefined for BERT4Rec. */
+  scoreNextCached?: (ids: tf.Tensor2D) => tf.Tensor2D;
+  /** Stored bytes per cached token, summed over the attention layers. */
+  bytesPerToken(format?: 'fp32' | 'fp16'): number;
+  dispose(): void;
+}
+
+export function checkModelName(name: string): ZooModelName {
+  if (!(ZOO_MODELS as readonly string[]).includes(name)) {
+    throw new Error(`unknown model '${name}': expected one of ${ZOO_MODELS.join(', ')}`);
+  }
+  return name as ZooModelName;
+}
+
+/** Builds a zoo model by name; `loss` applies to the causal models' training (BERT4Rec's cloze loss is softmax). */
+export function buildZooModel(name: ZooModelName, options: ZooModelOptions, loss: SasrecLoss = 'softmax'): ZooModel {
+  if (name === 'sasrec') return wrapSasrec(buildSasrec(options as SasrecOptions), options, loss);
+  if (name === 'hstu') return wrapHstu(buildHstu(options as SasrecOptions), options, loss);
+  if (name === 'bert4rec') return wrapBert4rec(buildBert4rec(options), options);
+  throw new Error(`unknown model '${String(name)}': expected one of ${ZOO_MODELS.join(', ')}`);
+}
+
+function causalBatches(maxLength: number) {
+  return (train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number) =>
+    trainingBatches(trainingExamples(train, maxLength), batchSize, seed, epoch);
+}
+
+function common(model: tfl.LayersModel, maxLength: number) {
+  return {
+    model, maxLength,
+    batchRows: (batch: SequenceBatch) => batch.batchSize,
+    bytesPerToken: (format: 'fp32' | 'fp16' = 'fp32') => attentionBytesPerToken(model, format),
+    dispose: () => model.dispose(),
+  };
+}
+
+function wrapSasrec(m: Sasrec, options: ZooModelOptions, loss: SasrecLoss): ZooModel {
+  const host = sasrecHost(m);
+  return { ...common(m.model, m.options.maxLength), name: 'sasrec', options,
+    batches: causalBatches(m.options.maxLength),
+    step: (optimizer, batch, seed) => hostStep(host, optimizer, batch, loss, seed),
+    scoreNext: (ids) => scoreNext(m, ids), scoreNextCached: (ids) => scoreNextCached(m, ids) };
+}
+
+function wrapHstu(m: Hstu, options: ZooModelOptions, loss: SasrecLoss): ZooModel {
+  const host = hstuHost(m);
+  return { ...common(m.model, m.options.maxLength), name: 'hstu', options,
+    batches: causalBatches(m.options.maxLength),
+    step: (optimizer, batch, seed) => hostStep(host, optimizer, batch, loss, seed),
+    scoreNext: (ids) => hstuScoreNext(m, ids), scoreNextCached: (ids) => hstuScoreNextCached(m, ids) };
+}
+
+function wrapBert4rec(m: Bert4rec, options: ZooModelOptions): ZooModel {
+  const host = bert4recHost(m);
+  return { ...common(m.model, m.options.maxLength), name: 'bert4rec', options,
+    batches: (train, batchSize, seed, epoch) => clozeBatches(m, train, batchSize, seed, epoch),
+    step: (optimizer, batch, seed) => hostStep(host, optimizer, batch, 'softmax', seed),
+    scoreNext: (ids) => bert4recScoreNext(m, ids) };
+}
+
+/**
+ * Bytes per cached token of a model's attention layers, read from real cache blocks of a one-token
+ * probe (the figure depends on the layer configuration only).
+ */
+export function attentionBytesPerToken(model: tfl.LayersModel, format: 'fp32' | 'fp16' = 'fp32'): number {
+  let bytes = 0;
+  for (const layer of model.layers) {
+    if (!(layer instanceof MultiHeadAttention || layer instanceof CollectiveKVAttention)) continue;
+    const width = (layer.input as tfl.SymbolicTensor[])[0].shape[2] as number;
+    const probe = tf.zeros([1, 1, width]);
+    const block = layer.computeCache(probe);
+    bytes += block.bytesPerToken(format);
+    block.dispose();
+    probe.dispose();
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------- files
+
+/** DIR/options.json: which model and its options, next to tfjs's model.json + weights. */
+export interface ZooModelFile {
+  format: 'collectivekv-zoo/1';
+  model: ZooModelName;
+  options: ZooModelOptions;
+  loss: SasrecLoss;
+}
+
+/** Writes DIR/model.json, DIR/weights.bin (tfjs's save to file://DIR) and DIR/options.json. */
+export async function saveZooModel(m: ZooModel, dir: string, loss: SasrecLoss = 'softmax'): Promise<void> {
+  registerFileIO();
+  await m.model.save(`file://${dir}`);
+  const fs = await import('node:fs');
+  const file: ZooModelFile = { format: 'collectivekv-zoo/1', model: m.name, options: m.options, loss };
+  fs.writeFileSync(`${dir}/options.json`, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/**
+ * Loads a directory written by saveZooModel: rebuilds the model from options.json (so training,
+ * cached decode and the wrappers work) and copies the weights of tfjs's loadLayersModel into it.
+ */
+export async function loadZooModel(dir: string): Promise<ZooModel> {
+  registerFileIO();
+  const file = readJsonFile<ZooModelFile>(`${dir}/options.json`, 'the model options written by `collectivekv train --out`');
+  if (file.format !== 'collectivekv-zoo/1') {
+    throw new Error(`${dir}/options.json: expected format 'collectivekv-zoo/1', received ${JSON.stringify(file.format)}`);
+  }
+  const loaded = await tfl.loadLayersModel(`file://${dir}/model.json`);
+  const m = buildZooModel(checkModelName(file.model), file.options, file.loss);
+  try {
+    const weights = loaded.getWeights();
+    if (weights.length !== m.model.weights.length) {
+      throw new Error(`${dir}/model.json: ${weights.length} weights, a ${file.model} with these options has ${m.model.weights.length}`);
+    }
+    m.model.setWeights(weights);
+  } catch (e) {
+    m.dispose();
+    throw e;
+  } finally {
+    loaded.dispose();
+  }
+  return m;
+}

@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../util/backends';
+import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients } from 'collectivekv';
+import { ZOO_MODELS, buildZooModel, loadZooModel, saveZooModel } from '../../examples/zoo/nextItem';
+import { clozeBatches, buildBert4rec } from '../../examples/zoo/bert4rec';
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  useFastEmbeddingGradients();
+});
+afterAll(() => restoreDefaultEmbeddingGradients());
+
+const data = generateSynthetic({ numUsers: 48, numItems: 40, numTopics: 4, minLength: 5, maxLength: 12, seed: 5 });
+const split = leaveOneOut(data);
+const tiny = { numItems: data.numItems, maxLength: 8, hiddenDim: 16, numBlocks: 2, numHeads: 2, dropout: 0, seed: 11,
+  collective: { poolSize: 16, userDim: 1 } };
+let histories: tf.Tensor2D;
+beforeAll(() => {
+  histories = tf.tensor2d([[0, 0, 0, 0, 0, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 9]], [3, 8], 'int32');
+});
+afterAll(() => histories.dispose());
+
+const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+
+describe.each(ZOO_MODELS.flatMap((name) => (['mha', 'collectivekv'] as const).map((attention) => [name, attention] as const)))(
+  '%s with %s', (name, attention) => {
+    it('trains (loss falls), saves, loads with identical predictions', async () => {
+      const m = buildZooModel(name, { ...tiny, attention });
+      const optimizer = tf.train.adam(0.02);
+      const batch = m.batches(split.train, 48, 1, 0)[Symbol.iterator]().next().value!;
+      const first = m.step(optimizer, batch, 1);
+      let last = first;
+      for (let i = 0; i < 6; i++) last = m.step(optimizer, batch, 1);
+      expect(Number.isFinite(first.loss)).toBe(true);
+      expect(last.loss).toBeLessThan(first.loss - 0.2);
+      expect(first.auxLoss > 0).toBe(attention === 'collectivekv');
+      optimizer.dispose();
+
+      const dir = mkdtempSync(join(tmpdir(), 'ckv-zoo-'));
+      try {
+        await saveZooModel(m, dir);
+        const loaded = await loadZooModel(dir);
+        expect(loaded.name).toBe(name);
+        const [a, b] = [m.scoreNext(histories), loaded.scoreNext(histories)];
+        expect(a.shape).toEqual([3, data.numItems + 1]);
+        expect(maxDiff(a, b)).toBe(0);
+        tf.dispose([a, b]);
+        loaded.dispose();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      m.dispose();
+    });
+
+    if (name !== 'bert4rec') {
+      it('cached decode of the next position equals the full forward, without leaks', () => {
+        const m = buildZooModel(name, { ...tiny, attention });
+        tf.dispose([m.scoreNext(histories), m.scoreNextCached!(histories)]);
+        const before = tf.memory().numTensors;
+        const full = m.scoreNext(histories);
+        const cached = m.scoreNextCached!(histories);
+        const scale = tf.tidy(() => tf.max(tf.abs(full)).dataSync()[0]);
+        expect(scale).toBeGreaterThan(0);
+        expect(maxDiff(full, cached)).toBeLessThan(1e-4 * Math.max(1, scale));
+        tf.dispose([full, cached]);
+        expect(tf.memory().numTensors).toBe(before);
+        m.dispose();
+      });
+    }
+
+    it('reports bytes per cached token (collectivekv at most 1/20 of full KV at d=64)', () => {
+      const m = buildZooModel(name, { ...tiny, hiddenDim: 64, attention, collective: { poolSize: 1024, userDim: 1 } });
+      // 2 blocks; full: K and V of 64 floats; collective: uint16 index + 1 float per side.
+      expect(m.bytesPerToken()).toBe(attention === 'mha' ? 2 * 2 * 64 * 4 : 2 * 2 * (2 + 4));
+      m.dispose();
+    });
+  });
+
+describe('BERT4Rec cloze batches', () => {
+  it('mask only item slots, keep the originals as targets, and repeat with the seed', () => {
+    const m = buildBert4rec({ ...tiny, maskProbability: 0.3 });
+    const take = (seed: number) => [...clozeBatches(m, split.train, 16, seed, 0)];
+    const a = take(3);
+    expect(take(3)).toEqual(a);
+    expect(take(4)).not.toEqual(a);
+    let masked = 0;
+    for (const batch of a) {
+      for (let i = 0; i < batch.inputs.length; i++) {
+        if (batch.targets[i] !== 0) {
+          expect(batch.inputs[i]).toBe(m.maskId);
+          masked += 1;
+        } else {
+          expect(batch.inputs[i]).not.toBe(m.maskId);
+        }
+      }
+      for (let r = 0; r < batch.batchSize; r++) {
+        expect(batch.targets.subarray(r * 8, r * 8 + 8).some((t) => t !== 0)).toBe(true);
+      }
+    }
+    expect(masked).toBeGreaterThan(0);
+    m.model.dispose();
+  });
+});
