@@ -7,8 +7,11 @@ import {
   trainingBatches, trainingExamples, useFastEmbeddingGradients,
 } from 'collectivekv';
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
+import { benchWebGPU, WebGPUBenchOptions, WebGPUBenchResult, webgpuTableRows } from './webgpu';
 import { buildSasrec } from '../zoo/sasrec';
 import { trainStep } from '../zoo/sasrecTraining';
+
+export type { WebGPUBenchOptions, WebGPUBenchResult } from './webgpu';
 
 export interface EmbeddingBenchOptions {
   rows?: number;
@@ -47,6 +50,11 @@ export interface BenchOpsOptions {
   collectiveAttention?: CollectiveAttentionBenchOptions;
   trainStep?: TrainStepBenchOptions;
   bytes?: BytesBenchOptions;
+  /**
+   * Also run the kernels on tfjs's webgpu backend in Node (npm package `webgpu`) against cpu: the
+   * `webgpu` key of the result (absent without this option). CLI flag `--webgpu`.
+   */
+  webgpu?: boolean | WebGPUBenchOptions;
   log?: (line: string) => void;
 }
 
@@ -58,6 +66,8 @@ export interface BenchOpsResult {
   trainStep: { mhaMs: number | null; collectivekvMs: number | null; ratio: number | null; backend: string; loss: 'bce'; batch: number;
     length: number; hiddenDim: number; numItems: number; poolSize: number; steps: number; error?: string };
   bytesPerToken: Record<string, { full: number; collectivekv: number; ratio: number; compression: number }>;
+  /** Only with the webgpu option: correctness vs cpu; timings labelled software when the adapter is. */
+  webgpu?: WebGPUBenchResult;
 }
 
 /** Runs every measurement in turn; restores the embedding-gradient setting and the backend it found. */
@@ -79,7 +89,14 @@ export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsR
     // Last: a failure here (a wasm abort leaves the wasm backend unusable) costs no other number.
     log(`training step (${backend}) ...`);
     const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend, log);
-    return { embeddingGradient, collectiveAttention, trainStep: trainStepResult, bytesPerToken };
+    const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, bytesPerToken };
+    if (options.webgpu) {
+      log('webgpu kernels vs cpu ...');
+      result.webgpu = await benchWebGPU(options.webgpu === true ? {} : options.webgpu);
+      if (result.webgpu.available) log(`  ${result.webgpu.note}`);
+      else log(`  webgpu unavailable: ${result.webgpu.reason}`);
+    }
+    return result;
   } finally {
     if (wasFast) useFastEmbeddingGradients();
     else restoreDefaultEmbeddingGradients();
@@ -225,6 +242,7 @@ export function formatBenchOps(r: BenchOpsResult): string {
       `${ms(t.mhaMs)} (MHA)`, t.ratio == null ? `failed: ${t.error ?? ''}` : `${t.ratio.toFixed(2)}x the MHA step`],
     ...Object.entries(r.bytesPerToken).map(([key, b]) => [`cache bytes/token/module, ${key}, fp32`, `${b.collectivekv} B`, `${b.full} B`,
       `${(100 * b.ratio).toFixed(2)}% (${b.compression.toFixed(0)}x smaller)`]),
+    ...(r.webgpu == null ? [] : webgpuTableRows(r.webgpu, ms)),
   ];
   return formatTable(rows);
 }
