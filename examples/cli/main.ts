@@ -25,6 +25,8 @@ Options:
   --seed N         demo: data and weight seed (default 2026)
   --train-batch N  bench ops: batch of the training-step measurement (default 128)
   --train-length N bench ops: sequence length of the training-step measurement (default 200)
+  --webgpu         bench ops: also run the kernels on WebGPU in Node (npm package webgpu) vs cpu;
+                   on a software adapter (lavapipe) only the error figures mean anything
   -h, --help       show this help
 `;
 
@@ -38,6 +40,7 @@ interface ParsedArgs {
   help: boolean;
   demo: DemoOptions;
   trainStep: { batch?: number; length?: number };
+  webgpu: boolean;
 }
 
 /** Runs the command line `argv` (without node and script); returns the process exit code. */
@@ -79,6 +82,7 @@ function parse(argv: string[]): ParsedArgs {
       'train-batch': { type: 'string' },
       'train-length': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      webgpu: { type: 'boolean' },
     },
   });
   const backend = values.backend ?? 'wasm';
@@ -91,7 +95,8 @@ function parse(argv: string[]): ParsedArgs {
     seed: positiveInt('--seed', values.seed),
   };
   const trainStep = { batch: positiveInt('--train-batch', values['train-batch']), length: positiveInt('--train-length', values['train-length']) };
-  return { command: positionals, backend: backend as ParsedArgs['backend'], json: values.json, help: values.help ?? false, demo, trainStep };
+  return { command: positionals, backend: backend as ParsedArgs['backend'], json: values.json, help: values.help ?? false, demo, trainStep,
+    webgpu: values.webgpu ?? false };
 }
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
@@ -121,7 +126,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     rejectFlag(Object.values(args.demo).some((v) => v != null), '--users/--epochs/--seed', 'demo');
     await useBackend(args.backend);
     const trainStep = Object.fromEntries(Object.entries(args.trainStep).filter(([, v]) => v != null));
-    const result = await benchOps({ backend: args.backend, trainStep, log: (line) => console.log(line) });
+    const result = await benchOps({ backend: args.backend, trainStep, webgpu: args.webgpu, log: (line) => console.log(line) });
     console.log(`\n${formatBenchOps(result)}`);
     if (args.json != null) {
       writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
