@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { ActivationIdentifier } from '@tensorflow/tfjs-layers/dist/keras_format/activation_config';
+import { linear } from '../ops/linear/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 
 /** Package name under which all layers are registered for (de)serialization. */
@@ -117,13 +118,8 @@ export function resolveActivation(layer: string, arg: string, id: string): (x: t
 
 /** x [..., in] @ kernel [in, out] (+ bias [out]) on any leading shape. */
 export function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
-  return tf.tidy(() => {
-    const lead = x.shape.slice(0, -1);
-    const flat = tf.reshape(x, [-1, dim(x, -1)]) as tf.Tensor2D;
-    let y: tf.Tensor = tf.matMul(flat, kernel as tf.Tensor2D);
-    if (bias != null) y = tf.add(y, bias);
-    return tf.reshape(y, [...lead, dim(kernel, 1)]);
-  });
+  // One kernel (ops/linear): saves no wide intermediates for the backward pass (matters on wasm).
+  return linear(x, kernel, bias);
 }
 
 // ---------------------------------------------------------------- auxiliary losses

@@ -6,3 +6,4 @@ export * from './dotProductAttention/index';
 export * from './collectiveAttention/index';
 export * from './embeddingGradients/index';
 export * from './routingLoss/index';
+export * from './linear/index';

@@ -10,16 +10,18 @@ const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 tf.registerGradient({
   kernelName: ROUTE_TOP1,
-  inputsToSave: ['logits'],
+  // Not the logits: only their width is needed (attr poolSize), and a saved tensor is a full copy
+  // on wasm.
+  inputsToSave: [],
   outputsToSave: [true, true],
-  gradFunc: (dys, saved) => {
-    const [logits, index, gate] = saved;
+  gradFunc: (dys, saved, attrs) => {
+    const [index, gate] = saved;
     const dgate = (dys as (tf.Tensor | null)[])[1];
-    const poolSize = logits.shape[logits.rank - 1] as number;
+    const poolSize = Number(attrs.poolSize);
     return {
       logits: () => {
         // Only the index reached the loss (e.g. an ungated lookup): no gradient flows.
-        if (dgate == null) return tf.zerosLike(logits);
+        if (dgate == null) return tf.zeros([...index.shape, poolSize]);
         if (hasKernel(ROUTE_TOP1_GRAD)) return tf.engine().runKernel(ROUTE_TOP1_GRAD, { dgate, index, gate }, { poolSize }) as tf.Tensor;
         return routeTop1GradComposite(dgate, index, gate, poolSize);
       },

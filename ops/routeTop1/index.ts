@@ -24,7 +24,9 @@ export function routeTop1(logits: tf.Tensor): RouteTop1Result {
   assertRank('routeTop1', 'logits', logits, [1, 2, 3, 4]);
   assertFloatDtype('routeTop1', 'logits', logits);
   if (hasKernel(ROUTE_TOP1)) {
-    const [index, gate] = tf.engine().runKernel(ROUTE_TOP1, { logits }, {}) as tf.Tensor[];
+    // poolSize rides along as an attr so the gradient need not save the (wide) logits.
+    const attrs = { poolSize: logits.shape[logits.rank - 1] };
+    const [index, gate] = tf.engine().runKernel(ROUTE_TOP1, { logits }, attrs) as tf.Tensor[];
     return { index, gate };
   }
   return routeTop1Composite(logits);
