@@ -18,7 +18,11 @@ export interface DemoOptions {
   hiddenDim?: number;
   poolSize?: number;
   batchSize?: number;
-  /** Training seconds per model before no new epoch starts (keeps the demo under its time limit). */
+  /**
+   * Safety net only: training seconds per model after which training is cut. Both models get the
+   * same epoch budget and early-stopping rule; a cut breaks that, so it is reported loudly
+   * (a warning line and `cutByTime` in the row). 0 = none.
+   */
   timeBudgetSeconds?: number;
   /** Users in the latency measurement. */
   latencyUsers?: number;
@@ -35,6 +39,8 @@ export interface DemoRow {
   trainSeconds: number;
   epochs: number;
   bestEpoch: number;
+  /** True when the safety-net time cap cut training (the comparison is then not at equal epochs). */
+  cutByTime: boolean;
 }
 
 export interface DemoResult {
@@ -47,10 +53,12 @@ export interface DemoResult {
   maxLength: number;
   poolSize: number;
   backend: string;
+  maxEpochs: number;
+  patience: number;
 }
 
 const DEMO_DEFAULTS = { numUsers: 1500, maxEpochs: 8, seed: 2026, maxLength: 30, hiddenDim: 32, poolSize: 256, batchSize: 64,
-  timeBudgetSeconds: 150, latencyUsers: 256 };
+  patience: 2, timeBudgetSeconds: 600, latencyUsers: 256 };
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const o = { ...DEMO_DEFAULTS, ...definedOnly(options) };
@@ -67,10 +75,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     rows.push(trainAndMeasure(attention, split, o, log));
   }
   return { rows, popularityNdcg10: popularity.ndcg10, popularityHr10: popularity.hr10, users: data.sequences.length, items: data.numItems,
-    hiddenDim: o.hiddenDim, maxLength: o.maxLength, poolSize: o.poolSize, backend: tf.getBackend() };
+    hiddenDim: o.hiddenDim, maxLength: o.maxLength, poolSize: o.poolSize, backend: tf.getBackend(), maxEpochs: o.maxEpochs, patience: o.patience };
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
+export function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
@@ -80,17 +88,22 @@ function trainAndMeasure(attention: 'mha' | 'collectivekv', split: LeaveOneOutSp
   try {
     log(`\ntraining SASRec with ${attention === 'mha' ? 'MultiHeadAttention' : 'CollectiveKVAttention'} ...`);
     const fit = fitSasrec(sasrec, split, {
-      maxEpochs: o.maxEpochs, patience: 2, batchSize: o.batchSize, learningRate: 5e-3, loss: 'softmax', seed: o.seed,
+      maxEpochs: o.maxEpochs, patience: o.patience, batchSize: o.batchSize, learningRate: 5e-3, loss: 'softmax', seed: o.seed,
       timeBudgetSeconds: o.timeBudgetSeconds,
       onEpoch: (r) => log(`  [${attention}] epoch ${r.epoch}: loss ${r.loss.toFixed(4)}${r.auxLoss ? ` (aux ${r.auxLoss.toFixed(4)})` : ''}, ` +
         `valid NDCG@10 ${r.validationNdcg10.toFixed(4)} HR@10 ${r.validationHr10.toFixed(4)}${r.best ? ' *' : ''}, ${r.seconds.toFixed(0)} s`),
     });
+    const cutByTime = fit.stoppedBy === 'maxMinutes';
+    if (cutByTime) {
+      log(`  WARNING [${attention}]: the ${o.timeBudgetSeconds} s safety cap cut training after ${fit.epochs} of at most ${o.maxEpochs} epochs; ` +
+        'the two models are NOT compared at the same epoch budget.');
+    }
     const test = evaluateSasrec(sasrec, split.test, { ks: [10] });
     log(`  [${attention}] best epoch ${fit.bestEpoch}; test HR@10 ${test.hr[10].toFixed(4)}, NDCG@10 ${test.ndcg[10].toFixed(4)}`);
     const latency = decodeLatency(sasrec, split.test.slice(0, o.latencyUsers));
     return { attention, hr10: test.hr[10], ndcg10: test.ndcg[10], bytesPerToken: cacheBytesPerToken(sasrec, 'fp32'),
       decodeMsPerUserCached: latency.cached, decodeMsPerUserRecompute: latency.recompute, trainSeconds: fit.trainSeconds,
-      epochs: fit.epochs, bestEpoch: fit.bestEpoch };
+      epochs: fit.epochs, bestEpoch: fit.bestEpoch, cutByTime };
   } finally {
     sasrec.model.dispose();
   }
@@ -169,7 +182,11 @@ export function formatDemo(r: DemoResult): string {
     ['decode latency/user, recompute', us(mha.decodeMsPerUserRecompute), us(ckv.decodeMsPerUserRecompute)],
     ['train seconds (epochs, best)', `${mha.trainSeconds.toFixed(0)} (${mha.epochs}, ${mha.bestEpoch})`,
       `${ckv.trainSeconds.toFixed(0)} (${ckv.epochs}, ${ckv.bestEpoch})`],
+    ['SASRec / popularity NDCG@10', `${(mha.ndcg10 / r.popularityNdcg10).toFixed(2)}x`, `${(ckv.ndcg10 / r.popularityNdcg10).toFixed(2)}x`],
   ];
+  const cut = r.rows.filter((row) => row.cutByTime).map((row) => row.attention);
+  const budget = `same epoch budget (${r.maxEpochs}) and early stopping (patience ${r.patience}) for both` +
+    (cut.length ? `\nWARNING: the safety time cap cut ${cut.join(' and ')}: NOT an equal-epoch comparison` : '');
   return `SASRec on synthetic data: ${r.users} users, ${r.items} items, window ${r.maxLength}, d=${r.hiddenDim}, ` +
-    `pool ${r.poolSize}, userDim 1, backend ${r.backend}\n${formatTable(rows)}`;
+    `pool ${r.poolSize}, userDim 1, backend ${r.backend}; ${budget}\n${formatTable(rows)}`;
 }

@@ -1,4 +1,5 @@
-// The `collectivekv` command: `demo` (what `npm start` runs) and `bench ops`.
+// The `collectivekv` command: `demo` (what `npm start` runs), `train`, `eval`, `bench ops|quality`,
+// and the commands of the serving, CTR and analysis examples (`serve`, `bench serve|ctr`, `analyze`).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,44 +8,85 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
+import { NextItemArgs, UsageError, benchQualityCommand, evalCommand, trainCommand } from './nextItemCommands';
+import { runServeCommand } from '../serve/command';
+import { runBenchServeCommand } from '../bench/serve';
+import { runBenchCtrCommand } from '../bench/ctr';
+import { runAnalyzeCommand } from './analyze';
 
-const BACKENDS = ['wasm', 'cpu'] as const;
+const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
+/** Tried in this order when --backend is not given. */
+const DEFAULT_BACKENDS = ['wasm', 'cpu'] as const;
+
+/** Commands owned by other examples: argv after the command words goes to them unparsed. */
+const DELEGATED: { words: string[]; run: (argv: string[]) => Promise<number> }[] = [
+  { words: ['serve'], run: (argv) => runServeCommand(argv) },
+  { words: ['analyze'], run: (argv) => runAnalyzeCommand(argv) },
+  { words: ['bench', 'serve'], run: (argv) => runBenchServeCommand(argv) },
+  { words: ['bench', 'ctr'], run: (argv) => runBenchCtrCommand(argv) },
+];
 
 export const USAGE = `Usage: collectivekv <command> [options]
 
 Commands:
   demo           Train SASRec with ordinary multi-head attention and with CollectiveKV on a synthetic
-                 data set (same seed and budget) and compare quality, cache size and decode latency.
+                 data set (same seed, epoch budget and early stopping) and compare quality, cache size
+                 and decode latency.
+  train          Train a zoo model: --model sasrec|bert4rec|hstu --attention mha|collectivekv
+                 --data PATH --format pairs|lines|movielens|recbole [--out DIR] [--max-minutes N]
+  eval           Evaluate a saved model on a data set: --model-dir DIR --data PATH --format F
+  bench quality  mha vs collectivekv under identical budget, seed and early stopping:
+                 --model M --data PATH --format F [--json FILE] [--max-minutes N]
   bench ops      Time the kernels and a training step side by side; print a table.
+  bench serve    Serving benchmark (see 'collectivekv bench serve --help').
+  bench ctr      CTR models, mha vs collectivekv (see 'collectivekv bench ctr --help').
+  serve          HTTP scoring service (see 'collectivekv serve --help').
+  analyze        SVD analysis of a trained model's K/V (see 'collectivekv analyze --help').
 
 Options:
-  --backend NAME   wasm (default) or cpu
-  --json FILE      bench ops: also write the results as JSON to FILE
-  --users N        demo: number of synthetic users (default 1500)
-  --epochs N       demo: maximum epochs per model (default 8)
-  --seed N         demo: data and weight seed (default 2026)
-  --train-batch N  bench ops: batch of the training-step measurement (default 128)
-  --train-length N bench ops: sequence length of the training-step measurement (default 200)
-  --webgpu         bench ops: also run the kernels on WebGPU in Node (npm package webgpu) vs cpu;
-                   on a software adapter (lavapipe) only the error figures mean anything
-  -h, --help       show this help
+  --backend NAME     wasm, cpu or webgpu (default: the fastest available, wasm then cpu)
+  --json FILE        also write the results as JSON to FILE
+  --seed N           data and weight seed (demo default 2026, others 1)
+  --epochs N         maximum epochs per model (demo default 8, others 20)
+  --users N          demo: number of synthetic users (default 1500)
+  --data PATH, --format F   interaction file and its format (pairs, lines, movielens, recbole)
+  --model NAME       sasrec, bert4rec or hstu
+  --attention KIND   mha (default) or collectivekv
+  --out DIR          train: save the model there (tfjs model.json + weights.bin + options.json)
+  --model-dir DIR    eval: the directory written by train --out
+  --max-minutes N    train, bench quality: bound on the whole run's time
+  --max-length N     window (default 50)     --hidden-dim N  width (default 64)
+  --blocks N         blocks (default 2)      --heads N       heads (default 1)
+  --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
+  --batch-size N     (default 128)           --patience N    validations without improvement (default 3)
+  --loss NAME        softmax (default) or bce (SASRec/HSTU)
+  --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
+  --validate-every N validate every N epochs (default 1)
+  --validation-users N  validate on the first N users only (default all)
+  --train-batch N    bench ops: batch of the training-step measurement (default 128)
+  --train-length N   bench ops: sequence length of the training-step measurement (default 200)
+  --webgpu           bench ops: also run the kernels on WebGPU in Node (npm package webgpu) vs cpu;
+                     on a software adapter (lavapipe) only the error figures mean anything
+  -h, --help         show this help
 `;
-
-/** Thrown for bad command lines: printed with a pointer to --help, exit code 2. */
-class UsageError extends Error {}
 
 interface ParsedArgs {
   command: string[];
-  backend: (typeof BACKENDS)[number];
+  backend?: (typeof BACKENDS)[number];
   json?: string;
   help: boolean;
   demo: DemoOptions;
   trainStep: { batch?: number; length?: number };
   webgpu: boolean;
+  nextItem: Omit<NextItemArgs, 'log'>;
+  /** Flags given that only the next-item commands take. */
+  nextItemFlags: string[];
 }
 
 /** Runs the command line `argv` (without node and script); returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  const delegated = DELEGATED.find((d) => d.words.every((w, i) => argv[i] === w));
+  if (delegated != null) return delegated.run(argv.slice(delegated.words.length));
   let args: ParsedArgs;
   try {
     args = parse(argv);
@@ -59,14 +101,17 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await dispatch(args);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`collectivekv: ${e.message}\nRun 'collectivekv --help' for usage.`);
+    if (e instanceof UsageError || (e as Error).name === 'DataFormatError') {
+      console.error(`collectivekv: ${(e as Error).message}\nRun 'collectivekv --help' for usage.`);
       return 2;
     }
     console.error(`collectivekv: ${(e as Error).stack ?? e}`);
     return 1;
   }
 }
+
+const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
+  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -83,20 +128,48 @@ function parse(argv: string[]): ParsedArgs {
       'train-length': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       webgpu: { type: 'boolean' },
+      ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
     },
   });
-  const backend = values.backend ?? 'wasm';
-  if (!(BACKENDS as readonly string[]).includes(backend)) {
+  const v = values as Record<string, string | boolean | undefined>;
+  const str = (key: string) => v[key] as string | undefined;
+  const backend = str('backend');
+  if (backend != null && !(BACKENDS as readonly string[]).includes(backend)) {
     throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, received '${backend}'`);
   }
   const demo: DemoOptions = {
-    numUsers: positiveInt('--users', values.users),
-    maxEpochs: positiveInt('--epochs', values.epochs),
-    seed: positiveInt('--seed', values.seed),
+    numUsers: positiveInt('--users', str('users')),
+    maxEpochs: positiveInt('--epochs', str('epochs')),
+    seed: positiveInt('--seed', str('seed')),
   };
-  const trainStep = { batch: positiveInt('--train-batch', values['train-batch']), length: positiveInt('--train-length', values['train-length']) };
-  return { command: positionals, backend: backend as ParsedArgs['backend'], json: values.json, help: values.help ?? false, demo, trainStep,
-    webgpu: values.webgpu ?? false };
+  const trainStep = { batch: positiveInt('--train-batch', str('train-batch')), length: positiveInt('--train-length', str('train-length')) };
+  const nextItem: Omit<NextItemArgs, 'log'> = {
+    model: str('model'), attention: str('attention'), data: str('data'), format: str('format'), out: str('out'), modelDir: str('model-dir'),
+    json: str('json'), maxMinutes: positiveNumber('--max-minutes', str('max-minutes')), epochs: demo.maxEpochs, seed: demo.seed,
+    maxLength: positiveInt('--max-length', str('max-length')), hiddenDim: positiveInt('--hidden-dim', str('hidden-dim')),
+    blocks: positiveInt('--blocks', str('blocks')), heads: positiveInt('--heads', str('heads')), dropout: rate('--dropout', str('dropout')),
+    learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
+    patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
+    userDim: positiveInt('--user-dim', str('user-dim')), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    validationUsers: positiveInt('--validation-users', str('validation-users')),
+  };
+  const nextItemFlags = NEXT_ITEM_FLAGS.filter((f) => v[f] != null).map((f) => `--${f}`);
+  return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
+    demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false };
+}
+
+function positiveNumber(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${flag} must be a positive number, received '${value}'`);
+  return n;
+}
+
+function rate(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (!(n >= 0 && n < 1)) throw new UsageError(`${flag} must be in [0, 1), received '${value}'`);
+  return n;
 }
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
@@ -112,36 +185,67 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     console.log(USAGE);
     return 2;
   }
+  const log = (line: string) => console.log(line);
   if (command === 'demo') {
     if (sub != null) throw new UsageError(`demo takes no argument, received '${sub}'`);
-    rejectFlag(args.json != null || Object.values(args.trainStep).some((v) => v != null), '--json/--train-batch/--train-length', 'bench ops');
+    rejectFlag(Object.values(args.trainStep).some((x) => x != null), '--train-batch/--train-length', 'bench ops');
+    rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
     await useBackend(args.backend);
-    const result = await runDemo({ ...args.demo, log: (line) => console.log(line) });
+    const result = await runDemo({ ...args.demo, log });
     console.log(`\n${formatDemo(result)}`);
+    writeJson(args.json, result);
     return 0;
+  }
+  if (command === 'train' || command === 'eval') {
+    if (sub != null) throw new UsageError(`${command} takes no positional argument, received '${sub}'`);
+    rejectFlag(Object.values(args.trainStep).some((x) => x != null), '--train-batch/--train-length', 'bench ops');
+    rejectFlag(args.demo.numUsers != null, '--users', 'demo');
+    await useBackend(args.backend);
+    return command === 'train' ? trainCommand({ ...args.nextItem, log }) : evalCommand({ ...args.nextItem, log });
   }
   if (command === 'bench') {
-    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops)`);
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
-    rejectFlag(Object.values(args.demo).some((v) => v != null), '--users/--epochs/--seed', 'demo');
-    await useBackend(args.backend);
-    const trainStep = Object.fromEntries(Object.entries(args.trainStep).filter(([, v]) => v != null));
-    const result = await benchOps({ backend: args.backend, trainStep, webgpu: args.webgpu, log: (line) => console.log(line) });
-    console.log(`\n${formatBenchOps(result)}`);
-    if (args.json != null) {
-      writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
-      console.log(`\nwrote ${args.json}`);
+    if (sub === 'quality') {
+      rejectFlag(Object.values(args.trainStep).some((x) => x != null), '--train-batch/--train-length', 'bench ops');
+      rejectFlag(args.demo.numUsers != null, '--users', 'demo');
+      await useBackend(args.backend);
+      return benchQualityCommand({ ...args.nextItem, log });
     }
+    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr)`);
+    rejectFlag(Object.values(args.demo).some((x) => x != null), '--users/--epochs/--seed', 'demo');
+    rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
+    const backend = await useBackend(args.backend);
+    const trainStep = Object.fromEntries(Object.entries(args.trainStep).filter(([, x]) => x != null));
+    const result = await benchOps({ backend: backend as 'wasm' | 'cpu', trainStep, webgpu: args.webgpu, log });
+    console.log(`\n${formatBenchOps(result)}`);
+    writeJson(args.json, result);
     return 0;
   }
-  throw new UsageError(`unknown command '${command}' (available: demo, bench ops)`);
+  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr, serve, analyze)`);
+}
+
+function writeJson(path: string | undefined, value: unknown): void {
+  if (path == null) return;
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+  console.log(`\nwrote ${path}`);
 }
 
 function rejectFlag(given: boolean, flag: string, owner: string): void {
   if (given) throw new UsageError(`${flag} applies to '${owner}' only`);
 }
 
-async function useBackend(name: string): Promise<void> {
-  if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialize`);
-  await tf.ready();
+/** Sets the named backend, or the first of DEFAULT_BACKENDS that initializes; returns its name. */
+async function useBackend(name: string | undefined): Promise<string> {
+  if (name === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
+  for (const candidate of name != null ? [name] : DEFAULT_BACKENDS) {
+    try {
+      if (await tf.setBackend(candidate)) {
+        await tf.ready();
+        return candidate;
+      }
+    } catch {
+      // falls through to the next candidate, or to the error below
+    }
+  }
+  throw new Error(name != null ? `backend ${name} failed to initialize` : `no backend initialized (tried ${DEFAULT_BACKENDS.join(', ')})`);
 }

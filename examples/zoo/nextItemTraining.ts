@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, ProgressMode, ProgressSink, RankingEvaluator, RankingResult, batchTensor, evaluationBatches, trainLoop,
+  LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, batchTensor, evaluationBatches, trainLoop,
 } from 'collectivekv';
 
 /** The objective of a step: the main loss plus the layers' auxiliary losses. */
@@ -54,12 +54,16 @@ export interface NextItemFitOptions {
   seed?: number;
   /** Wall-clock bound in seconds (0 = none); a safety net: the result says when it cut training. */
   timeBudgetSeconds?: number;
+  /** Optimizer steps bound (0 = none): gives a second run the same step budget as a first one. */
+  maxSteps?: number;
   /** Validate every N epochs. Default 1. */
   validateEvery?: number;
   /** Validation users (the first N cases; 0 = all). Evaluation time matters on large data sets. */
   validationUsers?: number;
   progress?: ProgressMode;
   output?: ProgressSink;
+  /** Seconds between plain progress lines (non-TTY). Default 10. */
+  logEverySeconds?: number;
   label?: string;
   checkpointDir?: string;
   onEpoch?: (report: EpochReport) => void;
@@ -83,7 +87,9 @@ export interface FitResult {
   trainSeconds: number;
   history: EpochReport[];
   /** Why training stopped; 'maxMinutes' means the time bound cut it. */
-  stoppedBy?: 'maxEpochs' | 'patience' | 'maxMinutes';
+  stoppedBy?: StopReason;
+  /** Optimizer steps run. */
+  steps?: number;
 }
 
 /** Adam, validation NDCG@10 every N epochs, early stopping with patience, best-weights restore. */
@@ -111,12 +117,12 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
       weightNames: () => m.model.weights.map((w) => w.name),
     }, {
       maxEpochs: o.maxEpochs, patience: o.patience, validateEvery: o.validateEvery, metric: 'ndcg10', seed: o.seed,
-      maxMinutes: o.timeBudgetSeconds / 60, progress: o.progress ?? (o.output == null ? 'none' : 'auto'), output: o.output, label: o.label,
+      maxMinutes: o.timeBudgetSeconds / 60, maxSteps: o.maxSteps, progress: o.progress ?? (o.output == null ? 'none' : 'auto'), output: o.output, label: o.label, logEverySeconds: o.logEverySeconds,
       checkpointDir: o.checkpointDir,
       onEpoch: (r) => o.onEpoch?.(toReport(r)),
     });
     return { epochs: result.epochs, bestEpoch: result.bestEpoch, bestValidationNdcg10: result.bestMetric, trainSeconds: result.trainSeconds,
-      history: result.history.map(toReport), stoppedBy: result.stoppedBy };
+      history: result.history.map(toReport), stoppedBy: result.stoppedBy, steps: result.steps };
   } finally {
     optimizer.dispose();
   }

@@ -47,18 +47,19 @@ export function sasrecHost(sasrec: Sasrec): StepHost {
 export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
   const targets = batchTensor(batch.targets, batch.batchSize, batch.maxLength);
+  const valid = loss === 'softmax' ? validPositions(batch) : null;
   const negatives = loss === 'bce' ? sampleNegatives(batch, host.numItems, seed) : null;
   const variables = host.model.trainableWeights.map((w) => w.read() as tf.Variable);
   let aux: tf.Scalar | null = null;
   const total = optimizer.minimize(() => {
     const hidden = host.hidden(inputs, true);
-    const main = loss === 'softmax' ? softmaxLoss(host, hidden, targets) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const main = valid != null ? softmaxLoss(host, hidden, valid) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
     const auxiliary = sumLosses(host.model.calculateLosses());
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;
   }, true, variables) as tf.Scalar;
   const [lossValue, auxValue] = [total.dataSync()[0], (aux as tf.Scalar | null)?.dataSync()[0] ?? 0];
-  tf.dispose([inputs, targets, total, ...(negatives ? [negatives] : []), ...(aux ? [aux] : [])]);
+  tf.dispose([inputs, targets, total, ...(negatives ? [negatives] : []), ...(aux ? [aux] : []), ...(valid ? [valid.rows, valid.targets] : [])]);
   return { loss: lossValue, auxLoss: auxValue };
 }
 
@@ -67,17 +68,30 @@ export function sumLosses(losses: tf.Scalar[]): tf.Scalar {
   return losses.length === 1 ? losses[0] : (tf.addN(losses) as tf.Scalar);
 }
 
-/** Mean cross-entropy of the target over the non-padding positions. */
-function softmaxLoss(host: StepHost, hidden: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+/** Flat indices [n] of the positions with a target, and those targets [n] (int32). */
+function validPositions(batch: SequenceBatch): { rows: tf.Tensor1D; targets: tf.Tensor1D } {
+  const rows: number[] = [];
+  const targets: number[] = [];
+  batch.targets.forEach((t, i) => { if (t !== 0) { rows.push(i); targets.push(t); } });
+  return { rows: tf.tensor1d(rows, 'int32'), targets: tf.tensor1d(targets, 'int32') };
+}
+
+/**
+ * Mean cross-entropy of the target over the positions that have one. Only those rows are scored
+ * against the catalog: at window 200 on ML-1M a third of the slots are padding, and the
+ * [positions, catalog] logits dominate memory (wasm's heap is 4 GB). The target's logit is a
+ * gathered dot product instead of a one-hot product of catalog width; log-sum-exp is written
+ * out because tfjs's logSoftmax on wasm trips tfjs's own leak check under tests.
+ */
+function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: { rows: tf.Tensor1D; targets: tf.Tensor1D }): tf.Scalar {
   const d = hidden.shape[hidden.shape.length - 1] as number;
-  const flat = tf.reshape(hidden, [-1, d]) as tf.Tensor2D;
-  const logits = tf.matMul(flat, host.table() as tf.Tensor2D, false, true);
-  // log-sum-exp by hand: tfjs's logSoftmax kernel on wasm trips tfjs's own leak check under tests
-  // ("internal memory leak (1 data ids) after running 'logSoftmax__op'").
+  const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
+  const table = host.table() as tf.Tensor2D;
+  const logits = tf.matMul(h, table, false, true);
   const top = tf.max(logits, -1, true);
   const logSumExp = tf.add(tf.log(tf.sum(tf.exp(tf.sub(logits, top)), -1)), tf.reshape(top, [-1]));
-  const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, host.numItems + 1)), -1);
-  return maskedMean(tf.sub(logSumExp, picked), tf.reshape(targets, [-1]));
+  const picked = tf.sum(tf.mul(h, tf.gather(table, valid.targets)), -1);
+  return tf.mean(tf.sub(logSumExp, picked)) as tf.Scalar;
 }
 
 /** -log sigmoid(s(target)) - log(1 - sigmoid(s(negative))) per non-padding position (SASRec's loss). */

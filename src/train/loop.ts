@@ -48,6 +48,8 @@ export interface TrainLoopOptions {
   seed?: number;
   /** Wall-clock bound in minutes (0 = none): the running epoch ends early, is validated, and training stops. */
   maxMinutes?: number;
+  /** Bound on optimizer steps over the whole run (0 = none), handled like maxMinutes (gives two runs the same step budget). */
+  maxSteps?: number;
   /** 'auto' (default): a redrawn bar on a TTY, plain periodic lines otherwise; 'none' is silent. */
   progress?: ProgressMode;
   /** Where progress goes. Default process.stderr (nothing in a browser). */
@@ -83,7 +85,7 @@ export interface EpochRecord {
   partial: boolean;
 }
 
-export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes';
+export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes' | 'maxSteps';
 
 export interface TrainLoopResult {
   /** Epochs run (a partial last epoch counts). */
@@ -95,11 +97,13 @@ export interface TrainLoopResult {
   /** The validation metrics of the best epoch. */
   bestValidation: Record<string, number> | null;
   stoppedBy: StopReason;
+  /** Optimizer steps run. */
+  steps: number;
   trainSeconds: number;
   history: EpochRecord[];
 }
 
-const DEFAULTS = { maxEpochs: 20, patience: 3, validateEvery: 1, metric: 'ndcg10', seed: 1, maxMinutes: 0, logEverySeconds: 10 };
+const DEFAULTS = { maxEpochs: 20, patience: 3, validateEvery: 1, metric: 'ndcg10', seed: 1, maxMinutes: 0, maxSteps: 0, logEverySeconds: 10 };
 
 /** Trains until maxEpochs, patience or maxMinutes; restores the best validated weights. */
 export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions = {}): TrainLoopResult {
@@ -108,6 +112,9 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
   const start = now();
   const elapsed = () => (now() - start) / 1000;
   const deadline = o.maxMinutes > 0 ? o.maxMinutes * 60 : Infinity;
+  const stepLimit = o.maxSteps > 0 ? o.maxSteps : Infinity;
+  // Why the budget is used up, or null while it is not.
+  const exhausted = (): StopReason | null => (globalStep >= stepLimit ? 'maxSteps' : elapsed() >= deadline ? 'maxMinutes' : null);
   const progress = new ProgressReporter({ mode: options.progress ?? 'auto', output: options.output, label: options.label,
     logEverySeconds: o.logEverySeconds, now });
   const history: EpochRecord[] = [];
@@ -119,9 +126,11 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
   try {
     for (let epoch = 0; epoch < o.maxEpochs; epoch++) {
       // The previous validation may have used up the time: do not start an epoch with no steps.
-      if (epoch > 0 && elapsed() >= deadline) { stoppedBy = 'maxMinutes'; break; }
-      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => elapsed() >= deadline, progress, o.maxEpochs);
-      const outOfTime = elapsed() >= deadline;
+      const before = epoch > 0 ? exhausted() : null;
+      if (before != null) { stoppedBy = before; break; }
+      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, o.maxEpochs);
+      const outOfBudget = exhausted();
+      const outOfTime = outOfBudget != null;
       const last = epoch === o.maxEpochs - 1 || outOfTime;
       let validation: Record<string, number> | null = null;
       let improved = false;
@@ -143,7 +152,7 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       history.push(record);
       progress.epochDone(record, o.metric);
       options.onEpoch?.(record);
-      if (outOfTime) { stoppedBy = 'maxMinutes'; break; }
+      if (outOfBudget != null) { stoppedBy = outOfBudget; break; }
       if (o.patience > 0 && sinceBest >= o.patience) { stoppedBy = 'patience'; break; }
     }
     if (best.weights.length > 0) spec.setWeights(best.weights);
@@ -151,7 +160,7 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
     tf.dispose(best.weights);
     progress.close();
   }
-  return { epochs: history.length, bestEpoch: best.epoch, bestMetric: best.value, bestValidation: best.validation, stoppedBy,
+  return { epochs: history.length, bestEpoch: best.epoch, bestMetric: best.value, bestValidation: best.validation, stoppedBy, steps: globalStep,
     trainSeconds: elapsed(), history };
 }
 
@@ -163,6 +172,7 @@ function resolveOptions(options: TrainLoopOptions): typeof DEFAULTS & { checkpoi
   positiveInt('maxEpochs');
   positiveInt('validateEvery');
   if (!Number.isInteger(o.patience) || o.patience < 0) throw new Error(`trainLoop: patience must be a non-negative integer, received ${o.patience}`);
+  if (!Number.isInteger(o.maxSteps) || o.maxSteps < 0) throw new Error(`trainLoop: maxSteps must be a non-negative integer, received ${o.maxSteps}`);
   if (!(o.maxMinutes >= 0)) throw new Error(`trainLoop: maxMinutes must be >= 0, received ${o.maxMinutes}`);
   if (!Number.isFinite(o.seed)) throw new Error(`trainLoop: seed must be a finite number, received ${o.seed}`);
   return o;
