@@ -31,11 +31,12 @@ describe('collectivekv command line', () => {
     expect((await run(['demo', '--frobnicate'])).err).toMatch(/frobnicate/);
     const backend = await run(['demo', '--backend', 'tpu']);
     expect(backend.code).toBe(2);
-    expect(backend.err).toMatch(/--backend must be one of wasm, cpu, received 'tpu'/);
+    expect(backend.err).toMatch(/--backend must be one of wasm, cpu, webgpu, received 'tpu'/);
     expect((await run(['demo', '--users', '-3'])).err).toMatch(/--users|-3/);
     expect((await run(['demo', '--epochs', '1.5'])).err).toMatch(/--epochs must be a positive integer/);
     expect((await run(['bench', 'kernels'])).err).toMatch(/unknown bench 'kernels'/);
-    expect((await run(['demo', '--json', 'x.json'])).err).toMatch(/--json\/--train-batch\/--train-length applies to 'bench ops' only/);
+    expect((await run(['demo', '--train-batch', '4'])).err).toMatch(/--train-batch\/--train-length applies to 'bench ops' only/);
+    expect((await run(['bench', 'ops', '--model', 'sasrec'])).err).toMatch(/--model applies to 'train, eval and bench quality' only/);
   });
 
   it('prints help with exit code 0', async () => {

@@ -1,0 +1,126 @@
+// The `collectivekv` command end to end on a tiny generated data set: train (saves), eval (loads),
+// bench quality (--json), and the error paths.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../util/backends';
+import { generateSynthetic } from 'collectivekv';
+import { main } from '../../examples/cli/main';
+
+let dir: string;
+let pairs: string;
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  dir = mkdtempSync(join(tmpdir(), 'ckv-cli-'));
+  const data = generateSynthetic({ numUsers: 40, numItems: 30, numTopics: 3, minLength: 5, maxLength: 10, seed: 9 });
+  pairs = join(dir, 'tiny.txt');
+  writeFileSync(pairs, data.sequences.flatMap((seq, u) => seq.map((item) => `${u + 1} ${item}`)).join('\n') + '\n');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(argv: string[]): Promise<{ code: number; err: string; out: string }> {
+  const err = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  const out = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+  const progress = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    const code = await main(argv);
+    return { code, err: err.mock.calls.flat().join('\n'), out: out.mock.calls.flat().join('\n') };
+  } finally {
+    err.mockRestore();
+    out.mockRestore();
+    progress.mockRestore();
+  }
+}
+
+const small = ['--max-length', '8', '--hidden-dim', '16', '--heads', '2', '--pool-size', '16', '--epochs', '2', '--batch-size', '16', '--lr', '0.01'];
+
+describe('collectivekv train / eval', () => {
+  it.each(['sasrec', 'bert4rec', 'hstu'])('trains %s with collectivekv, saves it, and eval reloads it with the same metrics', async (model) => {
+    const out = join(dir, `${model}-model`);
+    const trainJson = join(dir, `${model}-train.json`);
+    const train = await run(['train', '--model', model, '--attention', 'collectivekv', '--data', pairs, '--format', 'pairs', '--out', out,
+      '--json', trainJson, '--backend', 'wasm', ...small]);
+    expect(train.err).toBe('');
+    expect(train.code).toBe(0);
+    for (const file of ['model.json', 'weights.bin', 'options.json']) expect(existsSync(join(out, file))).toBe(true);
+    const trained = JSON.parse(readFileSync(trainJson, 'utf8'));
+    expect(trained).toMatchObject({ model, attention: 'collectivekv', epochs: 2 });
+    expect(trained.test.users).toBe(40);
+    expect(trained.bytesPerToken).toBe(2 * 2 * (1 + 4));
+
+    const evalJson = join(dir, `${model}-eval.json`);
+    const evaluated = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--json', evalJson]);
+    expect(evaluated.code).toBe(0);
+    const e = JSON.parse(readFileSync(evalJson, 'utf8'));
+    expect(e.test.ndcg10).toBeCloseTo(trained.test.ndcg10, 6);
+    expect(e.test.hr10).toBeCloseTo(trained.test.hr10, 6);
+    expect(evaluated.out).toMatch(new RegExp(`${model} \\(collectivekv\\) from .*NDCG@10`));
+  });
+
+  it('bench quality writes mha and collectivekv results with the documented keys', async () => {
+    const json = join(dir, 'quality.json');
+    const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--max-minutes', '5', ...small]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const q = JSON.parse(readFileSync(json, 'utf8'));
+    for (const key of ['mha', 'collectivekv']) {
+      for (const field of ['hr10', 'ndcg10', 'mrr10', 'bytesPerToken', 'compressionRatio', 'epochs', 'trainSeconds']) {
+        expect(typeof q[key][field]).toBe('number');
+      }
+      expect(q[key].epochs).toBe(2);
+    }
+    expect(q.mha.bytesPerToken).toBe(2 * 2 * 16 * 4);
+    expect(q.mha.compressionRatio).toBe(1);
+    expect(q.collectivekv.compressionRatio).toBeCloseTo((2 * 2 * 16 * 4) / (2 * 2 * 5));
+    expect(q.truncatedByTime).toBe(false);
+    expect(r.out).toMatch(/collectivekv NDCG@10 = [\d.]+% of mha/);
+  });
+});
+
+describe('collectivekv command errors', () => {
+  const base = ['--data', 'PATH', '--format', 'pairs', '--model', 'sasrec'];
+  const withData = (argv: string[]) => argv.map((a) => (a === 'PATH' ? pairs : a));
+
+  it('a missing data file: exit 2 naming the file', async () => {
+    const r = await run(['train', ...base.map((a) => (a === 'PATH' ? join(dir, 'nope.txt') : a))]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--data: file not found: .*nope\.txt/);
+  });
+
+  it('an unknown format: exit 2 listing the formats', async () => {
+    const r = await run(['train', ...withData(base.map((a) => (a === 'pairs' ? 'csv' : a)))]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown format 'csv': expected one of pairs, lines, movielens, recbole/);
+  });
+
+  it('an unknown model: exit 2 listing the models (train and bench quality)', async () => {
+    for (const cmd of [['train'], ['bench', 'quality']]) {
+      const r = await run([...cmd, ...withData(base.map((a) => (a === 'sasrec' ? 'gpt' : a)))]);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/unknown model 'gpt': expected one of sasrec, bert4rec, hstu/);
+    }
+  });
+
+  it('a file that does not parse in the given format: exit 2 naming file and line', async () => {
+    const bad = join(dir, 'bad.txt');
+    writeFileSync(bad, '1 2\n1 x y z\n');
+    const r = await run(['train', '--data', bad, '--format', 'pairs', '--model', 'sasrec']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/bad\.txt:2: malformed pairs line "1 x y z"/);
+  });
+
+  it('eval without a model directory, and with one that is not a model', async () => {
+    expect((await run(['eval', ...withData(base)])).err).toMatch(/eval needs --model-dir DIR/);
+    const r = await run(['eval', '--model-dir', dir, ...withData(base)]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/options\.json not found/);
+  });
+
+  it('leaves no tensors behind after a failed command', async () => {
+    const before = tf.memory().numTensors;
+    await run(['train', ...withData(base.map((a) => (a === 'sasrec' ? 'gpt' : a)))]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
