@@ -1,0 +1,127 @@
+// `collectivekv bench quality`: a zoo model with MultiHeadAttention and with CollectiveKV on one
+// data set, under the same split, seed, optimizer, early-stopping rule and budget; JSON with one
+// object per variant under "mha" and "collectivekv".
+import * as tf from '@tensorflow/tfjs-core';
+import { LeaveOneOutSplit, useFastEmbeddingGradients } from 'collectivekv';
+import { ZooModelName, buildZooModel } from '../zoo/nextItem';
+import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
+import type { SasrecLoss } from '../zoo/sasrecTraining';
+import {
+  NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
+} from '../cli/nextItemCommands';
+
+export interface QualityRow {
+  hr10: number;
+  ndcg10: number;
+  mrr10: number;
+  bytesPerToken: number;
+  /** Full-KV bytes per token / these bytes per token (1 for mha). */
+  compressionRatio: number;
+  epochs: number;
+  bestEpoch: number;
+  validNdcg10: number;
+  steps: number;
+  stoppedBy: string;
+  trainSeconds: number;
+}
+
+/**
+ * Baseline and CollectiveKV with the same data, split, seed, optimizer, early-stopping rule and
+ * budget. With --max-minutes, the time is shared in proportion to each variant's measured step time;
+ * when the baseline is cut by time, CollectiveKV gets exactly the baseline's number of optimizer
+ * steps (its own time cap is then only a safety net, reported as `truncatedByTime`).
+ */
+export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
+  const name = modelName(a.model);
+  if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
+  const loss = lossKind(a.loss);
+  const start = performance.now();
+  const split = await loadSplit(a.data, a.format);
+  useFastEmbeddingGradients();
+  const budget = (a.maxMinutes ?? 0) * 60;
+  const left = () => budget - (performance.now() - start) / 1000;
+  a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; bench quality of ${name}, mha vs collectivekv on ${tf.getBackend()}` +
+    (budget > 0 ? `, ${a.maxMinutes} minutes in all` : ''));
+  const share = budget > 0 ? mhaTimeShare(name, a, split, loss) : 0.5;
+  const rows: Partial<Record<'mha' | 'collectivekv', QualityRow>> = {};
+  let mhaFit: FitResult | null = null;
+  let truncatedByTime = false;
+  for (const attention of ['mha', 'collectivekv'] as const) {
+    const m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+    try {
+      const base = fitOptions(a, `${name}/${attention}`);
+      let options: NextItemFitOptions;
+      if (attention === 'mha') {
+        options = { ...base, timeBudgetSeconds: budget > 0 ? Math.max(1, left() * share) : 0 };
+      } else {
+        const cutByTime = mhaFit?.stoppedBy === 'maxMinutes';
+        // Same epoch budget and rule; when time cut the baseline, the same number of steps.
+        options = { ...base, maxSteps: cutByTime ? mhaFit?.steps ?? 0 : 0, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0 };
+      }
+      const fit = fitNextItem(m, split, options);
+      if (attention === 'mha') mhaFit = fit;
+      else if (fit.stoppedBy === 'maxMinutes') {
+        truncatedByTime = true;
+        a.log(`WARNING: the time bound cut collectivekv after ${fit.steps} steps (${fit.epochs} epochs); the baseline had ` +
+          `${mhaFit?.steps} steps (${mhaFit?.epochs} epochs). The comparison is NOT at equal budget.`);
+      }
+      const test = testMetrics(m, split.test);
+      const bytes = m.bytesPerToken();
+      rows[attention] = { hr10: test.hr10, ndcg10: test.ndcg10, mrr10: test.mrr10, bytesPerToken: bytes,
+        compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit) } as QualityRow;
+      a.log(`${name}/${attention}: test HR@10 ${f4(test.hr10)} NDCG@10 ${f4(test.ndcg10)} MRR@10 ${f4(test.mrr10)}, ` +
+        `${fit.epochs} epochs (${fit.steps} steps, best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s`);
+    } finally {
+      m.dispose();
+    }
+  }
+  const mha = rows.mha as QualityRow;
+  const ckv = rows.collectivekv as QualityRow;
+  const result = {
+    model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems,
+    options: modelOptions(a, split.numItems, 'collectivekv'), fit: fitOptions(a, ''), loss, maxMinutes: a.maxMinutes ?? 0,
+    mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
+    totalSeconds: (performance.now() - start) / 1000,
+  };
+  delete (result.fit as Partial<NextItemFitOptions>).output;
+  a.log(formatQuality(result));
+  writeJson(a.json, result, a.log);
+  return 0;
+}
+
+/** The baseline's share of the time: its step time over both step times (two timed steps each after a warm-up). */
+function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSplit, loss: SasrecLoss): number {
+  const seconds: number[] = [];
+  for (const attention of ['mha', 'collectivekv'] as const) {
+    const m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+    const optimizer = tf.train.adam(1e-3);
+    try {
+      const it = m.batches(split.train, a.batchSize ?? 128, a.seed ?? 1, 0)[Symbol.iterator]();
+      const batch = it.next().value;
+      if (batch == null) throw new UsageError(`--data ${a.data}: no training sequence with 2 or more items`);
+      m.step(optimizer, batch, 0);
+      const t0 = performance.now();
+      m.step(optimizer, batch, 1);
+      m.step(optimizer, batch, 2);
+      seconds.push((performance.now() - t0) / 2000);
+    } finally {
+      optimizer.dispose();
+      m.dispose();
+    }
+  }
+  return seconds[0] / (seconds[0] + seconds[1]);
+}
+
+export function formatQuality(r: { model: string; mha: QualityRow; collectivekv: QualityRow; ndcg10Ratio: number; truncatedByTime: boolean }): string {
+  const rows: [string, (q: QualityRow) => string][] = [
+    ['test HR@10', (q) => f4(q.hr10)], ['test NDCG@10', (q) => f4(q.ndcg10)], ['test MRR@10', (q) => f4(q.mrr10)],
+    ['cache bytes/token', (q) => String(q.bytesPerToken)], ['compression vs full KV', (q) => `${q.compressionRatio.toFixed(1)}x`],
+    ['epochs (steps, best)', (q) => `${q.epochs} (${q.steps}, ${q.bestEpoch})`], ['stopped by', (q) => q.stoppedBy],
+    ['train seconds', (q) => q.trainSeconds.toFixed(0)],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length)) + 2;
+  const lines = [`${r.model}: ${''.padEnd(width - r.model.length - 2)}${'mha'.padStart(14)}${'collectivekv'.padStart(16)}`];
+  for (const [label, get] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(14)}${get(r.collectivekv).padStart(16)}`);
+  lines.push(`collectivekv NDCG@10 = ${(100 * r.ndcg10Ratio).toFixed(1)}% of mha${r.truncatedByTime ? ' (WARNING: collectivekv cut by the time bound)' : ''}`);
+  return lines.join('\n');
+}
