@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { COLLECTIVE_ATTENTION, IndexedDBStore } from 'collectivekv';
+import { COLLECTIVE_ATTENTION, GATHER_ROWS, IndexedDBStore, ROUTE_TOP1 } from 'collectivekv';
 import { TOPIC_NAMES, loadDemoModel, topItems, type DemoManifest, type DemoModel } from './model';
 import { DemoSession, type StepResult } from './session';
 
@@ -71,12 +71,15 @@ async function pickBackend(): Promise<string> {
  * WORKAROUND (reported with the demo, owner of ops/collectiveAttention/webgpu.ts): running the full
  * SASRec forward (d=32, window 40) through the webgpu CollectiveKVAttention kernel corrupts the GPU
  * buffer of an unrelated live tensor (an int32 id tensor created before the call reads back as 0),
- * so the first prefill caches 0 tokens. With the kernel unregistered, collectiveAttention runs its
+ * so the first prefill caches 0 tokens; later the device fails buffer creation (lost). With the
+ * custom inference kernels unregistered, collectiveAttention runs its
  * composite of tfjs ops on webgpu (the library's documented fallback) and everything is exact.
  * Remove this once the kernel is fixed; test/browser/demo.test.ts then covers the kernel too.
  */
 function avoidWebGPUAttentionKernel(): void {
-  if (tf.getKernel(COLLECTIVE_ATTENTION, 'webgpu') != null) tf.unregisterKernel(COLLECTIVE_ATTENTION, 'webgpu');
+  for (const kernel of [COLLECTIVE_ATTENTION, ROUTE_TOP1, GATHER_ROWS]) {
+    if (tf.getKernel(kernel, 'webgpu') != null) tf.unregisterKernel(kernel, 'webgpu');
+  }
 }
 
 async function loadModel(): Promise<DemoModel> {

@@ -97,7 +97,9 @@ export class DemoSession {
       return this.rebuild(kept, `the window of ${this.model.recommender.maxLength} positions was full; kept the last ${kept.length} items`);
     }
     const t0 = performance.now();
-    const step = decodeStep(this.model.sasrec, this.cache, tf.tensor1d([item], 'int32'));
+    const ids = tf.tensor1d([item], 'int32');
+    const step = decodeStep(this.model.sasrec, this.cache, ids);
+    ids.dispose();
     this.cache = step.cache;
     const scoreTensor = scoreHidden(this.model.sasrec, step.hidden);
     const scores = (await scoreTensor.data()) as Float32Array;
