@@ -287,7 +287,7 @@ function barChart(bars: Bar[], fmt: (v: number) => string, alt: string, columns 
   const rowH = 26;
   svg.setAttribute('viewBox', `0 0 300 ${bars.length * rowH}`);
   bars.forEach((b, i) => {
-    const bw = Math.max(2, (b.value / max) * 180);
+    const bw = Math.max(2, (b.value / max) * 120);
     svg.append(text(0, i * rowH + 16, b.label, 11), rect(118, i * rowH + 4, bw * 0.95, 16, b.color, `${b.label}: ${fmt(b.value)}`),
       text(122 + bw * 0.95, i * rowH + 16, fmt(b.value), 11));
   });
