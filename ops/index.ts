@@ -7,3 +7,4 @@ export * from './collectiveAttention/index';
 export * from './embeddingGradients/index';
 export * from './routingLoss/index';
 export * from './linear/index';
+export * from './routerStep/index';

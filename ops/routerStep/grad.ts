@@ -1,0 +1,70 @@
+// Gradient of the router step, rows flattened; z = x R + b (recomputed here, never saved), l the
+// loss's upstream gradient, s_i = dgate_i g_i (1 - g_i) the gate's, at the winning column j_i only:
+//   dz = l * routingLossGrad(z) + s one-hot(j)
+//   dx = dz R^T,  dR = x^T dz,  db = sum_rows dz
+// The one-hot part never becomes [N, m]: its dx is s_i R^T[j_i] (a row gather), its dR and db are
+// scatter-adds into the m columns. z is freed as soon as the loss gradient is written.
+import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from '../gatherRows/index';
+import { linear } from '../linear/index';
+import { scatterAddRows } from '../scatterAddRows/index';
+
+// Equal the names in ./index and ../routingLoss (not imported: TDZ).
+const ROUTER_STEP = 'CollectiveKVRouterStep';
+const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
+
+tf.registerGradient({
+  kernelName: ROUTER_STEP,
+  inputsToSave: ['x', 'router', 'bias', 'mask'],
+  outputsToSave: [true, true, false, true],
+  gradFunc: (dys, saved, attrs) => {
+    const [x, router, bias, mask, index, gate, meanProb] = saved;
+    const [, dgate, dloss] = dys as (tf.Tensor | null)[];
+    // Computed now, not in the thunks: all three share dz, and the engine calls only the thunks of
+    // inputs on the gradient path (the backward pass's scope frees the rest).
+    const [dx, dRouter, db] = routerStepGrad({ x, router, bias, mask, index, gate, meanProb, dgate, dloss }, attrs);
+    return { x: () => dx, router: () => dRouter, bias: () => db, mask: () => tf.zeros(mask.shape, 'float32') };
+  },
+});
+
+interface GradInputs {
+  x: tf.Tensor; router: tf.Tensor; bias: tf.Tensor; mask: tf.Tensor; index: tf.Tensor; gate: tf.Tensor; meanProb: tf.Tensor;
+  dgate: tf.Tensor | null; dloss: tf.Tensor | null;
+}
+
+function routerStepGrad(g: GradInputs, attrs: tf.NamedAttrMap): tf.Tensor[] {
+  return tf.tidy(() => {
+    const [de, m] = g.router.shape as [number, number];
+    const n = g.index.size;
+    const x2 = tf.reshape(g.x, [n, de]) as tf.Tensor2D;
+    // Explicit transposes: wasm's matMul with transpose flags is 10-30x slower.
+    const routerT = tf.transpose(g.router as tf.Tensor2D);
+    let dx: tf.Tensor = tf.zeros([n, de]);
+    let dRT: tf.Tensor = tf.zeros([m, de]);
+    let db: tf.Tensor = tf.zeros([m]);
+    if (g.dgate != null) {
+      const gate = tf.reshape(g.gate, [n]);
+      const s = tf.mul(tf.reshape(g.dgate, [n]), tf.mul(gate, tf.sub(1, gate)));
+      const index = tf.reshape(g.index, [n]);
+      dx = gatherRows(routerT, index, s);
+      dRT = scatterAddRows(tf.mul(x2, tf.expandDims(s, 1)), index, m);
+      db = tf.reshape(scatterAddRows(tf.expandDims(s, 1), index, m), [m]);
+    }
+    if (g.dloss != null && (Number(attrs.peakWeight) !== 0 || Number(attrs.balanceWeight) !== 0)) {
+      const dz = lossLogitsGrad(g.dloss, x2, g.router, g.bias, tf.reshape(g.mask, [n]), g.meanProb, attrs);
+      dx = tf.add(dx, tf.matMul(dz, routerT));
+      dRT = tf.add(dRT, tf.transpose(tf.matMul(tf.transpose(x2), dz)));
+      db = tf.add(db, tf.sum(dz, 0));
+    }
+    return [tf.reshape(dx, g.x.shape), tf.transpose(dRT), db];
+  });
+}
+
+/** dloss * d loss / d z at z = x R + b recomputed ([N, m]); z is freed before returning. */
+function lossLogitsGrad(dloss: tf.Tensor, x2: tf.Tensor2D, router: tf.Tensor, bias: tf.Tensor, mask: tf.Tensor,
+  meanProb: tf.Tensor, attrs: tf.NamedAttrMap): tf.Tensor2D {
+  const logits = linear(x2, router, bias);
+  const dz = tf.engine().runKernel(ROUTING_LOSS_GRAD, { dy: dloss, logits, mask, meanProb }, attrs) as tf.Tensor2D;
+  logits.dispose();
+  return dz;
+}
