@@ -31,7 +31,7 @@ export function qualityChart(dataset: string, sweep: SweepResult): Chart {
   const byUserDim = sweep.points.filter((p) => p.poolSize === pool);
   const byPool = sweep.points.filter((p) => p.userDim === 1);
   const series: Series[] = [
-    { label: `userDim 1/2/4/8 (pool ${pool})`, points: byUserDim.map((p) => ({ x: p.compressionRatio, y: p.ndcg10, label: `userDim ${p.userDim}, pool ${p.poolSize}: ${p.compressionRatio.toFixed(1)}x, NDCG@10 ${p.ndcg10.toFixed(4)}` })) },
+    { label: `userDim ${byUserDim.map((p) => p.userDim).join('/')} (pool ${pool})`, points: byUserDim.map((p) => ({ x: p.compressionRatio, y: p.ndcg10, label: `userDim ${p.userDim}, pool ${p.poolSize}: ${p.compressionRatio.toFixed(1)}x, NDCG@10 ${p.ndcg10.toFixed(4)}` })) },
     { label: 'pool size sweep (userDim 1)', points: byPool.map((p) => ({ x: p.compressionRatio, y: p.ndcg10, label: `pool ${p.poolSize}, userDim 1: ${p.compressionRatio.toFixed(1)}x, NDCG@10 ${p.ndcg10.toFixed(4)}` })) },
     { label: 'full KV (mha)', points: [{ x: 1, y: sweep.baseline.ndcg10, label: `mha: 1x, NDCG@10 ${sweep.baseline.ndcg10.toFixed(4)}` }] },
   ];

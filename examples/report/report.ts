@@ -108,7 +108,7 @@ export function renderMarkdown(data: ReportData, charts: Chart[]): string {
       d.name, yes(d.found), yes(d.used), num(d.users), num(d.items), [d.path ?? '', d.note ?? ''].filter(Boolean).join('; ')])), '',
     '## Parts', '', '`parts`', '',
     table(['part', 'status', 'seconds', 'budget s', 'error / note'], data.parts.map((p) => [
-      p.name, p.status, p.seconds.toFixed(0), p.budgetSeconds.toFixed(0), (p.error ?? p.note ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')])), '',
+      p.name, p.status, p.seconds.toFixed(0), p.budgetSeconds.toFixed(0), (p.error ?? p.note ?? '').split('\n')[0].replace(/\|/g, '\\|')])), '',
     `> ${CAVEAT}`, '',
   ];
   const sections = [qualitySection, sweepSection, analysisSection, convertSection, ctrSection, serveSection, opsSection];
