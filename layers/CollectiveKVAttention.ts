@@ -9,7 +9,7 @@ import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import { PACKAGE, PendingLosses, checkNonNegative, checkOneOf, checkPositiveInt, dense, resolveActivation } from './common';
-import { PoolWeights, Routing, collectiveRows, routeTokens, routingLoss, standardNormal } from './GlobalKVPool';
+import { PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -151,9 +151,13 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private sideForward(side: Side, source: tf.Tensor, mask: tf.Tensor | null, training: boolean): { values: tf.Tensor; loss: tf.Scalar | null } {
     const s = this.side(side);
     if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
-    const routing = routeTokens(source, this.poolWeights(side));
-    const values = joinParts(collectiveRows(s.pool.read(), routing, training), this.userPart(s, source));
-    return { values, loss: training ? routingLoss(routing.logits, mask, this) : null };
+    if (!training) {
+      const routing = routeTokens(source, this.poolWeights(side));
+      return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
+    }
+    // Training keeps no router logits for the backward pass (see trainingRows).
+    const { rows, loss } = trainingRows(source, this.poolWeights(side), mask, this);
+    return { values: joinParts(rows, this.userPart(s, source)), loss };
   }
 
   private userPart(s: Extract<SideWeights, { kind: 'pooled' }>, source: tf.Tensor): tf.Tensor {

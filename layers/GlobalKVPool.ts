@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { fusedRoutingLoss, gatherRows, routeTop1 } from '../ops/index';
+import { fusedRoutingLoss, gatherRows, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkPositiveInt, dense, glorotUniform,
@@ -53,6 +53,22 @@ export function routeTokens(x: tf.Tensor, w: PoolWeights): Routing {
  */
 export function collectiveRows(pool: tf.Tensor, routing: Routing, training: boolean): tf.Tensor {
   return training ? gatherRows(pool, routing.index, routing.gate) : gatherRows(pool, routing.index);
+}
+
+/**
+ * Training forward of one routed pool: the gated rows gate * pool[index] and the routing loss
+ * (null when both weights are 0). Unlike routeTokens + routingLoss it keeps no router logits for
+ * the backward pass (ops/routerStep recomputes them), which is what fits a training step in the
+ * wasm heap. mask: x's leading shape or null.
+ */
+export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights):
+  { rows: tf.Tensor; loss: tf.Scalar | null } {
+  const [rows, loss] = tf.tidy(() => {
+    const { index, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights);
+    const gated = gatherRows(w.pool, index, gate);
+    return l == null ? [gated] : [gated, l];
+  });
+  return { rows, loss: (loss as tf.Scalar | undefined) ?? null };
 }
 
 /**
@@ -143,11 +159,9 @@ export class GlobalKVPool extends tfl.layers.Layer {
     const training = kwargs.training === true;
     const mask = kwargs.mask instanceof tf.Tensor ? kwargs.mask : null;
     const [out, aux] = tf.tidy(() => {
-      const routing = this.route(x);
-      const rows = collectiveRows(this.weightsNow().pool, routing, training);
-      if (!training) return [rows];
+      if (!training) return [collectiveRows(this.weightsNow().pool, this.route(x), false)];
       const valid = mask == null ? null : this.checkedMask(mask, x);
-      const loss = routingLoss(routing.logits, valid, this);
+      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this);
       return loss == null ? [rows] : [rows, loss];
     });
     if (aux != null) this.auxLosses.push(aux as tf.Scalar);
