@@ -1,35 +1,117 @@
 #!/usr/bin/env node
-// Regenerates the README's results table from a `collectivekv bench ops --json` file, between the
-// results markers. Idempotent: the same JSON gives the same README.
+// Regenerates the README's results table between the results markers, from either
+//   - a `collectivekv bench all` report.json (detected by its meta.format / results / parts), or
+//   - a `collectivekv bench ops --json` file (detected by bytesPerToken.d256 and embeddingGradient).
+// Idempotent: the same JSON gives the same README (nothing depends on the clock or the file system).
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [jsonPath, readmePath = 'README.md'] = process.argv.slice(2);
-if (!jsonPath) {
-  console.error('usage: node scripts/readme-results.mjs BENCH_OPS_JSON [README]');
-  process.exit(2);
-}
-const bench = JSON.parse(readFileSync(jsonPath, 'utf8'));
 const fmt = (x, digits = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
-const pct = (x) => (typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : 'n/a');
+const f4 = (x) => fmt(x, 4);
+const pct = (x, digits = 2) => (typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : 'n/a');
+const HEADER = [['Measure', 'Ours / CollectiveKV', 'Reference', 'Ratio'], ['---', '---:', '---:', '---:']];
 
-const rows = [
-  ['Measure', 'Ours / CollectiveKV', 'Reference', 'Ratio'],
-  ['---', '---:', '---:', '---:'],
-  ['Bytes per cached token, d=256, userDim 1 (fp32, uint16 index)', `${bench.bytesPerToken.d256.collectivekv} B`, `${bench.bytesPerToken.d256.full} B (full KV)`, pct(bench.bytesPerToken.d256.ratio)],
-  ['Bytes per cached token, d=64, userDim 1', `${bench.bytesPerToken.d64.collectivekv} B`, `${bench.bytesPerToken.d64.full} B (full KV)`, pct(bench.bytesPerToken.d64.ratio)],
-  ['Decode attention from the cache (wasm; batch 64, history 1000, d=256)', `${fmt(bench.collectiveAttention.fusedMs)} ms (fused)`, `${fmt(bench.collectiveAttention.compositeMs)} ms (gather + attention)`, `${fmt(bench.collectiveAttention.speedup, 2)}x faster`],
-  ['Embedding gradient (cpu; 3416x64 table, 12800 indices)', `${fmt(bench.embeddingGradient.oursMs, 2)} ms`, `${fmt(bench.embeddingGradient.tfjsMs)} ms (tfjs default)`, `${fmt(bench.embeddingGradient.speedup, 0)}x faster`],
-  ['Training step, 2-block SASRec (wasm; batch 128, length 200, d=64)', `${fmt(bench.trainStep.collectivekvMs)} ms`, `${fmt(bench.trainStep.mhaMs)} ms (MultiHeadAttention)`, `${fmt(bench.trainStep.ratio, 2)}x the time`],
-];
-const table = rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
-const when = bench.meta?.date ? ` Measured ${bench.meta.date}${bench.meta.machine ? ` on ${bench.meta.machine}` : ''}.` : '';
-const block = `<!-- results:start -->\n${table}\n\nGenerated from \`${jsonPath}\` by \`scripts/readme-results.mjs\`; do not edit by hand.${when}\n<!-- results:end -->`;
-
-const readme = readFileSync(readmePath, 'utf8');
-const re = /<!-- results:start -->[\s\S]*?<!-- results:end -->/;
-if (!re.test(readme)) {
-  console.error(`${readmePath}: no results markers found`);
-  process.exit(1);
+export function isReport(json) {
+  return json != null && typeof json === 'object' && json.results != null && Array.isArray(json.parts) && json.meta != null;
 }
-writeFileSync(readmePath, readme.replace(re, block));
-console.log(`updated ${readmePath} from ${jsonPath}`);
+
+export function isBenchOps(json) {
+  return json != null && typeof json === 'object' && json.bytesPerToken?.d256 != null && json.embeddingGradient != null;
+}
+
+/** Rows of the bench-ops table (the original format of this script). */
+export function opsRows(bench) {
+  return [
+    ['Bytes per cached token, d=256, userDim 1 (fp32, uint16 index)', `${bench.bytesPerToken.d256.collectivekv} B`, `${bench.bytesPerToken.d256.full} B (full KV)`, pct(bench.bytesPerToken.d256.ratio)],
+    ...(bench.bytesPerToken.d64 ? [['Bytes per cached token, d=64, userDim 1', `${bench.bytesPerToken.d64.collectivekv} B`, `${bench.bytesPerToken.d64.full} B (full KV)`, pct(bench.bytesPerToken.d64.ratio)]] : []),
+    [`Decode attention from the cache (${bench.collectiveAttention.backend ?? 'wasm'})`, `${fmt(bench.collectiveAttention.fusedMs)} ms (fused)`, `${fmt(bench.collectiveAttention.compositeMs)} ms (gather + attention)`, `${fmt(bench.collectiveAttention.speedup, 2)}x faster`],
+    [`Embedding gradient (cpu; ${bench.embeddingGradient.rows ?? 3416}x${bench.embeddingGradient.width ?? 64} table, ${bench.embeddingGradient.indices ?? 12800} indices)`, `${fmt(bench.embeddingGradient.oursMs, 2)} ms`, `${fmt(bench.embeddingGradient.tfjsMs)} ms (tfjs default)`, `${fmt(bench.embeddingGradient.speedup, 0)}x faster`],
+    [`Training step, 2-block SASRec (${bench.trainStep.backend ?? 'wasm'}; batch ${bench.trainStep.batch ?? 128}, length ${bench.trainStep.length ?? 200}, d=${bench.trainStep.hiddenDim ?? 64})`, `${fmt(bench.trainStep.collectivekvMs)} ms`, `${fmt(bench.trainStep.mhaMs)} ms (MultiHeadAttention)`, `${fmt(bench.trainStep.ratio, 2)}x the time`],
+  ];
+}
+
+/** Rows from a bench-all report: one or two per result kind and data set, each naming its setting. */
+export function reportRows(report) {
+  const r = report.results ?? {};
+  const rows = [];
+  for (const [d, q] of Object.entries(r.quality ?? {})) {
+    const o = q.options ?? {};
+    rows.push([`Next-item test NDCG@10, ${q.model} on ${d} (d=${o.hiddenDim ?? '?'}, pool ${o.collective?.poolSize ?? '?'}, userDim ${o.collective?.userDim ?? '?'})`,
+      `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
+      `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]);
+  }
+  for (const [d, s] of Object.entries(r.sweep ?? {})) {
+    if (s.bestUserDim == null) continue;
+    const suggested = r.analysis?.[d]?.layers?.map((l) => l.suggestedUserDim).join('/') ?? 'n/a';
+    rows.push([`userDim suggested by the SVD analysis vs best of the sweep, ${s.model} on ${d}`, suggested, String(s.bestUserDim), '']);
+  }
+  for (const [d, c] of Object.entries(r.convert ?? {})) {
+    const base = c.rows.find((x) => x.model === 'baseline mha');
+    const conv = c.rows.find((x) => x.model === 'converted + fine-tune');
+    rows.push([`Converted SASRec + fine-tune (<= 20% of the epochs), test NDCG@10 on ${d}`, f4(conv?.testNdcg10), `${f4(base?.testNdcg10)} (trained mha)`, `${pct(c.convertedRatio, 1)}`]);
+  }
+  for (const [d, c] of Object.entries(r.ctr ?? {})) {
+    rows.push([`CTR test AUC, ${c.model} on ${d} (per-event K/V features)`, `${f4(c.collectivekv.auc)} (${c.collectivekv.bytesPerToken} B/token)`,
+      `${f4(c.mha.auc)} (${c.mha.bytesPerToken} B/token)`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`]);
+  }
+  if (r.serve) {
+    const mem = r.serve.results.filter((x) => x.store === 'memory');
+    const h = Math.max(...mem.map((x) => x.historyLength));
+    const b = Math.max(...mem.filter((x) => x.historyLength === h).map((x) => x.batchSize));
+    const at = (mode) => mem.find((x) => x.mode === mode && x.historyLength === h && x.batchSize === b);
+    const [ckv, full, re] = [at('collectivekv'), at('full'), at('recompute')];
+    if (ckv && full) {
+      rows.push([`Scoring p50 latency, batch ${b}, history ${h} (in-memory store, ${r.serve.backend})`, `${fmt(ckv.p50Ms, 2)} ms`,
+        `${fmt(full.p50Ms, 2)} ms (full KV)${re ? `, ${fmt(re.p50Ms, 2)} ms (recompute)` : ''}`, `${fmt(full.p50Ms / ckv.p50Ms, 2)}x`]);
+      rows.push([`Cache bytes per user, history ${h}`, `${ckv.bytesPerUser} B`, `${full.bytesPerUser} B (full KV)`, pct(ckv.bytesPerUser / full.bytesPerUser)]);
+    }
+  }
+  if (r.ops) rows.push(...opsRows(r.ops));
+  return rows;
+}
+
+/** The whole marked block for `json` read from `jsonPath`. */
+export function resultsBlock(json, jsonPath) {
+  let rows;
+  let when = '';
+  if (isReport(json)) {
+    rows = reportRows(json);
+    const m = json.meta;
+    when = ` Measured ${m.date} on ${m.machine?.cpu ?? 'unknown'} (${m.machine?.cores ?? '?'} cores), backend ${m.backend}`
+      + `${m.gitCommit ? `, commit ${String(m.gitCommit).slice(0, 10)}` : ''}${m.quick ? ' (--quick: smoke-test sizes, not results)' : ''}`
+      + `${m.partial ? ' (partial run)' : ''}; settings and every figure in its report.md.`;
+  } else if (isBenchOps(json)) {
+    rows = opsRows(json);
+    when = json.meta?.date ? ` Measured ${json.meta.date}${json.meta.machine ? ` on ${json.meta.machine}` : ''}.` : '';
+  } else {
+    throw new Error(`${jsonPath}: neither a bench-all report.json nor a bench ops JSON`);
+  }
+  if (rows.length === 0) rows = [['(no results in this report)', '', '', '']];
+  const table = [...HEADER, ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
+  return `<!-- results:start -->\n${table}\n\nGenerated from \`${jsonPath}\` by \`scripts/readme-results.mjs\`; do not edit by hand.${when}\n<!-- results:end -->`;
+}
+
+/** README text with the marked block replaced; throws when the markers are missing. */
+export function updateReadme(readme, block) {
+  const re = /<!-- results:start -->[\s\S]*?<!-- results:end -->/;
+  if (!re.test(readme)) throw new Error('no results markers found');
+  return readme.replace(re, () => block);
+}
+
+function main(argv) {
+  const [jsonPath, readmePath = 'README.md'] = argv;
+  if (!jsonPath) {
+    console.error('usage: node scripts/readme-results.mjs (REPORT_JSON | BENCH_OPS_JSON) [README]');
+    return 2;
+  }
+  try {
+    const block = resultsBlock(JSON.parse(readFileSync(jsonPath, 'utf8')), jsonPath);
+    writeFileSync(readmePath, updateReadme(readFileSync(readmePath, 'utf8'), block));
+  } catch (e) {
+    console.error(`${readmePath}: ${e.message}`);
+    return 1;
+  }
+  console.log(`updated ${readmePath} from ${jsonPath}`);
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = main(process.argv.slice(2));

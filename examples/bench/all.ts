@@ -54,7 +54,7 @@ interface Dataset {
   split: LeaveOneOutSplit;
 }
 
-interface Part {
+export interface Part {
   name: string;
   kind: 'ops' | 'serve' | 'quality' | 'sweep' | 'convert' | 'ctr';
   dataset: string | null;
@@ -171,7 +171,8 @@ function selected(p: Part, only: string[] | null): boolean {
   return only.some((o) => o === p.name || o === p.kind || (p.dataset != null && o === p.dataset));
 }
 
-async function runPart(part: Part, budgetSeconds: number, log: (line: string) => void): Promise<PartRecord> {
+/** Runs one part; a throw becomes a 'failed' record (exported for tests). */
+export async function runPart(part: Part, budgetSeconds: number, log: (line: string) => void): Promise<PartRecord> {
   const t0 = performance.now();
   const record: PartRecord = { name: part.name, dataset: part.dataset, status: 'ok', seconds: 0, budgetSeconds };
   try {
@@ -213,8 +214,14 @@ async function findDatasets(args: BenchAllArgs, infos: DatasetInfo[], log: (line
     } else if (args.quick || !wanted) {
       infos.push({ name: c.name, path, format: c.format, found: true, used: false, note: args.quick ? 'skipped by --quick (synthetic only)' : 'not in --only' });
     } else {
-      const split = leaveOneOut(await readSequences(path, { format: c.format }));
-      out.push({ name: c.name, path, format: c.format, split });
+      try {
+        const split = leaveOneOut(await readSequences(path, { format: c.format }));
+        out.push({ name: c.name, path, format: c.format, split });
+      } catch (e) {
+        // An unreadable file costs its data set, not the run.
+        infos.push({ name: c.name, path, format: c.format, found: true, used: false, note: `unreadable: ${(e as Error).message}` });
+        log(`data ${c.name}: unreadable, skipped (${(e as Error).message})`);
+      }
     }
   }
   for (const d of out) {
