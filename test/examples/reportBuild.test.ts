@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CAVEAT, ReportData, collectMeta, writeReport, withinOneStep } from '../../examples/report/report';
 import { checkWellFormed } from '../../examples/report/xml';
+import type { BenchConvertRow } from '../../examples/bench/convert';
 
 function canned(): ReportData {
   const energy = (n: number) => Array.from({ length: n }, (_, i) => Math.min(1, (i + 1) / (n - 2)));
-  const row = (model: string, ndcg: number) => ({ model, epochs: 4, testNdcg10: ndcg, testHr10: 2 * ndcg, seconds: 12 });
+  const row = (model: BenchConvertRow['model'], ndcg: number) => ({ model, epochs: 4, testNdcg10: ndcg, testHr10: 2 * ndcg, seconds: 12 });
   const point = (userDim: number, poolSize: number, bytes: number, ndcg: number) =>
     ({ userDim, poolSize, bytesPerToken: bytes, compressionRatio: 1024 / bytes, hr10: 2 * ndcg, ndcg10: ndcg, epochs: 5, trainSeconds: 30 });
   const serveRow = (mode: 'collectivekv' | 'full' | 'recompute', batchSize: number, p50Ms: number) =>
