@@ -1,0 +1,82 @@
+// `bench all` end to end on the cheapest parts (--quick, synthetic only): progress lines, the partial
+// report after each part, the final report and its charts; failures recorded, not fatal.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBenchAllCommand, runPart } from '../../examples/bench/all';
+import type { ReportData } from '../../examples/report/report';
+import { checkWellFormed } from '../../examples/report/xml';
+
+let dir: string;
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'ckv-all-')); });
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+test('bench all --quick on synthetic: progress, partial report after part 1, final report.json/md and parseable charts', async () => {
+  const out = join(dir, 'out');
+  const lines: string[] = [];
+  let partialAfterFirst: ReportData | null = null;
+  const code = await runBenchAllCommand(['--quick', '--data-dir', join(dir, 'none'), '--out', out, '--only', 'quality,sweep'], (line) => {
+    lines.push(line);
+    if (line.startsWith('[2/2] sweep:synthetic: start')) partialAfterFirst = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportData;
+  });
+  expect(code).toBe(0);
+  expect(lines.some((l) => /^\[1\/2\] quality:synthetic: start, budget \d+:\d\d \(elapsed \d+:\d\d, ETA \d+:\d\d\)$/.test(l))).toBe(true);
+  expect(lines.some((l) => /^\[2\/2\] sweep:synthetic: ok in \d+ s \(elapsed/.test(l))).toBe(true);
+  expect(lines.some((l) => l.startsWith('  [sweep:synthetic] collectivekv userDim 2'))).toBe(true);
+
+  const partial = partialAfterFirst as ReportData | null;
+  expect(partial?.meta.partial).toBe(true);
+  expect(partial?.parts.map((p) => p.name)).toEqual(['quality:synthetic']);
+  expect(partial?.results.quality?.synthetic.mha.ndcg10).toBeGreaterThanOrEqual(0);
+
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportData;
+  expect(report.meta.partial).toBe(false);
+  expect(report.meta.quick).toBe(true);
+  expect(report.meta.machine.cores).toBeGreaterThan(0);
+  expect(report.parts.map((p) => [p.name, p.status])).toEqual([['quality:synthetic', 'ok'], ['sweep:synthetic', 'ok']]);
+  expect(report.datasets.map((d) => [d.name, d.found, d.used])).toEqual([['beauty', false, false], ['ml-1m', false, false], ['synthetic', true, true]]);
+  const sweep = report.results.sweep?.synthetic;
+  expect(sweep?.points.map((p) => [p.userDim, p.poolSize])).toEqual([[1, 32], [2, 32], [1, 16]]);
+  expect(sweep?.points[0].compressionRatio).toBeGreaterThan(1);
+  expect(report.results.analysis?.synthetic.layers.length).toBe(2);
+
+  for (const [file, labels] of [['quality-vs-compression-synthetic.svg', ['userDim 1/2 (pool 32)', 'full KV (mha)']],
+    ['svd-energy-synthetic.svg', ['block0_attention K', 'block1_attention V']]] as const) {
+    const svg = readFileSync(join(out, 'charts', file), 'utf8');
+    expect(checkWellFormed(svg).counts.path).toBeGreaterThanOrEqual(labels.length);
+    for (const l of labels) expect(svg).toContain(`data-label="${l}"`);
+  }
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  expect(md).toContain('](charts/svd-energy-synthetic.svg)');
+  expect(md).toContain('--quick: tiny sizes');
+});
+
+test('a failing part is recorded with its error and the next one still runs', async () => {
+  const failed = await runPart({ name: 'ctr:x', kind: 'ctr', dataset: 'x', weight: 1, run: async () => { throw new Error('boom'); } }, 10, () => undefined);
+  expect(failed).toMatchObject({ name: 'ctr:x', status: 'failed', budgetSeconds: 10 });
+  expect(failed.error?.split('\n')[0]).toBe('boom');
+  const ok = await runPart({ name: 'ops', kind: 'ops', dataset: null, weight: 1, run: async () => 'a note' }, 10, () => undefined);
+  expect(ok).toMatchObject({ status: 'ok', note: 'a note' });
+  expect(ok.error).toBeUndefined();
+});
+
+test('an unreadable data set is recorded and skipped; bad arguments exit 2', async () => {
+  mkdirSync(join(dir, 'data', 'ml-1m'), { recursive: true });
+  writeFileSync(join(dir, 'data', 'ml-1m', 'ml-1m.txt'), 'this is not\tan interaction file at all\n1\n');
+  const out = join(dir, 'out');
+  const code = await runBenchAllCommand(['--data-dir', join(dir, 'data'), '--out', out, '--only', 'nothing'], () => undefined);
+  expect(code).toBe(0);
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportData;
+  const ml = report.datasets.find((d) => d.name === 'ml-1m');
+  expect(ml).toMatchObject({ found: true, used: false });
+  expect(ml?.note).toMatch(/^unreadable: /);
+  expect(report.parts).toEqual([]);
+  const err = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+  try {
+    expect(await runBenchAllCommand(['--max-minutes', '-1'], () => undefined)).toBe(2);
+    expect(await runBenchAllCommand(['--backend', 'gpu'], () => undefined)).toBe(2);
+  } finally {
+    err.mockRestore();
+  }
+  expect(existsSync(join(out, 'report.md'))).toBe(true);
+});
