@@ -176,7 +176,7 @@ export async function runPart(part: Part, budgetSeconds: number, log: (line: str
   const t0 = performance.now();
   const record: PartRecord = { name: part.name, dataset: part.dataset, status: 'ok', seconds: 0, budgetSeconds };
   try {
-    const note = await part.run(budgetSeconds, (line) => log(`  [${part.name}] ${line}`));
+    const note = await part.run(budgetSeconds, (text) => text.split('\n').forEach((line) => log(`  [${part.name}] ${line}`)));
     if (note) record.note = note;
   } catch (e) {
     // Recorded, not fatal: the other parts' numbers are worth having.
