@@ -4,8 +4,9 @@ import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGr
 import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../examples/zoo/sasrec';
 import { trainStep } from '../../examples/zoo/sasrecTraining';
 
+// wasm: the training test takes about a tenth of the cpu backend's time.
 beforeAll(async () => {
-  await useBackend('cpu');
+  await useBackend('wasm');
   useFastEmbeddingGradients();
 });
 afterAll(() => restoreDefaultEmbeddingGradients());
