@@ -303,11 +303,26 @@ function writeRouter(next: CollectiveKVAttention, s: 'key' | 'value', kernel: tf
     copyWeight(next, `${s}_pool`, c);
     copyWeight(next, `${s}_router`, tf.mul(2, tf.matMul(wc, c, false, true)));
     if (next.useBias) {
-      const bc = bias == null ? tf.zeros([1, dg]) : tf.reshape(tf.slice(bias, [0], [dg]), [1, dg]);
-      const b = tf.add(tf.sub(tf.mul(2, tf.matMul(bc as tf.Tensor2D, c, false, true)), tf.sum(tf.square(c), 1)), shift);
-      copyWeight(next, `${s}_router_bias`, tf.reshape(b, [k]));
+      const bc = bias == null ? new Float32Array(dg) : bias.dataSync().subarray(0, dg);
+      copyWeight(next, `${s}_router_bias`, tf.tensor1d(routerBias(bc, centroids, dg, k, shift)));
     }
   });
+}
+
+/** router_bias_j = 2 bc.c_j - ||c_j||^2 + shift, in float64 (k x dg is small). */
+function routerBias(bc: ArrayLike<number>, centroids: Float64Array, dg: number, k: number, shift: number): Float32Array {
+  const out = new Float32Array(k);
+  for (let j = 0; j < k; j++) {
+    let dot = 0;
+    let norm = 0;
+    for (let i = 0; i < dg; i++) {
+      const c = centroids[j * dg + i];
+      dot += bc[i] * c;
+      norm += c * c;
+    }
+    out[j] = 2 * dot - norm + shift;
+  }
+  return out;
 }
 
 /** Share of picked tokens routed by the new layer to their nearest centroid. */
