@@ -70,7 +70,7 @@ function xyChart(o: ChartOptions, lines: boolean): string {
   const finite = o.series.map((s) => ({ ...s, points: s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!o.logX || p.x > 0)) }));
   const xs = finite.flatMap((s) => s.points.map((p) => p.x));
   const ys = finite.flatMap((s) => s.points.map((p) => p.y));
-  const plot = { x0: MARGIN.left, x1: width - MARGIN.right, y0: height - MARGIN.bottom, y1: MARGIN.top };
+  const plot = { x0: MARGIN.left, x1: width - legendMargin(finite.map((s) => s.label)), y0: height - MARGIN.bottom, y1: MARGIN.top };
   const xScale = o.logX ? logScale(xs, plot.x0, plot.x1) : linearScale(xs, plot.x0, plot.x1, false);
   const yScale = linearScale(ys, plot.y0, plot.y1, o.yFromZero ?? false);
   const parts: string[] = [];
@@ -85,7 +85,7 @@ export function dotChart(o: DotChartOptions): string {
   const width = o.width ?? 640;
   const height = o.height ?? Math.max(180, 60 + 40 * o.categories.length + MARGIN.bottom);
   const left = 150;
-  const plot = { x0: left, x1: width - MARGIN.right, y0: height - MARGIN.bottom, y1: MARGIN.top };
+  const plot = { x0: left, x1: width - legendMargin(o.series.map((s) => s.label)), y0: height - MARGIN.bottom, y1: MARGIN.top };
   const values = o.series.flatMap((s) => s.values.filter((v): v is number => v != null && Number.isFinite(v)));
   const xScale = linearScale(values, plot.x0, plot.x1, true);
   const rowY = (i: number) => plot.y1 + ((i + 0.5) * (plot.y0 - plot.y1)) / Math.max(1, o.categories.length);
@@ -156,6 +156,12 @@ function seriesMarks(s: Series, color: string, xs: Scale, ys: Scale, lines: bool
 
 function marker(x: number, y: number, color: string, tooltip: string): string {
   return `<circle cx="${f(x)}" cy="${f(y)}" r="4" fill="${color}"><title>${escapeXml(tooltip)}</title></circle>`;
+}
+
+/** Room right of the plot for the legend: the default, or more for long labels (~7 px a character at 12 px). */
+function legendMargin(labels: string[]): number {
+  const longest = labels.reduce((n, l) => Math.max(n, l.length), 0);
+  return Math.max(MARGIN.right, 45 + 7 * longest);
 }
 
 function legend(labels: string[], x: number, y: number, lines: boolean): string {
