@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { COLLECTIVE_ATTENTION, GATHER_ROWS, IndexedDBStore, ROUTE_TOP1 } from 'collectivekv';
-import { TOPIC_NAMES, loadDemoModel, topItems, type DemoManifest, type DemoModel } from './model';
+import { IndexedDBStore } from 'collectivekv';
+import { TOPIC_NAMES, loadDemoModelAsync, topItems, type DemoManifest, type DemoModel } from './model';
 import { DemoSession, type StepResult } from './session';
 
 const RECOMMENDATIONS = 10;
@@ -56,10 +56,7 @@ async function pickBackend(): Promise<string> {
   const order = forced ? [forced] : ['webgpu', 'wasm', 'cpu'];
   for (const name of order) {
     try {
-      if (await tf.setBackend(name)) {
-        if (name === 'webgpu') avoidWebGPUAttentionKernel();
-        return name;
-      }
+      if (await tf.setBackend(name)) return name;
     } catch {
       // Not available here (no adapter, no wasm): try the next one.
     }
@@ -67,26 +64,11 @@ async function pickBackend(): Promise<string> {
   throw new Error(`no usable tfjs backend among ${order.join(', ')}`);
 }
 
-/**
- * WORKAROUND (reported with the demo, owner of ops/collectiveAttention/webgpu.ts): running the full
- * SASRec forward (d=32, window 40) through the webgpu CollectiveKVAttention kernel corrupts the GPU
- * buffer of an unrelated live tensor (an int32 id tensor created before the call reads back as 0),
- * so the first prefill caches 0 tokens; later the device fails buffer creation (lost). With the
- * custom inference kernels unregistered, collectiveAttention runs its
- * composite of tfjs ops on webgpu (the library's documented fallback) and everything is exact.
- * Remove this once the kernel is fixed; test/browser/demo.test.ts then covers the kernel too.
- */
-function avoidWebGPUAttentionKernel(): void {
-  for (const kernel of [COLLECTIVE_ATTENTION, ROUTE_TOP1, GATHER_ROWS]) {
-    if (tf.getKernel(kernel, 'webgpu') != null) tf.unregisterKernel(kernel, 'webgpu');
-  }
-}
-
 async function loadModel(): Promise<DemoModel> {
   const [manifestRes, weightsRes] = await Promise.all([fetch('model.json'), fetch('weights.bin')]);
   if (!manifestRes.ok || !weightsRes.ok) throw new Error('model.json or weights.bin is missing: run npm run demo:browser:build');
   const manifest = (await manifestRes.json()) as DemoManifest;
-  return loadDemoModel(manifest, new Float32Array(await weightsRes.arrayBuffer()));
+  return loadDemoModelAsync(manifest, new Float32Array(await weightsRes.arrayBuffer()));
 }
 
 async function main(): Promise<void> {

@@ -47,8 +47,26 @@ export interface DemoModel {
   recommender: SasrecRecommender;
 }
 
-/** Builds the SASRec of `manifest` and loads `weights` into it (checked against the manifest). */
+/**
+ * Builds the SASRec of `manifest` and loads `weights` into it (checked against the manifest).
+ * Reads tensors synchronously (the recommender's fingerprint and layouts): Node and wasm/cpu only;
+ * the page uses loadDemoModelAsync.
+ */
 export function loadDemoModel(manifest: DemoManifest, weights: Float32Array): DemoModel {
+  const sasrec = loadSasrec(manifest, weights);
+  return { manifest, sasrec, recommender: new SasrecRecommender(sasrec) };
+}
+
+/**
+ * loadDemoModel with asynchronous tensor reads only, for any backend: on webgpu, tfjs-backend-webgpu
+ * 4.22's synchronous readback returns zeros on SwiftShader and loses the device.
+ */
+export async function loadDemoModelAsync(manifest: DemoManifest, weights: Float32Array): Promise<DemoModel> {
+  const sasrec = loadSasrec(manifest, weights);
+  return { manifest, sasrec, recommender: await SasrecRecommender.create(sasrec) };
+}
+
+function loadSasrec(manifest: DemoManifest, weights: Float32Array): Sasrec {
   if (manifest.format !== MANIFEST_FORMAT) throw new Error(`demo model: unknown format ${JSON.stringify(manifest.format)}`);
   const sasrec = buildSasrec(manifest.sasrec);
   // One call builds every layer (the cached paths never run the functional model).
@@ -70,7 +88,7 @@ export function loadDemoModel(manifest: DemoManifest, weights: Float32Array): De
   if (offset !== weights.length) throw new Error(`demo model: weights.bin holds ${weights.length} floats, the manifest ${offset}`);
   sasrec.model.setWeights(tensors);
   tf.dispose(tensors);
-  return { manifest, sasrec, recommender: new SasrecRecommender(sasrec) };
+  return sasrec;
 }
 
 /** The manifest's weight list and the packed float32 values of a trained model. */

@@ -7,9 +7,11 @@
 // A reload decodes the stored entry, uploads it as cache tensors and scores the last item over it:
 // again no recompute. Only a corrupt or stale entry (or a full window) is rebuilt from the history,
 // which the store keeps beside the cache as the source of truth (as a server keeps its event log).
+// Every tensor read here is asynchronous (`data()`, the recommender's *Async methods): on webgpu,
+// tfjs-backend-webgpu 4.22's synchronous readback returns zeros on SwiftShader and loses the device.
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CacheError, CacheModelMismatchError, appendToStore, decodeCache, encodeCache, fromBlocks, toBlocks,
+  CacheError, CacheModelMismatchError, appendToStore, decodeCache, encodeCache, fromBlocksAsync, toBlocks,
   type CacheStore, type UserCache, type UserCacheLayer,
 } from 'collectivekv';
 import { decodeStep, disposeCache, scoreHidden, type SasrecCache } from '../zoo/sasrec';
@@ -81,7 +83,7 @@ export class DemoSession {
     this.history = cachedItems;
     this.entryBytes = bytes.length;
     const t1 = performance.now();
-    const scores = this.open(cache);
+    const scores = await this.open(cache);
     return { scores, source: 'restored', decodeMs: performance.now() - t1, storeMs };
   }
 
@@ -106,10 +108,11 @@ export class DemoSession {
     tf.dispose([scoreTensor, step.hidden]);
     const decodeMs = performance.now() - t0;
     const t1 = performance.now();
-    const token = withLane(lastToken(fromBlocks(this.cache.blocks, 0)), [item], this.model.recommender.numItems);
+    const current = await fromBlocksAsync(this.cache.blocks, 0);
+    const token = withLane(lastToken(current), [item], this.model.recommender.numItems);
     this.history.push(item);
     const appended = await appendToStore(this.store, this.cacheKey, token, { fingerprint: this.model.recommender.fingerprint });
-    if (appended === 'missing') await this.writeEntry(withLane(fromBlocks(this.cache.blocks, 0), this.history, this.model.recommender.numItems));
+    if (appended === 'missing') await this.writeEntry(withLane(current, this.history, this.model.recommender.numItems));
     else this.entryBytes = (await this.store.get(this.cacheKey))?.length ?? 0;
     await this.store.set(this.historyKey, encodeHistory(this.history));
     return { scores, source: 'decode', decodeMs, storeMs: performance.now() - t1 };
@@ -141,8 +144,8 @@ export class DemoSession {
   /** The first click: a one-token prefill (there is no cache to append to yet). */
   private async start(item: number): Promise<StepResult> {
     const t0 = performance.now();
-    const cache = this.model.recommender.prefill([[item]])[0];
-    const scores = this.open(cache);
+    const cache = (await this.model.recommender.prefillAsync([[item]]))[0];
+    const scores = await this.open(cache);
     const decodeMs = performance.now() - t0;
     const t1 = performance.now();
     this.history = [item];
@@ -157,8 +160,8 @@ export class DemoSession {
       return { scores: new Float32Array(0), source: 'rebuilt', decodeMs: 0, storeMs: 0, note: `${note}; no history to rebuild from, starting over` };
     }
     const t0 = performance.now();
-    const cache = this.model.recommender.prefill([history])[0];
-    const scores = this.open(cache);
+    const cache = (await this.model.recommender.prefillAsync([history]))[0];
+    const scores = await this.open(cache);
     const decodeMs = performance.now() - t0;
     const t1 = performance.now();
     this.history = history.slice();
@@ -167,11 +170,11 @@ export class DemoSession {
   }
 
   /** Makes `cache` the session's tensor cache and scores the last item over it. */
-  private open(cache: UserCache): Float32Array {
+  private open(cache: UserCache): Promise<Float32Array> {
     this.dropCache();
     const attention: UserCache = { length: cache.length, layers: cache.layers.slice(0, -1) };
     this.cache = { blocks: toBlocks([attention]), length: cache.length };
-    return this.model.recommender.scoreFromCache([cache], this.candidates);
+    return this.model.recommender.scoreFromCacheAsync([cache], this.candidates);
   }
 
   private async writeEntry(cache: UserCache): Promise<void> {

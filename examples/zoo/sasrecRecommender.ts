@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  concatBlocks, fromBlocks, fromBlocksBatch, layoutOf, modelFingerprint, toBlocks,
+  concatBlocks, fromBlocks, fromBlocksBatch, fromBlocksBatchAsync, layoutOf, modelFingerprint, toBlocks,
   type CacheableRecommender, type KVCacheBlock, type LayerLayout, type UserCache, type UserCacheLayer,
 } from 'collectivekv';
 import { disposeCache, itemTable, prefill as sasrecPrefill, type Sasrec, type SasrecParts } from './sasrec';
@@ -34,6 +34,12 @@ export interface SasrecRecommenderOptions {
   chunkElements?: number;
 }
 
+/** What the constructor derives by reading the model (SasrecRecommender.create derives it asynchronously). */
+export interface SasrecRecommenderDerived {
+  fingerprint: string;
+  layouts: readonly LayerLayout[];
+}
+
 export class SasrecRecommender implements CacheableRecommender {
   readonly fingerprint: string;
   readonly layouts: readonly LayerLayout[];
@@ -41,12 +47,24 @@ export class SasrecRecommender implements CacheableRecommender {
   readonly maxLength: number;
   private readonly chunkElements: number;
 
-  constructor(readonly sasrec: Sasrec, options: SasrecRecommenderOptions = {}) {
+  /**
+   * Reads the weights (fingerprint) and runs a probe prefill (layouts) synchronously, unless
+   * `derived` supplies both. On webgpu use `SasrecRecommender.create` instead: tfjs-backend-webgpu's
+   * synchronous readback is unreliable there (zeros and a lost device on SwiftShader).
+   */
+  constructor(readonly sasrec: Sasrec, options: SasrecRecommenderOptions = {}, derived?: SasrecRecommenderDerived) {
     this.numItems = sasrec.options.numItems;
     this.maxLength = sasrec.options.maxLength;
     this.chunkElements = options.chunkElements ?? DEFAULT_CHUNK_ELEMENTS;
-    this.fingerprint = sasrecFingerprint(sasrec);
-    this.layouts = layoutOf(this.prefill([[1]])[0]);
+    this.fingerprint = derived?.fingerprint ?? sasrecFingerprint(sasrec);
+    this.layouts = derived?.layouts ?? layoutOf(this.prefill([[1]])[0]);
+  }
+
+  /** The constructor with asynchronous tensor reads only (for webgpu; see the constructor). */
+  static async create(sasrec: Sasrec, options: SasrecRecommenderOptions = {}): Promise<SasrecRecommender> {
+    const fingerprint = await sasrecFingerprintAsync(sasrec);
+    const layouts = layoutOf((await prefillRowsAsync(sasrec, [[1]]))[0]);
+    return new SasrecRecommender(sasrec, options, { fingerprint, layouts });
   }
 
   /** Bytes of one token's cache over all attention blocks (fp32), without the item lane. */
@@ -64,6 +82,15 @@ export class SasrecRecommender implements CacheableRecommender {
     const out: UserCache[] = [];
     for (const chunk of this.chunks(histories.map((h) => h.length), 0, true)) {
       out.push(...this.prefillChunk(chunk.map((i) => histories[i])));
+    }
+    return out;
+  }
+
+  /** prefill with asynchronous tensor reads (for webgpu). */
+  async prefillAsync(histories: readonly (readonly number[])[]): Promise<UserCache[]> {
+    const out: UserCache[] = [];
+    for (const chunk of this.chunks(histories.map((h) => h.length), 0, true)) {
+      out.push(...await prefillRowsAsync(this.sasrec, chunk.map((i) => histories[i])));
     }
     return out;
   }
@@ -112,15 +139,18 @@ export class SasrecRecommender implements CacheableRecommender {
     const out = new Float32Array(caches.length * candidates.length);
     let row = 0;
     for (const chunk of this.chunks(caches.map((c) => c.length), this.storedWidth())) {
-      const part = chunk.map((i) => caches[i]);
-      const blocks = toBlocks(part.map(attentionPart), { pad: 'left' });
-      try {
-        const lastItems = Int32Array.from(part, lastItemOf);
-        const lengths = Int32Array.from(part, (c) => c.length);
-        out.set(this.decodeScores(blocks, lastItems, lengths, candidates), row * candidates.length);
-      } finally {
-        blocks.forEach((b) => b.dispose());
-      }
+      out.set(readSync(this.scoreCacheChunk(chunk.map((i) => caches[i]), candidates)), row * candidates.length);
+      row += chunk.length;
+    }
+    return out;
+  }
+
+  /** scoreFromCache with asynchronous tensor reads (for webgpu). */
+  async scoreFromCacheAsync(caches: readonly UserCache[], candidates: Int32Array): Promise<Float32Array> {
+    const out = new Float32Array(caches.length * candidates.length);
+    let row = 0;
+    for (const chunk of this.chunks(caches.map((c) => c.length), this.storedWidth())) {
+      out.set(await readAsync(this.scoreCacheChunk(chunk.map((i) => caches[i]), candidates)), row * candidates.length);
       row += chunk.length;
     }
     return out;
@@ -131,17 +161,18 @@ export class SasrecRecommender implements CacheableRecommender {
     let row = 0;
     // The prefill's attention holds [users, heads, T, T] scores: chunk by T^2.
     for (const chunk of this.chunks(histories.map((h) => h.length), 0, true)) {
-      const part = chunk.map((i) => histories[i]);
-      const ids = rightPadded(part, this.maxLength);
-      const cache = sasrecPrefill(this.sasrec, ids);
-      try {
-        const lastItems = Int32Array.from(part, (h) => h[h.length - 1]);
-        const lengths = Int32Array.from(part, (h) => h.length);
-        out.set(this.decodeScores(cache.blocks, lastItems, lengths, candidates), row * candidates.length);
-      } finally {
-        disposeCache(cache);
-        ids.dispose();
-      }
+      out.set(readSync(this.recomputeChunk(chunk.map((i) => histories[i]), candidates)), row * candidates.length);
+      row += chunk.length;
+    }
+    return out;
+  }
+
+  /** recompute with asynchronous tensor reads (for webgpu). */
+  async recomputeAsync(histories: readonly (readonly number[])[], candidates: Int32Array): Promise<Float32Array> {
+    const out = new Float32Array(histories.length * candidates.length);
+    let row = 0;
+    for (const chunk of this.chunks(histories.map((h) => h.length), 0, true)) {
+      out.set(await readAsync(this.recomputeChunk(chunk.map((i) => histories[i]), candidates)), row * candidates.length);
       row += chunk.length;
     }
     return out;
@@ -159,12 +190,38 @@ export class SasrecRecommender implements CacheableRecommender {
     return this.sasrec.parts;
   }
 
+  /** Scores [part.length, candidates] of users' caches, as a tensor the caller reads and disposes. */
+  private scoreCacheChunk(part: readonly UserCache[], candidates: Int32Array): tf.Tensor2D {
+    const blocks = toBlocks(part.map(attentionPart), { pad: 'left' });
+    try {
+      const lastItems = Int32Array.from(part, lastItemOf);
+      const lengths = Int32Array.from(part, (c) => c.length);
+      return this.decodeScores(blocks, lastItems, lengths, candidates);
+    } finally {
+      blocks.forEach((b) => b.dispose());
+    }
+  }
+
+  /** Scores [part.length, candidates] from a prefill of the histories, as a tensor the caller reads and disposes. */
+  private recomputeChunk(part: readonly (readonly number[])[], candidates: Int32Array): tf.Tensor2D {
+    const ids = rightPadded(part, this.maxLength);
+    const cache = sasrecPrefill(this.sasrec, ids);
+    try {
+      const lastItems = Int32Array.from(part, (h) => h[h.length - 1]);
+      const lengths = Int32Array.from(part, (h) => h.length);
+      return this.decodeScores(cache.blocks, lastItems, lengths, candidates);
+    } finally {
+      disposeCache(cache);
+      ids.dispose();
+    }
+  }
+
   /**
    * One decode pass of each user's last item (slot length - 1) over its cached blocks, then dot
    * products with the candidates' embeddings. The blocks already hold the last token's K/V, and
    * with causal offsets the query is their last position, so it sees exactly the user's tokens.
    */
-  private decodeScores(blocks: readonly KVCacheBlock[], lastItems: Int32Array, lengths: Int32Array, candidates: Int32Array): Float32Array {
+  private decodeScores(blocks: readonly KVCacheBlock[], lastItems: Int32Array, lengths: Int32Array, candidates: Int32Array): tf.Tensor2D {
     return tf.tidy(() => {
       const b = lastItems.length;
       const ids = tf.tensor2d(lastItems, [b, 1], 'int32');
@@ -177,7 +234,7 @@ export class SasrecRecommender implements CacheableRecommender {
       });
       const hidden = tf.reshape(apply(this.parts.finalNorm, x), [b, -1]) as tf.Tensor2D;
       const table = tf.gather(itemTable(this.sasrec), tf.tensor1d(candidates, 'int32')) as tf.Tensor2D;
-      return tf.matMul(hidden, table, false, true).dataSync() as Float32Array;
+      return tf.matMul(hidden, table, false, true);
     });
   }
 
@@ -212,6 +269,37 @@ export class SasrecRecommender implements CacheableRecommender {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/** Reads and disposes a float32 tensor (synchronously). */
+function readSync(t: tf.Tensor): Float32Array {
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Reads and disposes a float32 tensor (asynchronously). */
+async function readAsync(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/** prefill of one chunk with asynchronous reads (SasrecRecommender.prefillAsync and create). */
+async function prefillRowsAsync(sasrec: Sasrec, histories: readonly (readonly number[])[]): Promise<UserCache[]> {
+  const ids = rightPadded(histories, sasrec.options.maxLength);
+  const cache = sasrecPrefill(sasrec, ids);
+  try {
+    const caches = await fromBlocksBatchAsync(cache.blocks);
+    return caches.map((c, row) => withLane(c, histories[row], sasrec.options.numItems));
+  } finally {
+    disposeCache(cache);
+    ids.dispose();
+  }
+}
 
 type AnyLayer = tfl.layers.Layer;
 
@@ -270,8 +358,16 @@ function sideBytes(side: LayerLayout['keys']): number {
  * floats takes a few ms, once per engine.
  */
 export function sasrecFingerprint(sasrec: Sasrec): string {
+  return fingerprintOf(sasrec, sasrec.model.getWeights().map((w) => Float32Array.from(w.dataSync())));
+}
+
+/** sasrecFingerprint with asynchronous weight reads (for webgpu). */
+export async function sasrecFingerprintAsync(sasrec: Sasrec): Promise<string> {
+  return fingerprintOf(sasrec, await Promise.all(sasrec.model.getWeights().map(async (w) => Float32Array.from(await w.data()))));
+}
+
+function fingerprintOf(sasrec: Sasrec, weights: Float32Array[]): string {
   const { seed: _seed, ...config } = sasrec.options;
   void _seed;
-  const weights = sasrec.model.getWeights().map((w) => Float32Array.from(w.dataSync()));
   return modelFingerprint({ model: 'sasrec', ...config, weightNames: sasrec.model.weights.map((w) => w.shape.join('x')) }, weights);
 }

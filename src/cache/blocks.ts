@@ -84,6 +84,21 @@ function readHost(blocks: readonly KVCacheBlock[]): HostBlock[] {
   return blocks.map((b) => ({ keys: readSide(b.keys), values: readSide(b.values), mask: Float32Array.from(b.mask.dataSync()) }));
 }
 
+async function readSideAsync(side: CacheSide): Promise<HostSide> {
+  if (side.kind === 'full') {
+    return { kind: 'full', width: shapeOf(side.values)[2], values: Float32Array.from(await side.values.data()) };
+  }
+  const [index, user] = await Promise.all([side.index.data(), side.user.data()]);
+  return { kind: 'pooled', poolSize: side.poolSize, userDim: shapeOf(side.user)[2], index: Int32Array.from(index), user: Float32Array.from(user) };
+}
+
+function readHostAsync(blocks: readonly KVCacheBlock[]): Promise<HostBlock[]> {
+  return Promise.all(blocks.map(async (b) => {
+    const [keys, values, mask] = await Promise.all([readSideAsync(b.keys), readSideAsync(b.values), b.mask.data()]);
+    return { keys, values, mask: Float32Array.from(mask) };
+  }));
+}
+
 function userFromHost(host: readonly HostBlock[], row: number, length: number, fn: string): UserCache {
   const positions = validPositions(host, row, length, fn);
   const layers: UserCacheLayer[] = host.map((h) => ({
@@ -111,6 +126,26 @@ export function fromBlocksBatch(blocks: readonly KVCacheBlock[]): UserCache[] {
   const [b, t] = checkBlocks(blocks, 'fromBlocksBatch');
   const host = readHost(blocks);
   return Array.from({ length: b }, (_, row) => userFromHost(host, row, t, 'fromBlocksBatch'));
+}
+
+/**
+ * fromBlocks with asynchronous reads (`tensor.data()`). Use it on webgpu: tfjs-backend-webgpu's
+ * synchronous readback is unreliable there (on SwiftShader it returns zeros and loses the device).
+ * The blocks must stay alive until the promise settles.
+ */
+export async function fromBlocksAsync(blocks: readonly KVCacheBlock[], batchRow: number): Promise<UserCache> {
+  const [b, t] = checkBlocks(blocks, 'fromBlocksAsync');
+  if (!Number.isInteger(batchRow) || batchRow < 0 || batchRow >= b) {
+    throw new RangeError(`fromBlocksAsync: argument 'batchRow' must be an integer in [0, ${b}), received ${batchRow}`);
+  }
+  return userFromHost(await readHostAsync(blocks), batchRow, t, 'fromBlocksAsync');
+}
+
+/** fromBlocksBatch with asynchronous reads (see fromBlocksAsync). */
+export async function fromBlocksBatchAsync(blocks: readonly KVCacheBlock[]): Promise<UserCache[]> {
+  const [b, t] = checkBlocks(blocks, 'fromBlocksBatchAsync');
+  const host = await readHostAsync(blocks);
+  return Array.from({ length: b }, (_, row) => userFromHost(host, row, t, 'fromBlocksBatchAsync'));
 }
 
 export interface ToBlocksOptions {

@@ -13,7 +13,7 @@ export {
 export { modelFingerprint } from './fingerprint';
 export { FP16_MAX, fromHalfBits, toHalfBits } from './fp16';
 export { crc32 } from './crc32';
-export { fromBlocks, fromBlocksBatch, toBlocks } from './blocks';
+export { fromBlocks, fromBlocksAsync, fromBlocksBatch, fromBlocksBatchAsync, toBlocks } from './blocks';
 export type { ToBlocksOptions } from './blocks';
 export { appendToStore, readStoredHeader } from './store';
 export type { AppendOptions, AppendResult, CacheStore, StoreStats } from './store';

@@ -226,9 +226,7 @@ async function casResults(page: Page): Promise<Record<string, unknown>> {
   };
 
   it('runs on wasm: picks, Node parity, IndexedDB restore, corrupt-entry rebuild', () => scenario('wasm'), 300000);
-  // KNOWN BUG (ops' webgpu path, not the demo): on SwiftShader the SASRec forward corrupts live GPU
-  // buffers and then the device fails to create buffers ("createBuffer failed, size (4)"), even with
-  // the custom inference kernels unregistered (see app.ts). it.failing keeps CI green and turns red
-  // the day webgpu works, so this becomes a plain `it` again.
-  it.failing('runs on webgpu: picks, Node parity, IndexedDB restore, corrupt-entry rebuild', () => scenario('webgpu'), 300000);
+  // The page reads every tensor asynchronously: tfjs-backend-webgpu 4.22's synchronous readback
+  // (dataSync/readSync) returns zeros on SwiftShader and loses the device (see session.ts).
+  it('runs on webgpu: picks, Node parity, IndexedDB restore, corrupt-entry rebuild', () => scenario('webgpu'), 300000);
 });
