@@ -109,7 +109,9 @@ function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSpl
       m.dispose();
     }
   }
-  return seconds[0] / (seconds[0] + seconds[1]);
+  // 0.85: the baseline leaves a margin for CollectiveKV's validation and test evaluation and for
+  // step-time noise on a shared machine, so the second run is not the one the clock cuts.
+  return (0.85 * seconds[0]) / (seconds[0] + seconds[1]);
 }
 
 export function formatQuality(r: { model: string; mha: QualityRow; collectivekv: QualityRow; ndcg10Ratio: number; truncatedByTime: boolean }): string {
