@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { KVCacheBlock } from '../../layers/KVCacheBlock';
-import { fromBlocks, fromBlocksBatch, toBlocks } from '../../src/cache/blocks';
+import { fromBlocks, fromBlocksAsync, fromBlocksBatch, fromBlocksBatchAsync, toBlocks } from '../../src/cache/blocks';
 import { decodeCache, encodeCache } from '../../src/cache/codec';
 import { modelFingerprint } from '../../src/cache/fingerprint';
 import { rng } from './helpers';
@@ -35,6 +35,15 @@ function masked(t: tf.Tensor, mask: tf.Tensor): number[] {
 
 describe('KVCacheBlock <-> UserCache', () => {
   const MASK = [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]];
+
+  it('async reads (fromBlocksAsync, fromBlocksBatchAsync) equal the sync ones', async () => {
+    const blocks = makeBlocks(MASK);
+    const users = fromBlocksBatch(blocks);
+    expect(await fromBlocksBatchAsync(blocks)).toEqual(users);
+    expect(await fromBlocksAsync(blocks, 0)).toEqual(users[0]);
+    await expect(fromBlocksAsync(blocks, 3)).rejects.toThrow(/fromBlocksAsync: argument 'batchRow' must be an integer in \[0, 3\), received 3/);
+    blocks.forEach((b) => b.dispose());
+  });
 
   it('round trips left-padded blocks through UserCache and bytes', () => {
     const before = tf.memory().numTensors;
