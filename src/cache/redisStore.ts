@@ -222,7 +222,9 @@ async function connectStandalone(io: IoRedis, options: RedisStoreOptions): Promi
   if (!/^rediss?:\/\//.test(url)) {
     throw new TypeError(`RedisStore.connect: options.url must start with redis:// or rediss://, received ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}`);
   }
-  const client = new io.Redis(url, { ...failFast(options.commandTimeoutMs ?? 2000), ...options.redisOptions });
+  // No offline queue: a write issued while the server is down must fail now, not be replayed
+  // after a reconnect (a late repair or set could land over newer data).
+  const client = new io.Redis(url, { ...failFast(options.commandTimeoutMs ?? 2000), enableOfflineQueue: false, ...options.redisOptions });
   await connectOrThrow(client, url.replace(/\/\/[^@/]*@/, '//***@'));
   return client;
 }
