@@ -1,18 +1,18 @@
 // Saving and loading a zoo SASRec as a directory in tfjs's layers-model format (model.json +
 // weights.bin), plus the tiny synthetic demo model `serve --demo-model` trains at start.
 //
-// tfjs's own `model.save('file://DIR')` needs @tensorflow/tfjs-node (native), which this project
-// does not depend on; saveSasrecModel writes the same two files through tf.io.withSaveHandler, so
-// a tfjs-node user can load them with tf.loadLayersModel too. SASRec's serving path needs its
+// Saving goes through the zoo's file:// handler (examples/zoo/fileIO.ts), so the files are the
+// ones tfjs-node's `model.save('file://DIR')` writes and tf.loadLayersModel reads. SASRec's serving path needs its
 // parts (layers by role), not just a LayersModel, so loading rebuilds the model from the options
 // stored in model.json's userDefinedMetadata and sets the weights in the saved order.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { generateSynthetic, leaveOneOut, useFastEmbeddingGradients } from 'collectivekv';
 import { buildSasrec, type Sasrec, type SasrecOptions } from '../zoo/sasrec';
 import { fitSasrec } from '../zoo/sasrecTraining';
+import { registerFileIO } from '../zoo/fileIO';
 
 const FORMAT = 'collectivekv-sasrec/1';
 
@@ -20,27 +20,14 @@ interface SavedMetadata {
   collectivekv?: { format?: string; options?: SasrecOptions };
 }
 
-/** Writes DIR/model.json and DIR/weights.bin. */
+/** Writes DIR/model.json and DIR/weights.bin, with the SASRec options in userDefinedMetadata. */
 export async function saveSasrecModel(sasrec: Sasrec, dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  await sasrec.model.save(tf.io.withSaveHandler(async (artifacts) => {
-    const data = artifacts.weightData;
-    const bytes = data === undefined ? new Uint8Array(0)
-      : Array.isArray(data) ? Buffer.concat(data.map((b) => new Uint8Array(b))) : new Uint8Array(data);
-    writeFileSync(join(dir, 'weights.bin'), bytes);
-    const { seed: _seed, ...options } = sasrec.options;
-    void _seed;
-    const modelJson = {
-      format: 'layers-model',
-      generatedBy: artifacts.generatedBy,
-      convertedBy: null,
-      modelTopology: artifacts.modelTopology,
-      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-      userDefinedMetadata: { collectivekv: { format: FORMAT, options } },
-    };
-    writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
-  }));
+  const { seed: _seed, ...options } = sasrec.options;
+  void _seed;
+  const metadata: SavedMetadata = { collectivekv: { format: FORMAT, options } };
+  sasrec.model.setUserDefinedMetadata(metadata as unknown as { [key: string]: {} });
+  registerFileIO();
+  await sasrec.model.save(`file://${dir}`);
 }
 
 /** Loads a directory written by saveSasrecModel. Errors name the file and what is wrong. */

@@ -30,6 +30,7 @@ function saveHandler(dir: string): tf.io.IOHandler {
       writeFileSync(join(dir, 'model.json'), JSON.stringify({
         modelTopology: artifacts.modelTopology, format: artifacts.format, generatedBy: artifacts.generatedBy,
         convertedBy: artifacts.convertedBy, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+        userDefinedMetadata: artifacts.userDefinedMetadata,
       }));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },
@@ -39,6 +40,7 @@ function saveHandler(dir: string): tf.io.IOHandler {
 interface ModelJson {
   modelTopology: object;
   format?: string;
+  userDefinedMetadata?: { [key: string]: {} };
   weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
 }
 
@@ -53,7 +55,7 @@ function loadHandler(path: string): tf.io.IOHandler {
         return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
       }));
       return { modelTopology: json.modelTopology, format: json.format, weightSpecs: manifest.flatMap((g) => g.weights),
-        weightData: tf.io.concatenateArrayBuffers(buffers) };
+        weightData: tf.io.concatenateArrayBuffers(buffers), userDefinedMetadata: json.userDefinedMetadata };
     },
   };
 }
