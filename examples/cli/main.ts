@@ -1,5 +1,5 @@
 // The `collectivekv` command: `demo` (what `npm start` runs), `train`, `eval`, `bench ops|quality`,
-// and the commands of the serving, CTR and analysis examples (`serve`, `bench serve|ctr`, `analyze`).
+// and the commands of the serving, CTR and analysis examples (`serve`, `bench serve|ctr|all`, `analyze`).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,6 +13,7 @@ import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
 import { runBenchCtrCommand } from '../bench/ctr';
+import { runBenchAllCommand } from '../bench/all';
 import { runAnalyzeCommand } from './analyze';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
@@ -25,6 +26,7 @@ const DELEGATED: { words: string[]; run: (argv: string[]) => Promise<number> }[]
   { words: ['analyze'], run: (argv) => runAnalyzeCommand(argv) },
   { words: ['bench', 'serve'], run: (argv) => runBenchServeCommand(argv) },
   { words: ['bench', 'ctr'], run: (argv) => runBenchCtrCommand(argv) },
+  { words: ['bench', 'all'], run: (argv) => runBenchAllCommand(argv) },
 ];
 
 export const USAGE = `Usage: collectivekv <command> [options]
@@ -41,6 +43,8 @@ Commands:
   bench ops      Time the kernels and a training step side by side; print a table.
   bench serve    Serving benchmark (see 'collectivekv bench serve --help').
   bench ctr      CTR models, mha vs collectivekv (see 'collectivekv bench ctr --help').
+  bench all      Every benchmark the data allows, then report.md/report.json/SVG charts
+                 (see 'collectivekv bench all --help').
   serve          HTTP scoring service (see 'collectivekv serve --help').
   analyze        SVD analysis of a trained model's K/V (see 'collectivekv analyze --help').
 
@@ -212,7 +216,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
       await useBackend(args.backend);
       return benchQualityCommand({ ...args.nextItem, log });
     }
-    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr)`);
+    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr, all)`);
     rejectFlag(Object.values(args.demo).some((x) => x != null), '--users/--epochs/--seed', 'demo');
     rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
     const backend = await useBackend(args.backend);
@@ -222,7 +226,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     writeJson(args.json, result);
     return 0;
   }
-  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr, serve, analyze)`);
+  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|all, serve, analyze)`);
 }
 
 function writeJson(path: string | undefined, value: unknown): void {
