@@ -3,6 +3,7 @@
 import type { BenchOpsResult } from '../bench/ops';
 import type { BenchServeResult } from '../bench/serve';
 import type { BenchConvertResult } from '../bench/convert';
+import type { QualityRow } from '../bench/quality';
 
 export const REPORT_FORMAT = 'collectivekv-report/1';
 
@@ -43,17 +44,9 @@ export interface PartRecord {
   note?: string;
 }
 
-/** One arm of `bench quality` (examples/bench/quality.ts QualityRow, the fields the report reads). */
-export interface QualityArm {
-  hr10: number;
-  ndcg10: number;
-  mrr10: number;
-  bytesPerToken: number;
-  compressionRatio: number;
-  epochs: number;
-  trainSeconds: number;
-  stoppedBy?: string;
-}
+/** One arm of `bench quality`: the fields of its QualityRow that the report reads. */
+export type QualityArm = Pick<QualityRow, 'hr10' | 'ndcg10' | 'mrr10' | 'bytesPerToken' | 'compressionRatio' | 'epochs' | 'trainSeconds'>
+  & { stoppedBy?: string };
 
 export interface QualityResult {
   model: string;

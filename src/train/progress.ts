@@ -1,5 +1,6 @@
 // Training progress: a bar redrawn in place on a TTY (items/s, loss, ETA), plain lines every few
 // seconds elsewhere (logs, CI), and one summary line per epoch in both cases.
+import type { EpochRecord } from './loop';
 
 /** Where progress text goes: process.stderr, or anything with write (tests). */
 export interface ProgressSink {
@@ -18,15 +19,8 @@ export interface ProgressOptions {
   now: () => number;
 }
 
-interface EpochSummary {
-  epoch: number;
-  loss: number;
-  extras: Record<string, number>;
-  validation: Record<string, number> | null;
-  best: boolean;
-  seconds: number;
-  partial: boolean;
-}
+/** What an epoch line shows: the loop's own record, less its counters. */
+type EpochSummary = Pick<EpochRecord, 'epoch' | 'loss' | 'extras' | 'validation' | 'best' | 'seconds' | 'partial'>;
 
 function defaultSink(): ProgressSink | undefined {
   const p = (globalThis as { process?: { stderr?: ProgressSink } }).process;
