@@ -6,9 +6,11 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, dim, padLeft, seededRandom, shuffleInPlace } from 'collectivekv';
-import { LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, resolveSasrecOptions, ResolvedSasrecOptions } from './sasrec';
+import { SequenceBatch, dim, padLeft, seededRandom, shuffleInPlace } from 'collectivekv';
+import {
+  AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, makeAttention, resolveSasrecOptions,
+  ResolvedSasrecOptions,
+} from './sasrec';
 import { StepHost } from './sasrecTraining';
 
 export interface Bert4recOptions extends SasrecOptions {
@@ -23,7 +25,6 @@ export interface Bert4recOptions extends SasrecOptions {
 
 export type ResolvedBert4recOptions = ResolvedSasrecOptions & { maskProbability: number; lastItemRate: number };
 
-type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
 interface Bert4recBlock {
   attention: AttentionLayer;
@@ -79,7 +80,7 @@ function makeParts(o: ResolvedBert4recOptions): Bert4recParts {
   const blocks: Bert4recBlock[] = [];
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
-      attention: makeAttention(o, b, kernel()),
+      attention: makeAttention(o, b, kernel(), { causal: false }),
       attentionDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_attention_dropout` }),
       residual1: tfl.layers.add({ name: `block${b}_residual1` }),
       norm1: new LayerNorm({ width: d, name: `block${b}_norm1` }),
@@ -102,11 +103,6 @@ function makeParts(o: ResolvedBert4recOptions): Bert4recParts {
   };
 }
 
-function makeAttention(o: ResolvedBert4recOptions, block: number, kernelInitializer: Initializer): AttentionLayer {
-  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, causal: false, kernelInitializer };
-  if (o.attention === 'mha') return new MultiHeadAttention({ ...common, name: `block${block}_attention` });
-  return new CollectiveKVAttention({ ...common, ...o.collective, name: `block${block}_attention` });
-}
 
 type Flow = tf.Tensor | tfl.SymbolicTensor;
 

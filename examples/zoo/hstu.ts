@@ -14,15 +14,16 @@
 //   (slots of the left-padded window, so "distance from the newest item" is what they encode).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, KVCacheBlock, MultiHeadAttention, dim } from 'collectivekv';
-import { LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, ResolvedSasrecOptions, resolveSasrecOptions } from './sasrec';
+import { KVCacheBlock, dim } from 'collectivekv';
+import {
+  AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, ResolvedSasrecOptions, makeAttention,
+  resolveSasrecOptions,
+} from './sasrec';
 import { StepHost } from './sasrecTraining';
 
 export type HstuOptions = SasrecOptions;
 export type ResolvedHstuOptions = ResolvedSasrecOptions;
 
-type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
 /** [a, g] -> a * SiLU(g): HSTU's gating of the normalized attention output by U = SiLU(x Wu). */
 export class SiluGate extends tfl.layers.Layer {
@@ -83,7 +84,7 @@ function makeParts(o: ResolvedHstuOptions): HstuParts {
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
       norm: new LayerNorm({ width: d, name: `block${b}_norm` }),
-      attention: makeAttention(o, b, kernel()),
+      attention: makeAttention(o, b, kernel(), { causal: true, attention: 'hstu' }),
       attentionNorm: new LayerNorm({ width: d, name: `block${b}_attention_norm` }),
       gateProjection: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_gate_projection` }),
       gate: new SiluGate({ name: `block${b}_gate` }),
@@ -103,12 +104,6 @@ function makeParts(o: ResolvedHstuOptions): HstuParts {
   };
 }
 
-function makeAttention(o: ResolvedHstuOptions, block: number, kernelInitializer: Initializer): AttentionLayer {
-  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, causal: true, attention: 'hstu' as const,
-    kernelInitializer };
-  if (o.attention === 'mha') return new MultiHeadAttention({ ...common, name: `block${block}_attention` });
-  return new CollectiveKVAttention({ ...common, ...o.collective, name: `block${block}_attention` });
-}
 
 type Flow = tf.Tensor | tfl.SymbolicTensor;
 

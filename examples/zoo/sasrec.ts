@@ -31,7 +31,7 @@ export interface SasrecOptions {
 
 export type ResolvedSasrecOptions = Required<Omit<SasrecOptions, 'collective' | 'seed'>> & { collective: CollectiveOptions; seed?: number };
 
-type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
+export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
 interface SasrecBlock {
   /** Normalizes the query side only (SASRec's reference: Q = LN(x), K/V from x). */
@@ -306,8 +306,19 @@ function makeParts(o: ResolvedSasrecOptions): SasrecParts {
   };
 }
 
-function makeAttention(o: ResolvedSasrecOptions, block: number, kernelInitializer: Initializer): AttentionLayer {
-  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, causal: true, kernelInitializer };
+/** How a zoo model's blocks attend: SASRec causal softmax, BERT4Rec bidirectional, HSTU causal SiLU. */
+export interface BlockAttention {
+  causal: boolean;
+  attention?: 'softmax' | 'hstu';
+}
+
+/**
+ * Block `block`'s attention layer: the one place where a zoo model's `attention` option picks the
+ * class (the swap changes nothing else).
+ */
+export function makeAttention(o: ResolvedSasrecOptions, block: number, kernelInitializer: Initializer,
+  kind: BlockAttention = { causal: true }): AttentionLayer {
+  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, ...kind, kernelInitializer };
   if (o.attention === 'mha') return new MultiHeadAttention({ ...common, name: `block${block}_attention` });
   return new CollectiveKVAttention({ ...common, ...o.collective, name: `block${block}_attention` });
 }
