@@ -8,3 +8,4 @@ export * from './embeddingGradients/index';
 export * from './routingLoss/index';
 export * from './linear/index';
 export * from './routerStep/index';
+export * from './catalogCrossEntropy/index';

@@ -146,7 +146,7 @@ export function bert4recScoreNext(m: Bert4rec, ids: tf.Tensor2D): tf.Tensor2D {
     const shifted = tf.concat([tf.slice(tf.cast(ids, 'int32'), [0, 1], [b, L - 1]), tf.fill([b, 1], m.maskId, 'int32')], 1);
     const hidden = m.model.apply(shifted) as tf.Tensor;
     const last = tf.reshape(tf.slice(hidden, [0, L - 1, 0], [b, 1, m.options.hiddenDim]), [b, m.options.hiddenDim]) as tf.Tensor2D;
-    return tf.matMul(last, bert4recTable(m) as tf.Tensor2D, false, true);
+    return tf.matMul(last, tf.transpose(bert4recTable(m) as tf.Tensor2D));
   });
 }
 

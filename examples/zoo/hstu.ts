@@ -139,7 +139,7 @@ export function hstuHost(m: Hstu): StepHost {
 }
 
 function scoreRows(m: Hstu, hidden: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(hidden, m.parts.itemEmbedding.getWeights()[0] as tf.Tensor2D, false, true);
+  return tf.tidy(() => tf.matMul(hidden, tf.transpose(m.parts.itemEmbedding.getWeights()[0] as tf.Tensor2D)));
 }
 
 /** Next-item scores [B, numItems + 1] from the full forward (last position). */

@@ -380,7 +380,7 @@ export function scoreHidden(sasrec: Sasrec, hidden: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const d = dim(hidden, -1);
     const flat = tf.reshape(hidden, [-1, d]) as tf.Tensor2D;
-    const scores = tf.matMul(flat, itemTable(sasrec) as tf.Tensor2D, false, true);
+    const scores = tf.matMul(flat, tf.transpose(itemTable(sasrec) as tf.Tensor2D));
     return tf.reshape(scores, [...hidden.shape.slice(0, -1), sasrec.options.numItems + 1]);
   });
 }

@@ -234,7 +234,7 @@ export class SasrecRecommender implements CacheableRecommender {
       });
       const hidden = tf.reshape(apply(this.parts.finalNorm, x), [b, -1]) as tf.Tensor2D;
       const table = tf.gather(itemTable(this.sasrec), tf.tensor1d(candidates, 'int32')) as tf.Tensor2D;
-      return tf.matMul(hidden, table, false, true);
+      return tf.matMul(hidden, tf.transpose(table));
     });
   }
 

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches, trainingExamples,
+  LeaveOneOutSplit, NextItemCase, catalogCrossEntropy, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches, trainingExamples,
 } from 'collectivekv';
 import { Sasrec, forward, scoreNext } from './sasrec';
 import {
@@ -78,24 +78,13 @@ function validPositions(batch: SequenceBatch): { rows: tf.Tensor1D; targets: tf.
 
 /**
  * Mean cross-entropy of the target over the positions that have one. Only those rows are scored
- * against the catalog: at window 200 on ML-1M a third of the slots are padding, and the
- * [positions, catalog] logits dominate memory (wasm's heap is 4 GB). The target's logit is a
- * gathered dot product instead of a one-hot product of catalog width; log-sum-exp is written
- * out because tfjs's logSoftmax on wasm trips tfjs's own leak check under tests.
+ * against the catalog (at window 200 on ML-1M a third of the slots are padding), by
+ * `catalogCrossEntropy`, which never keeps the [positions, catalog] logits on the tape.
  */
 function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: { rows: tf.Tensor1D; targets: tf.Tensor1D }): tf.Scalar {
   const d = hidden.shape[hidden.shape.length - 1] as number;
   const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
-  const table = host.table() as tf.Tensor2D;
-  const logits = tf.matMul(h, table, false, true);
-  // The shift only keeps exp in range; its value does not change the loss or the gradient. Read
-  // back as a constant so the backward pass skips tf.max's gradient (an Equal over the whole
-  // [positions, catalog] logits: a quarter of the step time at window 200 on ML-1M).
-  const rowMax = tf.max(logits, -1, true);
-  const top = tf.tensor(rowMax.dataSync(), rowMax.shape, 'float32');
-  const logSumExp = tf.add(tf.log(tf.sum(tf.exp(tf.sub(logits, top)), -1)), tf.reshape(top, [-1]));
-  const picked = tf.sum(tf.mul(h, tf.gather(table, valid.targets)), -1);
-  return tf.mean(tf.sub(logSumExp, picked)) as tf.Scalar;
+  return catalogCrossEntropy(h, host.table() as tf.Tensor2D, valid.targets);
 }
 
 /** -log sigmoid(s(target)) - log(1 - sigmoid(s(negative))) per non-padding position (SASRec's loss). */
