@@ -1,16 +1,22 @@
 // Converted vs baseline vs trained-from-scratch CollectiveKV SASRec (issue 7's target: a converted
 // model fine-tuned for at most 20% of the baseline's epochs reaches >= 97% of its NDCG@10).
+import { existsSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  INTERACTION_FORMATS, InteractionFormat,
   LeaveOneOutSplit, SequenceBatch, Sequences, batchTensor, copyWeightsByName, leaveOneOut, readSequences, swapAttention,
   trainingBatches, trainingExamples, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
-import { SasrecOptions, buildSasrec } from '../zoo/sasrec';
+import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
+import { loadSasrec } from '../zoo/nextItem';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
   dataPath?: string;
+  /** dataPath's format (default: detected). */
+  format?: InteractionFormat;
   data?: Sequences;
   maxLength?: number;
   hiddenDim?: number;
@@ -25,12 +31,24 @@ export interface BenchConvertOptions {
   sampleUsers?: number;
   timeBudgetSeconds?: number;
   seed?: number;
+  /** Validate on the first N users only (0 = all). */
+  validationUsers?: number;
+  /**
+   * A trained mha SASRec to convert (e.g. loaded from `collectivekv train --out`) instead of training
+   * one here; `steps` is how many optimizer steps it was trained for (the fine-tune gets
+   * `fineTuneFraction` of them).
+   */
+  baseline?: { sasrec: Sasrec; epochs: number; steps: number; trainSeconds: number };
+  /** Also train CollectiveKV from scratch under the baseline's budget. Default true. */
+  scratch?: boolean;
   log?: (line: string) => void;
 }
 
 export interface BenchConvertRow {
   model: 'baseline mha' | 'converted (no fine-tune)' | 'converted + fine-tune' | 'collectivekv from scratch';
   epochs: number;
+  /** Optimizer steps (for the fine-tune: at most fineTuneFraction of the baseline's). */
+  steps: number;
   testNdcg10: number;
   testHr10: number;
   seconds: number;
@@ -41,31 +59,44 @@ export interface BenchConvertResult {
   conversion: LayerConversionReport[];
   /** converted + fine-tune NDCG@10 / baseline NDCG@10. */
   convertedRatio: number;
+  /** Fine-tune steps / baseline steps. */
+  fineTuneShare: number;
 }
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
   const o = { maxLength: 50, hiddenDim: 32, numBlocks: 2, epochs: 10, fineTuneFraction: 0.2, poolSize: 256, userDim: 1, sampleUsers: 512,
-    timeBudgetSeconds: 0, seed: 1, log: () => undefined, ...options };
+    timeBudgetSeconds: 0, seed: 1, validationUsers: 0, scratch: true, log: () => undefined, ...options };
+  if (!(o.fineTuneFraction > 0 && o.fineTuneFraction <= 1)) throw new Error(`benchConvert: fineTuneFraction must be in (0, 1], received ${o.fineTuneFraction}`);
   useFastEmbeddingGradients();
-  const data = o.data ?? (o.dataPath != null ? await readSequences(o.dataPath) : null);
+  const data = o.data ?? (o.dataPath != null ? await readSequences(o.dataPath, o.format != null ? { format: o.format } : {}) : null);
   if (data == null) throw new Error('benchConvert: give dataPath or data');
   const split = leaveOneOut(data);
-  const sasrecOptions: SasrecOptions = { numItems: data.numItems, maxLength: o.maxLength, hiddenDim: o.hiddenDim, numBlocks: o.numBlocks,
-    dropout: 0.2, seed: o.seed };
+  const sasrecOptions: SasrecOptions = o.baseline != null ? { ...o.baseline.sasrec.options, attention: 'mha' }
+    : { numItems: data.numItems, maxLength: o.maxLength, hiddenDim: o.hiddenDim, numBlocks: o.numBlocks, dropout: 0.2, seed: o.seed };
+  if (sasrecOptions.numItems !== data.numItems) {
+    throw new Error(`benchConvert: the baseline scores ${sasrecOptions.numItems} items, the data has ${data.numItems}`);
+  }
   const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear' };
   const rows: BenchConvertRow[] = [];
-  const fit = { maxEpochs: o.epochs, patience: 3, seed: o.seed, timeBudgetSeconds: o.timeBudgetSeconds,
+  const fit = { maxEpochs: o.epochs, patience: 3, seed: o.seed, timeBudgetSeconds: o.timeBudgetSeconds, validationUsers: o.validationUsers,
     onEpoch: (r: { epoch: number; loss: number; validationNdcg10: number; seconds: number }) =>
       o.log(`  epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, val NDCG@10 ${r.validationNdcg10.toFixed(4)} (${r.seconds.toFixed(0)} s)`) };
 
-  o.log('baseline mha');
-  const base = buildSasrec({ ...sasrecOptions, attention: 'mha' });
-  const baseFit = fitSasrec(base, split, fit);
-  rows.push(testRow('baseline mha', base, split, baseFit.epochs, baseFit.trainSeconds));
+  const base = o.baseline?.sasrec ?? buildSasrec({ ...sasrecOptions, attention: 'mha' });
+  let baseRun: { epochs: number; steps: number; trainSeconds: number };
+  if (o.baseline != null) {
+    o.log('baseline mha (given)');
+    baseRun = o.baseline;
+  } else {
+    o.log('baseline mha');
+    const baseFit = fitSasrec(base, split, fit);
+    baseRun = { epochs: baseFit.epochs, steps: baseFit.steps ?? 0, trainSeconds: baseFit.trainSeconds };
+  }
+  rows.push(testRow('baseline mha', base, split, baseRun.epochs, baseRun.steps, baseRun.trainSeconds));
 
   o.log('convert');
   const start = performance.now();
-  const sample = sampleIds(split, o.sampleUsers, o.maxLength, o.seed);
+  const sample = sampleIds(split, o.sampleUsers, sasrecOptions.maxLength, o.seed);
   const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: o.seed });
   sample.dispose();
   const converted = buildSasrec({ ...sasrecOptions, attention: 'collectivekv', collective });
@@ -73,22 +104,29 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   model.dispose();
   const convertSeconds = (performance.now() - start) / 1000;
   for (const l of layers) o.log(`  ${l.layer}: routing agreement K ${l.key?.routingAgreement?.toFixed(3)} V ${l.value?.routingAgreement?.toFixed(3)}`);
-  rows.push(testRow('converted (no fine-tune)', converted, split, 0, convertSeconds));
-  const tuneEpochs = Math.max(1, Math.floor(o.fineTuneFraction * baseFit.epochs));
-  const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: tuneEpochs, timeBudgetSeconds: 0 });
-  rows.push(testRow('converted + fine-tune', converted, split, tuneFit.epochs, convertSeconds + tuneFit.trainSeconds));
+  rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
+  // A share of the baseline's steps, not of its epochs rounded up: "at most 20%" must hold.
+  const tuneSteps = Math.max(1, Math.floor(o.fineTuneFraction * baseRun.steps));
+  o.log(`fine-tune: ${tuneSteps} steps (${(100 * o.fineTuneFraction).toFixed(0)}% of the baseline's ${baseRun.steps})`);
+  const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: o.epochs, maxSteps: tuneSteps, timeBudgetSeconds: 0 });
+  rows.push(testRow('converted + fine-tune', converted, split, tuneFit.epochs, tuneFit.steps ?? 0, convertSeconds + tuneFit.trainSeconds));
 
-  o.log('collectivekv from scratch');
-  const scratch = buildSasrec({ ...sasrecOptions, attention: 'collectivekv', collective: { poolSize: o.poolSize, userDim: o.userDim } });
-  const scratchFit = fitSasrec(scratch, split, fit);
-  rows.push(testRow('collectivekv from scratch', scratch, split, scratchFit.epochs, scratchFit.trainSeconds));
-  [base.model, converted.model, scratch.model].forEach((m) => m.dispose());
-  return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10 };
+  if (o.scratch) {
+    o.log('collectivekv from scratch');
+    const scratch = buildSasrec({ ...sasrecOptions, attention: 'collectivekv', collective: { poolSize: o.poolSize, userDim: o.userDim } });
+    const scratchFit = fitSasrec(scratch, split, fit);
+    rows.push(testRow('collectivekv from scratch', scratch, split, scratchFit.epochs, scratchFit.steps ?? 0, scratchFit.trainSeconds));
+    scratch.model.dispose();
+  }
+  if (o.baseline == null) base.model.dispose();
+  converted.model.dispose();
+  return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps) };
 }
 
-function testRow(model: BenchConvertRow['model'], sasrec: ReturnType<typeof buildSasrec>, split: LeaveOneOutSplit, epochs: number, seconds: number): BenchConvertRow {
+function testRow(model: BenchConvertRow['model'], sasrec: Sasrec, split: LeaveOneOutSplit, epochs: number, steps: number,
+  seconds: number): BenchConvertRow {
   const r = evaluateSasrec(sasrec, split.test, { ks: [10] });
-  return { model, epochs, testNdcg10: r.ndcg[10], testHr10: r.hr[10], seconds };
+  return { model, epochs, steps, testNdcg10: r.ndcg[10], testHr10: r.hr[10], seconds };
 }
 
 /** Padded training prefixes of `users` seeded users: the conversion sample. */
@@ -99,10 +137,123 @@ function sampleIds(split: LeaveOneOutSplit, users: number, maxLength: number, se
 }
 
 export function formatBenchConvert(r: BenchConvertResult): string {
-  const lines = ['model                       epochs  NDCG@10  HR@10   seconds'];
+  const lines = ['model                       epochs   steps  NDCG@10  HR@10   seconds'];
   for (const row of r.rows) {
-    lines.push(`${row.model.padEnd(28)}${String(row.epochs).padStart(6)}  ${row.testNdcg10.toFixed(4)}   ${row.testHr10.toFixed(4)}  ${row.seconds.toFixed(0).padStart(7)}`);
+    lines.push(`${row.model.padEnd(28)}${String(row.epochs).padStart(6)}${String(row.steps).padStart(8)}  ${row.testNdcg10.toFixed(4)}   `
+      + `${row.testHr10.toFixed(4)}  ${row.seconds.toFixed(0).padStart(7)}`);
   }
-  lines.push(`converted + fine-tune / baseline NDCG@10 = ${(100 * r.convertedRatio).toFixed(1)}%`);
+  lines.push(`converted + fine-tune / baseline NDCG@10 = ${(100 * r.convertedRatio).toFixed(1)}% (fine-tune ${(100 * r.fineTuneShare).toFixed(1)}% of the baseline's steps)`);
   return lines.join('\n');
+}
+
+export const BENCH_CONVERT_USAGE = `Usage: collectivekv bench convert --data PATH [--format F] [--model-dir DIR] [options]
+
+Converts a trained mha SASRec to CollectiveKV (k-means pools over its own K/V, nearest-centroid
+routers, copied weights), fine-tunes it for a share of the baseline's training steps, and compares
+it with the baseline (and, unless --no-scratch, with CollectiveKV trained from scratch).
+
+  --model-dir DIR          a sasrec (mha) written by 'collectivekv train --out DIR'; without it a
+                           baseline is trained here first
+  --baseline-steps N       steps the baseline was trained for (default: from DIR/options.json)
+  --fine-tune-fraction X   fine-tune steps as a share of the baseline's (default 0.2)
+  --pool-size N            (default 256)   --user-dim N  (default 1)
+  --sample-users N         users whose K/V the k-means sees (default 512)
+  --epochs N               baseline and from-scratch epochs at most (default 10)
+  --max-length N, --hidden-dim N   baseline trained here only (defaults 50, 32)
+  --validation-users N     validate on the first N users (default all)
+  --max-minutes N          bound on each from-scratch training
+  --no-scratch             skip CollectiveKV from scratch
+  --json FILE              also write the result as JSON
+  --seed N                 (default 1)
+  --backend wasm|cpu       (default wasm)`;
+
+/** `collectivekv bench convert ...` (argv without 'bench convert'); returns the exit code. */
+export async function runBenchConvertCommand(argv: string[], log: (line: string) => void = console.log): Promise<number> {
+  let args: ReturnType<typeof parseBenchConvertArgs>;
+  try {
+    args = parseBenchConvertArgs(argv);
+  } catch (e) {
+    console.error(`collectivekv bench convert: ${(e as Error).message}\n\n${BENCH_CONVERT_USAGE}`);
+    return 2;
+  }
+  if (args == null) {
+    log(BENCH_CONVERT_USAGE);
+    return 0;
+  }
+  if (!(await tf.setBackend(args.backend))) throw new Error(`bench convert: backend ${args.backend} failed to initialize`);
+  await tf.ready();
+  const { options, modelDir, baselineSteps, json } = args;
+  let baseline: BenchConvertOptions['baseline'];
+  if (modelDir != null) {
+    if (!existsSync(`${modelDir}/options.json`)) {
+      console.error(`collectivekv bench convert: --model-dir: ${modelDir}/options.json not found (expected a directory written by 'collectivekv train --out')`);
+      return 2;
+    }
+    const { sasrec, file } = await loadSasrec(modelDir);
+    if (sasrec.options.attention !== 'mha') {
+      sasrec.model.dispose();
+      console.error(`collectivekv bench convert: --model-dir: expected an mha sasrec, received attention '${sasrec.options.attention}'`);
+      return 2;
+    }
+    const steps = baselineSteps ?? file.training?.steps;
+    if (steps == null) {
+      sasrec.model.dispose();
+      console.error(`collectivekv bench convert: ${modelDir}/options.json does not record the training steps; give --baseline-steps N`);
+      return 2;
+    }
+    baseline = { sasrec, steps, epochs: file.training?.epochs ?? 0, trainSeconds: file.training?.trainSeconds ?? 0 };
+  }
+  try {
+    const result = await benchConvert({ ...options, baseline, log });
+    log(formatBenchConvert(result));
+    if (json != null) {
+      writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+      log(`wrote ${json}`);
+    }
+    return 0;
+  } finally {
+    baseline?.sasrec.model.dispose();
+  }
+}
+
+export function parseBenchConvertArgs(argv: string[]): {
+  options: BenchConvertOptions; modelDir?: string; baselineSteps?: number; json?: string; backend: 'wasm' | 'cpu';
+} | null {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend'].map((k) => [k, { type: 'string' as const }])),
+      'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return null;
+  if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
+  const v = values as Record<string, string | undefined>;
+  if (v.data == null) throw new Error('--data PATH is required');
+  if (!existsSync(v.data)) throw new Error(`--data: file not found: ${v.data}`);
+  const int = (flag: string, min = 1): number | undefined => {
+    if (v[flag] == null) return undefined;
+    const n = Number(v[flag]);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}, received '${v[flag]}'`);
+    return n;
+  };
+  const fraction = v['fine-tune-fraction'] == null ? undefined : Number(v['fine-tune-fraction']);
+  if (fraction != null && !(fraction > 0 && fraction <= 1)) throw new Error(`--fine-tune-fraction must be in (0, 1], received '${v['fine-tune-fraction']}'`);
+  const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
+  if (minutes != null && !(minutes > 0)) throw new Error(`--max-minutes must be a positive number, received '${v['max-minutes']}'`);
+  const backend = v.backend ?? 'wasm';
+  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
+  const format = v.format as InteractionFormat | undefined;
+  if (format != null && !(INTERACTION_FORMATS as readonly string[]).includes(format)) {
+    throw new Error(`--format must be one of ${INTERACTION_FORMATS.join(', ')}, received '${format}'`);
+  }
+  const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
+  return {
+    options: defined({ dataPath: v.data, format, fineTuneFraction: fraction, poolSize: int('pool-size'), userDim: int('user-dim'),
+      sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
+      validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
+      scratch: values['no-scratch'] === true ? false : undefined }),
+    modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
+  };
 }

@@ -14,6 +14,7 @@ import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
 import { runBenchCtrCommand } from '../bench/ctr';
 import { runBenchAllCommand } from '../bench/all';
+import { runBenchConvertCommand } from '../bench/convert';
 import { runAnalyzeCommand } from './analyze';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
@@ -27,6 +28,7 @@ const DELEGATED: { words: string[]; run: (argv: string[]) => Promise<number> }[]
   { words: ['bench', 'serve'], run: (argv) => runBenchServeCommand(argv) },
   { words: ['bench', 'ctr'], run: (argv) => runBenchCtrCommand(argv) },
   { words: ['bench', 'all'], run: (argv) => runBenchAllCommand(argv) },
+  { words: ['bench', 'convert'], run: (argv) => runBenchConvertCommand(argv) },
 ];
 
 export const USAGE = `Usage: collectivekv <command> [options]
@@ -43,6 +45,8 @@ Commands:
   bench ops      Time the kernels and a training step side by side; print a table.
   bench serve    Serving benchmark (see 'collectivekv bench serve --help').
   bench ctr      CTR models, mha vs collectivekv (see 'collectivekv bench ctr --help').
+  bench convert  Convert a trained mha SASRec to CollectiveKV, fine-tune briefly, compare
+                 (see 'collectivekv bench convert --help').
   bench all      Every benchmark the data allows, then report.md/report.json/SVG charts
                  (see 'collectivekv bench all --help').
   serve          HTTP scoring service (see 'collectivekv serve --help').
@@ -216,7 +220,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
       await useBackend(args.backend);
       return benchQualityCommand({ ...args.nextItem, log });
     }
-    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr, all)`);
+    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr, convert, all)`);
     rejectFlag(Object.values(args.demo).some((x) => x != null), '--users/--epochs/--seed', 'demo');
     rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
     const backend = await useBackend(args.backend);
@@ -226,7 +230,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     writeJson(args.json, result);
     return 0;
   }
-  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|all, serve, analyze)`);
+  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|convert|all, serve, analyze)`);
 }
 
 function writeJson(path: string | undefined, value: unknown): void {

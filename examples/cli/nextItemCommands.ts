@@ -130,7 +130,7 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
     a.log(`${name} (${attention}): test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)}; ` +
       `${fit.epochs} epochs (best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s; ${summary.bytesPerToken} cache bytes/token`);
     if (a.out != null) {
-      await saveZooModel(m, a.out, loss);
+      await saveZooModel(m, a.out, loss, { epochs: fit.epochs, steps: fit.steps ?? 0, trainSeconds: fit.trainSeconds });
       a.log(`saved the model to ${a.out} (model.json, weights.bin, options.json)`);
     }
     writeJson(a.json, summary, a.log);

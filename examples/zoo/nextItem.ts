@@ -106,15 +106,27 @@ export interface ZooModelFile {
   model: ZooModelName;
   options: ZooModelOptions;
   loss: SasrecLoss;
+  /** How the saved weights were trained (absent in files written before it was recorded). */
+  training?: { epochs: number; steps: number; trainSeconds: number };
 }
 
 /** Writes DIR/model.json, DIR/weights.bin (tfjs's save to file://DIR) and DIR/options.json. */
-export async function saveZooModel(m: ZooModel, dir: string, loss: SasrecLoss = 'softmax'): Promise<void> {
+export async function saveZooModel(m: ZooModel, dir: string, loss: SasrecLoss = 'softmax', training?: ZooModelFile['training']): Promise<void> {
   registerFileIO();
   await m.model.save(`file://${dir}`);
   const fs = await import('node:fs');
-  const file: ZooModelFile = { format: 'collectivekv-zoo/1', model: m.name, options: m.options, loss };
+  const file: ZooModelFile = { format: 'collectivekv-zoo/1', model: m.name, options: m.options, loss, ...(training ? { training } : {}) };
   fs.writeFileSync(`${dir}/options.json`, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/** DIR/options.json, checked. */
+export function readZooModelFile(dir: string): ZooModelFile {
+  const file = readJsonFile<ZooModelFile>(`${dir}/options.json`, 'the model options written by `collectivekv train --out`');
+  if (file.format !== 'collectivekv-zoo/1') {
+    throw new Error(`${dir}/options.json: expected format 'collectivekv-zoo/1', received ${JSON.stringify(file.format)}`);
+  }
+  checkModelName(file.model);
+  return file;
 }
 
 /**
@@ -122,24 +134,42 @@ export async function saveZooModel(m: ZooModel, dir: string, loss: SasrecLoss = 
  * cached decode and the wrappers work) and copies the weights of tfjs's loadLayersModel into it.
  */
 export async function loadZooModel(dir: string): Promise<ZooModel> {
-  registerFileIO();
-  const file = readJsonFile<ZooModelFile>(`${dir}/options.json`, 'the model options written by `collectivekv train --out`');
-  if (file.format !== 'collectivekv-zoo/1') {
-    throw new Error(`${dir}/options.json: expected format 'collectivekv-zoo/1', received ${JSON.stringify(file.format)}`);
-  }
-  const loaded = await tfl.loadLayersModel(`file://${dir}/model.json`);
-  const m = buildZooModel(checkModelName(file.model), file.options, file.loss);
+  const file = readZooModelFile(dir);
+  const m = buildZooModel(file.model, file.options, file.loss);
   try {
-    const weights = loaded.getWeights();
-    if (weights.length !== m.model.weights.length) {
-      throw new Error(`${dir}/model.json: ${weights.length} weights, a ${file.model} with these options has ${m.model.weights.length}`);
-    }
-    m.model.setWeights(weights);
+    await loadWeightsInto(dir, m.model, file.model);
   } catch (e) {
     m.dispose();
     throw e;
+  }
+  return m;
+}
+
+/** DIR's SASRec as the zoo's Sasrec (its parts, not only the LayersModel), and its options file. */
+export async function loadSasrec(dir: string): Promise<{ sasrec: Sasrec; file: ZooModelFile }> {
+  const file = readZooModelFile(dir);
+  if (file.model !== 'sasrec') throw new Error(`${dir}/options.json: expected a sasrec model, received ${file.model}`);
+  const sasrec = buildSasrec(file.options as SasrecOptions);
+  try {
+    await loadWeightsInto(dir, sasrec.model, file.model);
+  } catch (e) {
+    sasrec.model.dispose();
+    throw e;
+  }
+  return { sasrec, file };
+}
+
+/** Copies the weights of DIR/model.json into `model`, which must have the same architecture. */
+async function loadWeightsInto(dir: string, model: tfl.LayersModel, name: string): Promise<void> {
+  registerFileIO();
+  const loaded = await tfl.loadLayersModel(`file://${dir}/model.json`);
+  try {
+    const weights = loaded.getWeights();
+    if (weights.length !== model.weights.length) {
+      throw new Error(`${dir}/model.json: ${weights.length} weights, a ${name} with these options has ${model.weights.length}`);
+    }
+    model.setWeights(weights);
   } finally {
     loaded.dispose();
   }
-  return m;
 }

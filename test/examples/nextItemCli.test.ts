@@ -124,3 +124,43 @@ describe('collectivekv command errors', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('collectivekv bench convert', () => {
+  it('converts a trained mha sasrec from its directory, fine-tunes within the step share, and writes JSON', async () => {
+    const out = join(dir, 'sasrec-mha-model');
+    const train = await run(['train', '--model', 'sasrec', '--attention', 'mha', '--data', pairs, '--format', 'pairs', '--out', out, ...small]);
+    expect(train.code).toBe(0);
+    const saved = JSON.parse(readFileSync(join(out, 'options.json'), 'utf8'));
+    expect(saved.training).toMatchObject({ epochs: 2 });
+    expect(saved.training.steps).toBeGreaterThan(0);
+    const json = join(dir, 'convert.json');
+    const r = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--pool-size', '8', '--sample-users', '16',
+      '--fine-tune-fraction', '0.5', '--no-scratch', '--json', json]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(readFileSync(json, 'utf8'));
+    expect(result.rows.map((row: { model: string }) => row.model)).toEqual(['baseline mha', 'converted (no fine-tune)', 'converted + fine-tune']);
+    expect(result.rows[2].steps).toBe(Math.floor(0.5 * saved.training.steps));
+    expect(result.fineTuneShare).toBeLessThanOrEqual(0.5);
+    expect(result.convertedRatio).toBeCloseTo(result.rows[2].testNdcg10 / result.rows[0].testNdcg10, 10);
+    // The baseline row is the saved model's test score, as eval gives it.
+    const evaluated = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--json', join(dir, 'mha-eval.json')]);
+    expect(evaluated.code).toBe(0);
+    expect(result.rows[0].testNdcg10).toBeCloseTo(JSON.parse(readFileSync(join(dir, 'mha-eval.json'), 'utf8')).test.ndcg10, 6);
+  });
+
+  it('fails with a clear message on a missing directory, a collectivekv model, a bad fraction or no data', async () => {
+    const missing = await run(['bench', 'convert', '--model-dir', join(dir, 'nope'), '--data', pairs]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/--model-dir: .*nope\/options.json not found/);
+    const ckv = await run(['bench', 'convert', '--model-dir', join(dir, 'sasrec-model'), '--data', pairs]);
+    expect(ckv.code).toBe(2);
+    expect(ckv.err).toMatch(/expected an mha sasrec, received attention 'collectivekv'/);
+    const fraction = await run(['bench', 'convert', '--data', pairs, '--fine-tune-fraction', '1.5']);
+    expect(fraction.code).toBe(2);
+    expect(fraction.err).toMatch(/--fine-tune-fraction must be in \(0, 1\], received '1.5'/);
+    const noData = await run(['bench', 'convert']);
+    expect(noData.code).toBe(2);
+    expect(noData.err).toMatch(/--data PATH is required/);
+  });
+});

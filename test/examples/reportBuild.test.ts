@@ -10,7 +10,7 @@ import type { BenchConvertRow } from '../../examples/bench/convert';
 
 function canned(): ReportData {
   const energy = (n: number) => Array.from({ length: n }, (_, i) => Math.min(1, (i + 1) / (n - 2)));
-  const row = (model: BenchConvertRow['model'], ndcg: number) => ({ model, epochs: 4, testNdcg10: ndcg, testHr10: 2 * ndcg, seconds: 12 });
+  const row = (model: BenchConvertRow['model'], ndcg: number) => ({ model, epochs: 4, steps: 100, testNdcg10: ndcg, testHr10: 2 * ndcg, seconds: 12 });
   const point = (userDim: number, poolSize: number, bytes: number, ndcg: number) =>
     ({ userDim, poolSize, bytesPerToken: bytes, compressionRatio: 1024 / bytes, hr10: 2 * ndcg, ndcg10: ndcg, epochs: 5, trainSeconds: 30 });
   const serveRow = (mode: 'collectivekv' | 'full' | 'recompute', batchSize: number, p50Ms: number) =>
@@ -35,7 +35,7 @@ function canned(): ReportData {
       analysis: { 'ml-1m': { model: 'sasrec (mha)', users: 512, tokens: 20000, layers: [
         { layer: 'block0_attention', keys: { cumulativeEnergy: energy(8), rank90: 5, rank95: 6, rank99: 6 },
           values: { cumulativeEnergy: energy(8), rank90: 5, rank95: 6, rank99: 6 }, suggestedUserDim: 1, reasoning: 'r' }] } },
-      convert: { 'ml-1m': { conversion: [], convertedRatio: 0.158 / 0.1603, rows: [row('baseline mha', 0.1603), row('converted (no fine-tune)', 0.09),
+      convert: { 'ml-1m': { conversion: [], convertedRatio: 0.158 / 0.1603, fineTuneShare: 0.2, rows: [row('baseline mha', 0.1603), row('converted (no fine-tune)', 0.09),
         row('converted + fine-tune', 0.158), row('collectivekv from scratch', 0.1577)] } },
       ctr: { 'ml-1m': { model: 'din', data: 'ml-1m', settings: { longLength: 1000, shortLength: 50 },
         mha: { auc: 0.8, gauc: 0.7, logloss: 0.4, bytesPerToken: 2048, trainSeconds: 100 },
