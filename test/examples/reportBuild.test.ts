@@ -84,7 +84,7 @@ describe('writeReport (canned results)', () => {
     }
     expect(md).toContain('| ml-1m | sasrec | collectivekv | 0.2811 | 0.1577 |');
     expect(md).toContain('| ctr:ml-1m | failed | 3 | 600 | wasm abort \\| oops |');
-    expect(md).toContain('98.6% of the baseline NDCG@10 (target: at least 97%: met)');
+    expect(md).toContain('98.6% of the baseline NDCG@10 after 20.0% of its training steps (target: at least 97%: met)');
     expect(md).toContain('1 vs 2 (within one step: target met)');
     expect(md).toContain('| beauty | no | no |');
     expect(md).toContain('abcdef0123456789');
