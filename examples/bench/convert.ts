@@ -33,6 +33,9 @@ export interface BenchConvertOptions {
   seed?: number;
   /** Validate on the first N users only (0 = all). */
   validationUsers?: number;
+  /** Of every training here (baseline, fine-tune, from scratch): use the baseline's recipe. Defaults 128, 1e-3. */
+  batchSize?: number;
+  learningRate?: number;
   /**
    * A trained mha SASRec to convert (e.g. loaded from `collectivekv train --out`) instead of training
    * one here; `steps` is how many optimizer steps it was trained for (the fine-tune gets
@@ -65,7 +68,7 @@ export interface BenchConvertResult {
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
   const o = { maxLength: 50, hiddenDim: 32, numBlocks: 2, epochs: 10, fineTuneFraction: 0.2, poolSize: 256, userDim: 1, sampleUsers: 512,
-    timeBudgetSeconds: 0, seed: 1, validationUsers: 0, scratch: true, log: () => undefined, ...options };
+    timeBudgetSeconds: 0, seed: 1, validationUsers: 0, batchSize: 128, learningRate: 1e-3, scratch: true, log: () => undefined, ...options };
   if (!(o.fineTuneFraction > 0 && o.fineTuneFraction <= 1)) throw new Error(`benchConvert: fineTuneFraction must be in (0, 1], received ${o.fineTuneFraction}`);
   useFastEmbeddingGradients();
   const data = o.data ?? (o.dataPath != null ? await readSequences(o.dataPath, o.format != null ? { format: o.format } : {}) : null);
@@ -79,6 +82,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear' };
   const rows: BenchConvertRow[] = [];
   const fit = { maxEpochs: o.epochs, patience: 3, seed: o.seed, timeBudgetSeconds: o.timeBudgetSeconds, validationUsers: o.validationUsers,
+    batchSize: o.batchSize, learningRate: o.learningRate,
     onEpoch: (r: { epoch: number; loss: number; validationNdcg10: number; seconds: number }) =>
       o.log(`  epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, val NDCG@10 ${r.validationNdcg10.toFixed(4)} (${r.seconds.toFixed(0)} s)`) };
 
@@ -161,6 +165,7 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --epochs N               baseline and from-scratch epochs at most (default 10)
   --max-length N, --hidden-dim N   baseline trained here only (defaults 50, 32)
   --validation-users N     validate on the first N users (default all)
+  --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
   --max-minutes N          bound on each from-scratch training
   --no-scratch             skip CollectiveKV from scratch
   --json FILE              also write the result as JSON
@@ -223,7 +228,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     args: argv, allowPositionals: true, strict: true,
     options: {
       ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend'].map((k) => [k, { type: 'string' as const }])),
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr'].map((k) => [k, { type: 'string' as const }])),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -242,6 +247,8 @@ export function parseBenchConvertArgs(argv: string[]): {
   if (fraction != null && !(fraction > 0 && fraction <= 1)) throw new Error(`--fine-tune-fraction must be in (0, 1], received '${v['fine-tune-fraction']}'`);
   const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
   if (minutes != null && !(minutes > 0)) throw new Error(`--max-minutes must be a positive number, received '${v['max-minutes']}'`);
+  const lr = v.lr == null ? undefined : Number(v.lr);
+  if (lr != null && !(lr > 0 && Number.isFinite(lr))) throw new Error(`--lr must be a positive number, received '${v.lr}'`);
   const backend = v.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   const format = v.format as InteractionFormat | undefined;
@@ -253,7 +260,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     options: defined({ dataPath: v.data, format, fineTuneFraction: fraction, poolSize: int('pool-size'), userDim: int('user-dim'),
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
-      scratch: values['no-scratch'] === true ? false : undefined }),
+      scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };
 }
