@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// Regenerates the README's results table between the results markers, from either
-//   - a `collectivekv bench all` report.json (detected by its meta.format / results / parts), or
-//   - a `collectivekv bench ops --json` file (detected by bytesPerToken.d256 and embeddingGradient).
-// Idempotent: the same JSON gives the same README (nothing depends on the clock or the file system).
+// Regenerates the README's results table between the results markers, from one or more of
+//   - a `collectivekv bench all` report.json (detected by its meta.format / results / parts),
+//   - a `collectivekv bench ops --json` file (detected by bytesPerToken.d256 and embeddingGradient),
+//   - a `collectivekv bench quality --json` file (model, options, mha and collectivekv rows),
+//   - a `collectivekv bench convert --json` file (rows and convertedRatio),
+//   - a `collectivekv train --json` file (model, attention, test metrics, epochs).
+// Rows follow the order of the files. Idempotent: the same JSON gives the same README (nothing
+// depends on the clock or the file system).
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const fmt = (x, digits = 1) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
@@ -16,6 +20,43 @@ export function isReport(json) {
 
 export function isBenchOps(json) {
   return json != null && typeof json === 'object' && json.bytesPerToken?.d256 != null && json.embeddingGradient != null;
+}
+
+export function isBenchQuality(json) {
+  return json != null && typeof json === 'object' && json.mha?.ndcg10 != null && json.collectivekv?.ndcg10 != null && json.options != null;
+}
+
+export function isBenchConvert(json) {
+  return json != null && typeof json === 'object' && Array.isArray(json.rows) && json.convertedRatio != null;
+}
+
+export function isTrainRun(json) {
+  return json != null && typeof json === 'object' && json.test?.ndcg10 != null && json.attention != null && json.model != null;
+}
+
+const baseName = (path) => String(path ?? '').split('/').pop();
+
+/** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
+export function qualityRows(q) {
+  const o = q.options ?? {};
+  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps`;
+  return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}; ${budget})`,
+    `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
+    `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]];
+}
+
+/** One row per `bench convert` file. */
+export function convertRows(c, label) {
+  const base = c.rows.find((x) => x.model === 'baseline mha');
+  const conv = c.rows.find((x) => x.model === 'converted + fine-tune');
+  return [[`Converted SASRec + fine-tune (${pct(c.fineTuneShare, 0)} of the baseline's steps), test NDCG@10 (${label})`, f4(conv?.testNdcg10),
+    `${f4(base?.testNdcg10)} (trained mha)`, pct(c.convertedRatio, 1)]];
+}
+
+/** One row per `train` file. */
+export function trainRows(t) {
+  return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${t.epochs} epochs in ${fmt(t.trainSeconds / 60)} min`, f4(t.test.ndcg10),
+    `HR@10 ${f4(t.test.hr10)}`, '']];
 }
 
 /** Rows of the bench-ops table (the original format of this script). */
@@ -69,25 +110,37 @@ export function reportRows(report) {
   return rows;
 }
 
-/** The whole marked block for `json` read from `jsonPath`. */
-export function resultsBlock(json, jsonPath) {
-  let rows;
-  let when = '';
+/** Rows and a provenance note for one JSON file; throws on a shape this script does not know. */
+export function rowsOf(json, jsonPath) {
   if (isReport(json)) {
-    rows = reportRows(json);
     const m = json.meta;
-    when = ` Measured ${m.date} on ${m.machine?.cpu ?? 'unknown'} (${m.machine?.cores ?? '?'} cores), backend ${m.backend}`
+    return { rows: reportRows(json), when: ` Measured ${m.date} on ${m.machine?.cpu ?? 'unknown'} (${m.machine?.cores ?? '?'} cores), backend ${m.backend}`
       + `${m.gitCommit ? `, commit ${String(m.gitCommit).slice(0, 10)}` : ''}${m.quick ? ' (--quick: smoke-test sizes, not results)' : ''}`
-      + `${m.partial ? ' (partial run)' : ''}; settings and every figure in its report.md.`;
-  } else if (isBenchOps(json)) {
-    rows = opsRows(json);
-    when = json.meta?.date ? ` Measured ${json.meta.date}${json.meta.machine ? ` on ${json.meta.machine}` : ''}.` : '';
-  } else {
-    throw new Error(`${jsonPath}: neither a bench-all report.json nor a bench ops JSON`);
+      + `${m.partial ? ' (partial run)' : ''}; settings and every figure in its report.md.` };
+  }
+  if (isBenchOps(json)) {
+    return { rows: opsRows(json), when: json.meta?.date ? ` Measured ${json.meta.date}${json.meta.machine ? ` on ${json.meta.machine}` : ''}.` : '' };
+  }
+  if (isBenchQuality(json)) return { rows: qualityRows(json), when: '' };
+  if (isBenchConvert(json)) return { rows: convertRows(json, baseName(jsonPath)), when: '' };
+  if (isTrainRun(json)) return { rows: trainRows(json), when: '' };
+  throw new Error(`${jsonPath}: neither a bench-all report.json nor a bench ops, bench quality, bench convert or train JSON`);
+}
+
+/** The whole marked block for `inputs` ([{ json, path }], or one json and its path). */
+export function resultsBlock(inputs, jsonPath) {
+  const list = Array.isArray(inputs) ? inputs : [{ json: inputs, path: jsonPath }];
+  let rows = [];
+  const notes = [];
+  for (const { json, path } of list) {
+    const r = rowsOf(json, path);
+    rows.push(...r.rows);
+    if (r.when) notes.push(r.when.trim());
   }
   if (rows.length === 0) rows = [['(no results in this report)', '', '', '']];
   const table = [...HEADER, ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
-  return `<!-- results:start -->\n${table}\n\nGenerated from \`${jsonPath}\` by \`scripts/readme-results.mjs\`; do not edit by hand.${when}\n<!-- results:end -->`;
+  const sources = list.map((x) => `\`${x.path}\``).join(', ');
+  return `<!-- results:start -->\n${table}\n\nGenerated from ${sources} by \`scripts/readme-results.mjs\`; do not edit by hand.${notes.length ? ` ${notes.join(' ')}` : ''}\n<!-- results:end -->`;
 }
 
 /** README text with the marked block replaced; throws when the markers are missing. */
@@ -98,19 +151,21 @@ export function updateReadme(readme, block) {
 }
 
 function main(argv) {
-  const [jsonPath, readmePath = 'README.md'] = argv;
-  if (!jsonPath) {
-    console.error('usage: node scripts/readme-results.mjs (REPORT_JSON | BENCH_OPS_JSON) [README]');
+  // JSON inputs in order; a final argument ending in .md is the README (default README.md).
+  const readmePath = argv.length > 1 && argv[argv.length - 1].endsWith('.md') ? argv[argv.length - 1] : 'README.md';
+  const jsonPaths = argv.filter((a, i) => !(i === argv.length - 1 && a === readmePath && a.endsWith('.md')));
+  if (jsonPaths.length === 0) {
+    console.error('usage: node scripts/readme-results.mjs JSON [JSON ...] [README.md]  (bench all report.json, bench ops/quality/convert or train JSON)');
     return 2;
   }
   try {
-    const block = resultsBlock(JSON.parse(readFileSync(jsonPath, 'utf8')), jsonPath);
+    const block = resultsBlock(jsonPaths.map((path) => ({ path, json: JSON.parse(readFileSync(path, 'utf8')) })));
     writeFileSync(readmePath, updateReadme(readFileSync(readmePath, 'utf8'), block));
   } catch (e) {
     console.error(`${readmePath}: ${e.message}`);
     return 1;
   }
-  console.log(`updated ${readmePath} from ${jsonPath}`);
+  console.log(`updated ${readmePath} from ${jsonPaths.join(', ')}`);
   return 0;
 }
 

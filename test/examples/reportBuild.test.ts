@@ -144,6 +144,28 @@ describe('scripts/readme-results.mjs', () => {
     expect(readFileSync(md, 'utf8')).toBe(once);
   });
 
+  test('several files (bench quality, bench convert, train): one table in file order, idempotent', () => {
+    const quality = { model: 'hstu', data: '/d/Beauty.txt', options: { maxLength: 50, hiddenDim: 64, collective: { poolSize: 256, userDim: 1 } },
+      mha: { ndcg10: 0.04, bytesPerToken: 512, epochs: 9, steps: 900 },
+      collectivekv: { ndcg10: 0.041, bytesPerToken: 20, compressionRatio: 25.6, epochs: 9, steps: 900 } };
+    const convert = { convertedRatio: 0.98, fineTuneShare: 0.2, conversion: [],
+      rows: [{ model: 'baseline mha', testNdcg10: 0.15 }, { model: 'converted + fine-tune', testNdcg10: 0.147 }] };
+    const train = { model: 'sasrec', attention: 'mha', data: '/d/ml-1m.txt', epochs: 4, trainSeconds: 1800, test: { ndcg10: 0.1312, hr10: 0.25 } };
+    const paths = ['q.json', 'c.json', 't.json'].map((f) => join(dir, f));
+    [quality, convert, train].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
+    const md = join(dir, 'README.md');
+    writeFileSync(md, readme);
+    const args = [script, ...paths, md];
+    expect(spawnSync(process.execPath, args, { encoding: 'utf8' }).status).toBe(0);
+    const once = readFileSync(md, 'utf8');
+    const q = once.indexOf('| Next-item test NDCG@10, hstu on Beauty.txt (L=50, d=64, pool 256, userDim 1; 9 vs 9 epochs, 900 vs 900 steps) | 0.0410 (20 B/token) | 0.0400 (512 B/token, full KV) | 102.5% of NDCG@10, 25.6x smaller cache |');
+    const c = once.indexOf("| Converted SASRec + fine-tune (20% of the baseline's steps), test NDCG@10 (c.json) | 0.1470 | 0.1500 (trained mha) | 98.0% |");
+    const t = once.indexOf('| Test NDCG@10, sasrec (mha) on ml-1m.txt, 4 epochs in 30.0 min | 0.1312 | HR@10 0.2500 |  |');
+    expect([q > 0, c > q, t > c]).toEqual([true, true, true]);
+    expect(spawnSync(process.execPath, args, { encoding: 'utf8' }).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toBe(once);
+  });
+
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {
     const json = join(dir, 'x.json');
     writeFileSync(json, '{"a":1}');
@@ -151,7 +173,7 @@ describe('scripts/readme-results.mjs', () => {
     writeFileSync(md, readme);
     const r = run(json, md);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/neither a bench-all report.json nor a bench ops JSON/);
+    expect(r.stderr).toMatch(/neither a bench-all report.json nor a bench ops, bench quality, bench convert or train JSON/);
     expect(readFileSync(md, 'utf8')).toBe(readme);
     writeFileSync(json, JSON.stringify(canned()));
     writeFileSync(md, 'no markers\n');
