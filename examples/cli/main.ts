@@ -38,7 +38,8 @@ Commands:
                  data set (same seed, epoch budget and early stopping) and compare quality, cache size
                  and decode latency.
   train          Train a zoo model: --model sasrec|bert4rec|hstu --attention mha|collectivekv
-                 --data PATH --format pairs|lines|movielens|recbole [--out DIR] [--max-minutes N]
+                 --data PATH --format pairs|lines|movielens|recbole [--out DIR] [--max-minutes N];
+                 --model-dir DIR continues training a saved model (no model flags)
   eval           Evaluate a saved model on a data set: --model-dir DIR --data PATH --format F
   bench quality  mha vs collectivekv under identical budget, seed and early stopping:
                  --model M --data PATH --format F [--json FILE] [--max-minutes N]
@@ -62,7 +63,7 @@ Options:
   --model NAME       sasrec, bert4rec or hstu
   --attention KIND   mha (default) or collectivekv
   --out DIR          train: save the model there (tfjs model.json + weights.bin + options.json)
-  --model-dir DIR    eval: the directory written by train --out
+  --model-dir DIR    eval, train: the directory written by train --out (train continues it)
   --max-minutes N    train, bench quality: bound on the whole run's time
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)

@@ -4,7 +4,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   INTERACTION_FORMATS, InteractionFormat, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
 } from 'collectivekv';
-import { ZooModel, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, saveZooModel } from '../zoo/nextItem';
+import {
+  ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
+} from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem } from '../zoo/nextItemTraining';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 
@@ -116,21 +118,29 @@ export const f4 = (x: number) => x.toFixed(4);
 // ---------------------------------------------------------------- train / eval
 
 export async function trainCommand(a: NextItemArgs): Promise<number> {
-  const name = modelName(a.model);
-  const attention = attentionKind(a.attention);
-  const loss = lossKind(a.loss);
+  // A new model's names are checked before the (slow) data read.
+  const fresh = a.modelDir == null ? { name: modelName(a.model), attention: attentionKind(a.attention), loss: lossKind(a.loss) } : null;
   const split = await loadSplit(a.data, a.format);
   useFastEmbeddingGradients();
-  a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; training ${name} (${attention}) on ${tf.getBackend()}`);
-  const m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+  const { m, loss, before } = fresh != null
+    ? { m: buildZooModel(fresh.name, modelOptions(a, split.numItems, fresh.attention), fresh.loss), loss: fresh.loss, before: null }
+    : await continuedModel(a, split.numItems);
+  const name = m.name;
+  const attention = m.options.attention ?? 'mha';
+  a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; training ${name} (${attention}) on ${tf.getBackend()}`
+    + (before != null ? `, continuing ${a.modelDir} (${before.epochs} epochs, ${before.steps} steps so far; the optimizer starts afresh)` : ''));
   try {
     const fit = fitNextItem(m, split, { ...fitOptions(a, `${name}/${attention}`), timeBudgetSeconds: (a.maxMinutes ?? 0) * 60 });
     const test = testMetrics(m, split.test);
-    const summary = { model: name, attention, data: a.data, format: a.format, test, bytesPerToken: m.bytesPerToken(), ...fitSummary(fit) };
+    const training = { epochs: (before?.epochs ?? 0) + fit.epochs, steps: (before?.steps ?? 0) + (fit.steps ?? 0),
+      trainSeconds: (before?.trainSeconds ?? 0) + fit.trainSeconds };
+    const summary = { model: name, attention, data: a.data, format: a.format, test, bytesPerToken: m.bytesPerToken(), ...fitSummary(fit),
+      ...(before != null ? { continuedFrom: a.modelDir, total: training } : {}) };
     a.log(`${name} (${attention}): test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)}; ` +
-      `${fit.epochs} epochs (best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s; ${summary.bytesPerToken} cache bytes/token`);
+      `${fit.epochs} epochs (best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s; ${summary.bytesPerToken} cache bytes/token`
+      + (before != null ? `; ${training.epochs} epochs, ${training.steps} steps, ${training.trainSeconds.toFixed(0)} s in all` : ''));
     if (a.out != null) {
-      await saveZooModel(m, a.out, loss, { epochs: fit.epochs, steps: fit.steps ?? 0, trainSeconds: fit.trainSeconds });
+      await saveZooModel(m, a.out, loss, training);
       a.log(`saved the model to ${a.out} (model.json, weights.bin, options.json)`);
     }
     writeJson(a.json, summary, a.log);
@@ -138,6 +148,24 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
   } finally {
     m.dispose();
   }
+}
+
+/**
+ * `train --model-dir DIR`: the saved model and its options; flags that would change the model are
+ * refused rather than silently ignored.
+ */
+async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: ZooModel; loss: SasrecLoss; before: ZooModelFile['training'] | null }> {
+  const dir = a.modelDir as string;
+  if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
+  const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
+    'pool-size': a.poolSize, 'user-dim': a.userDim, loss: a.loss };
+  const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
+  if (given.length > 0) throw new UsageError(`train --model-dir continues the saved model as it is; drop ${given.join(', ')}`);
+  const file = readZooModelFile(dir);
+  if (file.options.numItems !== numItems) {
+    throw new UsageError(`--model-dir: the saved model scores ${file.options.numItems} items, ${a.data} has ${numItems} (train and continue on the same data)`);
+  }
+  return { m: await loadZooModel(dir), loss: file.loss, before: file.training ?? null };
 }
 
 export function fitSummary(fit: FitResult) {

@@ -164,3 +164,30 @@ describe('collectivekv bench convert', () => {
     expect(noData.err).toMatch(/--data PATH is required/);
   });
 });
+
+describe('collectivekv train --model-dir (continue a saved model)', () => {
+  it('continues from the saved weights, adds up epochs and steps, and refuses model flags', async () => {
+    const first = join(dir, 'continue-1');
+    const firstJson = join(dir, 'continue-1.json');
+    expect((await run(['train', '--model', 'sasrec', '--attention', 'mha', '--data', pairs, '--format', 'pairs', '--out', first, '--json', firstJson,
+      ...small])).code).toBe(0);
+    const before = JSON.parse(readFileSync(join(first, 'options.json'), 'utf8'));
+    const second = join(dir, 'continue-2');
+    const json = join(dir, 'continue.json');
+    // A learning rate of 1e-9: the continued model must score as the saved one (a fresh one would not).
+    const r = await run(['train', '--model-dir', first, '--data', pairs, '--format', 'pairs', '--out', second, '--epochs', '1', '--batch-size', '16',
+      '--lr', '1e-9', '--json', json]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/continuing .*continue-1 \(2 epochs/);
+    const after = JSON.parse(readFileSync(join(second, 'options.json'), 'utf8'));
+    expect(after.options).toEqual(before.options);
+    expect(after.training.epochs).toBe(3);
+    const continued = JSON.parse(readFileSync(json, 'utf8'));
+    expect(after.training.steps).toBe(before.training.steps + continued.steps);
+    expect(continued.test.ndcg10).toBeCloseTo(JSON.parse(readFileSync(firstJson, 'utf8')).test.ndcg10, 5);
+    const refused = await run(['train', '--model-dir', first, '--model', 'sasrec', '--hidden-dim', '8', '--data', pairs, '--format', 'pairs']);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/continues the saved model as it is; drop --model, --hidden-dim/);
+  });
+});
