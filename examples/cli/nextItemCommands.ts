@@ -158,7 +158,7 @@ async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: Z
   const dir = a.modelDir as string;
   if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
   const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
-    'pool-size': a.poolSize, 'user-dim': a.userDim, loss: a.loss };
+    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, loss: a.loss };
   const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
   if (given.length > 0) throw new UsageError(`train --model-dir continues the saved model as it is; drop ${given.join(', ')}`);
   const file = readZooModelFile(dir);
