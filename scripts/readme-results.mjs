@@ -53,6 +53,14 @@ export function convertRows(c, label) {
     `${f4(base?.testNdcg10)} (trained mha)`, pct(c.convertedRatio, 1)]];
 }
 
+/** Two `train` files of one model and data set, mha and collectivekv: one comparison row. */
+export function trainPairRow(mha, ckv) {
+  const run = (t) => `${t.attention} ${t.total?.epochs ?? t.epochs} epochs / ${t.total?.steps ?? t.steps} steps in ${fmt((t.total?.trainSeconds ?? t.trainSeconds) / 60)} min`;
+  return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (train runs: ${run(mha)}; ${run(ckv)})`,
+    `${f4(ckv.test.ndcg10)} (${ckv.bytesPerToken} B/token)`, `${f4(mha.test.ndcg10)} (${mha.bytesPerToken} B/token, full KV)`,
+    `${pct(ckv.test.ndcg10 / mha.test.ndcg10, 1)} of NDCG@10, ${fmt(mha.bytesPerToken / ckv.bytesPerToken)}x smaller cache`];
+}
+
 /** One row per `train` file. */
 export function trainRows(t) {
   return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${t.epochs} epochs in ${fmt(t.trainSeconds / 60)} min`, f4(t.test.ndcg10),
@@ -132,7 +140,16 @@ export function resultsBlock(inputs, jsonPath) {
   const list = Array.isArray(inputs) ? inputs : [{ json: inputs, path: jsonPath }];
   let rows = [];
   const notes = [];
-  for (const { json, path } of list) {
+  for (let i = 0; i < list.length; i++) {
+    const { json, path } = list[i];
+    const next = list[i + 1]?.json;
+    // An mha train run followed by the collectivekv run of the same model and data: one row.
+    if (isTrainRun(json) && isTrainRun(next) && json.attention === 'mha' && next.attention === 'collectivekv' && json.model === next.model
+      && baseName(json.data) === baseName(next.data)) {
+      rows.push(trainPairRow(json, next));
+      i++;
+      continue;
+    }
     const r = rowsOf(json, path);
     rows.push(...r.rows);
     if (r.when) notes.push(r.when.trim());

@@ -166,6 +166,20 @@ describe('scripts/readme-results.mjs', () => {
     expect(readFileSync(md, 'utf8')).toBe(once);
   });
 
+  test('an mha train run followed by the collectivekv run of the same model and data: one comparison row', () => {
+    const run = (attention: string, ndcg: number, bytes: number) => ({ model: 'sasrec', attention, data: '/d/ml-1m.txt', epochs: 5, steps: 900,
+      trainSeconds: 1800, bytesPerToken: bytes, test: { ndcg10: ndcg, hr10: 0.2 } });
+    const paths = ['m.json', 'k.json'].map((f) => join(dir, f));
+    writeFileSync(paths[0], JSON.stringify(run('mha', 0.1, 1024)));
+    writeFileSync(paths[1], JSON.stringify({ ...run('collectivekv', 0.098, 20), total: { epochs: 9, steps: 1700, trainSeconds: 3600 } }));
+    const md = join(dir, 'README.md');
+    writeFileSync(md, readme);
+    expect(spawnSync(process.execPath, [script, ...paths, md], { encoding: 'utf8' }).status).toBe(0);
+    const out = readFileSync(md, 'utf8');
+    expect(out).toContain('| Next-item test NDCG@10, sasrec on ml-1m.txt (train runs: mha 5 epochs / 900 steps in 30.0 min; collectivekv 9 epochs / 1700 steps in 60.0 min) | 0.0980 (20 B/token) | 0.1000 (1024 B/token, full KV) | 98.0% of NDCG@10, 51.2x smaller cache |');
+    expect(out.match(/\| Next-item/g)?.length).toBe(1);
+  });
+
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {
     const json = join(dir, 'x.json');
     writeFileSync(json, '{"a":1}');
