@@ -11,6 +11,7 @@ import {
 import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
+import { requireModelDir } from '../cli/nextItemCommands';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -190,8 +191,10 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
   const { options, modelDir, baselineSteps, json } = args;
   let baseline: BenchConvertOptions['baseline'];
   if (modelDir != null) {
-    if (!existsSync(`${modelDir}/options.json`)) {
-      console.error(`collectivekv bench convert: --model-dir: ${modelDir}/options.json not found (expected a directory written by 'collectivekv train --out')`);
+    try {
+      requireModelDir(modelDir);
+    } catch (e) {
+      console.error(`collectivekv bench convert: ${(e as Error).message}`);
       return 2;
     }
     const { sasrec, file } = await loadSasrec(modelDir);

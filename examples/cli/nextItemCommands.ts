@@ -156,7 +156,7 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
  */
 async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: ZooModel; loss: SasrecLoss; before: ZooModelFile['training'] | null }> {
   const dir = a.modelDir as string;
-  if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
+  requireModelDir(dir);
   const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
     dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, loss: a.loss };
   const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
@@ -168,6 +168,11 @@ async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: Z
   return { m: await loadZooModel(dir), loss: file.loss, before: file.training ?? null };
 }
 
+/** A directory written by `train --out`, or a UsageError that says what was expected. */
+export function requireModelDir(dir: string): void {
+  if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
+}
+
 export function fitSummary(fit: FitResult) {
   return { epochs: fit.epochs, bestEpoch: fit.bestEpoch, validNdcg10: fit.bestValidationNdcg10, steps: fit.steps ?? 0,
     stoppedBy: fit.stoppedBy ?? 'maxEpochs', trainSeconds: fit.trainSeconds };
@@ -176,7 +181,7 @@ export function fitSummary(fit: FitResult) {
 export async function evalCommand(a: NextItemArgs): Promise<number> {
   const dir = a.modelDir ?? a.out;
   if (dir == null) throw new UsageError('eval needs --model-dir DIR (a directory written by `collectivekv train --out DIR`)');
-  if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
+  requireModelDir(dir);
   const split = await loadSplit(a.data, a.format);
   const m = await loadZooModel(dir);
   try {
