@@ -6,12 +6,13 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, dim, padLeft, seededRandom, shuffleInPlace } from 'collectivekv';
+import { SequenceBatch, batchRows, dim, padLeft, seededRandom } from 'collectivekv';
 import {
   AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, makeAttention, resolveSasrecOptions,
   ResolvedSasrecOptions,
 } from './sasrec';
 import { StepHost } from './sasrecTraining';
+import { LENGTH_BUCKETS } from './nextItemTraining';
 
 export interface Bert4recOptions extends SasrecOptions {
   /** Share of items replaced by [mask] in training. Default 0.2. */
@@ -158,14 +159,16 @@ export function bert4recScoreNext(m: Bert4rec, ids: tf.Tensor2D): tf.Tensor2D {
 export function* clozeBatches(m: Bert4rec, train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number): Generator<SequenceBatch> {
   const L = m.options.maxLength;
   const rand = seededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
-  const rows = train.map((_, i) => i).filter((i) => train[i].length > 0);
-  shuffleInPlace(rows, rand);
-  for (let start = 0; start < rows.length; start += batchSize) {
-    const chunk = rows.slice(start, start + batchSize);
-    const inputs = new Int32Array(chunk.length * L);
-    const targets = new Int32Array(chunk.length * L);
-    chunk.forEach((r, i) => maskRow(m, padLeft(train[r], L), inputs.subarray(i * L, (i + 1) * L), targets.subarray(i * L, (i + 1) * L), rand));
-    yield { inputs, targets, batchSize: chunk.length, maxLength: L };
+  const users = train.map((_, i) => i).filter((i) => train[i].length > 0);
+  const lengths = users.map((u) => Math.min(train[u].length, L));
+  for (const rows of batchRows(lengths, batchSize, seed, epoch, LENGTH_BUCKETS)) {
+    // The window is the longest row's: only left padding goes, so every item keeps its slot from the end.
+    const width = Math.max(...rows.map((r) => lengths[r]));
+    const inputs = new Int32Array(rows.length * width);
+    const targets = new Int32Array(rows.length * width);
+    rows.forEach((r, i) => maskRow(m, padLeft(train[users[r]], width), inputs.subarray(i * width, (i + 1) * width),
+      targets.subarray(i * width, (i + 1) * width), rand));
+    yield { inputs, targets, batchSize: rows.length, maxLength: width };
   }
 }
 

@@ -8,7 +8,7 @@ import { Sasrec, SasrecOptions, buildSasrec, scoreNext, scoreNextCached } from '
 import { SasrecLoss, hostStep, sasrecHost } from './sasrecTraining';
 import { Bert4rec, Bert4recOptions, bert4recHost, bert4recScoreNext, buildBert4rec, clozeBatches } from './bert4rec';
 import { Hstu, buildHstu, hstuHost, hstuScoreNext, hstuScoreNextCached } from './hstu';
-import { NextItemTrainable } from './nextItemTraining';
+import { LENGTH_BUCKETS, NextItemTrainable } from './nextItemTraining';
 import { readJsonFile, registerFileIO } from './fileIO';
 
 export const ZOO_MODELS = ['sasrec', 'bert4rec', 'hstu'] as const;
@@ -44,7 +44,7 @@ export function buildZooModel(name: ZooModelName, options: ZooModelOptions, loss
 
 function causalBatches(maxLength: number) {
   return (train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number) =>
-    trainingBatches(trainingExamples(train, maxLength), batchSize, seed, epoch);
+    trainingBatches(trainingExamples(train, maxLength), batchSize, seed, epoch, LENGTH_BUCKETS);
 }
 
 function common(model: tfl.LayersModel, maxLength: number) {

@@ -4,8 +4,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, batchTensor, evaluationBatches, trainLoop,
+  LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor,
+  evaluationBatches, trainLoop,
 } from 'collectivekv';
+
+/**
+ * How the zoo batches training sequences: similar lengths together, each batch cut to its longest
+ * row (same outputs at every real item, far less attention work on data with short histories).
+ */
+export const LENGTH_BUCKETS: TrainingBatchOptions = { bucketByLength: true };
 
 /** The objective of a step: the main loss plus the layers' auxiliary losses. */
 export interface TrainStepResult {

@@ -7,7 +7,7 @@ import {
 } from 'collectivekv';
 import { Sasrec, forward, scoreNext } from './sasrec';
 import {
-  EvaluateOptions, FitResult, NextItemFitOptions, NextItemTrainable, TrainStepResult, evaluateNextItem, fitNextItem,
+  EvaluateOptions, FitResult, LENGTH_BUCKETS, NextItemFitOptions, NextItemTrainable, TrainStepResult, evaluateNextItem, fitNextItem,
 } from './nextItemTraining';
 
 export type { EpochReport, EvaluateOptions, FitResult, TrainStepResult } from './nextItemTraining';
@@ -133,7 +133,7 @@ export function sasrecTrainable(sasrec: Sasrec, loss: SasrecLoss = 'softmax'): N
   return {
     model: sasrec.model,
     maxLength: sasrec.options.maxLength,
-    batches: (train, batchSize, seed, epoch) => trainingBatches(trainingExamples(train, sasrec.options.maxLength), batchSize, seed, epoch),
+    batches: (train, batchSize, seed, epoch) => trainingBatches(trainingExamples(train, sasrec.options.maxLength), batchSize, seed, epoch, LENGTH_BUCKETS),
     batchRows: (batch) => batch.batchSize,
     step: (optimizer, batch, seed) => trainStep(sasrec, optimizer, batch, loss, seed),
     scoreNext: (ids) => scoreNext(sasrec, ids),

@@ -19,6 +19,8 @@ export function padLeft(seq: readonly number[], maxLength: number, out?: Int32Ar
 export interface TrainingExample {
   input: Int32Array;
   target: Int32Array;
+  /** Real (non-padding) slots, at the end of the window; older examples without it count as full. */
+  length?: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export function trainingExamples(train: readonly (readonly number[])[], maxLengt
   const out: TrainingExample[] = [];
   for (const seq of train) {
     if (seq.length < 2) continue;
-    out.push({ input: padLeft(seq.slice(0, -1), maxLength), target: padLeft(seq.slice(1), maxLength) });
+    out.push({ input: padLeft(seq.slice(0, -1), maxLength), target: padLeft(seq.slice(1), maxLength), length: Math.min(seq.length - 1, maxLength) });
   }
   return out;
 }
@@ -42,25 +44,73 @@ export interface SequenceBatch {
   maxLength: number;
 }
 
+export interface TrainingBatchOptions {
+  /**
+   * Batch rows of similar length together and cut each batch's window to its longest row. Only
+   * left padding is removed, so every real item keeps its slot relative to the window's end and a
+   * model with masked padding computes the same outputs there; attention's cost falls with the
+   * square of the window (ML-1M at 200: 41% of the padded cost). Rows are sorted by length within
+   * shuffled pools of `bucketPoolBatches` batches, and the batch order is shuffled. Default false.
+   */
+  bucketByLength?: boolean;
+  /** Batches per sorting pool when bucketing: more gives tighter windows, less keeps batches mixed. Default 64. */
+  bucketPoolBatches?: number;
+}
+
 /**
  * Training batches in a seeded order: the same (seed, epoch) gives the same batches, and each epoch
- * a different order. The last batch may be smaller.
+ * a different order. The last batch (of each pool when bucketing) may be smaller.
  */
-export function* trainingBatches(examples: readonly TrainingExample[], batchSize: number, seed: number, epoch = 0): Generator<SequenceBatch> {
+export function* trainingBatches(examples: readonly TrainingExample[], batchSize: number, seed: number, epoch = 0,
+  options: TrainingBatchOptions = {}): Generator<SequenceBatch> {
+  const lengths = examples.map((e) => e.length ?? e.input.length);
+  for (const rows of batchRows(lengths, batchSize, seed, epoch, options)) yield gatherRows(examples, rows, options.bucketByLength === true);
+}
+
+/**
+ * The rows of each batch of one epoch, as indices into `lengths` (each example's real length):
+ * a seeded shuffle cut into batches, or length buckets (see TrainingBatchOptions). For batch
+ * builders of other shapes (BERT4Rec's cloze batches) that want the same order and bucketing.
+ */
+export function batchRows(lengths: readonly number[], batchSize: number, seed: number, epoch = 0, options: TrainingBatchOptions = {}): number[][] {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`trainingBatches: batchSize must be a positive integer, received ${batchSize}`);
-  if (examples.length === 0) return;
-  const maxLength = examples[0].input.length;
-  const order = shuffleInPlace(examples.map((_, i) => i), seededRandom(mixSeed(seed, epoch)));
-  for (let start = 0; start < order.length; start += batchSize) {
-    const rows = order.slice(start, start + batchSize);
-    const inputs = new Int32Array(rows.length * maxLength);
-    const targets = new Int32Array(rows.length * maxLength);
-    rows.forEach((r, i) => {
-      inputs.set(examples[r].input, i * maxLength);
-      targets.set(examples[r].target, i * maxLength);
-    });
-    yield { inputs, targets, batchSize: rows.length, maxLength };
+  const poolBatches = options.bucketPoolBatches ?? 64;
+  if (!Number.isInteger(poolBatches) || poolBatches < 1) {
+    throw new Error(`trainingBatches: bucketPoolBatches must be a positive integer, received ${poolBatches}`);
   }
+  const rand = seededRandom(mixSeed(seed, epoch));
+  const order = shuffleInPlace(lengths.map((_, i) => i), rand);
+  return options.bucketByLength ? lengthBuckets(lengths, order, batchSize, poolBatches, rand) : chunks(order, batchSize);
+}
+
+function chunks(order: readonly number[], size: number): number[][] {
+  const out: number[][] = [];
+  for (let start = 0; start < order.length; start += size) out.push(order.slice(start, start + size));
+  return out;
+}
+
+/** Batches of similar-length rows: shuffled pools, each sorted by length and cut into batches; batch order shuffled. */
+function lengthBuckets(lengths: readonly number[], order: readonly number[], batchSize: number, poolBatches: number,
+  rand: () => number): number[][] {
+  const out: number[][] = [];
+  for (const pool of chunks(order, batchSize * poolBatches)) {
+    pool.sort((a, b) => lengths[a] - lengths[b]);
+    out.push(...chunks(pool, batchSize));
+  }
+  return shuffleInPlace(out, rand);
+}
+
+/** Rows copied into one batch; trimmed to the longest row's real length when asked. */
+function gatherRows(examples: readonly TrainingExample[], rows: readonly number[], trim: boolean): SequenceBatch {
+  const window = examples[rows[0]].input.length;
+  const width = trim ? Math.max(1, ...rows.map((r) => Math.min(examples[r].length ?? window, window))) : window;
+  const inputs = new Int32Array(rows.length * width);
+  const targets = new Int32Array(rows.length * width);
+  rows.forEach((r, i) => {
+    inputs.set(examples[r].input.subarray(window - width), i * width);
+    targets.set(examples[r].target.subarray(window - width), i * width);
+  });
+  return { inputs, targets, batchSize: rows.length, maxLength: width };
 }
 
 /** An evaluation batch: padded histories [batchSize, maxLength] and one target per row. */

@@ -52,6 +52,33 @@ describe('padding and batches', () => {
     expect(sizes).toEqual([5, 5, 5, 5, 3]);
   });
 
+  it('length buckets: every example once, similar lengths together, each batch cut to its longest row', () => {
+    const rand = (i: number) => ((i * 7919) % 97) / 97;
+    const train = Array.from({ length: 200 }, (_, u) => Array.from({ length: 2 + Math.floor(rand(u) * 12) }, (_, t) => 1 + ((u + t) % 50)));
+    const ex = trainingExamples(train, 10);
+    const batches = [...trainingBatches(ex, 8, 3, 0, { bucketByLength: true, bucketPoolBatches: 25 })];
+    expect([...trainingBatches(ex, 8, 3, 0, { bucketByLength: true, bucketPoolBatches: 25 })]).toEqual(batches);
+    const seen: number[] = [];
+    let cells = 0;
+    for (const b of batches) {
+      const w = b.maxLength;
+      const lengths = Array.from({ length: b.batchSize }, (_, r) => b.inputs.subarray(r * w, (r + 1) * w).filter((id) => id !== 0).length);
+      expect(Math.max(...lengths)).toBe(w);
+      cells += b.batchSize * w;
+      for (let r = 0; r < b.batchSize; r++) {
+        // Rows are the full examples' last w slots: the same ids, left padding removed.
+        const user = ex.findIndex((e) => !seen.includes(ex.indexOf(e)) && e.length === lengths[r]
+          && e.input.subarray(10 - w).every((id, t) => id === b.inputs[r * w + t]) && e.target.subarray(10 - w).every((id, t) => id === b.targets[r * w + t]));
+        expect(user).toBeGreaterThanOrEqual(0);
+        seen.push(user);
+      }
+    }
+    expect(seen).toHaveLength(ex.length);
+    // One pool of 200 sorted rows: batches hold near-equal lengths, so far fewer cells than the padded 200 x 10.
+    expect(cells).toBeLessThan(ex.reduce((n, e) => n + e.length!, 0) + 25 * 8);
+    expect(() => [...trainingBatches(ex, 8, 3, 0, { bucketByLength: true, bucketPoolBatches: 0 })]).toThrow(/bucketPoolBatches must be a positive integer, received 0/);
+  });
+
   it('evaluation batches keep order, pad histories and make int32 tensors', () => {
     const cases = [{ user: 0, history: [1, 2], target: 3 }, { user: 1, history: [4], target: 5 }, { user: 2, history: [6, 7, 8], target: 9 }];
     const batches = [...evaluationBatches(cases, 2, 3)];

@@ -5,7 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients } from 'collectivekv';
 import { ZOO_MODELS, buildZooModel, loadZooModel, saveZooModel } from '../../examples/zoo/nextItem';
-import { clozeBatches, buildBert4rec } from '../../examples/zoo/bert4rec';
+import { clozeBatches, buildBert4rec, bert4recHost } from '../../examples/zoo/bert4rec';
+import { buildSasrec } from '../../examples/zoo/sasrec';
+import { buildHstu, hstuHost } from '../../examples/zoo/hstu';
+import { StepHost, sasrecHost, sumLosses } from '../../examples/zoo/sasrecTraining';
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -96,11 +99,44 @@ describe('BERT4Rec cloze batches', () => {
           expect(batch.inputs[i]).not.toBe(m.maskId);
         }
       }
+      const w = batch.maxLength;
+      expect(w).toBeLessThanOrEqual(8);
       for (let r = 0; r < batch.batchSize; r++) {
-        expect(batch.targets.subarray(r * 8, r * 8 + 8).some((t) => t !== 0)).toBe(true);
+        expect(batch.targets.subarray(r * w, r * w + w).some((t) => t !== 0)).toBe(true);
       }
+      // Cut to the longest row: some row fills the first slot of the window.
+      expect(Array.from({ length: batch.batchSize }, (_, r) => batch.inputs[r * w]).some((id) => id !== 0)).toBe(true);
     }
     expect(masked).toBeGreaterThan(0);
+    expect(a.reduce((n, b) => n + b.batchSize, 0)).toBe(split.train.filter((s) => s.length > 0).length);
     m.model.dispose();
   });
+});
+
+describe('a window cut to its longest row (length-bucketed training batches)', () => {
+  const hosts: Record<string, (attention: 'mha' | 'collectivekv') => StepHost> = {
+    sasrec: (attention) => sasrecHost(buildSasrec({ ...tiny, attention })),
+    hstu: (attention) => hstuHost(buildHstu({ ...tiny, attention })),
+    bert4rec: (attention) => bert4recHost(buildBert4rec({ ...tiny, attention })),
+  };
+  it.each(ZOO_MODELS.flatMap((name) => (['mha', 'collectivekv'] as const).map((attention) => [name, attention] as const)))(
+    '%s with %s: same hidden states at every item and the same auxiliary loss as the full window', (name, attention) => {
+      const host = hosts[name](attention);
+      const full = tf.tensor2d([[0, 0, 0, 0, 0, 3, 4, 5], [0, 0, 0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 6, 7, 8, 9]], [3, 8], 'int32');
+      const cut = tf.slice(full, [0, 3], [3, 5]);
+      const run = (ids: tf.Tensor) => {
+        const hidden = host.hidden(ids, true);
+        return { hidden, aux: sumLosses(host.model.calculateLosses()) };
+      };
+      const a = run(full);
+      const b = run(cut);
+      const items = tf.tidy(() => tf.expandDims(tf.cast(tf.notEqual(cut, 0), 'float32'), -1));
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.mul(tf.sub(tf.slice(a.hidden, [0, 3, 0], [3, 5, 16]), b.hidden), items))).dataSync()[0]);
+      expect(b.hidden.shape).toEqual([3, 5, 16]);
+      expect(diff).toBeLessThan(1e-5);
+      expect(Math.abs(a.aux.dataSync()[0] - b.aux.dataSync()[0])).toBeLessThan(1e-6);
+      expect(a.aux.dataSync()[0] > 0).toBe(attention === 'collectivekv');
+      tf.dispose([full, cut, items, a.hidden, b.hidden, a.aux, b.aux]);
+      host.model.dispose();
+    });
 });
