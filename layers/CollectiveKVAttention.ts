@@ -8,7 +8,10 @@ import { collectiveAttention, dotProductAttention, gatherRows, joinParts } from 
 import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
-import { PACKAGE, PendingLosses, checkNonNegative, checkOneOf, checkPositiveInt, dense, resolveActivation } from './common';
+import {
+  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
+  resolveActivation,
+} from './common';
 import { PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
@@ -29,6 +32,13 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   peakWeight?: number;
   /** Weight of the balance loss (per routed pool); 0 turns it off. Default 1.0. */
   balanceWeight?: number;
+  /**
+   * Tokens per training call whose router softmax the balance loss averages: a seeded sample when
+   * a call has more (an estimate of the mean over all tokens; the peak loss and the gate still see
+   * every token); 0 = all. The balance term is the routing step's dense [tokens, poolSize] work,
+   * so this bounds it. Default 2048.
+   */
+  balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
   userActivation?: string;
 }
@@ -65,7 +75,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly share: ShareMode;
   readonly peakWeight: number;
   readonly balanceWeight: number;
+  readonly balanceTokens: number;
   readonly userActivation: string;
+  private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
   private sides: { key: SideWeights; value: SideWeights } | null = null;
@@ -78,6 +90,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.share = checkOneOf(name, 'share', args.share ?? 'kv', ['kv', 'k', 'v'] as const);
     this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
     this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
+    this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
+    this.samplers = { key: new BalanceSampler(this.balanceTokens, `${this.name}/key`), value: new BalanceSampler(this.balanceTokens, `${this.name}/value`) };
     this.userActivation = args.userActivation ?? 'swish';
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
@@ -156,7 +170,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
     }
     // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, loss } = trainingRows(source, this.poolWeights(side), mask, this);
+    const { rows, loss } = trainingRows(source, this.poolWeights(side), mask, this, this.samplers[side]);
     return { values: joinParts(rows, this.userPart(s, source)), loss };
   }
 
@@ -225,6 +239,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       share: this.share,
       peakWeight: this.peakWeight,
       balanceWeight: this.balanceWeight,
+      balanceTokens: this.balanceTokens,
       userActivation: this.userActivation,
     };
   }

@@ -9,8 +9,8 @@ import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import { fusedRoutingLoss, gatherRows, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
-  InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkPositiveInt, dense, glorotUniform,
-  resolveInitializer, serializeInitializer, zeros,
+  BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
+  checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
 } from './common';
 
 // ---------------------------------------------------------------- shared math
@@ -59,12 +59,14 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
  * Training forward of one routed pool: the gated rows gate * pool[index] and the routing loss
  * (null when both weights are 0). Unlike routeTokens + routingLoss it keeps no router logits for
  * the backward pass (ops/routerStep recomputes them), which is what fits a training step in the
- * wasm heap. mask: x's leading shape or null.
+ * wasm heap. mask: x's leading shape or null. sampler: which rows the balance term averages (null = all).
  */
-export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights):
-  { rows: tf.Tensor; loss: tf.Scalar | null } {
+export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights,
+  sampler: BalanceSampler | null = null): { rows: tf.Tensor; loss: tf.Scalar | null } {
   const [rows, loss] = tf.tidy(() => {
-    const { index, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights);
+    const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
+    const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
+    const { index, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
     const gated = gatherRows(w.pool, index, gate);
     return l == null ? [gated] : [gated, l];
   });
@@ -97,6 +99,12 @@ export interface GlobalKVPoolArgs extends LayerArgs {
   peakWeight?: number;
   /** Weight of the balance loss; 0 turns it off. Default 1.0. */
   balanceWeight?: number;
+  /**
+   * Tokens per training call whose router softmax the balance loss averages: a seeded sample when
+   * a call has more (the loss is then an estimate; the peak loss and the gate still see every
+   * token); 0 = all. Default 2048.
+   */
+  balanceTokens?: number;
   /** Router kernel initializer. Default glorotUniform. */
   routerInitializer?: InitializerSpec;
   /** Pool initializer. Default normal(0, 1). */
@@ -117,6 +125,8 @@ export class GlobalKVPool extends tfl.layers.Layer {
   readonly useBias: boolean;
   readonly peakWeight: number;
   readonly balanceWeight: number;
+  readonly balanceTokens: number;
+  private readonly sampler: BalanceSampler;
   private readonly routerInit: Initializer;
   private readonly poolInit: Initializer;
   private poolVar: tfl.LayerVariable | null = null;
@@ -132,6 +142,8 @@ export class GlobalKVPool extends tfl.layers.Layer {
     this.useBias = args.useBias ?? true;
     this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
     this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
+    this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
+    this.sampler = new BalanceSampler(this.balanceTokens, this.name);
     this.routerInit = resolveInitializer(name, 'routerInitializer', args.routerInitializer, glorotUniform);
     this.poolInit = resolveInitializer(name, 'poolInitializer', args.poolInitializer, standardNormal);
     this.addLoss(() => this.auxLosses.take());
@@ -161,7 +173,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     const [out, aux] = tf.tidy(() => {
       if (!training) return [collectiveRows(this.weightsNow().pool, this.route(x), false)];
       const valid = mask == null ? null : this.checkedMask(mask, x);
-      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this);
+      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this, this.sampler);
       return loss == null ? [rows] : [rows, loss];
     });
     if (aux != null) this.auxLosses.push(aux as tf.Scalar);
@@ -198,6 +210,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
       units: this.units,
       useBias: this.useBias,
       peakWeight: this.peakWeight,
+      balanceTokens: this.balanceTokens,
       balanceWeight: this.balanceWeight,
       routerInitializer: serializeInitializer(this.routerInit),
       poolInitializer: serializeInitializer(this.poolInit),

@@ -164,3 +164,54 @@ export class PendingLosses {
     this.pending = [];
   }
 }
+
+// ---------------------------------------------------------------- balance-loss token sampling
+
+/**
+ * Picks the rows whose router softmax the balance loss averages, when a call has more tokens
+ * than `tokens` (0 = always all rows). A seeded stream per layer (seeded from the layer name and
+ * advanced per call), so a training run repeats exactly. Rows are drawn among all rows, padding
+ * included: the mask then weights them, and choosing among valid rows only would need a device
+ * read of the mask.
+ */
+export class BalanceSampler {
+  private state: number;
+
+  constructor(readonly tokens: number, name: string) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    this.state = h >>> 0;
+  }
+
+  /** tokens distinct row indices in [0, rows), ascending; null when every row is used. */
+  sample(rows: number): Int32Array | null {
+    if (this.tokens === 0 || rows <= this.tokens) return null;
+    // Partial Fisher-Yates over a lazily swapped index map: O(tokens) time and memory.
+    const swapped = new Map<number, number>();
+    const out = new Int32Array(this.tokens);
+    for (let i = 0; i < this.tokens; i++) {
+      const j = i + Math.floor(this.next() * (rows - i));
+      const vj = swapped.get(j) ?? j;
+      swapped.set(j, swapped.get(i) ?? i);
+      out[i] = vj;
+    }
+    return out.sort();
+  }
+
+  /** mulberry32. */
+  private next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
+
+/** Default of the layers' `balanceTokens`. */
+export const DEFAULT_BALANCE_TOKENS = 2048;
+
+export function checkNonNegativeInt(layer: string, arg: string, n: unknown): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ArgumentError(layer, arg, 'an integer >= 0', String(n));
+  return n;
+}

@@ -183,6 +183,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --share k|v|kv       CollectiveKV: which sides are pooled (default kv)
   --user-dim N         CollectiveKV user-specific width (default 1)
   --pool-size N        CollectiveKV pool rows (default 1024)
+  --balance-tokens N   CollectiveKV: tokens per call the balance loss averages, sampled (default 2048; 0 = all)
   --swap all|short     swap every attention module (default) or the short-term one only
   --max-minutes N      training budget per variant (default 0: early stopping only)
   --epochs N           maximum epochs (default 10)
@@ -220,7 +221,7 @@ export async function runBenchCtrCommand(argv: string[]): Promise<number> {
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend',
     ].map((k) => [k, { type: 'string' as const }])),
   });
@@ -232,6 +233,11 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v.share != null) collective.share = oneOf('--share', v.share, ['k', 'v', 'kv'] as const);
   if (v['user-dim'] != null) collective.userDim = int('user-dim');
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
+  if (v['balance-tokens'] != null) {
+    const n = Number(v['balance-tokens']);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--balance-tokens must be an integer >= 0, received '${v['balance-tokens']}'`);
+    collective.balanceTokens = n;
+  }
   const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
   if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
   return {

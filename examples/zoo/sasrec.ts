@@ -12,6 +12,8 @@ export interface CollectiveOptions {
   share?: 'kv' | 'k' | 'v';
   peakWeight?: number;
   balanceWeight?: number;
+  /** Tokens per training call the balance loss averages (a seeded sample above it; 0 = all). Default 2048. */
+  balanceTokens?: number;
   userActivation?: string;
 }
 

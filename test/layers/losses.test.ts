@@ -146,3 +146,45 @@ describeEachBackend('layers auxiliary losses', () => {
     proj.dispose();
   });
 });
+
+describeEachBackend('balance loss on a sample of the tokens (balanceTokens)', () => {
+  const TOKENS = [[0.5, -1.0], [2.0, 0.3], [-0.7, 0.9], [1.1, 1.4], [0.2, -0.4]];
+
+  function sampledLayer(balanceTokens: number): CollectiveKVAttention {
+    const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight: 0.3, balanceWeight: 0.7, balanceTokens });
+    const x = tf.zeros([1, 1, 2]);
+    layer.apply(x);
+    x.dispose();
+    setWeight(layer, 'key_router', ROUTER_K.flat());
+    setWeight(layer, 'key_router_bias', BIAS_K);
+    setWeight(layer, 'value_router', ROUTER_V.flat());
+    setWeight(layer, 'value_router_bias', BIAS_V);
+    return layer;
+  }
+
+  test('no sample when a call has at most balanceTokens tokens; with one token, the balance term is one token\'s, the peak every token\'s', () => {
+    const x = tf.tensor3d([TOKENS]);
+    const all = handLosses(TOKENS, ROUTER_K, BIAS_K);
+    const allV = handLosses(TOKENS, ROUTER_V, BIAS_V);
+    const full = 0.3 * (all.peak + allV.peak) + 0.7 * (all.balance + allV.balance);
+    expect(auxOf(sampledLayer(5), [x])).toBeCloseTo(full, 5);
+    expect(auxOf(sampledLayer(0), [x])).toBeCloseTo(full, 5);
+    // One sampled token per side: the balance term is KL(softmax(z_i) || uniform) of some token i (per side).
+    const single = (router: number[][], bias: number[]) => TOKENS.map((t) => handLosses([t], router, bias).balance);
+    const [bk, bv] = [single(ROUTER_K, BIAS_K), single(ROUTER_V, BIAS_V)];
+    const candidates = bk.flatMap((k) => bv.map((v) => 0.3 * (all.peak + allV.peak) + 0.7 * (k + v)));
+    const layer = sampledLayer(1);
+    for (let call = 0; call < 4; call++) {
+      const got = auxOf(layer, [x]);
+      expect(Math.min(...candidates.map((c) => Math.abs(c - got)))).toBeLessThan(1e-5);
+    }
+    x.dispose();
+  });
+
+  test('balanceTokens is validated and survives getConfig', () => {
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, balanceTokens: -1 })).toThrow(/balanceTokens.*integer >= 0.*-1/);
+    expect(() => new GlobalKVPool({ units: 2, balanceTokens: 1.5 })).toThrow(/balanceTokens.*integer >= 0.*1.5/);
+    expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().balanceTokens).toBe(2048);
+    expect(new GlobalKVPool({ units: 2, balanceTokens: 7 }).getConfig().balanceTokens).toBe(7);
+  });
+});
