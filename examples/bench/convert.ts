@@ -12,6 +12,7 @@ import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
 import { requireModelDir } from '../cli/nextItemCommands';
+import { integerAtLeast, positiveNumber } from '../cli/flags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -240,18 +241,11 @@ export function parseBenchConvertArgs(argv: string[]): {
   const v = values as Record<string, string | undefined>;
   if (v.data == null) throw new Error('--data PATH is required');
   if (!existsSync(v.data)) throw new Error(`--data: file not found: ${v.data}`);
-  const int = (flag: string, min = 1): number | undefined => {
-    if (v[flag] == null) return undefined;
-    const n = Number(v[flag]);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} must be an integer >= ${min}, received '${v[flag]}'`);
-    return n;
-  };
+  const int = (flag: string, min = 1): number | undefined => integerAtLeast(`--${flag}`, v[flag], min);
   const fraction = v['fine-tune-fraction'] == null ? undefined : Number(v['fine-tune-fraction']);
   if (fraction != null && !(fraction > 0 && fraction <= 1)) throw new Error(`--fine-tune-fraction must be in (0, 1], received '${v['fine-tune-fraction']}'`);
-  const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
-  if (minutes != null && !(minutes > 0)) throw new Error(`--max-minutes must be a positive number, received '${v['max-minutes']}'`);
-  const lr = v.lr == null ? undefined : Number(v.lr);
-  if (lr != null && !(lr > 0 && Number.isFinite(lr))) throw new Error(`--lr must be a positive number, received '${v.lr}'`);
+  const minutes = positiveNumber('--max-minutes', v['max-minutes']);
+  const lr = positiveNumber('--lr', v.lr);
   const backend = v.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   const format = v.format as InteractionFormat | undefined;

@@ -20,6 +20,7 @@ import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
 import { evaluateCtr, fitCtr } from '../zoo/ctr/training';
+import { integerAtLeast, oneOf, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -233,11 +234,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v.share != null) collective.share = oneOf('--share', v.share, ['k', 'v', 'kv'] as const);
   if (v['user-dim'] != null) collective.userDim = int('user-dim');
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
-  if (v['balance-tokens'] != null) {
-    const n = Number(v['balance-tokens']);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--balance-tokens must be an integer >= 0, received '${v['balance-tokens']}'`);
-    collective.balanceTokens = n;
-  }
+  if (v['balance-tokens'] != null) collective.balanceTokens = integerAtLeast('--balance-tokens', v['balance-tokens'], 0);
   const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
   if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
   return {
@@ -250,21 +247,5 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   };
 }
 
-function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new Error(`${flag} must be one of ${allowed.join(', ')}, received '${value}'`);
-  return value as T;
-}
 
-function positiveNumber(flag: string, value: string | undefined): number | undefined {
-  if (value == null) return undefined;
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${flag} must be a positive number, received '${value}'`);
-  return n;
-}
 
-function positiveInt(flag: string, value: string | undefined): number | undefined {
-  if (value == null) return undefined;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, received '${value}'`);
-  return n;
-}

@@ -10,6 +10,7 @@ import { KVAnalysis, analyzeKV, formatKVAnalysis, padLeft, readSequences, seeded
 // Registers the zoo's custom layers so that its saved models load.
 import '../zoo/sasrec';
 import { loadModelFromDir } from './modelFiles';
+import { positiveInt } from './flags';
 
 export const ANALYZE_USAGE = `Usage: collectivekv analyze --model DIR --data PATH [options]
 
@@ -107,14 +108,8 @@ function parse(argv: string[]): AnalyzeArgs | null {
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   return {
     model: values.model, data: values.data, json: values.json, center: values.center ?? false, backend,
-    users: positiveInt('--users', values.users, 512), maxTokens: positiveInt('--max-tokens', values['max-tokens'], 20000),
-    seed: positiveInt('--seed', values.seed, 1),
+    users: positiveInt('--users', values.users) ?? 512, maxTokens: positiveInt('--max-tokens', values['max-tokens']) ?? 20000,
+    seed: positiveInt('--seed', values.seed) ?? 1,
   };
 }
 
-function positiveInt(flag: string, value: string | undefined, fallback: number): number {
-  if (value == null) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, received '${value}'`);
-  return n;
-}

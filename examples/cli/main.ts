@@ -8,7 +8,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
-import { NextItemArgs, UsageError, evalCommand, trainCommand } from './nextItemCommands';
+import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
+import { UsageError, positiveInt, positiveNumber, rate } from './flags';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -168,26 +169,8 @@ function parse(argv: string[]): ParsedArgs {
     demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false };
 }
 
-function positiveNumber(flag: string, value: string | undefined): number | undefined {
-  if (value == null) return undefined;
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${flag} must be a positive number, received '${value}'`);
-  return n;
-}
 
-function rate(flag: string, value: string | undefined): number | undefined {
-  if (value == null) return undefined;
-  const n = Number(value);
-  if (!(n >= 0 && n < 1)) throw new UsageError(`${flag} must be in [0, 1), received '${value}'`);
-  return n;
-}
 
-function positiveInt(flag: string, value: string | undefined): number | undefined {
-  if (value == null) return undefined;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, received '${value}'`);
-  return n;
-}
 
 async function dispatch(args: ParsedArgs): Promise<number> {
   const [command, sub, ...rest] = args.command;

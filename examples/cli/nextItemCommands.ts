@@ -10,8 +10,9 @@ import {
 import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem } from '../zoo/nextItemTraining';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 
-/** A bad command line (printed with a pointer to --help, exit code 2). */
-export class UsageError extends Error {}
+import { UsageError } from './flags';
+
+export { UsageError } from './flags';
 
 export interface NextItemArgs {
   model?: string;
