@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../../ops/gatherRows/index';
 import { routeTop1 } from '../../ops/routeTop1/index';
+import { routeWithLoss } from '../../ops/routerStep/index';
 import { scatterAddRows } from '../../ops/scatterAddRows/index';
 import { compareWithCpu, describeWebGPU, finiteDifferenceErrorAsync, leakAcrossRepeats, randomFloats, randomInts } from '../util/webgpu';
 
@@ -82,6 +83,24 @@ describeWebGPU('gradients through the kernels', () => {
       return tf.mean(tf.square(tf.sub(gatherRows(p, idx, g), tf.tensor(target, [tokens, WIDTH]))));
     };
     const diffs = await compareWithCpu(() => tf.grads(loss)([tf.tensor(router, [de, poolRows]), tf.tensor(pool, [poolRows, WIDTH])]));
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('routeWithLoss with balance rows (the sampled balance loss): value and gradients match cpu (fused kernel there)', async () => {
+    const [tokens, de, poolRows] = [40, 6, 33];
+    const x = randomFloats(tokens * de, 13);
+    const router = randomFloats(de * poolRows, 14);
+    const pool = randomFloats(poolRows * WIDTH, 15);
+    const rows = [1, 4, 9, 16, 25, 36, 39];
+    const mask = Array.from({ length: tokens }, (_, i) => (i % 5 === 3 ? 0 : 1));
+    const objective = (xx: tf.Tensor, r: tf.Tensor): tf.Scalar => {
+      const out = routeWithLoss(xx, r, null, tf.tensor(mask, [tokens]), { peakWeight: 0.2, balanceWeight: 1.3 }, tf.tensor1d(rows, 'int32'));
+      return tf.add(tf.sum(gatherRows(tf.tensor(pool, [poolRows, WIDTH]), out.index, out.gate)), tf.mul(out.loss!, 3)) as tf.Scalar;
+    };
+    const diffs = await compareWithCpu(() => {
+      const [xx, r] = [tf.tensor(x, [tokens, de]), tf.tensor(router, [de, poolRows])];
+      return [objective(xx, r), ...tf.grads(objective)([xx, r])];
+    });
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
 
