@@ -65,7 +65,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
         a.log(`WARNING: the time bound cut collectivekv after ${fit.steps} steps (${fit.epochs} epochs); the baseline had ` +
           `${mhaFit?.steps} steps (${mhaFit?.epochs} epochs). The comparison is NOT at equal budget.`);
       }
-      const test = testMetrics(m, split.test);
+      const test = testMetrics(m, split.test, a.filterHistory);
       const bytes = m.bytesPerToken();
       rows[attention] = { hr10: test.hr10, ndcg10: test.ndcg10, mrr10: test.mrr10, bytesPerToken: bytes,
         compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit) } as QualityRow;
@@ -80,7 +80,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const result = {
     model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems,
     options: modelOptions(a, split.numItems, 'collectivekv'), fit: fitOptions(a, ''), loss, maxMinutes: a.maxMinutes ?? 0,
-    mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
+    filterHistory: a.filterHistory ?? false, mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
     totalSeconds: (performance.now() - start) / 1000,
   };
   delete (result.fit as Partial<NextItemFitOptions>).output;

@@ -74,6 +74,8 @@ Options:
   --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
+  --filter-history   train, eval, bench quality: test metrics without each user's history items in the
+                     ranking (default: they stay in; the JSON says which)
   --train-batch N    bench ops: batch of the training-step measurement (default 128)
   --train-length N   bench ops: sequence length of the training-step measurement (default 200)
   --webgpu           bench ops: also run the kernels on WebGPU in Node (npm package webgpu) vs cpu;
@@ -139,6 +141,7 @@ function parse(argv: string[]): ParsedArgs {
       'train-length': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       webgpu: { type: 'boolean' },
+      'filter-history': { type: 'boolean' },
       ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
     },
   });
@@ -163,8 +166,9 @@ function parse(argv: string[]): ParsedArgs {
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
+    filterHistory: v['filter-history'] === true ? true : undefined,
   };
-  const nextItemFlags = NEXT_ITEM_FLAGS.filter((f) => v[f] != null).map((f) => `--${f}`);
+  const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
     demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false };
 }

@@ -38,6 +38,8 @@ export interface NextItemArgs {
   seed?: number;
   validateEvery?: number;
   validationUsers?: number;
+  /** Test metrics: drop each user's history items from the ranking (default false: they stay in). */
+  filterHistory?: boolean;
   log: (line: string) => void;
   /** Progress display (stderr by default). */
   progress?: ProgressSink;
@@ -48,6 +50,8 @@ export interface TestMetrics {
   ndcg10: number;
   mrr10: number;
   users: number;
+  /** Whether each user's history items were removed from the ranking (reported with the figures). */
+  filterHistory: boolean;
 }
 
 // ---------------------------------------------------------------- shared pieces
@@ -103,9 +107,14 @@ export function fitOptions(a: NextItemArgs, label: string): NextItemFitOptions {
   };
 }
 
-export function testMetrics(m: ZooModel, cases: readonly NextItemCase[]): TestMetrics {
-  const r = evaluateNextItem(m, cases, { ks: [10] });
-  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count };
+export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory = false): TestMetrics {
+  const r = evaluateNextItem(m, cases, { ks: [10], filterHistory });
+  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory };
+}
+
+/** ' (history filtered)' when it was, for the printed result lines. */
+export function filterNote(test: TestMetrics): string {
+  return test.filterHistory ? ' (history items filtered from the ranking)' : '';
 }
 
 export function writeJson(path: string | undefined, value: unknown, log: (line: string) => void): void {
@@ -132,12 +141,12 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
     + (before != null ? `, continuing ${a.modelDir} (${before.epochs} epochs, ${before.steps} steps so far; the optimizer starts afresh)` : ''));
   try {
     const fit = fitNextItem(m, split, { ...fitOptions(a, `${name}/${attention}`), timeBudgetSeconds: (a.maxMinutes ?? 0) * 60 });
-    const test = testMetrics(m, split.test);
+    const test = testMetrics(m, split.test, a.filterHistory);
     const training = { epochs: (before?.epochs ?? 0) + fit.epochs, steps: (before?.steps ?? 0) + (fit.steps ?? 0),
       trainSeconds: (before?.trainSeconds ?? 0) + fit.trainSeconds };
     const summary = { model: name, attention, data: a.data, format: a.format, test, bytesPerToken: m.bytesPerToken(), ...fitSummary(fit),
       ...(before != null ? { continuedFrom: a.modelDir, total: training } : {}) };
-    a.log(`${name} (${attention}): test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)}; ` +
+    a.log(`${name} (${attention}): test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)}${filterNote(test)}; ` +
       `${fit.epochs} epochs (best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s; ${summary.bytesPerToken} cache bytes/token`
       + (before != null ? `; ${training.epochs} epochs, ${training.steps} steps, ${training.trainSeconds.toFixed(0)} s in all` : ''));
     if (a.out != null) {
@@ -190,9 +199,9 @@ export async function evalCommand(a: NextItemArgs): Promise<number> {
     if ((m.options.numItems ?? 0) < split.numItems) {
       throw new UsageError(`--data ${a.data}: ${split.numItems} items, but the model in ${dir} was trained for ${m.options.numItems}`);
     }
-    const test = testMetrics(m, split.test);
+    const test = testMetrics(m, split.test, a.filterHistory);
     const out = { model: m.name, attention: m.options.attention ?? 'mha', modelDir: dir, data: a.data, format: a.format, test, bytesPerToken: m.bytesPerToken() };
-    a.log(`${m.name} (${out.attention}) from ${dir}: test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)} over ${test.users} users`);
+    a.log(`${m.name} (${out.attention}) from ${dir}: test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)} over ${test.users} users${filterNote(test)}`);
     writeJson(a.json, out, a.log);
     return 0;
   } finally {

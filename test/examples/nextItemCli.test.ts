@@ -57,6 +57,17 @@ describe('collectivekv train / eval', () => {
     expect(e.test.ndcg10).toBeCloseTo(trained.test.ndcg10, 6);
     expect(e.test.hr10).toBeCloseTo(trained.test.hr10, 6);
     expect(evaluated.out).toMatch(new RegExp(`${model} \\(collectivekv\\) from .*NDCG@10`));
+    expect(e.test.filterHistory).toBe(false);
+
+    // --filter-history: history items leave the ranking, so no target ranks lower; the JSON and the line say so.
+    const filteredJson = join(dir, `${model}-eval-filtered.json`);
+    const filtered = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--filter-history', '--json', filteredJson]);
+    expect(filtered.code).toBe(0);
+    const f = JSON.parse(readFileSync(filteredJson, 'utf8'));
+    expect(f.test.filterHistory).toBe(true);
+    expect(f.test.hr10).toBeGreaterThanOrEqual(e.test.hr10);
+    expect(f.test.ndcg10).toBeGreaterThanOrEqual(e.test.ndcg10 - 1e-9);
+    expect(filtered.out).toMatch(/history items filtered from the ranking/);
   });
 
   it('bench quality writes mha and collectivekv results with the documented keys', async () => {
