@@ -57,7 +57,7 @@ function leftAligned(base: NextItemTrainable<SequenceBatch>, recommender: Sasrec
     ...base,
     maxLength: recommender.maxLength,
     *batches(train, batchSize, seed, epoch) {
-      for (const batch of base.batches(train, batchSize, seed, epoch)) yield shiftLeft(batch);
+      for (const batch of base.batches(train, batchSize, seed, epoch)) yield shiftLeft(batch, recommender.maxLength);
     },
     scoreNext: (ids) => {
       const histories = unpad(ids.arraySync() as number[][]);
@@ -67,18 +67,22 @@ function leftAligned(base: NextItemTrainable<SequenceBatch>, recommender: Sasrec
   };
 }
 
-/** Left-padded rows -> the same items from slot 0 on, padding after (inputs and targets alike). */
-function shiftLeft(batch: SequenceBatch): SequenceBatch {
-  const { batchSize: b, maxLength: L } = batch;
-  const inputs = new Int32Array(b * L);
-  const targets = new Int32Array(b * L);
+/**
+ * Left-padded rows (of a length-bucketed batch: width w <= window) -> the same items from slot 0
+ * on, padding after, at the full window width: the model's positions then start at slot 0, as the
+ * recommender's cache expects (inputs and targets alike).
+ */
+function shiftLeft(batch: SequenceBatch, window: number): SequenceBatch {
+  const { batchSize: b, maxLength: w } = batch;
+  const inputs = new Int32Array(b * window);
+  const targets = new Int32Array(b * window);
   for (let row = 0; row < b; row++) {
-    let start = row * L;
-    while (start < (row + 1) * L && batch.inputs[start] === 0) start++;
-    inputs.set(batch.inputs.subarray(start, (row + 1) * L), row * L);
-    targets.set(batch.targets.subarray(start, (row + 1) * L), row * L);
+    let start = row * w;
+    while (start < (row + 1) * w && batch.inputs[start] === 0) start++;
+    inputs.set(batch.inputs.subarray(start, (row + 1) * w), row * window);
+    targets.set(batch.targets.subarray(start, (row + 1) * w), row * window);
   }
-  return { ...batch, inputs, targets };
+  return { ...batch, inputs, targets, maxLength: window };
 }
 
 function unpad(rows: number[][]): number[][] {

@@ -6,7 +6,7 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, batchRows, dim, padLeft, seededRandom } from 'collectivekv';
+import { SequenceBatch, batchRows, dim, padLeft, positionWeights, seededRandom } from 'collectivekv';
 import {
   AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, makeAttention, resolveSasrecOptions,
   ResolvedSasrecOptions,
@@ -161,14 +161,17 @@ export function* clozeBatches(m: Bert4rec, train: readonly (readonly number[])[]
   const rand = seededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
   const users = train.map((_, i) => i).filter((i) => train[i].length > 0);
   const lengths = users.map((u) => Math.min(train[u].length, L));
-  for (const rows of batchRows(lengths, batchSize, seed, epoch, LENGTH_BUCKETS)) {
+  const groups = batchRows(lengths, batchSize, seed, epoch, LENGTH_BUCKETS);
+  const weights = positionWeights(groups, lengths);
+  for (const [b, rows] of groups.entries()) {
     // The window is the longest row's: only left padding goes, so every item keeps its slot from the end.
     const width = Math.max(...rows.map((r) => lengths[r]));
     const inputs = new Int32Array(rows.length * width);
     const targets = new Int32Array(rows.length * width);
     rows.forEach((r, i) => maskRow(m, padLeft(train[users[r]], width), inputs.subarray(i * width, (i + 1) * width),
       targets.subarray(i * width, (i + 1) * width), rand));
-    yield { inputs, targets, batchSize: rows.length, maxLength: width };
+    // Masked slots grow with the row lengths: weighting by length keeps each slot's weight in an epoch even.
+    yield { inputs, targets, batchSize: rows.length, maxLength: width, lossWeight: weights[b] };
   }
 }
 

@@ -41,8 +41,9 @@ export function sasrecHost(sasrec: Sasrec): StepHost {
 }
 
 /**
- * One optimizer step of any StepHost: the loss at every position whose target is not 0, plus the
- * layers' auxiliary losses (CollectiveKV's routing losses), so they join the objective.
+ * One optimizer step of any StepHost: the loss at every position whose target is not 0 (times the
+ * batch's lossWeight), plus the layers' auxiliary losses (CollectiveKV's routing losses), so they
+ * join the objective.
  */
 export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
@@ -53,7 +54,8 @@ export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: Sequenc
   let aux: tf.Scalar | null = null;
   const total = optimizer.minimize(() => {
     const hidden = host.hidden(inputs, true);
-    const main = valid != null ? softmaxLoss(host, hidden, valid) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const mean = valid != null ? softmaxLoss(host, hidden, valid) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const main = batch.lossWeight == null || batch.lossWeight === 1 ? mean : tf.mul(mean, batch.lossWeight);
     const auxiliary = sumLosses(host.model.calculateLosses());
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;

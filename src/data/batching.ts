@@ -42,6 +42,12 @@ export interface SequenceBatch {
   targets: Int32Array;
   batchSize: number;
   maxLength: number;
+  /**
+   * Multiplies the batch's mean loss (absent = 1). Length buckets make batches unequal in
+   * positions (a batch of short histories has few); weighting each batch by its positions over the
+   * epoch's average keeps every position's weight in an epoch what it is with mixed batches.
+   */
+  lossWeight?: number;
 }
 
 export interface TrainingBatchOptions {
@@ -63,8 +69,23 @@ export interface TrainingBatchOptions {
  */
 export function* trainingBatches(examples: readonly TrainingExample[], batchSize: number, seed: number, epoch = 0,
   options: TrainingBatchOptions = {}): Generator<SequenceBatch> {
-  const lengths = examples.map((e) => e.length ?? e.input.length);
-  for (const rows of batchRows(lengths, batchSize, seed, epoch, options)) yield gatherRows(examples, rows, options.bucketByLength === true);
+  const lengths = examples.map((e) => Math.min(e.length ?? e.input.length, e.input.length));
+  const groups = batchRows(lengths, batchSize, seed, epoch, options);
+  const weights = options.bucketByLength ? positionWeights(groups, lengths) : null;
+  for (let b = 0; b < groups.length; b++) {
+    const batch = gatherRows(examples, groups[b], options.bucketByLength === true);
+    yield weights == null ? batch : { ...batch, lossWeight: weights[b] };
+  }
+}
+
+/**
+ * Each batch's positions (the sum of its rows' lengths) over the average batch's: the lossWeight
+ * that gives every position the same weight in an epoch of unequal batches.
+ */
+export function positionWeights(groups: readonly (readonly number[])[], lengths: readonly number[]): number[] {
+  const positions = groups.map((rows) => rows.reduce((n, r) => n + lengths[r], 0));
+  const mean = positions.reduce((a, b) => a + b, 0) / Math.max(groups.length, 1);
+  return positions.map((p) => (mean > 0 ? p / mean : 1));
 }
 
 /**

@@ -76,6 +76,12 @@ describe('padding and batches', () => {
     expect(seen).toHaveLength(ex.length);
     // One pool of 200 sorted rows: batches hold near-equal lengths, so far fewer cells than the padded 200 x 10.
     expect(cells).toBeLessThan(ex.reduce((n, e) => n + e.length!, 0) + 25 * 8);
+    // Loss weights: each batch's positions over the average batch's (mean 1), so positions weigh the same.
+    const positions = batches.map((b) => b.targets.filter((t) => t !== 0).length);
+    const mean = positions.reduce((a, b) => a + b, 0) / batches.length;
+    batches.forEach((b, i) => expect(b.lossWeight).toBeCloseTo(positions[i] / mean, 10));
+    expect(new Set(positions).size).toBeGreaterThan(1);
+    expect([...trainingBatches(ex, 8, 3, 0)].every((b) => b.lossWeight === undefined)).toBe(true);
     expect(() => [...trainingBatches(ex, 8, 3, 0, { bucketByLength: true, bucketPoolBatches: 0 })]).toThrow(/bucketPoolBatches must be a positive integer, received 0/);
   });
 

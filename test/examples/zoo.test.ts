@@ -82,6 +82,22 @@ describe.each(ZOO_MODELS.flatMap((name) => (['mha', 'collectivekv'] as const).ma
     });
   });
 
+describe('batch loss weights', () => {
+  it('a batch\'s lossWeight multiplies its main loss', () => {
+    const step = (lossWeight?: number) => {
+      const m = buildZooModel('sasrec', { ...tiny, attention: 'mha' });
+      const batch = m.batches(split.train, 48, 1, 0)[Symbol.iterator]().next().value!;
+      const optimizer = tf.train.adam(0.01);
+      const r = m.step(optimizer, { ...batch, lossWeight }, 1);
+      optimizer.dispose();
+      m.dispose();
+      return r.loss;
+    };
+    expect(step(2.5) / step(1)).toBeCloseTo(2.5, 5);
+    expect(step(undefined)).toBeCloseTo(step(1), 6);
+  });
+});
+
 describe('BERT4Rec cloze batches', () => {
   it('mask only item slots, keep the originals as targets, and repeat with the seed', () => {
     const m = buildBert4rec({ ...tiny, maskProbability: 0.3 });
