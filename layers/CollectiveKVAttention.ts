@@ -41,6 +41,11 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
   userActivation?: string;
+  /**
+   * Seeds the pools' normal(0, 1) init (the key pool with poolSeed, the value pool with
+   * poolSeed + 1), so two builds start from the same pools. Default: unseeded.
+   */
+  poolSeed?: number;
 }
 
 type Side = 'key' | 'value';
@@ -77,6 +82,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly balanceWeight: number;
   readonly balanceTokens: number;
   readonly userActivation: string;
+  readonly poolSeed: number | null;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
@@ -93,6 +99,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
     this.samplers = { key: new BalanceSampler(this.balanceTokens, `${this.name}/key`), value: new BalanceSampler(this.balanceTokens, `${this.name}/value`) };
     this.userActivation = args.userActivation ?? 'swish';
+    this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
@@ -145,7 +152,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     }
     return {
       kind: 'pooled',
-      pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32', standardNormal()),
+      pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
+        this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
       router: this.addKernel(`${side}_router`, [sourceDim, this.poolSize]),
       routerBias: this.addBias(`${side}_router_bias`, this.poolSize),
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
@@ -241,6 +249,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       balanceWeight: this.balanceWeight,
       balanceTokens: this.balanceTokens,
       userActivation: this.userActivation,
+      ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
     };
   }
 }

@@ -27,7 +27,7 @@ export interface SasrecOptions {
   dropout?: number;
   attention?: 'mha' | 'collectivekv';
   collective?: CollectiveOptions;
-  /** Seeds the weight initializers, so two builds with one seed start from the same weights (except the pool). */
+  /** Seeds the weight initializers (CollectiveKV pools included), so two builds with one seed start from the same weights. */
   seed?: number;
 }
 
@@ -322,7 +322,10 @@ export function makeAttention(o: ResolvedSasrecOptions, block: number, kernelIni
   kind: BlockAttention = { causal: true }): AttentionLayer {
   const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, ...kind, kernelInitializer };
   if (o.attention === 'mha') return new MultiHeadAttention({ ...common, name: `block${block}_attention` });
-  return new CollectiveKVAttention({ ...common, ...o.collective, name: `block${block}_attention` });
+  // Seeded pools (when the model is seeded) so that a run repeats; derived, not drawn from the
+  // model's seed stream, so mha models keep their weights.
+  const poolSeed = o.seed == null ? undefined : (o.seed * 7919 + block * 104729) % 2147483647;
+  return new CollectiveKVAttention({ ...common, ...o.collective, poolSeed, name: `block${block}_attention` });
 }
 
 // ---------------------------------------------------------------- forward passes

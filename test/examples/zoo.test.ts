@@ -74,6 +74,22 @@ describe.each(ZOO_MODELS.flatMap((name) => (['mha', 'collectivekv'] as const).ma
       });
     }
 
+    it('two builds with one seed take identical training steps (reproducible runs)', () => {
+      const run = () => {
+        const m = buildZooModel(name, { ...tiny, attention });
+        const optimizer = tf.train.adam(0.02);
+        const batches = [...m.batches(split.train, 16, 3, 0)].slice(0, 3);
+        const losses = batches.map((b) => m.step(optimizer, b, 1).loss);
+        const weights = m.model.getWeights().map((w) => Array.from(w.dataSync()));
+        optimizer.dispose();
+        m.dispose();
+        return { losses, weights };
+      };
+      const [a, b] = [run(), run()];
+      expect(b.losses).toEqual(a.losses);
+      expect(b.weights).toEqual(a.weights);
+    });
+
     it('reports bytes per cached token (collectivekv at most 1/20 of full KV at d=64)', () => {
       const m = buildZooModel(name, { ...tiny, hiddenDim: 64, attention, collective: { poolSize: 1024, userDim: 1 } });
       // 2 blocks; full: K and V of 64 floats; collective: uint16 index + 1 float per side.

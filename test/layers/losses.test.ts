@@ -181,10 +181,23 @@ describeEachBackend('balance loss on a sample of the tokens (balanceTokens)', ()
     x.dispose();
   });
 
-  test('balanceTokens is validated and survives getConfig', () => {
+  test('balanceTokens and poolSeed are validated and survive getConfig', () => {
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, balanceTokens: -1 })).toThrow(/balanceTokens.*integer >= 0.*-1/);
     expect(() => new GlobalKVPool({ units: 2, balanceTokens: 1.5 })).toThrow(/balanceTokens.*integer >= 0.*1.5/);
     expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().balanceTokens).toBe(2048);
     expect(new GlobalKVPool({ units: 2, balanceTokens: 7 }).getConfig().balanceTokens).toBe(7);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSeed: -2 })).toThrow(/poolSeed.*integer >= 0.*-2/);
+    expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSeed: 5 }).getConfig().poolSeed).toBe(5);
+    // Seeded pools: equal across builds, different between the key and the value pool.
+    const pools = () => {
+      const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 4, poolSize: 6, poolSeed: 5 });
+      tf.tidy(() => { layer.apply(tf.zeros([1, 2, 3])); });
+      const [k, v] = ['key_pool', 'value_pool'].map((n) => Array.from(layer.weights.find((w) => w.name.endsWith(n))!.read().dataSync()));
+      layer.dispose();
+      return { k, v };
+    };
+    const [a, b] = [pools(), pools()];
+    expect(b.k).toEqual(a.k);
+    expect(a.v).not.toEqual(a.k);
   });
 });

@@ -229,7 +229,8 @@ export function makeAttention(o: ResolvedCtrModelOptions, collective: boolean, n
     numHeads: o.numHeads, keyDim: o.attentionWidth / o.numHeads, name, ...extra,
     kernelInitializer: tfl.initializers.glorotUniform({ seed }),
   };
-  return collective ? new CollectiveKVAttention({ ...common, ...o.collective }) : new MultiHeadAttention(common);
+  // poolSeed: the pools start from the same values in every run of one seed (reproducible runs).
+  return collective ? new CollectiveKVAttention({ ...common, ...o.collective, poolSeed: seed + 1 }) : new MultiHeadAttention(common);
 }
 
 /**
