@@ -4,7 +4,10 @@
 //   - a `collectivekv bench ops --json` file (detected by bytesPerToken.d256 and embeddingGradient),
 //   - a `collectivekv bench quality --json` file (model, options, mha and collectivekv rows),
 //   - a `collectivekv bench convert --json` file (rows and convertedRatio),
-//   - a `collectivekv train --json` file (model, attention, test metrics, epochs).
+//   - a `collectivekv train --json` file (model, attention, test metrics, epochs),
+//   - a `collectivekv eval --json` file (model, attention, modelDir, test metrics),
+//   - a `collectivekv bench ctr --json` file (mha and collectivekv AUC rows and a comparison).
+// An mha train (or eval) file followed by the collectivekv one of the same model and data makes one row.
 // Rows follow the order of the files. Idempotent: the same JSON gives the same README (nothing
 // depends on the clock or the file system).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,7 +37,18 @@ export function isTrainRun(json) {
   return json != null && typeof json === 'object' && json.test?.ndcg10 != null && json.attention != null && json.model != null;
 }
 
+/** An `eval` JSON: a saved model's test metrics (no training record). */
+export function isEvalRun(json) {
+  return isTrainRun(json) && json.modelDir != null && json.epochs == null;
+}
+
+export function isBenchCtr(json) {
+  return json != null && typeof json === 'object' && json.mha?.auc != null && json.collectivekv?.auc != null && json.comparison != null;
+}
+
 const baseName = (path) => String(path ?? '').split('/').pop();
+/** How the test ranking treated history items, when a run says it filtered them. */
+const filtered = (t) => (t.test?.filterHistory ? ', history items filtered from the ranking' : '');
 
 /** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
 export function qualityRows(q) {
@@ -56,15 +70,30 @@ export function convertRows(c, label) {
 /** Two `train` files of one model and data set, mha and collectivekv: one comparison row. */
 export function trainPairRow(mha, ckv) {
   const run = (t) => `${t.attention} ${t.total?.epochs ?? t.epochs} epochs / ${t.total?.steps ?? t.steps} steps in ${fmt((t.total?.trainSeconds ?? t.trainSeconds) / 60)} min`;
-  return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (train runs: ${run(mha)}; ${run(ckv)})`,
+  const what = isEvalRun(mha) ? `saved models ${baseName(mha.modelDir)}, ${baseName(ckv.modelDir)}` : `train runs: ${run(mha)}; ${run(ckv)}`;
+  return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (${what}${filtered(mha)})`,
     `${f4(ckv.test.ndcg10)} (${ckv.bytesPerToken} B/token)`, `${f4(mha.test.ndcg10)} (${mha.bytesPerToken} B/token, full KV)`,
     `${pct(ckv.test.ndcg10 / mha.test.ndcg10, 1)} of NDCG@10, ${fmt(mha.bytesPerToken / ckv.bytesPerToken)}x smaller cache`];
 }
 
-/** One row per `train` file. */
+/** One row per `train` (or `eval`) file. */
 export function trainRows(t) {
-  return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${t.epochs} epochs in ${fmt(t.trainSeconds / 60)} min`, f4(t.test.ndcg10),
+  const what = isEvalRun(t) ? `saved model ${baseName(t.modelDir)}` : `${t.epochs} epochs in ${fmt(t.trainSeconds / 60)} min`;
+  return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${what}${filtered(t)}`, f4(t.test.ndcg10),
     `HR@10 ${f4(t.test.hr10)}`, '']];
+}
+
+/** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
+export function ctrRows(c) {
+  const s = c.settings ?? {};
+  const setting = `${c.model} on ${baseName(c.data)}, ${c.users ?? '?'} users, ${c.mha.epochs} epoch(s), pool ${s.collective?.poolSize ?? '?'}, width ${s.attentionWidth ?? '?'}`
+    + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`;
+  return [
+    [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
+      `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`],
+    [`CTR training throughput, ${setting}`, `${fmt(c.collectivekv.samplesPerSecond, 0)} samples/s`, `${fmt(c.mha.samplesPerSecond, 0)} samples/s`,
+      `${fmt(c.comparison.throughputRatio, 2)}x`],
+  ];
 }
 
 /** Rows of the bench-ops table (the original format of this script). */
@@ -132,7 +161,8 @@ export function rowsOf(json, jsonPath) {
   if (isBenchQuality(json)) return { rows: qualityRows(json), when: '' };
   if (isBenchConvert(json)) return { rows: convertRows(json, baseName(jsonPath)), when: '' };
   if (isTrainRun(json)) return { rows: trainRows(json), when: '' };
-  throw new Error(`${jsonPath}: neither a bench-all report.json nor a bench ops, bench quality, bench convert or train JSON`);
+  if (isBenchCtr(json)) return { rows: ctrRows(json), when: '' };
+  throw new Error(`${jsonPath}: neither a bench-all report.json nor a bench ops, bench quality, bench convert, bench ctr, train or eval JSON`);
 }
 
 /** The whole marked block for `inputs` ([{ json, path }], or one json and its path). */
@@ -144,8 +174,8 @@ export function resultsBlock(inputs, jsonPath) {
     const { json, path } = list[i];
     const next = list[i + 1]?.json;
     // An mha train run followed by the collectivekv run of the same model and data: one row.
-    if (isTrainRun(json) && isTrainRun(next) && json.attention === 'mha' && next.attention === 'collectivekv' && json.model === next.model
-      && baseName(json.data) === baseName(next.data)) {
+    if (isTrainRun(json) && isTrainRun(next) && isEvalRun(json) === isEvalRun(next) && json.attention === 'mha' && next.attention === 'collectivekv'
+      && json.model === next.model && baseName(json.data) === baseName(next.data) && Boolean(json.test.filterHistory) === Boolean(next.test.filterHistory)) {
       rows.push(trainPairRow(json, next));
       i++;
       continue;
@@ -172,7 +202,7 @@ function main(argv) {
   const readmePath = argv.length > 1 && argv[argv.length - 1].endsWith('.md') ? argv[argv.length - 1] : 'README.md';
   const jsonPaths = argv.filter((a, i) => !(i === argv.length - 1 && a === readmePath && a.endsWith('.md')));
   if (jsonPaths.length === 0) {
-    console.error('usage: node scripts/readme-results.mjs JSON [JSON ...] [README.md]  (bench all report.json, bench ops/quality/convert or train JSON)');
+    console.error('usage: node scripts/readme-results.mjs JSON [JSON ...] [README.md]  (bench all report.json, bench ops/quality/convert/ctr, train or eval JSON)');
     return 2;
   }
   try {
