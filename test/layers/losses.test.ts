@@ -27,8 +27,8 @@ function handLosses(tokens: number[][], router: number[][], bias: number[]): { p
   return { peak, balance };
 }
 
-function makeLayer(peakWeight: number, balanceWeight: number): CollectiveKVAttention {
-  const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight, balanceWeight });
+function makeLayer(peakWeight: number, balanceWeight: number, balanceTokens?: number): CollectiveKVAttention {
+  const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight, balanceWeight, balanceTokens });
   const x = tf.zeros([1, 1, 2]);
   layer.apply(x);
   x.dispose();
@@ -150,17 +150,7 @@ describeEachBackend('layers auxiliary losses', () => {
 describeEachBackend('balance loss on a sample of the tokens (balanceTokens)', () => {
   const TOKENS = [[0.5, -1.0], [2.0, 0.3], [-0.7, 0.9], [1.1, 1.4], [0.2, -0.4]];
 
-  function sampledLayer(balanceTokens: number): CollectiveKVAttention {
-    const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight: 0.3, balanceWeight: 0.7, balanceTokens });
-    const x = tf.zeros([1, 1, 2]);
-    layer.apply(x);
-    x.dispose();
-    setWeight(layer, 'key_router', ROUTER_K.flat());
-    setWeight(layer, 'key_router_bias', BIAS_K);
-    setWeight(layer, 'value_router', ROUTER_V.flat());
-    setWeight(layer, 'value_router_bias', BIAS_V);
-    return layer;
-  }
+  const sampledLayer = (balanceTokens: number) => makeLayer(0.3, 0.7, balanceTokens);
 
   test('no sample when a call has at most balanceTokens tokens; with one token, the balance term is one token\'s, the peak every token\'s', () => {
     const x = tf.tensor3d([TOKENS]);
