@@ -34,6 +34,7 @@ export interface QualityRow {
 export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
+  if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);

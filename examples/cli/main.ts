@@ -66,6 +66,8 @@ Options:
   --out DIR          train: save the model there (tfjs model.json + weights.bin + options.json)
   --model-dir DIR    eval, train: the directory written by train --out (train continues it)
   --max-minutes N    train, bench quality: bound on the whole run's time
+  --max-steps N      train: stop after N optimizer steps (e.g. another run's step count: a budget the
+                     machine's load does not change)
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
@@ -124,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
-  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users'] as const;
+  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -167,6 +169,7 @@ function parse(argv: string[]): ParsedArgs {
     userDim: positiveInt('--user-dim', str('user-dim')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
+    maxSteps: positiveInt('--max-steps', str('max-steps')),
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,

@@ -40,6 +40,8 @@ export interface NextItemArgs {
   validationUsers?: number;
   /** Test metrics: drop each user's history items from the ranking (default false: they stay in). */
   filterHistory?: boolean;
+  /** train: stop after this many optimizer steps (a step budget that does not depend on the machine's load). */
+  maxSteps?: number;
   log: (line: string) => void;
   /** Progress display (stderr by default). */
   progress?: ProgressSink;
@@ -140,7 +142,8 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
   a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; training ${name} (${attention}) on ${tf.getBackend()}`
     + (before != null ? `, continuing ${a.modelDir} (${before.epochs} epochs, ${before.steps} steps so far; the optimizer starts afresh)` : ''));
   try {
-    const fit = fitNextItem(m, split, { ...fitOptions(a, `${name}/${attention}`), timeBudgetSeconds: (a.maxMinutes ?? 0) * 60 });
+    const fit = fitNextItem(m, split, { ...fitOptions(a, `${name}/${attention}`), timeBudgetSeconds: (a.maxMinutes ?? 0) * 60,
+      maxSteps: a.maxSteps ?? 0 });
     const test = testMetrics(m, split.test, a.filterHistory);
     const training = { epochs: (before?.epochs ?? 0) + fit.epochs, steps: (before?.steps ?? 0) + (fit.steps ?? 0),
       trainSeconds: (before?.trainSeconds ?? 0) + fit.trainSeconds };
@@ -191,6 +194,7 @@ export function fitSummary(fit: FitResult) {
 export async function evalCommand(a: NextItemArgs): Promise<number> {
   const dir = a.modelDir ?? a.out;
   if (dir == null) throw new UsageError('eval needs --model-dir DIR (a directory written by `collectivekv train --out DIR`)');
+  if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only');
   requireModelDir(dir);
   const split = await loadSplit(a.data, a.format);
   const m = await loadZooModel(dir);

@@ -70,6 +70,19 @@ describe('collectivekv train / eval', () => {
     expect(filtered.out).toMatch(/history items filtered from the ranking/);
   });
 
+  it('train --max-steps stops after that many steps; eval and bench quality refuse it', async () => {
+    const json = join(dir, 'steps.json');
+    const r = await run(['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--max-steps', '3', '--json', json, ...small]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(json, 'utf8'))).toMatchObject({ steps: 3, stoppedBy: 'maxSteps' });
+    const e = await run(['eval', '--model-dir', dir, '--data', pairs, '--format', 'pairs', '--max-steps', '3']);
+    expect(e.code).toBe(2);
+    expect(e.err).toMatch(/--max-steps applies to train only/);
+    const q = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--max-steps', '3']);
+    expect(q.code).toBe(2);
+    expect(q.err).toMatch(/--max-steps applies to train only/);
+  });
+
   it('bench quality writes mha and collectivekv results with the documented keys', async () => {
     const json = join(dir, 'quality.json');
     const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--max-minutes', '5', ...small]);
