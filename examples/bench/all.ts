@@ -248,7 +248,9 @@ function planParts(args: BenchAllArgs, sizes: Sizes, datasets: Dataset[], report
   const results = report.results;
   const parts: Part[] = [
     { name: 'ops', kind: 'ops', dataset: null, weight: 1, run: async (_b, log) => {
-      results.ops = await benchOps(args.quick ? quickOps(log) : { log, backend: args.backend });
+      // tfjs's own embedding gradient takes ~6 minutes of a 110-minute budget here; `bench ops` measures it.
+      if (!args.quick) log('embedding gradient: ours only (tfjs\'s default takes minutes; `collectivekv bench ops` compares them)');
+      results.ops = await benchOps(args.quick ? quickOps(log) : { log, backend: args.backend, embedding: { skipTfjs: true } });
       await tf.setBackend(args.backend);
     } },
     { name: 'serve', kind: 'serve', dataset: null, weight: 2, run: async (_b, log) => {
