@@ -81,7 +81,7 @@ export interface EpochRecord {
   seconds: number;
   steps: number;
   items: number;
-  /** True when the time bound cut this epoch short. */
+  /** True when the time or step bound cut this epoch short. */
   partial: boolean;
 }
 

@@ -75,7 +75,7 @@ export class ProgressReporter {
     this.clearBar();
     const extras = Object.entries(r.extras).map(([k, v]) => `, ${k} ${v.toFixed(4)}`).join('');
     const valid = r.validation == null ? '' : `, valid ${Object.entries(r.validation).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}${r.best ? ' *' : ''}`;
-    this.sink.write(`${this.prefix()}epoch ${r.epoch}${r.partial ? ' (cut by the time bound)' : ''}: loss ${r.loss.toFixed(4)}${extras}${valid}, ` +
+    this.sink.write(`${this.prefix()}epoch ${r.epoch}${r.partial ? ' (cut short by the time or step bound)' : ''}: loss ${r.loss.toFixed(4)}${extras}${valid}, ` +
       `${r.seconds.toFixed(0)} s${r.validation != null && !(metric in r.validation) ? ` (no ${metric})` : ''}\n`);
   }
 
