@@ -73,7 +73,7 @@ export function* trainingBatches(examples: readonly TrainingExample[], batchSize
   const groups = batchRows(lengths, batchSize, seed, epoch, options);
   const weights = options.bucketByLength ? positionWeights(groups, lengths) : null;
   for (let b = 0; b < groups.length; b++) {
-    const batch = gatherRows(examples, groups[b], options.bucketByLength === true);
+    const batch = copyRows(examples, groups[b], options.bucketByLength ? lengths : null);
     yield weights == null ? batch : { ...batch, lossWeight: weights[b] };
   }
 }
@@ -121,10 +121,10 @@ function lengthBuckets(lengths: readonly number[], order: readonly number[], bat
   return shuffleInPlace(out, rand);
 }
 
-/** Rows copied into one batch; trimmed to the longest row's real length when asked. */
-function gatherRows(examples: readonly TrainingExample[], rows: readonly number[], trim: boolean): SequenceBatch {
+/** Rows copied into one batch; cut to the longest row's real length when `lengths` are given. */
+function copyRows(examples: readonly TrainingExample[], rows: readonly number[], lengths: readonly number[] | null): SequenceBatch {
   const window = examples[rows[0]].input.length;
-  const width = trim ? Math.max(1, ...rows.map((r) => Math.min(examples[r].length ?? window, window))) : window;
+  const width = lengths == null ? window : Math.max(1, ...rows.map((r) => lengths[r]));
   const inputs = new Int32Array(rows.length * width);
   const targets = new Int32Array(rows.length * width);
   rows.forEach((r, i) => {
