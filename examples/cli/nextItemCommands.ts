@@ -114,7 +114,7 @@ export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterH
   return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory };
 }
 
-/** ' (history filtered)' when it was, for the printed result lines. */
+/** ' (history items filtered from the ranking)' when they were, for the printed result lines. */
 export function filterNote(test: TestMetrics): string {
   return test.filterHistory ? ' (history items filtered from the ranking)' : '';
 }
