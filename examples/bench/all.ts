@@ -7,25 +7,29 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { LeaveOneOutSplit, ProgressSink, analyzeKV, generateSynthetic, leaveOneOut, readSequences, useFastEmbeddingGradients } from 'collectivekv';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  LeaveOneOutSplit, NextItemCase, ProgressSink, analyzeKV, generateSynthetic, leaveOneOut, readSequences, seededRandom, shuffleInPlace,
+  useFastEmbeddingGradients,
+} from 'collectivekv';
 import { benchOps } from './ops';
 import { benchServe } from './serve';
-import { benchConvert } from './convert';
+import { BenchConvertOptions, benchConvert, convertSasrec } from './convert';
 import { benchCtr } from './ctr';
 import { benchQualityCommand } from './quality';
-import { buildZooModel } from '../zoo/nextItem';
-import { fitNextItem } from '../zoo/nextItemTraining';
-import { modelOptions, testMetrics } from '../cli/nextItemCommands';
+import { attentionBytesPerToken } from '../zoo/nextItem';
+import { Sasrec, buildSasrec } from '../zoo/sasrec';
+import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import {
   AnalysisResult, DatasetInfo, PartRecord, QualityResult, ReportData, SweepPoint, SweepResult, collectMeta, writeReport,
 } from '../report/report';
 
 export const BENCH_ALL_USAGE = `Usage: collectivekv bench all [--data-dir DIR] [--out DIR] [--quick] [--max-minutes N] [--only a,b] [--backend wasm|cpu]
 
-Runs the quality, sweep (userDim 1/2/4/8, pool 64..4096, with the SVD analysis of its baseline), convert,
+Runs the quality, sweep (a trained SASRec, its SVD analysis, and its conversions at userDim 1/2/4/8 and
+pool 64..4096), convert (fine-tuned conversion vs from scratch),
 CTR, ops and serve benchmarks on every data set present (ML-1M, Amazon Beauty; the synthetic set always)
 and writes report.json, report.md and charts/*.svg under --out.
 
@@ -73,12 +77,14 @@ interface Sizes {
   poolSizes: number[];
   validationUsers: number;
   analysisUsers: number;
+  /** Test users of the sweep's points (a seeded sample; 0 = all). */
+  sweepTestUsers: number;
 }
 
 const FULL: Sizes = { maxLength: 50, hiddenDim: 64, epochs: 20, poolSize: 1024, userDims: [1, 2, 4, 8], poolSizes: [64, 256, 1024, 4096],
-  validationUsers: 1000, analysisUsers: 512 };
+  validationUsers: 1000, analysisUsers: 512, sweepTestUsers: 3000 };
 const QUICK: Sizes = { maxLength: 10, hiddenDim: 16, epochs: 1, poolSize: 32, userDims: [1, 2], poolSizes: [16, 32],
-  validationUsers: 50, analysisUsers: 32 };
+  validationUsers: 50, analysisUsers: 32, sweepTestUsers: 0 };
 
 export function parseBenchAllArgs(argv: string[]): BenchAllArgs | null {
   const { values, positionals } = parseArgs({
@@ -130,7 +136,8 @@ export async function benchAll(args: BenchAllArgs, log: (line: string) => void, 
     datasets: [], parts: [], settings: { sizes: { ...sizes } }, results: {},
   };
   const datasets = await findDatasets(args, report.datasets, log);
-  const parts = planParts(args, sizes, datasets, report).filter((p) => selected(p, args.only));
+  const baselines = new Map<string, TrainedBaseline>();
+  const parts = planParts(args, sizes, datasets, report, baselines).filter((p) => selected(p, args.only));
   log(`bench all: ${parts.length} parts on ${datasets.map((d) => d.name).join(', ')}; budget ${args.maxMinutes} min; backend ${args.backend}; out ${args.out}`);
   const budget = args.maxMinutes * 60;
   const elapsed = () => (performance.now() - start) / 1000;
@@ -147,6 +154,8 @@ export async function benchAll(args: BenchAllArgs, log: (line: string) => void, 
     report.meta.totalSeconds = elapsed();
     save(args.out, report, log);
   }
+  // Baselines whose convert part was not selected.
+  for (const b of baselines.values()) b.sasrec.model.dispose();
   report.meta.partial = false;
   report.meta.totalSeconds = elapsed();
   const written = save(args.out, report, log);
@@ -244,16 +253,17 @@ function synthetic(args: BenchAllArgs): Dataset {
 
 // ---------------------------------------------------------------- parts
 
-function planParts(args: BenchAllArgs, sizes: Sizes, datasets: Dataset[], report: ReportData): Part[] {
+/** The parts in run order; a sweep part leaves its trained baseline in `baselines` for the convert part of its data set. */
+function planParts(args: BenchAllArgs, sizes: Sizes, datasets: Dataset[], report: ReportData, baselines: Map<string, TrainedBaseline>): Part[] {
   const results = report.results;
   const parts: Part[] = [
-    { name: 'ops', kind: 'ops', dataset: null, weight: 1, run: async (_b, log) => {
+    { name: 'ops', kind: 'ops', dataset: null, weight: 2, run: async (_b, log) => {
       // tfjs's own embedding gradient takes ~6 minutes of a 110-minute budget here; `bench ops` measures it.
       if (!args.quick) log('embedding gradient: ours only (tfjs\'s default takes minutes; `collectivekv bench ops` compares them)');
-      results.ops = await benchOps(args.quick ? quickOps(log) : { log, backend: args.backend, embedding: { skipTfjs: true } });
+      results.ops = await benchOps(args.quick ? quickOps(log) : reportOps(log, args.backend));
       await tf.setBackend(args.backend);
     } },
-    { name: 'serve', kind: 'serve', dataset: null, weight: 2, run: async (_b, log) => {
+    { name: 'serve', kind: 'serve', dataset: null, weight: 3, run: async (_b, log) => {
       results.serve = await benchServe({ quick: args.quick, noRedis: args.quick, log });
       await tf.setBackend(args.backend);
     } },
@@ -263,12 +273,25 @@ function planParts(args: BenchAllArgs, sizes: Sizes, datasets: Dataset[], report
     const scale = Math.max(1, Math.log10(d.split.train.reduce((s, x) => s + x.length, 0)) - 4);
     parts.push(
       { name: `quality:${d.name}`, kind: 'quality', dataset: d.name, weight: 3 * scale, run: (b, log) => qualityPart(d, sizes, args, b, log, report) },
-      { name: `sweep:${d.name}`, kind: 'sweep', dataset: d.name, weight: 8 * scale, run: (b, log) => sweepPart(d, sizes, b, log, report) },
-      { name: `convert:${d.name}`, kind: 'convert', dataset: d.name, weight: 4 * scale, run: (b, log) => convertPart(d, sizes, b, log, report) },
+      { name: `sweep:${d.name}`, kind: 'sweep', dataset: d.name, weight: 8 * scale, run: (b, log) => sweepPart(d, sizes, b, log, report, baselines) },
+      { name: `convert:${d.name}`, kind: 'convert', dataset: d.name, weight: 6 * scale, run: async (b, log) => {
+        const baseline = baselines.get(d.name);
+        baselines.delete(d.name);
+        try {
+          await convertPart(d, sizes, b, log, report, baseline);
+        } finally {
+          baseline?.sasrec.model.dispose();
+        }
+      } },
       { name: `ctr:${d.name}`, kind: 'ctr', dataset: d.name, weight: 3 * scale, run: (b, log) => ctrPart(d, args, b, log, report) },
     );
   }
   return parts;
+}
+
+/** bench ops at sizes that fit a few minutes of the report's budget (the `bench ops` defaults take ~9 minutes here). */
+function reportOps(log: (line: string) => void, backend: 'wasm' | 'cpu'): Parameters<typeof benchOps>[0] {
+  return { log, backend, embedding: { skipTfjs: true }, trainStep: { batch: 64, warmup: 1, steps: 2 } };
 }
 
 function quickOps(log: (line: string) => void): Parameters<typeof benchOps>[0] {
@@ -305,56 +328,82 @@ function linesTo(log: (line: string) => void): ProgressSink {
   };
 }
 
+/** A baseline trained by a sweep part, kept for the convert part of the same data set. */
+type TrainedBaseline = NonNullable<BenchConvertOptions['baseline']>;
+
+/** Smallest userDim within this share of the sweep's best NDCG@10 counts as "best": more user width buys nothing beyond it. */
+export const SWEEP_TOLERANCE = 0.97;
+
 /**
- * The quality-vs-compression sweep: a baseline mha SASRec (also analysed with analyzeKV: its SVD
- * energy curves and suggested userDim), then CollectiveKV from scratch at userDim 1/2/4/8 (default
- * pool) and at each pool size (userDim 1). Every run has the same epochs, rule and time share.
+ * The quality-vs-compression sweep: a baseline mha SASRec is trained (most of the budget) and
+ * analysed with analyzeKV (SVD energy curves, suggested userDim); then, for userDim 1/2/4/8 (default
+ * pool) and each pool size (userDim 1), it is converted to CollectiveKV (swapAttention: k-means pools
+ * over its own K/V) and tested without fine-tuning. Every point is the same trained model, so the
+ * points differ only by the cache format and are not noise of separate short trainings; all are
+ * tested on one seeded sample of test users.
  */
-async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: string) => void, report: ReportData): Promise<string> {
+async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: string) => void, report: ReportData,
+  baselines: Map<string, TrainedBaseline>): Promise<string> {
   const configs = [...s.userDims.map((u) => ({ userDim: u, poolSize: s.poolSize })),
     ...s.poolSizes.filter((p) => p !== s.poolSize).map((p) => ({ userDim: 1, poolSize: p }))];
-  const perRun = budget / (configs.length + 1);
-  const settings = { model: 'sasrec', maxLength: s.maxLength, hiddenDim: s.hiddenDim, numBlocks: 2, heads: 1, maxEpochs: s.epochs, patience: 3,
-    batchSize: 128, learningRate: 1e-3, seed: 1, poolSize: s.poolSize, timeBudgetSecondsPerRun: Math.round(perRun), userActivation: 'default' };
-  const base = trainPoint(d, s, 'mha', { userDim: 0, poolSize: 0 }, perRun, log, (model) => {
-    (report.results.analysis ??= {})[d.name] = analyse(model, d, s);
-  });
-  const sweep: SweepResult = { model: 'sasrec', settings, baseline: base, points: [], bestUserDim: null };
+  const train = { maxEpochs: s.epochs, patience: 3, batchSize: 128, learningRate: 1e-3, seed: 1, validationUsers: s.validationUsers,
+    timeBudgetSeconds: Math.max(1, budget * SWEEP_TRAINING_SHARE) };
+  const settings = { model: 'sasrec', maxLength: s.maxLength, hiddenDim: s.hiddenDim, numBlocks: 2, heads: 1, poolSize: s.poolSize,
+    maxEpochs: s.epochs, patience: 3, batchSize: 128, learningRate: 1e-3, seed: 1, trainingSeconds: Math.round(train.timeBudgetSeconds),
+    points: 'converted from the baseline, no fine-tune', testUsers: Math.min(s.sweepTestUsers || Infinity, d.split.test.length),
+    sampleUsers: s.analysisUsers };
+  const base = buildSasrec({ numItems: d.split.numItems, maxLength: s.maxLength, hiddenDim: s.hiddenDim, numBlocks: 2, numHeads: 1, dropout: 0.2,
+    seed: 1, attention: 'mha' });
+  const fit = fitSasrec(base, d.split, train);
+  baselines.set(d.name, { sasrec: base, epochs: fit.epochs, steps: fit.steps ?? 0, trainSeconds: fit.trainSeconds });
+  log(`mha baseline: ${fit.epochs} epochs, ${fit.steps ?? 0} steps (${fit.trainSeconds.toFixed(0)} s, stopped by ${fit.stoppedBy})`);
+  (report.results.analysis ??= {})[d.name] = analyse(base.model, d, s);
+  const cases = sampleCases(d.split.test, s.sweepTestUsers, 1);
+  const fullBytes = attentionBytesPerToken(base.model);
+  const baseline = sweepPoint(base, cases, { userDim: 0, poolSize: 0 }, fullBytes, fit, log);
+  const sweep: SweepResult = { model: 'sasrec', settings, baseline, points: [], bestUserDim: null };
   (report.results.sweep ??= {})[d.name] = sweep;
-  let cut = 0;
   for (const c of configs) {
-    const p = trainPoint(d, s, 'collectivekv', c, perRun, log);
-    p.compressionRatio = base.bytesPerToken / p.bytesPerToken;
-    sweep.points.push(p);
-    if (p.stoppedBy === 'maxMinutes') cut++;
-    const byUserDim = sweep.points.filter((x) => x.poolSize === s.poolSize);
-    sweep.bestUserDim = byUserDim.reduce((best, x) => (x.ndcg10 > best.ndcg10 ? x : best), byUserDim[0]).userDim;
+    const { converted } = convertSasrec(base, d.split, { ...c, sampleUsers: s.analysisUsers, seed: 1 });
+    try {
+      sweep.points.push(sweepPoint(converted, cases, c, fullBytes, { epochs: 0, trainSeconds: 0 }, log));
+    } finally {
+      converted.model.dispose();
+    }
+    sweep.bestUserDim = bestUserDim(sweep.points.filter((x) => x.poolSize === s.poolSize));
   }
-  return cut > 0 ? `${cut} of ${configs.length} sweep runs were cut by their time share` : '';
+  return fit.stoppedBy === 'maxMinutes' ? `the baseline was cut by its time share after ${fit.epochs} epochs` : '';
 }
 
-function trainPoint(d: Dataset, s: Sizes, attention: 'mha' | 'collectivekv', c: { userDim: number; poolSize: number }, seconds: number,
-  log: (line: string) => void, inspect?: (model: ReturnType<typeof buildZooModel>) => void): SweepPoint {
-  const options = modelOptions({ maxLength: s.maxLength, hiddenDim: s.hiddenDim, poolSize: c.poolSize || s.poolSize, userDim: c.userDim || 1, log },
-    d.split.numItems, attention);
-  const m = buildZooModel('sasrec', options);
-  try {
-    const fit = fitNextItem(m, d.split, { maxEpochs: s.epochs, patience: 3, validationUsers: s.validationUsers, timeBudgetSeconds: Math.max(1, seconds),
-      progress: 'none', label: attention });
-    const t = testMetrics(m, d.split.test);
-    const bytes = m.bytesPerToken();
-    inspect?.(m);
-    log(`${attention}${attention === 'mha' ? '' : ` userDim ${c.userDim} pool ${c.poolSize}`}: NDCG@10 ${t.ndcg10.toFixed(4)}, HR@10 ${t.hr10.toFixed(4)}, `
-      + `${bytes} B/token, ${fit.epochs} epochs (${fit.trainSeconds.toFixed(0)} s, stopped by ${fit.stoppedBy})`);
-    return { userDim: c.userDim, poolSize: c.poolSize, bytesPerToken: bytes, compressionRatio: 1, hr10: t.hr10, ndcg10: t.ndcg10, epochs: fit.epochs,
-      trainSeconds: fit.trainSeconds, stoppedBy: fit.stoppedBy };
-  } finally {
-    m.dispose();
-  }
+/** Share of the sweep's budget its baseline trains for; the rest is the conversions and tests. */
+const SWEEP_TRAINING_SHARE = 0.6;
+
+/** The smallest userDim whose NDCG@10 is at least SWEEP_TOLERANCE of the best one's; null without points. */
+export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg10'>[]): number | null {
+  if (points.length === 0) return null;
+  const top = Math.max(...points.map((p) => p.ndcg10));
+  return Math.min(...points.filter((p) => p.ndcg10 >= SWEEP_TOLERANCE * top).map((p) => p.userDim));
+}
+
+function sweepPoint(m: Sasrec, cases: readonly NextItemCase[], c: { userDim: number; poolSize: number }, fullBytes: number,
+  fit: { epochs: number; trainSeconds: number; stoppedBy?: string }, log: (line: string) => void): SweepPoint {
+  const t = evaluateSasrec(m, cases, { ks: [10] });
+  const bytes = attentionBytesPerToken(m.model);
+  log(`${c.userDim === 0 ? 'mha' : `collectivekv userDim ${c.userDim} pool ${c.poolSize} (converted)`}: NDCG@10 ${t.ndcg[10].toFixed(4)}, `
+    + `HR@10 ${t.hr[10].toFixed(4)}, ${bytes} B/token over ${t.count} test users`);
+  return { userDim: c.userDim, poolSize: c.poolSize, bytesPerToken: bytes, compressionRatio: fullBytes / bytes, hr10: t.hr[10], ndcg10: t.ndcg[10],
+    epochs: fit.epochs, trainSeconds: fit.trainSeconds, ...(fit.stoppedBy != null ? { stoppedBy: fit.stoppedBy } : {}) };
+}
+
+/** A seeded sample of at most `count` test cases (0 = all), in their original order. */
+function sampleCases(cases: readonly NextItemCase[], count: number, seed: number): NextItemCase[] {
+  if (count <= 0 || count >= cases.length) return [...cases];
+  const picked = shuffleInPlace(cases.map((_, i) => i), seededRandom(seed)).slice(0, count).sort((a, b) => a - b);
+  return picked.map((i) => cases[i]);
 }
 
 /** analyzeKV on the trained baseline: a seeded sample of users' last maxLength training items, left-padded. */
-function analyse(m: ReturnType<typeof buildZooModel>, d: Dataset, s: Sizes): AnalysisResult {
+function analyse(model: tfl.LayersModel, d: Dataset, s: Sizes): AnalysisResult {
   const users = d.split.train.filter((x) => x.length > 1).slice(0, s.analysisUsers);
   const rows = new Int32Array(users.length * s.maxLength);
   users.forEach((seq, i) => {
@@ -363,7 +412,7 @@ function analyse(m: ReturnType<typeof buildZooModel>, d: Dataset, s: Sizes): Ana
   });
   const ids = tf.tensor2d(rows, [users.length, s.maxLength], 'int32');
   try {
-    const a = analyzeKV(m.model, ids, { maxTokens: 20000 });
+    const a = analyzeKV(model, ids, { maxTokens: 20000 });
     const part = (x: (typeof a.layers)[number]['keys']) => ({ cumulativeEnergy: x.cumulativeEnergy, rank90: x.rank90, rank95: x.rank95, rank99: x.rank99 });
     return { model: 'sasrec (mha)', users: users.length, tokens: a.layers[0]?.keys.tokens ?? 0,
       layers: a.layers.map((l) => ({ layer: l.layer, keys: part(l.keys), values: part(l.values), suggestedUserDim: l.suggestedUserDim, reasoning: l.reasoning })) };
@@ -372,14 +421,20 @@ function analyse(m: ReturnType<typeof buildZooModel>, d: Dataset, s: Sizes): Ana
   }
 }
 
-async function convertPart(d: Dataset, s: Sizes, budget: number, log: (line: string) => void, report: ReportData): Promise<void> {
-  // Two full trainings (baseline, from scratch) and a short fine-tune share the budget.
-  const r = await benchConvert({ dataPath: d.path,
+/**
+ * Converted vs trained-from-scratch CollectiveKV. With the sweep's baseline, from scratch trains for
+ * the baseline's time; without it (sweep not selected), baseline and from scratch share the budget.
+ */
+async function convertPart(d: Dataset, s: Sizes, budget: number, log: (line: string) => void, report: ReportData,
+  baseline?: TrainedBaseline): Promise<void> {
+  const perFit = baseline != null ? Math.max(1, baseline.trainSeconds) : budget / 2.4;
+  const r = await benchConvert({ dataPath: d.path, baseline,
     maxLength: s.maxLength, hiddenDim: s.hiddenDim, epochs: s.epochs, poolSize: s.poolSize, userDim: 1, sampleUsers: s.analysisUsers,
-    timeBudgetSeconds: budget / 2.4, log });
+    validationUsers: s.validationUsers, timeBudgetSeconds: perFit, log });
   (report.results.convert ??= {})[d.name] = r;
   report.settings[`convert:${d.name}`] = { model: 'sasrec', maxLength: s.maxLength, hiddenDim: s.hiddenDim, numBlocks: 2, epochs: s.epochs,
-    fineTuneFraction: 0.2, poolSize: s.poolSize, userDim: 1, sampleUsers: s.analysisUsers, timeBudgetSecondsPerFit: Math.round(budget / 2.4) };
+    fineTuneFraction: 0.2, fineTuneLearningRate: r.fineTuneLearningRate ?? 'n/a', poolSize: s.poolSize, userDim: 1, sampleUsers: s.analysisUsers,
+    timeBudgetSecondsPerFit: Math.round(perFit), baseline: baseline != null ? 'the sweep\'s' : 'trained here' };
 }
 
 async function ctrPart(d: Dataset, args: BenchAllArgs, budget: number, log: (line: string) => void, report: ReportData): Promise<void> {

@@ -136,15 +136,17 @@ const sweepSection: Section = (r, charts) => {
   const entries = Object.entries(r.sweep ?? {});
   if (entries.length === 0) return [];
   const out = ['## Quality vs compression (userDim and pool size sweep)', '',
-    'CollectiveKV SASRec trained from scratch per point; compression = full-KV bytes per token / CollectiveKV bytes per token '
-    + '(fp32 user part, index width from the pool size; pools are shared weights, not per-user bytes).', ''];
+    'One mha SASRec is trained; each point is that model converted to CollectiveKV (`swapAttention`: k-means pools over its own K/V, '
+    + 'no fine-tune), all tested on the same users, so the points differ only by the cache format. Compression = full-KV bytes per token '
+    + '/ CollectiveKV bytes per token (fp32 user part, index width from the pool size; pools are shared weights, not per-user bytes). '
+    + 'Best userDim = the smallest whose NDCG@10 is at least 97% of the best userDim\'s: more user width buys nothing beyond it.', ''];
   for (const [d, s] of entries) {
     out.push(`### ${d}`, '', `\`results.sweep.${d}\`; settings: ${settingsText(s.settings)}`, '',
       table(['userDim', 'pool', 'bytes/token', 'compression', 'HR@10', 'NDCG@10', 'epochs', 'train s'], [
         ['mha', '-', String(s.baseline.bytesPerToken), '1.0x', f4(s.baseline.hr10), f4(s.baseline.ndcg10), String(s.baseline.epochs), s.baseline.trainSeconds.toFixed(0)],
         ...s.points.map((p) => [String(p.userDim), String(p.poolSize), String(p.bytesPerToken), `${p.compressionRatio.toFixed(1)}x`, f4(p.hr10), f4(p.ndcg10),
-          String(p.epochs), p.trainSeconds.toFixed(0)]),
-      ]), '', `Best userDim by test NDCG@10: ${s.bestUserDim ?? 'n/a'}.`, '', ...images(charts, 'quality-vs-compression-', d));
+          p.epochs > 0 ? String(p.epochs) : '-', p.trainSeconds > 0 ? p.trainSeconds.toFixed(0) : '-']),
+      ]), '', `Best userDim: ${s.bestUserDim ?? 'n/a'}.`, '', ...images(charts, 'quality-vs-compression-', d));
   }
   return out;
 };

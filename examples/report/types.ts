@@ -75,7 +75,7 @@ export interface SweepResult {
   settings: Record<string, number | string>;
   baseline: SweepPoint;
   points: SweepPoint[];
-  /** The userDim of the best NDCG@10 among the userDim sweep (at the default pool size). */
+  /** Among the userDim sweep (default pool size): the smallest userDim with NDCG@10 >= 97% of the best one's. */
   bestUserDim: number | null;
 }
 

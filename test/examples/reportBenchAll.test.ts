@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBenchAllCommand, runPart } from '../../examples/bench/all';
+import * as tf from '@tensorflow/tfjs-core';
+import { bestUserDim, runBenchAllCommand, runPart } from '../../examples/bench/all';
 import type { ReportData } from '../../examples/report/report';
 import { checkWellFormed } from '../../examples/report/xml';
 
@@ -15,14 +16,19 @@ test('bench all --quick on synthetic: progress, partial report after part 1, fin
   const out = join(dir, 'out');
   const lines: string[] = [];
   let partialAfterFirst: ReportData | null = null;
-  const code = await runBenchAllCommand(['--quick', '--data-dir', join(dir, 'none'), '--out', out, '--only', 'quality,sweep'], (line) => {
+  await tf.setBackend('wasm');
+  const tensorsBefore = tf.memory().numTensors;
+  const code = await runBenchAllCommand(['--quick', '--data-dir', join(dir, 'none'), '--out', out, '--only', 'quality,sweep,convert'], (line) => {
     lines.push(line);
-    if (line.startsWith('[2/2] sweep:synthetic: start')) partialAfterFirst = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportData;
+    if (line.startsWith('[2/3] sweep:synthetic: start')) partialAfterFirst = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportData;
   });
   expect(code).toBe(0);
-  expect(lines.some((l) => /^\[1\/2\] quality:synthetic: start, budget \d+:\d\d \(elapsed \d+:\d\d, ETA \d+:\d\d\)$/.test(l))).toBe(true);
-  expect(lines.some((l) => /^\[2\/2\] sweep:synthetic: ok in \d+ s \(elapsed/.test(l))).toBe(true);
-  expect(lines.some((l) => l.startsWith('  [sweep:synthetic] collectivekv userDim 2'))).toBe(true);
+  // The sweep's baseline went to the convert part, which disposed it.
+  expect(tf.memory().numTensors).toBe(tensorsBefore);
+  expect(lines.some((l) => /^\[1\/3\] quality:synthetic: start, budget \d+:\d\d \(elapsed \d+:\d\d, ETA \d+:\d\d\)$/.test(l))).toBe(true);
+  expect(lines.some((l) => /^\[2\/3\] sweep:synthetic: ok in \d+ s \(elapsed/.test(l))).toBe(true);
+  expect(lines.some((l) => l.startsWith('  [sweep:synthetic] collectivekv userDim 2 pool 32 (converted)'))).toBe(true);
+  expect(lines).toContain('  [convert:synthetic] baseline mha (given)');
 
   const partial = partialAfterFirst as ReportData | null;
   expect(partial?.meta.partial).toBe(true);
@@ -33,11 +39,15 @@ test('bench all --quick on synthetic: progress, partial report after part 1, fin
   expect(report.meta.partial).toBe(false);
   expect(report.meta.quick).toBe(true);
   expect(report.meta.machine.cores).toBeGreaterThan(0);
-  expect(report.parts.map((p) => [p.name, p.status])).toEqual([['quality:synthetic', 'ok'], ['sweep:synthetic', 'ok']]);
+  expect(report.parts.map((p) => [p.name, p.status])).toEqual([['quality:synthetic', 'ok'], ['sweep:synthetic', 'ok'], ['convert:synthetic', 'ok']]);
   expect(report.datasets.map((d) => [d.name, d.found, d.used])).toEqual([['beauty', false, false], ['ml-1m', false, false], ['synthetic', true, true]]);
   const sweep = report.results.sweep?.synthetic;
   expect(sweep?.points.map((p) => [p.userDim, p.poolSize])).toEqual([[1, 32], [2, 32], [1, 16]]);
   expect(sweep?.points[0].compressionRatio).toBeGreaterThan(1);
+  // Points are conversions of the trained baseline (no training of their own), all tested on the same users.
+  expect(sweep?.baseline.epochs).toBeGreaterThan(0);
+  expect(sweep?.points.every((p) => p.epochs === 0)).toBe(true);
+  expect(report.results.convert?.synthetic.rows[0]).toMatchObject({ model: 'baseline mha', testNdcg10: sweep?.baseline.ndcg10 });
   expect(report.results.analysis?.synthetic.layers.length).toBe(2);
 
   for (const [file, labels] of [['quality-vs-compression-synthetic.svg', ['userDim 1/2 (pool 32)', 'full KV (mha)']],
@@ -49,6 +59,13 @@ test('bench all --quick on synthetic: progress, partial report after part 1, fin
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   expect(md).toContain('](charts/svd-energy-synthetic.svg)');
   expect(md).toContain('--quick: tiny sizes');
+});
+
+test('bestUserDim: the smallest userDim within 97% of the best NDCG@10', () => {
+  expect(bestUserDim([])).toBeNull();
+  expect(bestUserDim([{ userDim: 1, ndcg10: 0.10 }, { userDim: 2, ndcg10: 0.12 }, { userDim: 4, ndcg10: 0.125 }, { userDim: 8, ndcg10: 0.124 }])).toBe(4);
+  expect(bestUserDim([{ userDim: 1, ndcg10: 0.0975 }, { userDim: 2, ndcg10: 0.0990 }, { userDim: 8, ndcg10: 0.1 }])).toBe(1);
+  expect(bestUserDim([{ userDim: 1, ndcg10: 0.0969 }, { userDim: 2, ndcg10: 0.0990 }, { userDim: 8, ndcg10: 0.1 }])).toBe(2);
 });
 
 test('a failing part is recorded with its error and the next one still runs', async () => {
