@@ -204,18 +204,21 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.checkSide(block.values, 'values', kind('value'), width('value', this.valueDim), this.poolSize);
   }
 
-  /** Fused collectiveAttention when both sides are pooled; otherwise materialize the pooled side. */
-  protected override attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean): tf.Tensor {
+  /**
+   * Fused collectiveAttention when both sides are pooled and there is no score bias (the fused
+   * kernels take none); otherwise materialize the pooled sides.
+   */
+  protected override attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean, scoreBias: tf.Tensor | undefined): tf.Tensor {
     const options = { numHeads: this.numHeads, attention: this.attention, causal };
     const { keys, values } = block;
-    if (keys.kind === 'pooled' && values.kind === 'pooled') {
+    if (keys.kind === 'pooled' && values.kind === 'pooled' && scoreBias == null) {
       return collectiveAttention(q,
         { indexK: keys.index, userK: keys.user, indexV: values.index, userV: values.user, mask: block.mask },
         { poolK: this.poolWeights('key').pool, poolV: this.poolWeights('value').pool }, options);
     }
     const k = this.materialize('key', keys);
     const v = this.materialize('value', values);
-    return dotProductAttention(q, k, v, { ...options, mask: block.mask });
+    return dotProductAttention(q, k, v, { ...options, mask: block.mask, scoreBias });
   }
 
   private materialize(side: Side, cached: CacheSide): tf.Tensor {

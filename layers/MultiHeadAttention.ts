@@ -46,9 +46,9 @@ export class MultiHeadAttention extends AttentionLayerBase {
     this.checkSide(block.values, 'values', 'full', this.numHeads * this.valueDim);
   }
 
-  protected override attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean): tf.Tensor {
+  protected override attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean, scoreBias: tf.Tensor | undefined): tf.Tensor {
     return dotProductAttention(q, block.k as tf.Tensor, block.v as tf.Tensor,
-      { numHeads: this.numHeads, attention: this.attention, causal, mask: block.mask });
+      { numHeads: this.numHeads, attention: this.attention, causal, mask: block.mask, scoreBias });
   }
 
   private keysAndValues(source: tf.Tensor): { k: tf.Tensor; v: tf.Tensor } {

@@ -6,11 +6,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { AttentionKind, dotProductAttention } from '../ops/index';
+import { AttentionKind, dotProductAttention, gatherRows } from '../ops/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 import { CacheSide, KVCacheBlock, concatBlocks } from './KVCacheBlock';
 import {
-  InitializerSpec, checkMask, checkOneOf, checkPositiveInt, checkRate, checkSequence, dense, glorotUniform,
+  InitializerSpec, checkMask, checkNonNegativeInt, checkOneOf, checkPositiveInt, checkRate, checkSequence, dense, glorotUniform,
   resolveInitializer, serializeInitializer, zeros,
 } from './common';
 
@@ -30,6 +30,13 @@ export interface MultiHeadAttentionArgs extends LayerArgs {
   attention?: AttentionKind;
   /** Projection kernels' initializer. Default glorotUniform. */
   kernelInitializer?: InitializerSpec;
+  /**
+   * R > 0 adds a learned bias per head and relative position to the attention scores (HSTU's
+   * relative position bias): query position - key position, clipped to [-(R-1), R-1]. Positions
+   * are slots of the sequence (queries are the last Tq of the keys), so the bias needs nothing
+   * cached. Default 0 (none).
+   */
+  relativePositions?: number;
 }
 
 export interface AttendCachedOptions {
@@ -59,6 +66,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   readonly useBias: boolean;
   readonly causal: boolean;
   readonly attention: AttentionKind;
+  readonly relativePositions: number;
   protected readonly kernelInit: Initializer;
   /** Width of the query input (= output width), known once built. */
   protected queryDim = -1;
@@ -68,6 +76,8 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   private queryBias: tfl.LayerVariable | null = null;
   private outputKernel: tfl.LayerVariable | null = null;
   private outputBias: tfl.LayerVariable | null = null;
+  /** [numHeads, 2 * relativePositions - 1] when relativePositions > 0. */
+  private relativeBias: tfl.LayerVariable | null = null;
 
   constructor(args: MultiHeadAttentionArgs, private readonly layerType: string) {
     super(args);
@@ -79,6 +89,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
     this.causal = args.causal ?? false;
     this.attention = checkOneOf(layerType, 'attention', args.attention ?? 'softmax', ['softmax', 'hstu'] as const);
     this.kernelInit = resolveInitializer(layerType, 'kernelInitializer', args.kernelInitializer, glorotUniform);
+    this.relativePositions = checkNonNegativeInt(layerType, 'relativePositions', args.relativePositions ?? 0);
   }
 
   // ------------------------------------------------------------ subclass hooks
@@ -91,8 +102,8 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   protected abstract encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide };
   /** Throws unless `block` was made by a layer of this configuration. */
   protected abstract checkBlock(block: KVCacheBlock): void;
-  /** Attention of projected queries over a cache block (inside a tidy); [B, Tq, H*dv]. */
-  protected abstract attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean): tf.Tensor;
+  /** Attention of projected queries over a cache block (inside a tidy); [B, Tq, H*dv]. `scoreBias` as in dotProductAttention. */
+  protected abstract attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean, scoreBias: tf.Tensor | undefined): tf.Tensor;
 
   // ------------------------------------------------------------ building
 
@@ -108,6 +119,9 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
     this.buildKeyValue(this.sourceDim);
     this.outputKernel = this.addWeight('output_kernel', [this.numHeads * this.valueDim, this.queryDim], 'float32', this.kernelInit);
     if (this.useBias) this.outputBias = this.addWeight('output_bias', [this.queryDim], 'float32', zeros());
+    if (this.relativePositions > 0) {
+      this.relativeBias = this.addWeight('relative_position_bias', [this.numHeads, 2 * this.relativePositions - 1], 'float32', zeros());
+    }
     this.built = true;
   }
 
@@ -142,6 +156,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
       const rate = this.dropout;
       const attended = dotProductAttention(q, k, v, {
         numHeads: this.numHeads, attention: this.attention, causal: this.causal, mask: x.mask ?? undefined,
+        scoreBias: this.scoreBias(dim(q, 1), dim(k, 1)),
         transformWeights: training && rate > 0 ? (weights) => tf.dropout(weights, rate) : undefined,
       });
       const y = dense(attended, this.w(this.outputKernel), this.b(this.outputBias));
@@ -212,7 +227,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
     const causal = options.causal ?? this.causal;
     return tf.tidy(() => {
       const q = dense(query, this.w(this.queryKernel), this.b(this.queryBias));
-      const attended = this.attendBlock(q, block, causal);
+      const attended = this.attendBlock(q, block, causal, this.scoreBias(dim(q, 1), block.length));
       return dense(attended, this.w(this.outputKernel), this.b(this.outputBias));
     });
   }
@@ -232,6 +247,22 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   }
 
   // ------------------------------------------------------------ helpers
+
+  /**
+   * The relative position bias [1, H, Tq, Tk] (undefined without relativePositions), inside a tidy:
+   * entry (h, i, j) = bias[h, clip(i + Tk - Tq - j, -(R-1), R-1) + R - 1].
+   */
+  protected scoreBias(tq: number, tk: number): tf.Tensor | undefined {
+    if (this.relativeBias == null) return undefined;
+    const r = this.relativePositions;
+    const index = new Int32Array(tq * tk);
+    for (let i = 0; i < tq; i++) {
+      for (let j = 0; j < tk; j++) index[i * tk + j] = Math.min(r - 1, Math.max(1 - r, i + tk - tq - j)) + r - 1;
+    }
+    // gatherRows, not tf.gather: wasm has no kernel for tf.gather's gradient (UnsortedSegmentSum).
+    const rows = gatherRows(tf.transpose(this.relativeBias.read()), tf.tensor1d(index, 'int32'));
+    return tf.reshape(tf.transpose(rows), [1, this.numHeads, tq, tk]);
+  }
 
   protected assertBuilt(method: string): void {
     if (!this.built) {
@@ -285,6 +316,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
       causal: this.causal,
       attention: this.attention,
       kernelInitializer: serializeInitializer(this.kernelInit),
+      ...(this.relativePositions > 0 ? { relativePositions: this.relativePositions } : {}),
     };
   }
 }

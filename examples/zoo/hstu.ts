@@ -1,17 +1,18 @@
 // HSTU (Zhai et al., 2024, "Actions Speak Louder than Words") for next-item prediction on
 // collectivekv's attention layers, with `attention: 'mha' | 'collectivekv'` as the single swap.
 // Per block (pre-norm, residual):  h = LN(x);  A = PointwiseAttention(h) (the layers' 'hstu'
-// attention: SiLU(q.k) / number of valid keys, causal);  U = SiLU(h Wu);  x += Wo (LN(A) * U).
+// attention: SiLU(q.k / sqrt(d) + relative position bias) / number of valid keys, causal);
+// U = SiLU(h Wu);  x += Wo (LN(A) * U).
 //
 // Differences from the paper, on purpose:
 // - Q/K/V are the attention layers' projections (linear for Q; for CollectiveKV the user part of
 //   K/V has its SiLU, the pool part is routed), not SiLU(f1(x)) split four ways: the layer swap must
 //   be the only change, so the K/V path is the layers' own.
-// - Relative position bias: NOT implemented. The layers expose no additive score bias, and a bias
-//   added outside the attention (e.g. a learned per-distance mixing of earlier tokens) would need
-//   every earlier token's input at decode time, i.e. a full per-token cache next to the compressed
-//   one, which defeats CollectiveKV. Positions come from learned absolute position embeddings
-//   (slots of the left-padded window, so "distance from the newest item" is what they encode).
+// - Relative position bias: one learned scalar per head and distance (query slot - key slot, up
+//   to the window), the layers' `relativePositions`; HSTU's log-bucketed positions and time
+//   buckets are not used (our data have no timestamps in the next-item protocol). The bias depends
+//   on slots only, so the compressed cache is unchanged; cached decode with the bias reads the
+//   pooled K/V through gathered rows instead of the fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { KVCacheBlock, dim } from 'collectivekv';
@@ -84,7 +85,7 @@ function makeParts(o: ResolvedHstuOptions): HstuParts {
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
       norm: new LayerNorm({ width: d, name: `block${b}_norm` }),
-      attention: makeAttention(o, b, kernel(), { causal: true, attention: 'hstu' }),
+      attention: makeAttention(o, b, kernel(), { causal: true, attention: 'hstu', relativePositions: o.maxLength }),
       attentionNorm: new LayerNorm({ width: d, name: `block${b}_attention_norm` }),
       gateProjection: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_gate_projection` }),
       gate: new SiluGate({ name: `block${b}_gate` }),

@@ -312,6 +312,8 @@ function makeParts(o: ResolvedSasrecOptions): SasrecParts {
 export interface BlockAttention {
   causal: boolean;
   attention?: 'softmax' | 'hstu';
+  /** The layers' relativePositions (HSTU's relative position bias). */
+  relativePositions?: number;
 }
 
 /**

@@ -13,6 +13,8 @@ export interface AttentionOptions {
   mask?: tf.Tensor;
   /** Defaults to 1 / sqrt(keyDim per head). */
   scale?: number;
+  /** Added to the scaled scores before the weights; broadcastable to [B, H, Tq, Tk] (a relative position bias). */
+  scoreBias?: tf.Tensor;
   /** Applied to the attention weights [B, H, Tq, Tk] (dropout in training). */
   transformWeights?: (weights: tf.Tensor) => tf.Tensor;
 }
@@ -44,7 +46,8 @@ export function dotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
   return tf.tidy(() => {
     const split = (t: tf.Tensor, len: number, width: number) =>
       tf.transpose(tf.reshape(t, [batch, len, h, width]), [0, 2, 1, 3]);
-    const scores = tf.mul(tf.matMul(split(q, tq, dk) as tf.Tensor4D, split(k, tk, dk) as tf.Tensor4D, false, true), scale);
+    const scaled = tf.mul(tf.matMul(split(q, tq, dk) as tf.Tensor4D, split(k, tk, dk) as tf.Tensor4D, false, true), scale);
+    const scores = options.scoreBias == null ? scaled : tf.add(scaled, options.scoreBias);
     const valid = validKeys(batch, tq, tk, options);
     let weights = attentionWeights(scores, valid, options.attention ?? 'softmax');
     if (options.transformWeights) weights = options.transformWeights(weights);

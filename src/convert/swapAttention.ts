@@ -85,7 +85,7 @@ type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'peakWe
  *
  * - Rebuilt from `model.getConfig()` with the class swapped (functional and sequential models of
  *   registered layers); every other layer's weights are copied by layer name.
- * - Query and output projections are copied; a side left unshared (`share: 'k' | 'v'`) keeps its
+ * - Query and output projections (and a relative position bias) are copied; a side left unshared (`share: 'k' | 'v'`) keeps its
  *   full projection.
  * - Per shared side, with d the K/V width and dg = d - userDim: the trained K (or V) of the
  *   sample's valid tokens is computed with the layer's own projection; its first dg columns are
@@ -192,7 +192,7 @@ export function copyWeightsByName(from: tfl.LayersModel, to: tfl.LayersModel, sk
 function initializeLayer(old: MultiHeadAttention, next: CollectiveKVAttention, kvSource: tf.Tensor, mask: tf.Tensor | null,
   o: Resolved): LayerConversionReport {
   const byName = weightsByName(old);
-  for (const name of ['query_kernel', 'query_bias', 'output_kernel', 'output_bias']) copyWeight(next, name, byName.get(name));
+  for (const name of ['query_kernel', 'query_bias', 'output_kernel', 'output_bias', 'relative_position_bias']) copyWeight(next, name, byName.get(name));
   const { k, v } = keysAndValues(old, kvSource, mask);
   try {
     const valid = validIndex(mask == null ? null : mask.dataSync(), dim(kvSource, 0) * dim(kvSource, 1));

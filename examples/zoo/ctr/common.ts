@@ -223,8 +223,15 @@ export class EventEmbeddings {
 // ---------------------------------------------------------------- target attention (DIN block)
 
 /** One attention layer of the model's kind: MultiHeadAttention, or CollectiveKVAttention when `collective`. */
+/** What a model sets on its attention layers beyond the shared options. */
+export interface BlockAttentionOptions {
+  causal?: boolean;
+  attention?: 'softmax' | 'hstu';
+  relativePositions?: number;
+}
+
 export function makeAttention(o: ResolvedCtrModelOptions, collective: boolean, name: string, seed: number,
-  extra: { causal?: boolean; attention?: 'softmax' | 'hstu' } = {}): AttentionLayer {
+  extra: BlockAttentionOptions = {}): AttentionLayer {
   const common = {
     numHeads: o.numHeads, keyDim: o.attentionWidth / o.numHeads, name, ...extra,
     kernelInitializer: tfl.initializers.glorotUniform({ seed }),
@@ -314,7 +321,7 @@ export abstract class CtrModelBase implements CtrModel {
     return this.options.embeddingDim;
   }
 
-  protected attentionLayer(collective: boolean, name: string, extra: { causal?: boolean; attention?: 'softmax' | 'hstu' } = {}): AttentionLayer {
+  protected attentionLayer(collective: boolean, name: string, extra: BlockAttentionOptions = {}): AttentionLayer {
     const layer = this.store.layer(makeAttention(this.options, collective, name, this.store.nextSeed(), extra));
     this.attentions.push(layer);
     return layer;

@@ -1,5 +1,5 @@
 // HSTU-CTR (Zhai et al., 2024, the paper's HSTU setting): HSTU blocks (pointwise SiLU attention,
-// `attention: 'hstu'`, causal) over a history where each event is an item token followed by its
+// `attention: 'hstu'`, causal, a relative position bias over the token slots) over a history where each event is an item token followed by its
 // label token; the candidate is a final item token, and a click probability is read at every item
 // position. With `attention: 'collectivekv'` every layer is swapped.
 import * as tf from '@tensorflow/tfjs-core';
@@ -44,7 +44,8 @@ export class HstuCtr extends CtrModelBase {
       this.blocks.push({
         norm: this.store.layer(new LayerNorm({ width: d, name: `hstu${b}_norm` })),
         gate: this.store.layer(new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `hstu${b}_gate` })),
-        attention: this.attentionLayer(o.attention === 'collectivekv', `hstu${b}_attention`, { causal: true, attention: 'hstu' }),
+        attention: this.attentionLayer(o.attention === 'collectivekv', `hstu${b}_attention`,
+          { causal: true, attention: 'hstu', relativePositions: 2 * o.shortLength + 1 }),
         attendedNorm: this.store.layer(new LayerNorm({ width: d, name: `hstu${b}_attended_norm` })),
         out: this.store.layer(new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `hstu${b}_out` })),
       });
