@@ -42,6 +42,13 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
   userActivation?: string;
   /**
+   * r > 0 makes each router low-rank: logits = (x P) R + b with P [de, r] and R [r, poolSize]
+   * (still linear in x). The full router costs de * poolSize per token, several K/V projections at
+   * a large pool; r = 32 at de = 256, poolSize = 1024 costs 1/6.4 of it. Default 0: the full
+   * [de, poolSize] router of the paper.
+   */
+  routerDim?: number;
+  /**
    * Seeds the pools' normal(0, 1) init (the key pool with poolSeed, the value pool with
    * poolSeed + 1), so two builds start from the same pools. Default: unseeded.
    */
@@ -54,7 +61,7 @@ type Side = 'key' | 'value';
 type SideWeights =
   | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
   | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable; routerBias: tfl.LayerVariable | null;
-      userKernel: tfl.LayerVariable; userBias: tfl.LayerVariable | null };
+      routerProjection: tfl.LayerVariable | null; userKernel: tfl.LayerVariable; userBias: tfl.LayerVariable | null };
 
 /**
  * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
@@ -63,7 +70,8 @@ type SideWeights =
  *
  * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
  * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
- * s_user_kernel [de, userDim], s_user_bias; an unshared side has s_kernel, s_bias like
+ * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
+ * s_router [r, poolSize]); an unshared side has s_kernel, s_bias like
  * MultiHeadAttention. Biases (router biases included) exist only with useBias.
  *
  * Auxiliary losses (peak + balance per routed pool, over valid tokens) are computed in training
@@ -83,6 +91,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly balanceTokens: number;
   readonly userActivation: string;
   readonly poolSeed: number | null;
+  readonly routerDim: number;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
@@ -100,6 +109,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.samplers = { key: new BalanceSampler(this.balanceTokens, `${this.name}/key`), value: new BalanceSampler(this.balanceTokens, `${this.name}/value`) };
     this.userActivation = args.userActivation ?? 'swish';
     this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
+    this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
@@ -125,10 +135,21 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   /** Router logits and top-1 route of kvSource [B, T, de] for a shared side (analysis, conversion). */
   route(side: Side, kvSource: tf.Tensor): Routing {
-    return routeTokens(kvSource, this.poolWeights(side));
+    const routed = this.routerInput(side, kvSource);
+    try {
+      return routeTokens(routed, this.poolWeights(side));
+    } finally {
+      if (routed !== kvSource) routed.dispose();
+    }
   }
 
-  /** Current pool, router and router bias of a shared side (not copies). */
+  /** What the router multiplies: kvSource, or its low-rank projection x P when routerDim > 0. */
+  private routerInput(side: Side, source: tf.Tensor): tf.Tensor {
+    const s = this.side(side);
+    return s.kind === 'pooled' && s.routerProjection != null ? dense(source, s.routerProjection.read(), null) : source;
+  }
+
+  /** Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies). */
   poolWeights(side: Side): PoolWeights {
     const s = this.side(side);
     if (s.kind !== 'pooled') {
@@ -154,7 +175,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       kind: 'pooled',
       pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
         this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
-      router: this.addKernel(`${side}_router`, [sourceDim, this.poolSize]),
+      routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
+      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, this.poolSize]),
       routerBias: this.addBias(`${side}_router_bias`, this.poolSize),
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
@@ -173,12 +195,13 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private sideForward(side: Side, source: tf.Tensor, mask: tf.Tensor | null, training: boolean): { values: tf.Tensor; loss: tf.Scalar | null } {
     const s = this.side(side);
     if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
+    const routed = this.routerInput(side, source);
     if (!training) {
-      const routing = routeTokens(source, this.poolWeights(side));
+      const routing = routeTokens(routed, this.poolWeights(side));
       return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
     }
     // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, loss } = trainingRows(source, this.poolWeights(side), mask, this, this.samplers[side]);
+    const { rows, loss } = trainingRows(routed, this.poolWeights(side), mask, this, this.samplers[side]);
     return { values: joinParts(rows, this.userPart(s, source)), loss };
   }
 
@@ -193,7 +216,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private encodeSide(side: Side, source: tf.Tensor): CacheSide {
     const s = this.side(side);
     if (s.kind === 'full') return { kind: 'full', values: dense(source, s.kernel.read(), s.bias?.read() ?? null) };
-    const { index } = routeTokens(source, this.poolWeights(side));
+    const { index } = routeTokens(this.routerInput(side, source), this.poolWeights(side));
     return { kind: 'pooled', index, user: this.userPart(s, source), poolSize: this.poolSize };
   }
 
@@ -253,6 +276,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       balanceTokens: this.balanceTokens,
       userActivation: this.userActivation,
       ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
+      ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
     };
   }
 }

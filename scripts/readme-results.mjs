@@ -87,7 +87,8 @@ export function trainRows(t) {
 export function ctrRows(c) {
   const s = c.settings ?? {};
   const setting = `${c.model} on ${baseName(c.data)}, ${c.users ?? '?'} users, ${c.mha.epochs} epoch(s), pool ${s.collective?.poolSize ?? '?'}, width ${s.attentionWidth ?? '?'}`
-    + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`;
+    + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`
+    + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
       `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`],

@@ -15,6 +15,8 @@ export interface CollectiveOptions {
   /** Tokens per training call the balance loss averages (a seeded sample above it; 0 = all). Default 2048. */
   balanceTokens?: number;
   userActivation?: string;
+  /** Low-rank routers of this width (0 = the full router). Default 0. */
+  routerDim?: number;
 }
 
 export interface SasrecOptions {

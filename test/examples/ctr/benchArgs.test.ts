@@ -3,8 +3,8 @@ import { parseBenchCtrArgs, subsetUsers } from '../../../examples/bench/ctr';
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
     const o = parseBenchCtrArgs(['--model', 'twin', '--data', 'x.txt', '--format', 'pairs', '--share', 'k', '--user-dim', '2', '--pool-size', '512',
-      '--balance-tokens', '0', '--max-minutes', '1.5', '--label', 'rating>=4', '--backend', 'cpu', '--json', 'out.json']);
-    expect(o).toMatchObject({ model: 'twin', data: 'x.txt', format: 'pairs', collective: { share: 'k', userDim: 2, poolSize: 512, balanceTokens: 0 }, maxMinutes: 1.5,
+      '--balance-tokens', '0', '--router-dim', '32', '--max-minutes', '1.5', '--label', 'rating>=4', '--backend', 'cpu', '--json', 'out.json']);
+    expect(o).toMatchObject({ model: 'twin', data: 'x.txt', format: 'pairs', collective: { share: 'k', userDim: 2, poolSize: 512, balanceTokens: 0, routerDim: 32 }, maxMinutes: 1.5,
       label: { kind: 'rating', minRating: 4 }, backend: 'cpu', json: 'out.json' });
   });
 
@@ -12,6 +12,7 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'deepfm'])).toThrow("--model must be one of din, sim, eta, sdim, twin, hstu-ctr, received 'deepfm'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--pool-size', '0'])).toThrow("--pool-size must be a positive integer, received '0'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--balance-tokens', '2.5'])).toThrow("--balance-tokens must be an integer >= 0, received '2.5'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router-dim', '0.5'])).toThrow("--router-dim must be an integer >= 0, received '0.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--share', 'q'])).toThrow("--share must be one of k, v, kv, received 'q'");
   });
 
