@@ -6,7 +6,7 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, batchRows, dim, padLeft, positionWeights, seededRandom } from 'collectivekv';
+import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from 'collectivekv';
 import {
   AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, makeAttention, resolveSasrecOptions,
   ResolvedSasrecOptions,
@@ -151,6 +151,9 @@ export function bert4recScoreNext(m: Bert4rec, ids: tf.Tensor2D): tf.Tensor2D {
   });
 }
 
+/** epochSeed stream of the cloze masks. */
+const CLOZE_STREAM = 1;
+
 /**
  * Cloze batches of one epoch (seeded by seed and epoch): each training sequence's last maxLength
  * items; every item is masked with probability maskProbability (at least one per row), or, for a
@@ -158,7 +161,8 @@ export function bert4recScoreNext(m: Bert4rec, ids: tf.Tensor2D): tf.Tensor2D {
  */
 export function* clozeBatches(m: Bert4rec, train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number): Generator<SequenceBatch> {
   const L = m.options.maxLength;
-  const rand = seededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+  // Its own stream: batchRows draws the batch order from stream 0 of the same seed and epoch.
+  const rand = seededRandom(epochSeed(seed, epoch, CLOZE_STREAM));
   const users = train.map((_, i) => i).filter((i) => train[i].length > 0);
   const lengths = users.map((u) => Math.min(train[u].length, L));
   const groups = batchRows(lengths, batchSize, seed, epoch, LENGTH_BUCKETS);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { seededRandom, shuffleInPlace } from './random';
+import { epochSeed, seededRandom, shuffleInPlace } from './random';
 import { NextItemCase } from './split';
 
 /**
@@ -99,7 +99,7 @@ export function batchRows(lengths: readonly number[], batchSize: number, seed: n
   if (!Number.isInteger(poolBatches) || poolBatches < 1) {
     throw new Error(`trainingBatches: bucketPoolBatches must be a positive integer, received ${poolBatches}`);
   }
-  const rand = seededRandom(mixSeed(seed, epoch));
+  const rand = seededRandom(epochSeed(seed, epoch));
   const order = shuffleInPlace(lengths.map((_, i) => i), rand);
   return options.bucketByLength ? lengthBuckets(lengths, order, batchSize, poolBatches, rand) : chunks(order, batchSize);
 }
@@ -156,8 +156,4 @@ export function* evaluationBatches(cases: readonly NextItemCase[], batchSize: nu
 /** int32 tensor [batchSize, maxLength] of a batch's flat rows (the caller disposes it). */
 export function batchTensor(rows: Int32Array, batchSize: number, maxLength: number): tf.Tensor2D {
   return tf.tensor2d(rows, [batchSize, maxLength], 'int32');
-}
-
-function mixSeed(seed: number, epoch: number): number {
-  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0;
 }

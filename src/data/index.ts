@@ -1,4 +1,4 @@
-export { seededRandom, shuffleInPlace } from './random';
+export { epochSeed, seededRandom, shuffleInPlace } from './random';
 export type { Random } from './random';
 export * from './synthetic';
 export * from './split';

@@ -16,6 +16,14 @@ export function seededRandom(seed: number): Random {
   };
 }
 
+/**
+ * The seed of one epoch's draws from one stream: batch order (stream 0) and, e.g., cloze masking
+ * (another stream) must not replay the same numbers, or the mask would follow the batch order.
+ */
+export function epochSeed(seed: number, epoch: number, stream = 0): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(stream, 0xc2b2ae35)) >>> 0;
+}
+
 /** Uniform integer in [0, n). */
 export function randomInt(rand: Random, n: number): number {
   return Math.min(n - 1, Math.floor(rand() * n));

@@ -1,5 +1,5 @@
 import { useBackend } from '../util/backends';
-import { batchTensor, evaluationBatches, leaveOneOut, padLeft, trainingBatches, trainingExamples } from '../../src/index';
+import { batchTensor, epochSeed, evaluationBatches, leaveOneOut, padLeft, seededRandom, trainingBatches, trainingExamples } from '../../src/index';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -94,5 +94,16 @@ describe('padding and batches', () => {
     expect(t.shape).toEqual([2, 3]);
     expect(t.dtype).toBe('int32');
     t.dispose();
+  });
+});
+
+describe('epochSeed', () => {
+  it('keeps stream 0 as the batch order always had it, and gives other streams other numbers', () => {
+    // (7 * 0x9e3779b1) ^ ((2 + 1) * 0x85ebca6b), 32-bit: the seed of epoch 2 for seed 7 before streams existed.
+    expect(epochSeed(7, 2)).toBe(3259436182);
+    expect(epochSeed(7, 2, 0)).toBe(3259436182);
+    const draws = (s: number) => { const r = seededRandom(s); return [r(), r(), r()]; };
+    expect(draws(epochSeed(7, 2, 1))).not.toEqual(draws(epochSeed(7, 2)));
+    expect(epochSeed(7, 2, 1)).not.toBe(epochSeed(7, 3, 1));
   });
 });
