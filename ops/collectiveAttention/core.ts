@@ -3,6 +3,9 @@
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { ArgumentError, indexOutOfRange } from '../util/validate';
 
+// Bound once: in a hot loop `Math.exp` is a global lookup, slow under jest's vm context.
+const { exp } = Math;
+
 /** Kernel name; lives here (not in index.ts) so cpu.ts/wasm.ts can import it without an import cycle. */
 export const COLLECTIVE_ATTENTION_KERNEL = 'CollectiveKVAttention';
 
@@ -202,7 +205,7 @@ function normalize(w: Float64Array, n: number, hstu: boolean): void {
   if (hstu) {
     for (let i = 0; i < n; i++) {
       const s = w[i];
-      w[i] = s / (1 + Math.exp(-s)) / n;
+      w[i] = s / (1 + exp(-s)) / n;
     }
     return;
   }
@@ -210,7 +213,7 @@ function normalize(w: Float64Array, n: number, hstu: boolean): void {
   for (let i = 0; i < n; i++) if (w[i] > max) max = w[i];
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    const e = Math.exp(w[i] - max);
+    const e = exp(w[i] - max);
     w[i] = e;
     sum += e;
   }

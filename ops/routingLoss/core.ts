@@ -21,12 +21,16 @@ export interface RoutingLossWeights {
   balanceWeight: number;
 }
 
+// Math's functions bound once: under jest's vm context each `Math.exp` in a hot loop is a global
+// lookup through the context, which made this file's loops 13x slower there.
+const { exp, log, log1p } = Math;
+
 /** The clamp of q in log(q m), as float32 (what tf.maximum(q, 1e-30) compares against). */
 const FLOOR = Math.fround(1e-30);
 
 /** log sigmoid(x) = -softplus(-x), without overflow for large |x|. */
 export function logSigmoid(x: number): number {
-  return x >= 0 ? -Math.log1p(Math.exp(-x)) : x - Math.log1p(Math.exp(x));
+  return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
 }
 
 /** max(sum of the mask weights, 1): a batch of pure padding divides by 1 and contributes 0. */
@@ -51,7 +55,7 @@ function rowArgMax(logits: Float32Array, base: number, m: number): number {
 function rowExp(logits: Float32Array, base: number, m: number, max: number, scratch: Float64Array): number {
   let sum = 0;
   for (let j = 0; j < m; j++) {
-    const e = Math.exp(logits[base + j] - max);
+    const e = exp(logits[base + j] - max);
     scratch[j] = e;
     sum += e;
   }
@@ -86,7 +90,7 @@ export function routingLossForward(logits: Float32Array, m: number, mask: ArrayL
   for (let j = 0; j < m; j++) {
     const q = acc[j] / count;
     meanProb[j] = q;
-    kl += q * Math.log(Math.max(q, FLOOR) * m);
+    kl += q * log(Math.max(q, FLOOR) * m);
   }
   let loss = 0;
   if (w.peakWeight !== 0) loss += w.peakWeight * (-peakSum / count);
@@ -99,7 +103,7 @@ export function balanceGradient(meanProb: Float32Array, m: number): Float64Array
   const g = new Float64Array(m);
   for (let j = 0; j < m; j++) {
     const q = meanProb[j];
-    g[j] = q >= FLOOR ? Math.log(q * m) + 1 : Math.log(FLOOR * m);
+    g[j] = q >= FLOOR ? log(q * m) + 1 : log(FLOOR * m);
   }
   return g;
 }
@@ -124,7 +128,7 @@ export function routingLossBackward(dy: number, logits: Float32Array, m: number,
     const max = logits[base + best];
     if (g != null) balanceRowGradient(logits, base, m, max, g, scale * w.balanceWeight, scratch, dlogits);
     else dlogits.fill(0, base, base + m);
-    if (w.peakWeight !== 0) dlogits[base + best] -= scale * w.peakWeight * (1 - 1 / (1 + Math.exp(-max)));
+    if (w.peakWeight !== 0) dlogits[base + best] -= scale * w.peakWeight * (1 - 1 / (1 + exp(-max)));
   }
 }
 
