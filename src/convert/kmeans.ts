@@ -1,5 +1,8 @@
 // Seeded k-means (k-means++ init, Lloyd iterations, empty clusters re-seeded) in float64 on plain
-// arrays: the pool initializer of swapAttention. Plain JS keeps it deterministic across backends.
+// arrays: the pool initializer of swapAttention. The assignment step of big problems ranks the
+// centroids with one float32 matmul on the current tfjs backend and settles near ties in float64,
+// so the result is the float64 nearest centroid on every backend.
+import * as tf from '@tensorflow/tfjs-core';
 import { seededRandom } from '../data/random';
 
 export interface KMeansOptions {
@@ -93,6 +96,71 @@ function kmeansPlusPlus(x: Float64Array, n: number, dim: number, k: number, rand
 }
 
 function assign(x: Float64Array, n: number, dim: number, c: Float64Array, k: number): { assignment: Int32Array; distances: Float64Array } {
+  if (n * k * dim < MATMUL_ASSIGN_MIN_WORK) return assignExact(x, n, dim, c, k);
+  const assignment = new Int32Array(n);
+  const distances = new Float64Array(n);
+  const centroidNorms = new Float64Array(k);
+  for (let j = 0; j < k; j++) centroidNorms[j] = squaredNorm(c, j, dim);
+  const centroidsT = tf.tidy(() => tf.transpose(tf.tensor2d(Float32Array.from(c), [k, dim])));
+  try {
+    const chunk = Math.max(1, Math.floor(MATMUL_ASSIGN_CHUNK / k));
+    for (let start = 0; start < n; start += chunk) {
+      const rows = Math.min(chunk, n - start);
+      const dots = tf.tidy(() => tf.matMul(tf.tensor2d(Float32Array.from(x.subarray(start * dim, (start + rows) * dim)), [rows, dim]),
+        centroidsT as tf.Tensor2D));
+      const scores = dots.dataSync() as Float32Array;
+      dots.dispose();
+      for (let r = 0; r < rows; r++) settleRow(x, start + r, dim, c, k, scores.subarray(r * k, (r + 1) * k), centroidNorms, assignment, distances);
+    }
+  } finally {
+    centroidsT.dispose();
+  }
+  return { assignment, distances };
+}
+
+/** Below this much work (points * k * dim) the plain float64 loops are as fast as a matmul round trip. */
+const MATMUL_ASSIGN_MIN_WORK = 2e7;
+/** Scores per matmul chunk (rows * k), ~32 MB of float32. */
+const MATMUL_ASSIGN_CHUNK = 1 << 23;
+
+function squaredNorm(a: Float64Array, i: number, dim: number): number {
+  let s = 0;
+  for (let t = 0; t < dim; t++) s += a[i * dim + t] * a[i * dim + t];
+  return s;
+}
+
+/**
+ * Point i's nearest centroid from its float32 dot products: ||x - c_j||^2 = ||x||^2 + ||c_j||^2 - 2 x.c_j.
+ * When the float32 winner leads every other centroid by more than the float32 error can explain it
+ * wins; otherwise (near ties) every centroid is compared in float64, exactly as assignExact does.
+ */
+function settleRow(x: Float64Array, i: number, dim: number, c: Float64Array, k: number, dots: Float32Array, centroidNorms: Float64Array,
+  assignment: Int32Array, distances: Float64Array): void {
+  let best = 0;
+  let bestScore = Infinity;
+  let second = Infinity;
+  let largestNorm = 0;
+  for (let j = 0; j < k; j++) {
+    const score = centroidNorms[j] - 2 * dots[j];
+    if (score < bestScore) { second = bestScore; bestScore = score; best = j; } else if (score < second) second = score;
+    if (centroidNorms[j] > largestNorm) largestNorm = centroidNorms[j];
+  }
+  const pointNorm = squaredNorm(x, i, dim);
+  // float32 dot products of dim terms err by at most ~dim * 2^-24 * |x| |c|; 1e-4 of the norms is far above that.
+  if (second - bestScore <= 1e-4 * (pointNorm + largestNorm)) {
+    best = 0;
+    let bestD = Infinity;
+    for (let j = 0; j < k; j++) {
+      const dj = dist2(x, i, c, j, dim);
+      if (dj < bestD) { bestD = dj; best = j; }
+    }
+  }
+  assignment[i] = best;
+  distances[i] = dist2(x, i, c, best, dim);
+}
+
+/** Nearest centroid of every point in float64 (ties to the lower index). */
+function assignExact(x: Float64Array, n: number, dim: number, c: Float64Array, k: number): { assignment: Int32Array; distances: Float64Array } {
   const assignment = new Int32Array(n);
   const distances = new Float64Array(n);
   for (let i = 0; i < n; i++) {

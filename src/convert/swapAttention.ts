@@ -31,7 +31,7 @@ export interface SwapAttentionOptions {
   userActivation?: string;
   /** Seed of the token sampling and k-means++. Default 1. */
   seed?: number;
-  /** Valid tokens per layer fed to k-means (uniform sample). Default 8192. */
+  /** Valid tokens per layer fed to k-means (uniform sample). Default max(8192, 8 * poolSize). */
   maxTokens?: number;
   /** Lloyd iterations at most. Default 25. */
   kmeansIterations?: number;
@@ -130,15 +130,18 @@ function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolve
     throw new ArgumentError('swapAttention', 'options.sample', 'the model inputs of a data sample', String(options?.sample));
   }
   const o = {
-    poolSize: 1024, userActivation: 'linear', seed: 1, maxTokens: 8192, kmeansIterations: 25, gateLogit: 3,
+    poolSize: 1024, userActivation: 'linear', seed: 1, kmeansIterations: 25, gateLogit: 3,
     batchSize: 64, ...options, name: options.name ?? `${model.name}_collectivekv`,
   };
-  for (const key of ['poolSize', 'maxTokens', 'kmeansIterations', 'batchSize'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 1) throw new ArgumentError('swapAttention', `options.${key}`, 'a positive integer', String(o[key]));
+  // Enough tokens per centroid for a big pool: with 8192 tokens, a 4096-row pool would fit 2 each.
+  const maxTokens = options.maxTokens ?? Math.max(8192, 8 * o.poolSize);
+  const sizes = { poolSize: o.poolSize, maxTokens, kmeansIterations: o.kmeansIterations, batchSize: o.batchSize };
+  for (const [key, value] of Object.entries(sizes)) {
+    if (!Number.isInteger(value) || value < 1) throw new ArgumentError('swapAttention', `options.${key}`, 'a positive integer', String(value));
   }
   const du = options.userDim ?? 1;
   const userDim = typeof du === 'number' ? () => du : (layer: string) => du[layer] ?? 1;
-  return { ...o, userDim };
+  return { ...o, maxTokens, userDim };
 }
 
 // ---------------------------------------------------------------- rebuilding

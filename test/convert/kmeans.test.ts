@@ -1,3 +1,6 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import { kmeans } from '../../src/convert/kmeans';
 import { normals } from '../analysis/planted';
 
@@ -54,5 +57,51 @@ describe('kmeans', () => {
     expect(() => kmeans(points, 240, 5, 0)).toThrow(/k must be a positive integer, received 0/);
     expect(() => kmeans(points, 240, 5, 300)).toThrow(/at least k = 300 points, received 240/);
     expect(() => kmeans(points, 100, 5, 3)).toThrow(/n\*dim = 500 values, received 1200/);
+  });
+});
+
+describe('kmeans on problems big enough for the matmul assignment', () => {
+  // 4000 points x 200 centroids x 32 dims is above the plain-loop threshold. Duplicated points and
+  // duplicated blob centres make exact ties, which the float64 settling must break like the loops.
+  const n = 4000;
+  const dim = 32;
+  const z = normals(11);
+  const centres = Array.from({ length: 150 }, () => Array.from({ length: dim }, () => 3 * z()));
+  const data = new Float64Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const centre = centres[i % 150];
+    for (let t = 0; t < dim; t++) data[i * dim + t] = i % 7 === 0 ? centre[t] : centre[t] + 0.3 * z();
+  }
+
+  const runs = new Map<string, ReturnType<typeof kmeans>>();
+  for (const backend of ['cpu', 'wasm']) {
+    test(`${backend}: every point is assigned its float64 nearest centroid, no cluster empty`, async () => {
+      await tf.setBackend(backend);
+      const before = tf.memory().numTensors;
+      const r = kmeans(data, n, dim, 200, { seed: 2, maxIterations: 6 });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Math.min(...r.sizes)).toBeGreaterThan(0);
+      let inertia = 0;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        let bestD = Infinity;
+        for (let j = 0; j < 200; j++) {
+          let d = 0;
+          for (let t = 0; t < dim; t++) d += (data[i * dim + t] - r.centroids[j * dim + t]) ** 2;
+          if (d < bestD) { bestD = d; best = j; }
+        }
+        expect(r.assignment[i]).toBe(best);
+        inertia += bestD;
+      }
+      expect(r.inertia).toBeCloseTo(inertia, 6);
+      runs.set(backend, r);
+    });
+  }
+
+  test('the same centroids and assignment on cpu and wasm', () => {
+    const [cpu, wasm] = [runs.get('cpu'), runs.get('wasm')];
+    expect(cpu).toBeDefined();
+    expect(Array.from(wasm?.assignment ?? [])).toEqual(Array.from(cpu?.assignment ?? []));
+    expect(Array.from(wasm?.centroids ?? [])).toEqual(Array.from(cpu?.centroids ?? []));
   });
 });
