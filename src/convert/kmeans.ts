@@ -147,16 +147,20 @@ function settleRow(x: Float64Array, i: number, dim: number, c: Float64Array, k: 
   }
   const pointNorm = squaredNorm(x, i, dim);
   // float32 dot products of dim terms err by at most ~dim * 2^-24 * |x| |c|; 1e-4 of the norms is far above that.
-  if (second - bestScore <= 1e-4 * (pointNorm + largestNorm)) {
-    best = 0;
-    let bestD = Infinity;
-    for (let j = 0; j < k; j++) {
-      const dj = dist2(x, i, c, j, dim);
-      if (dj < bestD) { bestD = dj; best = j; }
-    }
-  }
+  if (second - bestScore <= 1e-4 * (pointNorm + largestNorm)) best = nearestExact(x, i, dim, c, k);
   assignment[i] = best;
   distances[i] = dist2(x, i, c, best, dim);
+}
+
+/** Point i's nearest centroid in float64 (ties to the lower index). */
+function nearestExact(x: Float64Array, i: number, dim: number, c: Float64Array, k: number): number {
+  let best = 0;
+  let bestD = Infinity;
+  for (let j = 0; j < k; j++) {
+    const dj = dist2(x, i, c, j, dim);
+    if (dj < bestD) { bestD = dj; best = j; }
+  }
+  return best;
 }
 
 /** Nearest centroid of every point in float64 (ties to the lower index). */
@@ -164,14 +168,8 @@ function assignExact(x: Float64Array, n: number, dim: number, c: Float64Array, k
   const assignment = new Int32Array(n);
   const distances = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    let best = 0;
-    let bestD = Infinity;
-    for (let j = 0; j < k; j++) {
-      const dj = dist2(x, i, c, j, dim);
-      if (dj < bestD) { bestD = dj; best = j; }
-    }
-    assignment[i] = best;
-    distances[i] = bestD;
+    assignment[i] = nearestExact(x, i, dim, c, k);
+    distances[i] = dist2(x, i, c, assignment[i], dim);
   }
   return { assignment, distances };
 }
