@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { KVAnalysis, analyzeKV, formatKVAnalysis, padLeft, readSequences, seededRandom, shuffleInPlace } from 'collectivekv';
+import { KVAnalysis, analyzeKV, formatKVAnalysis, formatPoolUsage, padLeft, readSequences, seededRandom, shuffleInPlace } from 'collectivekv';
 // Registers the zoo's custom layers so that its saved models load.
 import '../zoo/sasrec';
 import { loadModelFromDir } from './modelFiles';
@@ -58,6 +58,8 @@ export async function runAnalyzeCommand(argv: string[], log: (line: string) => v
   await tf.ready();
   const analysis = await analyzeFiles(args, log);
   log(`\n${formatKVAnalysis(analysis)}\n`);
+  const usage = formatPoolUsage(analysis);
+  if (usage.length > 0) log(`${usage.join('\n')}\n`);
   for (const l of analysis.layers) log(`${l.layer}: suggested userDim ${l.suggestedUserDim}\n  ${l.reasoning.replace(/\n/g, '\n  ')}`);
   if (args.json != null) {
     writeFileSync(args.json, `${JSON.stringify(analysis, null, 2)}\n`);

@@ -17,11 +17,32 @@ export interface AnalyzeKVOptions extends SpectrumOptions {
   layers?: string[];
 }
 
+/**
+ * How a routed pool is used by the sample's valid tokens. A pool whose tokens crowd onto a few rows
+ * acts like a much smaller pool; a mean gate well below 1 means the training forward (rows scaled
+ * by the gate) and inference (unscaled rows) see different K/V.
+ */
+export interface PoolUsage {
+  poolSize: number;
+  tokens: number;
+  /** Rows chosen by at least one token. */
+  rowsUsed: number;
+  /** Rows holding 90% of the tokens, fewest first. */
+  rowsFor90: number;
+  /** Share of the tokens on the most chosen row. */
+  topRowShare: number;
+  /** sigmoid of the winning logit: mean and 10th percentile. */
+  meanGate: number;
+  gateP10: number;
+}
+
 export interface LayerKVAnalysis {
   layer: string;
   className: 'MultiHeadAttention' | 'CollectiveKVAttention';
   keys: SpectrumAnalysis;
   values: SpectrumAnalysis;
+  /** CollectiveKV layers: usage of each routed pool (a side left unshared has none). */
+  poolUsage?: { key?: PoolUsage; value?: PoolUsage };
   /** max of the K and V suggestions: one userDim serves both sides of a layer. */
   suggestedUserDim: number;
   reasoning: string;
@@ -88,15 +109,68 @@ function analyzeLayer(layer: AttentionLayer, kvSource: tf.Tensor, mask: tf.Tenso
     const keys = side(k);
     const values = side(v);
     const suggestedUserDim = Math.max(keys.suggestedUserDim, values.suggestedUserDim);
+    const usage = layer instanceof CollectiveKVAttention ? collectiveUsage(layer, kvSource, valid) : null;
     return {
       layer: layer.name,
       className: layer instanceof CollectiveKVAttention ? 'CollectiveKVAttention' : 'MultiHeadAttention',
-      keys, values, suggestedUserDim,
+      keys, values, ...(usage == null ? {} : { poolUsage: usage }), suggestedUserDim,
       reasoning: `K: ${keys.reasoning}\nV: ${values.reasoning}\nLayer: userDim ${suggestedUserDim} (the larger of K's and V's).`,
     };
   } finally {
     tf.dispose([k, v]);
   }
+}
+
+function collectiveUsage(layer: CollectiveKVAttention, kvSource: tf.Tensor, valid: Int32Array): LayerKVAnalysis['poolUsage'] {
+  const out: NonNullable<LayerKVAnalysis['poolUsage']> = {};
+  const [batch, time] = [dim(kvSource, 0), dim(kvSource, 1)];
+  // A few users at a time: the logits of every token at once would be [tokens, poolSize].
+  const usersPerChunk = Math.max(1, Math.floor(ROUTING_CHUNK / (time * layer.poolSize)));
+  for (const side of ['key', 'value'] as const) {
+    if (!layer.isShared(side)) continue;
+    const index = new Int32Array(batch * time);
+    const gate = new Float32Array(batch * time);
+    for (let b0 = 0; b0 < batch; b0 += usersPerChunk) {
+      const rows = Math.min(usersPerChunk, batch - b0);
+      const part = tf.slice(kvSource, [b0, 0, 0], [rows, time, -1]);
+      const routing = layer.route(side, part);
+      index.set(routing.index.dataSync() as Int32Array, b0 * time);
+      gate.set(routing.gate.dataSync() as Float32Array, b0 * time);
+      tf.dispose([part, routing.index, routing.gate, routing.logits]);
+    }
+    out[side] = poolUsage(index, gate, valid, layer.poolSize);
+  }
+  return out;
+}
+
+/** Router logits per routing chunk (~64 MB of float32). */
+const ROUTING_CHUNK = 1 << 24;
+
+/** Usage figures of one pool from the chosen rows and gates of the tokens at `valid`. */
+export function poolUsage(index: ArrayLike<number>, gate: ArrayLike<number>, valid: ArrayLike<number>, poolSize: number): PoolUsage {
+  const counts = new Int32Array(poolSize);
+  const gates = Float64Array.from(valid, (t) => gate[t]).sort();
+  for (let i = 0; i < valid.length; i++) counts[index[valid[i]]]++;
+  const sorted = Array.from(counts).sort((a, b) => b - a);
+  const tokens = valid.length;
+  let rowsFor90 = 0;
+  for (let covered = 0; rowsFor90 < poolSize && covered < 0.9 * tokens; rowsFor90++) covered += sorted[rowsFor90];
+  return {
+    poolSize, tokens, rowsUsed: sorted.filter((c) => c > 0).length, rowsFor90, topRowShare: tokens ? sorted[0] / tokens : NaN,
+    meanGate: tokens ? gates.reduce((a, g) => a + g, 0) / tokens : NaN, gateP10: tokens ? gates[Math.floor(0.1 * (tokens - 1))] : NaN,
+  };
+}
+
+/** Lines on each CollectiveKV layer's pool usage (none for a model without one). */
+export function formatPoolUsage(analysis: KVAnalysis): string[] {
+  const lines: string[] = [];
+  for (const l of analysis.layers) {
+    for (const [side, u] of Object.entries(l.poolUsage ?? {})) {
+      lines.push(`${l.layer} ${side} pool: ${u.rowsUsed} of ${u.poolSize} rows used, ${u.rowsFor90} hold 90% of ${u.tokens} tokens `
+        + `(top row ${(100 * u.topRowShare).toFixed(1)}%); gate mean ${u.meanGate.toFixed(3)}, p10 ${u.gateP10.toFixed(3)}`);
+    }
+  }
+  return lines;
 }
 
 /** A fixed-width text table of the per-layer figures (the `analyze` command's summary). */

@@ -1,6 +1,6 @@
 // The paper's K/V analysis on trained models (DESIGN.md section 4).
-export { analyzeKV, formatKVAnalysis } from './analyzeKV';
-export type { AnalyzeKVOptions, KVAnalysis, LayerKVAnalysis } from './analyzeKV';
+export { analyzeKV, formatKVAnalysis, formatPoolUsage, poolUsage } from './analyzeKV';
+export type { AnalyzeKVOptions, KVAnalysis, LayerKVAnalysis, PoolUsage } from './analyzeKV';
 export { analyzeSpectrum, suggestUserDim, pearson, quantile, summarize, USER_DIM_OPTIONS } from './spectrum';
 export type { SpectrumAnalysis, SpectrumOptions, CorrelationSummary, Quantiles } from './spectrum';
 export { gram, matrix, project, symmetricEigen, thinSvd } from './linalg';
