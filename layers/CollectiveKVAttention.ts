@@ -10,7 +10,7 @@ import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './atten
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
-  resolveActivation,
+  resolveActivation, zeros,
 } from './common';
 import { PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
@@ -53,6 +53,15 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * poolSeed + 1), so two builds start from the same pools. Default: unseeded.
    */
   poolSeed?: number;
+  /**
+   * Loss-free load balancing (as DeepSeek-V3 balances its experts): a per-row routing bias, not
+   * trained by gradients, is added to the router logits, and after every training call each row's
+   * bias moves by this much toward equal use (up for a row chosen by fewer than its share of the
+   * call's valid tokens, down for one chosen by more). The paper's balance loss evens the mean
+   * softmax, which argmax routing can satisfy while most tokens crowd onto a few rows. Default 0:
+   * off (the paper's).
+   */
+  routingBiasRate?: number;
 }
 
 type Side = 'key' | 'value';
@@ -61,7 +70,8 @@ type Side = 'key' | 'value';
 type SideWeights =
   | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
   | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable; routerBias: tfl.LayerVariable | null;
-      routerProjection: tfl.LayerVariable | null; userKernel: tfl.LayerVariable; userBias: tfl.LayerVariable | null };
+      routerProjection: tfl.LayerVariable | null; routingBias: tfl.LayerVariable | null; userKernel: tfl.LayerVariable;
+      userBias: tfl.LayerVariable | null };
 
 /**
  * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
@@ -71,7 +81,8 @@ type SideWeights =
  * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
  * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
  * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
- * s_router [r, poolSize]); an unshared side has s_kernel, s_bias like
+ * s_router [r, poolSize]; with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
+ * unshared side has s_kernel, s_bias like
  * MultiHeadAttention. Biases (router biases included) exist only with useBias.
  *
  * Auxiliary losses (peak + balance per routed pool, over valid tokens) are computed in training
@@ -92,6 +103,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly userActivation: string;
   readonly poolSeed: number | null;
   readonly routerDim: number;
+  readonly routingBiasRate: number;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
@@ -110,6 +122,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.userActivation = args.userActivation ?? 'swish';
     this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
     this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
+    this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
@@ -135,12 +148,11 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   /** Router logits and top-1 route of kvSource [B, T, de] for a shared side (analysis, conversion). */
   route(side: Side, kvSource: tf.Tensor): Routing {
-    const routed = this.routerInput(side, kvSource);
-    try {
-      return routeTokens(routed, this.poolWeights(side));
-    } finally {
-      if (routed !== kvSource) routed.dispose();
-    }
+    const [index, gate, logits] = tf.tidy(() => {
+      const r = routeTokens(this.routerInput(side, kvSource), this.routingWeights(side));
+      return [r.index, r.gate, r.logits];
+    });
+    return { index, gate, logits };
   }
 
   /** What the router multiplies: kvSource, or its low-rank projection x P when routerDim > 0. */
@@ -149,7 +161,19 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     return s.kind === 'pooled' && s.routerProjection != null ? dense(source, s.routerProjection.read(), null) : source;
   }
 
-  /** Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies). */
+  /**
+   * What routing uses (inside a tidy): the pool and router, and the router bias plus the routing
+   * bias when there is one.
+   */
+  private routingWeights(side: Side): PoolWeights {
+    const w = this.poolWeights(side);
+    const s = this.side(side);
+    const extra = s.kind === 'pooled' ? s.routingBias?.read() ?? null : null;
+    if (extra == null) return w;
+    return { ...w, routerBias: w.routerBias == null ? extra : tf.add(w.routerBias, extra) };
+  }
+
+  /** Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies; without the routing bias). */
   poolWeights(side: Side): PoolWeights {
     const s = this.side(side);
     if (s.kind !== 'pooled') {
@@ -178,6 +202,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
       router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, this.poolSize]),
       routerBias: this.addBias(`${side}_router_bias`, this.poolSize),
+      routingBias: this.routingBiasRate > 0
+        ? this.addWeight(`${side}_routing_bias`, [this.poolSize], 'float32', zeros(), undefined, false) : null,
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
     };
@@ -197,11 +223,12 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
     const routed = this.routerInput(side, source);
     if (!training) {
-      const routing = routeTokens(routed, this.poolWeights(side));
+      const routing = routeTokens(routed, this.routingWeights(side));
       return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
     }
     // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, loss } = trainingRows(routed, this.poolWeights(side), mask, this, this.samplers[side]);
+    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this, this.samplers[side]);
+    if (s.routingBias != null) updateRoutingBias(s.routingBias, index, mask, this.routingBiasRate);
     return { values: joinParts(rows, this.userPart(s, source)), loss };
   }
 
@@ -216,7 +243,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private encodeSide(side: Side, source: tf.Tensor): CacheSide {
     const s = this.side(side);
     if (s.kind === 'full') return { kind: 'full', values: dense(source, s.kernel.read(), s.bias?.read() ?? null) };
-    const { index } = routeTokens(this.routerInput(side, source), this.poolWeights(side));
+    const { index } = routeTokens(this.routerInput(side, source), this.routingWeights(side));
     return { kind: 'pooled', index, user: this.userPart(s, source), poolSize: this.poolSize };
   }
 
@@ -277,8 +304,32 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       userActivation: this.userActivation,
       ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
       ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
+      ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
     };
   }
 }
 
 tf.serialization.registerClass(CollectiveKVAttention, PACKAGE);
+
+/**
+ * One step of the loss-free balancing: every row's routing bias moves by `rate` toward its share of
+ * the valid tokens (index: the rows chosen, mask: 1 valid / 0 padding, or null = all valid).
+ */
+export function updateRoutingBias(bias: tfl.LayerVariable, index: tf.Tensor, mask: tf.Tensor | null, rate: number): void {
+  const chosen = index.dataSync();
+  const valid = mask?.dataSync() ?? null;
+  const counts = new Float64Array(bias.shape[0] as number);
+  let total = 0;
+  for (let i = 0; i < chosen.length; i++) {
+    if (valid != null && !(valid[i] > 0)) continue;
+    counts[chosen[i]] += 1;
+    total += 1;
+  }
+  if (total === 0) return;
+  const share = total / counts.length;
+  const next = Float32Array.from(bias.read().dataSync());
+  for (let j = 0; j < counts.length; j++) next[j] += rate * Math.sign(share - counts[j]);
+  const value = tf.tensor1d(next);
+  bias.write(value);
+  value.dispose();
+}

@@ -56,21 +56,21 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
 }
 
 /**
- * Training forward of one routed pool: the gated rows gate * pool[index] and the routing loss
+ * Training forward of one routed pool: the gated rows gate * pool[index], the chosen rows and the routing loss
  * (null when both weights are 0). Unlike routeTokens + routingLoss it keeps no router logits for
  * the backward pass (ops/routerStep recomputes them), which is what fits a training step in the
  * wasm heap. mask: x's leading shape or null. sampler: which rows the balance term averages (null = all).
  */
 export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights,
-  sampler: BalanceSampler | null = null): { rows: tf.Tensor; loss: tf.Scalar | null } {
-  const [rows, loss] = tf.tidy(() => {
+  sampler: BalanceSampler | null = null): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
+  const [rows, index, loss] = tf.tidy(() => {
     const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
     const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
-    const { index, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
-    const gated = gatherRows(w.pool, index, gate);
-    return l == null ? [gated] : [gated, l];
+    const { index: chosen, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
+    const gated = gatherRows(w.pool, chosen, gate);
+    return l == null ? [gated, chosen] : [gated, chosen, l];
   });
-  return { rows, loss: (loss as tf.Scalar | undefined) ?? null };
+  return { rows, index, loss: (loss as tf.Scalar | undefined) ?? null };
 }
 
 /**

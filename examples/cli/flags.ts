@@ -28,6 +28,14 @@ export function positiveNumber(flag: string, value: string | undefined): number 
   return n;
 }
 
+/** A finite number >= 0, or undefined when the flag is absent. */
+export function nonNegativeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0) || !Number.isFinite(n)) throw new UsageError(`${flag} must be a number >= 0, received '${value}'`);
+  return n;
+}
+
 /** A number in [0, 1), or undefined when the flag is absent. */
 export function rate(flag: string, value: string | undefined): number | undefined {
   if (value == null) return undefined;

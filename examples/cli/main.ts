@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, positiveInt, positiveNumber, rate } from './flags';
+import { UsageError, nonNegativeNumber, positiveInt, positiveNumber, rate } from './flags';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -74,6 +74,7 @@ Options:
   --batch-size N     (default 128)           --patience N    validations without improvement (default 3)
   --loss NAME        softmax (default) or bce (SASRec/HSTU)
   --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
+  --routing-bias-rate X  CollectiveKV loss-free load balancing step (default 0: off, the paper's)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
@@ -126,7 +127,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
-  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps'] as const;
+  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
+  'routing-bias-rate'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -166,7 +168,8 @@ function parse(argv: string[]): ParsedArgs {
     blocks: positiveInt('--blocks', str('blocks')), heads: positiveInt('--heads', str('heads')), dropout: rate('--dropout', str('dropout')),
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
-    userDim: positiveInt('--user-dim', str('user-dim')), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    userDim: positiveInt('--user-dim', str('user-dim')),
+    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),

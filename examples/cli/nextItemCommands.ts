@@ -34,6 +34,7 @@ export interface NextItemArgs {
   dropout?: number;
   poolSize?: number;
   userDim?: number;
+  routingBiasRate?: number;
   loss?: string;
   seed?: number;
   validateEvery?: number;
@@ -97,7 +98,8 @@ export function lossKind(value: string | undefined): SasrecLoss {
 export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha' | 'collectivekv'): ZooModelOptions {
   return {
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
-    dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1 },
+    dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
+      ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}) },
   };
 }
 
@@ -171,7 +173,7 @@ async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: Z
   const dir = a.modelDir as string;
   requireModelDir(dir);
   const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
-    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, loss: a.loss };
+    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, 'routing-bias-rate': a.routingBiasRate, loss: a.loss };
   const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
   if (given.length > 0) throw new UsageError(`train --model-dir continues the saved model as it is; drop ${given.join(', ')}`);
   const file = readZooModelFile(dir);

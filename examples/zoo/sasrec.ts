@@ -17,6 +17,8 @@ export interface CollectiveOptions {
   userActivation?: string;
   /** Low-rank routers of this width (0 = the full router). Default 0. */
   routerDim?: number;
+  /** Loss-free load balancing: the routing bias's step per training call (0 = off). Default 0. */
+  routingBiasRate?: number;
 }
 
 export interface SasrecOptions {
