@@ -82,8 +82,8 @@ type SideWeights =
  * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
  * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
  * s_router [r, poolSize]; with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
- * unshared side has s_kernel, s_bias like
- * MultiHeadAttention. Biases (router biases included) exist only with useBias.
+ * unshared side has s_kernel, s_bias like MultiHeadAttention. Biases (router biases included) exist
+ * only with useBias.
  *
  * Auxiliary losses (peak + balance per routed pool, over valid tokens) are computed in training
  * calls from that call's batch. They reach `model.fit` through `addLoss` (fit calls
