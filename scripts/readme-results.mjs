@@ -68,9 +68,10 @@ export function convertRows(c, label) {
 }
 
 /** Two `train` files of one model and data set, mha and collectivekv: one comparison row. */
-export function trainPairRow(mha, ckv) {
+export function trainPairRow(mha, ckv, ckvPath) {
   const run = (t) => `${t.attention} ${t.total?.epochs ?? t.epochs} epochs / ${t.total?.steps ?? t.steps} steps in ${fmt((t.total?.trainSeconds ?? t.trainSeconds) / 60)} min`;
-  const what = isEvalRun(mha) ? `saved models ${baseName(mha.modelDir)}, ${baseName(ckv.modelDir)}` : `train runs: ${run(mha)}; ${run(ckv)}`;
+  const what = isEvalRun(mha) ? `saved models ${baseName(mha.modelDir)}, ${baseName(ckv.modelDir)}`
+    : `train runs: ${run(mha)}; ${run(ckv)}${ckvPath ? ` (${baseName(ckvPath)})` : ''}`;
   return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (${what}${filtered(mha)})`,
     `${f4(ckv.test.ndcg10)} (${ckv.bytesPerToken} B/token)`, `${f4(mha.test.ndcg10)} (${mha.bytesPerToken} B/token, full KV)`,
     `${pct(ckv.test.ndcg10 / mha.test.ndcg10, 1)} of NDCG@10, ${fmt(mha.bytesPerToken / ckv.bytesPerToken)}x smaller cache`];
@@ -177,7 +178,7 @@ export function resultsBlock(inputs, jsonPath) {
     // An mha train run followed by the collectivekv run of the same model and data: one row.
     if (isTrainRun(json) && isTrainRun(next) && isEvalRun(json) === isEvalRun(next) && json.attention === 'mha' && next.attention === 'collectivekv'
       && json.model === next.model && baseName(json.data) === baseName(next.data) && Boolean(json.test.filterHistory) === Boolean(next.test.filterHistory)) {
-      rows.push(trainPairRow(json, next));
+      rows.push(trainPairRow(json, next, list[i + 1].path));
       i++;
       continue;
     }

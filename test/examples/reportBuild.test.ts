@@ -176,7 +176,7 @@ describe('scripts/readme-results.mjs', () => {
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, ...paths, md], { encoding: 'utf8' }).status).toBe(0);
     const out = readFileSync(md, 'utf8');
-    expect(out).toContain('| Next-item test NDCG@10, sasrec on ml-1m.txt (train runs: mha 5 epochs / 900 steps in 30.0 min; collectivekv 9 epochs / 1700 steps in 60.0 min) | 0.0980 (20 B/token) | 0.1000 (1024 B/token, full KV) | 98.0% of NDCG@10, 51.2x smaller cache |');
+    expect(out).toContain('| Next-item test NDCG@10, sasrec on ml-1m.txt (train runs: mha 5 epochs / 900 steps in 30.0 min; collectivekv 9 epochs / 1700 steps in 60.0 min (k.json)) | 0.0980 (20 B/token) | 0.1000 (1024 B/token, full KV) | 98.0% of NDCG@10, 51.2x smaller cache |');
     expect(out.match(/\| Next-item/g)?.length).toBe(1);
   });
 
