@@ -51,9 +51,9 @@ const baseName = (path) => String(path ?? '').split('/').pop();
 const filtered = (t) => (t.test?.filterHistory ? ', history items filtered from the ranking' : '');
 
 /** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
-export function qualityRows(q) {
+export function qualityRows(q, label) {
   const o = q.options ?? {};
-  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps`;
+  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${label ? `; ${label}` : ''}`;
   return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}; ${budget})`,
     `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
     `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]];
@@ -160,7 +160,7 @@ export function rowsOf(json, jsonPath) {
   if (isBenchOps(json)) {
     return { rows: opsRows(json), when: json.meta?.date ? ` Measured ${json.meta.date}${json.meta.machine ? ` on ${json.meta.machine}` : ''}.` : '' };
   }
-  if (isBenchQuality(json)) return { rows: qualityRows(json), when: '' };
+  if (isBenchQuality(json)) return { rows: qualityRows(json, baseName(jsonPath)), when: '' };
   if (isBenchConvert(json)) return { rows: convertRows(json, baseName(jsonPath)), when: '' };
   if (isTrainRun(json)) return { rows: trainRows(json), when: '' };
   if (isBenchCtr(json)) return { rows: ctrRows(json), when: '' };
