@@ -363,8 +363,17 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
   const baseline = sweepPoint(base, cases, { userDim: 0, poolSize: 0 }, fullBytes, fit, log);
   const sweep: SweepResult = { model: 'sasrec', settings, baseline, points: [], bestUserDim: null };
   (report.results.sweep ??= {})[d.name] = sweep;
+  const skipped: string[] = [];
   for (const c of configs) {
-    const { converted } = convertSasrec(base, d.split, { ...c, sampleUsers: s.analysisUsers, seed: 1 });
+    // One point that cannot be converted costs that point, not the sweep.
+    let converted: Sasrec;
+    try {
+      converted = convertSasrec(base, d.split, { ...c, sampleUsers: s.analysisUsers, seed: 1 }).converted;
+    } catch (e) {
+      skipped.push(`userDim ${c.userDim} pool ${c.poolSize}: ${(e as Error).message}`);
+      log(`collectivekv userDim ${c.userDim} pool ${c.poolSize}: skipped (${(e as Error).message})`);
+      continue;
+    }
     try {
       sweep.points.push(sweepPoint(converted, cases, c, fullBytes, { epochs: 0, trainSeconds: 0 }, log));
     } finally {
@@ -372,7 +381,9 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
     }
     sweep.bestUserDim = bestUserDim(sweep.points.filter((x) => x.poolSize === s.poolSize));
   }
-  return fit.stoppedBy === 'maxMinutes' ? `the baseline was cut by its time share after ${fit.epochs} epochs` : '';
+  const notes = [...(fit.stoppedBy === 'maxMinutes' ? [`the baseline was cut by its time share after ${fit.epochs} epochs`] : []),
+    ...skipped.map((x) => `skipped ${x}`)];
+  return notes.join('; ');
 }
 
 /** Share of the sweep's budget its baseline trains for; the rest is the conversions and tests. */

@@ -146,7 +146,8 @@ export interface SasrecConversion {
 export function convertSasrec(base: Sasrec, split: LeaveOneOutSplit,
   o: { poolSize: number; userDim: number; sampleUsers: number; seed: number }): SasrecConversion {
   const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear' };
-  const sample = sampleIds(split, o.sampleUsers, base.options.maxLength, o.seed);
+  // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
+  const sample = sampleIds(split, o.sampleUsers, base.options.maxLength, o.seed, 8 * o.poolSize);
   const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: o.seed });
   sample.dispose();
   const converted = buildSasrec({ ...base.options, attention: 'collectivekv', collective });
@@ -161,10 +162,15 @@ function testRow(model: BenchConvertRow['model'], sasrec: Sasrec, split: LeaveOn
   return { model, epochs, steps, testNdcg10: r.ndcg[10], testHr10: r.hr[10], seconds };
 }
 
-/** Padded training prefixes of `users` seeded users: the conversion sample. */
-function sampleIds(split: LeaveOneOutSplit, users: number, maxLength: number, seed: number): tf.Tensor2D {
+/**
+ * Padded training prefixes of seeded users, the conversion sample: `users` of them, or more when
+ * that many hold fewer than `minTokens` valid tokens (short histories, as on Beauty), up to all.
+ */
+function sampleIds(split: LeaveOneOutSplit, users: number, maxLength: number, seed: number, minTokens: number): tf.Tensor2D {
   const examples = trainingExamples(split.train, maxLength);
-  const batch = trainingBatches(examples, users, seed).next().value as SequenceBatch;
+  const meanLength = examples.reduce((s, e) => s + (e.length ?? maxLength), 0) / Math.max(1, examples.length);
+  const rows = Math.min(examples.length, Math.max(users, Math.ceil(minTokens / Math.max(1, meanLength))));
+  const batch = trainingBatches(examples, rows, seed).next().value as SequenceBatch;
   return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
 }
 

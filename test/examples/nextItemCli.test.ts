@@ -167,6 +167,12 @@ describe('collectivekv bench convert', () => {
     expect(result.rows[2].steps).toBe(Math.floor(0.5 * saved.training.steps));
     expect(result.fineTuneShare).toBeLessThanOrEqual(0.5);
     expect(result.convertedRatio).toBeCloseTo(result.rows[2].testNdcg10 / result.rows[0].testNdcg10, 10);
+    // One sample user holds at most 8 tokens, too few for 16 pool rows: the sample grows to enough users.
+    const fewUsers = join(dir, 'convert-few.json');
+    const few = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--pool-size', '16', '--sample-users', '1',
+      '--fine-tune-fraction', '0.1', '--no-scratch', '--json', fewUsers]);
+    expect(few.err).toBe('');
+    expect(JSON.parse(readFileSync(fewUsers, 'utf8')).conversion[0].key.tokens).toBeGreaterThanOrEqual(16);
     // The baseline row is the saved model's test score, as eval gives it.
     const evaluated = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--json', join(dir, 'mha-eval.json')]);
     expect(evaluated.code).toBe(0);
