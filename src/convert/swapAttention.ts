@@ -252,7 +252,7 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
   }
   const points = collectiveRows(values, pick, dg);
   const km = kmeans(points, pick.length, dg, o.poolSize, { seed: o.seed, maxIterations: o.kmeansIterations });
-  const shift = routerShift(points, pick.length, dg, km.centroids, o.poolSize, o.gateLogit);
+  const shift = routerShift(points, pick.length, dg, km.centroids, km.assignment, o.gateLogit);
   writeRouter(next, s, kernel, bias, km.centroids, dg, o.poolSize, shift);
   return {
     ...report, iterations: km.iterations, reseeded: km.reseeded, minClusterSize: Math.min(...km.sizes), maxClusterSize: Math.max(...km.sizes),
@@ -282,17 +282,18 @@ function centeredEnergy(points: Float64Array, n: number, d: number): number {
  * Shift so that the 5% quantile of the winning logits (||k||^2 - ||k - c_nearest||^2 before the
  * shift) lands at gateLogit.
  */
-function routerShift(points: Float64Array, n: number, d: number, centroids: Float64Array, k: number, gateLogit: number): number {
+function routerShift(points: Float64Array, n: number, d: number, centroids: Float64Array, nearest: Int32Array, gateLogit: number): number {
+  // max_j (2 k.c_j - ||c_j||^2) = ||k||^2 - min_j ||k - c_j||^2: the nearest centroid's term.
   const winning: number[] = [];
   for (let i = 0; i < n; i++) {
-    let best = -Infinity;
-    for (let j = 0; j < k; j++) {
-      let dot = 0;
-      let norm = 0;
-      for (let c = 0; c < d; c++) { dot += points[i * d + c] * centroids[j * d + c]; norm += centroids[j * d + c] ** 2; }
-      best = Math.max(best, 2 * dot - norm);
+    let norm = 0;
+    let distance = 0;
+    for (let c = 0; c < d; c++) {
+      const x = points[i * d + c];
+      norm += x * x;
+      distance += (x - centroids[nearest[i] * d + c]) ** 2;
     }
-    winning.push(best);
+    winning.push(norm - distance);
   }
   return gateLogit - quantile(winning.sort((a, b) => a - b), 0.05);
 }
@@ -328,12 +329,26 @@ function routerBias(bc: ArrayLike<number>, centroids: Float64Array, dg: number, 
   return out;
 }
 
-/** Share of picked tokens routed by the new layer to their nearest centroid. */
+/**
+ * Share of picked tokens routed by the new layer to their nearest centroid. Routed in chunks of
+ * picked tokens: all of a big sample's logits at once ([tokens, poolSize]) overflow the wasm heap.
+ */
 function agreement(next: CollectiveKVAttention, s: 'key' | 'value', kvSource: tf.Tensor, pick: Int32Array, nearest: Int32Array): number {
-  const routing = next.route(s, kvSource);
-  const index = routing.index.dataSync();
-  tf.dispose([routing.index, routing.gate, routing.logits]);
+  const de = dim(kvSource, 2);
+  const chunk = Math.max(1, Math.floor(AGREEMENT_CHUNK / next.poolSize));
   let same = 0;
-  pick.forEach((row, i) => { if (index[row] === nearest[i]) same++; });
+  for (let start = 0; start < pick.length; start += chunk) {
+    const rows = pick.subarray(start, start + chunk);
+    const chosen = tf.tidy(() => {
+      const tokens = tf.gather(tf.reshape(kvSource, [-1, de]), tf.tensor1d(rows, 'int32'));
+      return next.route(s, tf.reshape(tokens, [1, rows.length, de])).index;
+    });
+    const index = chosen.dataSync();
+    chosen.dispose();
+    rows.forEach((_, i) => { if (index[i] === nearest[start + i]) same++; });
+  }
   return pick.length ? same / pick.length : 1;
 }
+
+/** Router logits per agreement chunk (~32 MB of float32). */
+const AGREEMENT_CHUNK = 1 << 23;
