@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   CollectiveKVAttention, CtrBatch, MultiHeadAttention, POSITION_BUCKETS, RATING_VALUES, TIME_BUCKETS, dim, gatherRows,
 } from 'collectivekv';
-import { CollectiveOptions, PointwiseDense } from '../sasrec';
+import { BlockAttention, CollectiveOptions, PointwiseDense } from '../sasrec';
 
 export type { CollectiveOptions } from '../sasrec';
 export type CtrAttention = 'mha' | 'collectivekv';
@@ -223,15 +223,8 @@ export class EventEmbeddings {
 // ---------------------------------------------------------------- target attention (DIN block)
 
 /** One attention layer of the model's kind: MultiHeadAttention, or CollectiveKVAttention when `collective`. */
-/** What a model sets on its attention layers beyond the shared options. */
-export interface BlockAttentionOptions {
-  causal?: boolean;
-  attention?: 'softmax' | 'hstu';
-  relativePositions?: number;
-}
-
 export function makeAttention(o: ResolvedCtrModelOptions, collective: boolean, name: string, seed: number,
-  extra: BlockAttentionOptions = {}): AttentionLayer {
+  extra: Partial<BlockAttention> = {}): AttentionLayer {
   const common = {
     numHeads: o.numHeads, keyDim: o.attentionWidth / o.numHeads, name, ...extra,
     kernelInitializer: tfl.initializers.glorotUniform({ seed }),
@@ -321,7 +314,7 @@ export abstract class CtrModelBase implements CtrModel {
     return this.options.embeddingDim;
   }
 
-  protected attentionLayer(collective: boolean, name: string, extra: BlockAttentionOptions = {}): AttentionLayer {
+  protected attentionLayer(collective: boolean, name: string, extra: Partial<BlockAttention> = {}): AttentionLayer {
     const layer = this.store.layer(makeAttention(this.options, collective, name, this.store.nextSeed(), extra));
     this.attentions.push(layer);
     return layer;
