@@ -12,7 +12,7 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -62,6 +62,12 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * off (the paper's).
    */
   routingBiasRate?: number;
+  /**
+   * How the gate enters training: 'scaled' (the paper's: rows are gate * pool[index] in training,
+   * pool[index] at inference) or 'straight-through' (pool[index] in both; the router still learns
+   * through the gate's gradient). Default 'scaled'.
+   */
+  gate?: GateMode;
 }
 
 type Side = 'key' | 'value';
@@ -75,7 +81,8 @@ type SideWeights =
 
 /**
  * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
- * pool (row picked per token by a linear top-1 router, scaled by the sigmoid gate in training) and
+ * pool (row picked per token by a linear top-1 router, scaled by the sigmoid gate in training unless
+ * the gate is straight-through) and
  * the last userDim columns from act(x W + b); heads are split after the concat.
  *
  * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
@@ -104,6 +111,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly poolSeed: number | null;
   readonly routerDim: number;
   readonly routingBiasRate: number;
+  readonly gate: GateMode;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
@@ -123,6 +131,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
     this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
+    this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
@@ -227,7 +236,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
     }
     // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this, this.samplers[side]);
+    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this, this.samplers[side], this.gate);
     if (s.routingBias != null) updateRoutingBias(s.routingBias, index, mask, this.routingBiasRate);
     return { values: joinParts(rows, this.userPart(s, source)), loss };
   }
@@ -305,6 +314,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
       ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
       ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
+      ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
     };
   }
 }

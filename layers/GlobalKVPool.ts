@@ -10,7 +10,7 @@ import { fusedRoutingLoss, gatherRows, routeTop1, routeWithLoss } from '../ops/i
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
-  checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
+  checkOneOf, checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
 } from './common';
 
 // ---------------------------------------------------------------- shared math
@@ -38,6 +38,21 @@ export interface RoutingLossWeights {
   balanceWeight: number;
 }
 
+/**
+ * How the gate enters the training forward. 'scaled' (the paper's): rows are gate * pool[index],
+ * while inference reads pool[index], so training and inference differ until the peak loss drives
+ * the gate to 1. 'straight-through': the forward reads pool[index] as inference does, and the
+ * gradient reaches the gate as if the rows had been multiplied by it (a straight-through estimator).
+ */
+export type GateMode = 'scaled' | 'straight-through';
+export const GATE_MODES = ['scaled', 'straight-through'] as const;
+
+/** Ones shaped like gate whose gradient passes unchanged to gate (the straight-through gate). */
+const straightThroughOnes = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+  value: tf.onesLike(args[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor) => dy,
+})) as (gate: tf.Tensor) => tf.Tensor;
+
 /** Router logits x R (+ b) and the top-1 route. */
 export function routeTokens(x: tf.Tensor, w: PoolWeights): Routing {
   return tf.tidy(() => {
@@ -56,18 +71,19 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
 }
 
 /**
- * Training forward of one routed pool: the gated rows gate * pool[index], the chosen rows and the routing loss
+ * Training forward of one routed pool: the gated rows gate * pool[index] (pool[index] with a
+ * straight-through gate), the chosen rows and the routing loss
  * (null when both weights are 0). Unlike routeTokens + routingLoss it keeps no router logits for
  * the backward pass (ops/routerStep recomputes them), which is what fits a training step in the
  * wasm heap. mask: x's leading shape or null. sampler: which rows the balance term averages (null = all).
  */
 export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights,
-  sampler: BalanceSampler | null = null): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
+  sampler: BalanceSampler | null = null, gateMode: GateMode = 'scaled'): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
   const [rows, index, loss] = tf.tidy(() => {
     const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
     const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
     const { index: chosen, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
-    const gated = gatherRows(w.pool, chosen, gate);
+    const gated = gatherRows(w.pool, chosen, gateMode === 'scaled' ? gate : straightThroughOnes(gate));
     return l == null ? [gated, chosen] : [gated, chosen, l];
   });
   return { rows, index, loss: (loss as tf.Scalar | undefined) ?? null };
@@ -105,6 +121,8 @@ export interface GlobalKVPoolArgs extends LayerArgs {
    * token); 0 = all. Default 2048.
    */
   balanceTokens?: number;
+  /** How the gate enters training (see GateMode). Default 'scaled', the paper's. */
+  gate?: GateMode;
   /** Router kernel initializer. Default glorotUniform. */
   routerInitializer?: InitializerSpec;
   /** Pool initializer. Default normal(0, 1). */
@@ -126,6 +144,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
   readonly peakWeight: number;
   readonly balanceWeight: number;
   readonly balanceTokens: number;
+  readonly gate: GateMode;
   private readonly sampler: BalanceSampler;
   private readonly routerInit: Initializer;
   private readonly poolInit: Initializer;
@@ -144,6 +163,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
     this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
     this.sampler = new BalanceSampler(this.balanceTokens, this.name);
+    this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
     this.routerInit = resolveInitializer(name, 'routerInitializer', args.routerInitializer, glorotUniform);
     this.poolInit = resolveInitializer(name, 'poolInitializer', args.poolInitializer, standardNormal);
     this.addLoss(() => this.auxLosses.take());
@@ -173,7 +193,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     const [out, aux] = tf.tidy(() => {
       if (!training) return [collectiveRows(this.weightsNow().pool, this.route(x), false)];
       const valid = mask == null ? null : this.checkedMask(mask, x);
-      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this, this.sampler);
+      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this, this.sampler, this.gate);
       return loss == null ? [rows] : [rows, loss];
     });
     if (aux != null) this.auxLosses.push(aux as tf.Scalar);
@@ -212,6 +232,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
       peakWeight: this.peakWeight,
       balanceTokens: this.balanceTokens,
       balanceWeight: this.balanceWeight,
+      ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
       routerInitializer: serializeInitializer(this.routerInit),
       poolInitializer: serializeInitializer(this.poolInit),
     };

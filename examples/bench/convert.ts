@@ -4,7 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  INTERACTION_FORMATS, InteractionFormat,
+  GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat,
   LeaveOneOutSplit, SequenceBatch, Sequences, batchTensor, copyWeightsByName, leaveOneOut, readSequences, swapAttention,
   trainingBatches, trainingExamples, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
@@ -44,6 +44,8 @@ export interface BenchConvertOptions {
    * 5e-4 gained (91.6%).
    */
   fineTuneLearningRate?: number;
+  /** The converted model's training gate (fine-tune). Default 'scaled'. */
+  gate?: GateMode;
   /**
    * A trained mha SASRec to convert (e.g. loaded from `collectivekv train --out`) instead of training
    * one here; `steps` is how many optimizer steps it was trained for (the fine-tune gets
@@ -74,6 +76,8 @@ export interface BenchConvertResult {
   fineTuneShare: number;
   /** Optional only so that reports written before it existed still load. */
   fineTuneLearningRate?: number;
+  /** The fine-tune's gate (absent in reports written before it existed: 'scaled'). */
+  gate?: GateMode;
 }
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
@@ -109,7 +113,8 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
 
   o.log('convert');
   const start = performance.now();
-  const { converted, layers } = convertSasrec(base, split, { poolSize: o.poolSize, userDim: o.userDim, sampleUsers: o.sampleUsers, seed: o.seed });
+  const { converted, layers } = convertSasrec(base, split, { poolSize: o.poolSize, userDim: o.userDim, sampleUsers: o.sampleUsers, seed: o.seed,
+    gate: o.gate ?? 'scaled' });
   const convertSeconds = (performance.now() - start) / 1000;
   for (const l of layers) o.log(`  ${l.layer}: routing agreement K ${l.key?.routingAgreement?.toFixed(3)} V ${l.value?.routingAgreement?.toFixed(3)}`);
   rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
@@ -130,7 +135,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   if (o.baseline == null) base.model.dispose();
   converted.model.dispose();
   return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps),
-    fineTuneLearningRate: tuneRate };
+    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled' };
 }
 
 export interface SasrecConversion {
@@ -144,8 +149,8 @@ export interface SasrecConversion {
  * training prefixes, linear user part), returned as a zoo SASRec so it trains and evaluates like one.
  */
 export function convertSasrec(base: Sasrec, split: LeaveOneOutSplit,
-  o: { poolSize: number; userDim: number; sampleUsers: number; seed: number }): SasrecConversion {
-  const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear' };
+  o: { poolSize: number; userDim: number; sampleUsers: number; seed: number; gate?: GateMode }): SasrecConversion {
+  const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}) };
   // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
   const sample = sampleIds(split, o.sampleUsers, base.options.maxLength, o.seed, 8 * o.poolSize);
   const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: o.seed });
@@ -201,6 +206,7 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --validation-users N     validate on the first N users (default all)
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
   --fine-tune-lr X         learning rate of the fine-tune (default: --lr / 4)
+  --gate MODE              the fine-tune's gate: scaled (default) or straight-through
   --max-minutes N          bound on each from-scratch training
   --no-scratch             skip CollectiveKV from scratch
   --json FILE              also write the result as JSON
@@ -265,7 +271,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     args: argv, allowPositionals: true, strict: true,
     options: {
       ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr'].map((k) => [k, { type: 'string' as const }])),
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate'].map((k) => [k, { type: 'string' as const }])),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -280,6 +286,8 @@ export function parseBenchConvertArgs(argv: string[]): {
   const minutes = positiveNumber('--max-minutes', v['max-minutes']);
   const lr = positiveNumber('--lr', v.lr);
   const fineTuneLr = positiveNumber('--fine-tune-lr', v['fine-tune-lr']);
+  const gate = v.gate as GateMode | undefined;
+  if (gate != null && !(GATE_MODES as readonly string[]).includes(gate)) throw new Error(`--gate must be one of ${GATE_MODES.join(', ')}, received '${gate}'`);
   const backend = v.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   const format = v.format as InteractionFormat | undefined;
@@ -292,7 +300,7 @@ export function parseBenchConvertArgs(argv: string[]): {
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
       scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,
-      fineTuneLearningRate: fineTuneLr }),
+      fineTuneLearningRate: fineTuneLr, gate }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };
 }

@@ -19,6 +19,8 @@ export interface CollectiveOptions {
   routerDim?: number;
   /** Loss-free load balancing: the routing bias's step per training call (0 = off). Default 0. */
   routingBiasRate?: number;
+  /** 'scaled' (default, the paper's) or 'straight-through': see CollectiveKVAttentionArgs.gate. */
+  gate?: 'scaled' | 'straight-through';
 }
 
 export interface SasrecOptions {

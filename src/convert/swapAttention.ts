@@ -6,6 +6,7 @@ import { seededRandom } from '../data/random';
 import { ArgumentError, dim } from '../../ops/util/validate';
 import { CollectiveKVAttention, ShareMode } from '../../layers/CollectiveKVAttention';
 import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
+import type { GateMode } from '../../layers/GlobalKVPool';
 import { captureAttentionInputs, disposeSites, keysAndValues, sampleRows, validIndex } from '../analysis/capture';
 import { quantile } from '../analysis/spectrum';
 import { kmeans } from './kmeans';
@@ -22,6 +23,8 @@ export interface SwapAttentionOptions {
    */
   userDim?: number | Record<string, number>;
   share?: ShareMode;
+  /** The converted layers' training gate (see CollectiveKVAttentionArgs.gate). Default 'scaled'. */
+  gate?: GateMode;
   peakWeight?: number;
   balanceWeight?: number;
   /**
@@ -76,8 +79,8 @@ export interface SwapAttentionResult {
   layers: LayerConversionReport[];
 }
 
-type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'peakWeight' | 'balanceWeight' | 'name' | 'userDim'>>
-  & Pick<SwapAttentionOptions, 'share' | 'peakWeight' | 'balanceWeight'> & { name: string; userDim: (layer: string) => number };
+type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'gate' | 'peakWeight' | 'balanceWeight' | 'name' | 'userDim'>>
+  & Pick<SwapAttentionOptions, 'share' | 'gate' | 'peakWeight' | 'balanceWeight'> & { name: string; userDim: (layer: string) => number };
 
 /**
  * Returns a new model in which every MultiHeadAttention is a CollectiveKVAttention with the same
@@ -152,7 +155,7 @@ function rebuild(model: tfl.LayersModel, targets: MultiHeadAttention[], o: Resol
   const names = new Set(targets.map((t) => t.name));
   const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation };
   // Only what the caller set; the rest keeps CollectiveKVAttention's defaults.
-  for (const key of ['share', 'peakWeight', 'balanceWeight'] as const) if (options[key] != null) extra[key] = options[key];
+  for (const key of ['share', 'gate', 'peakWeight', 'balanceWeight'] as const) if (options[key] != null) extra[key] = options[key];
   for (const entry of config.layers) {
     const name = entry.config.name as string;
     if (!names.has(name)) continue;
