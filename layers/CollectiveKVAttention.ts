@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
-import { collectiveAttention, dotProductAttention, gatherRows, joinParts } from '../ops/index';
+import { collectiveAttention, dotProductAttention, gatherRows, joinParts, productSubKeys } from '../ops/index';
 import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
@@ -36,7 +36,8 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * Tokens per training call whose router softmax the balance loss averages: a seeded sample when
    * a call has more (an estimate of the mean over all tokens; the peak loss and the gate still see
    * every token); 0 = all. The balance term is the routing step's dense [tokens, poolSize] work,
-   * so this bounds it. Default 2048.
+   * so this bounds it. Default 2048. A product-key router averages over every token (its balance
+   * term is an [s, s] matmul), so this does not apply to it.
    */
   balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
@@ -68,7 +69,18 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * through the gate's gradient). Default 'scaled'.
    */
   gate?: GateMode;
+  /**
+   * 'dense' (default, the paper's): one router column per pool row. 'product': product keys, two
+   * sub-routers of s = sqrt(poolSize) columns each, row i*s + j scored a[i] + b[j] (poolSize must
+   * be a perfect square). Per token the router then costs 2s columns instead of poolSize (64 vs
+   * 1024), the balance term needs no sampling, and the cache is unchanged (a row index). Not with
+   * routingBiasRate. The s_router weight is [de, 2s] and s_router_bias [2s].
+   */
+  router?: RouterKind;
 }
+
+export type RouterKind = 'dense' | 'product';
+export const ROUTER_KINDS = ['dense', 'product'] as const;
 
 type Side = 'key' | 'value';
 
@@ -88,7 +100,8 @@ type SideWeights =
  * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
  * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
  * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
- * s_router [r, poolSize]; with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
+ * s_router [r, poolSize]; with router 'product': 2 sqrt(poolSize) router columns instead of poolSize;
+ * with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
  * unshared side has s_kernel, s_bias like MultiHeadAttention. Biases (router biases included) exist
  * only with useBias.
  *
@@ -112,6 +125,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly routerDim: number;
   readonly routingBiasRate: number;
   readonly gate: GateMode;
+  readonly router: RouterKind;
+  /** s = sqrt(poolSize) for a product-key router, null for a dense one. */
+  private readonly subKeys: number | null;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
@@ -132,6 +148,14 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
+    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ROUTER_KINDS);
+    this.subKeys = this.router === 'product' ? productSubKeys(this.poolSize) : null;
+    if (this.router === 'product' && this.subKeys == null) {
+      throw new ArgumentError(name, 'poolSize', "a perfect square with router 'product' (e.g. 256, 1024, 4096)", String(this.poolSize));
+    }
+    if (this.router === 'product' && this.routingBiasRate > 0) {
+      throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
+    }
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
@@ -188,7 +212,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (s.kind !== 'pooled') {
       throw new ArgumentError(CollectiveKVAttention.className, 'side', `a shared side (share is '${this.share}')`, `'${side}'`);
     }
-    return { pool: s.pool.read(), router: s.router.read(), routerBias: s.routerBias?.read() ?? null };
+    return { pool: s.pool.read(), router: s.router.read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
   }
 
   // ------------------------------------------------------------ hooks
@@ -209,13 +233,18 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
         this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
       routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
-      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, this.poolSize]),
-      routerBias: this.addBias(`${side}_router_bias`, this.poolSize),
+      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, this.routerColumns()]),
+      routerBias: this.addBias(`${side}_router_bias`, this.routerColumns()),
       routingBias: this.routingBiasRate > 0
         ? this.addWeight(`${side}_routing_bias`, [this.poolSize], 'float32', zeros(), undefined, false) : null,
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
     };
+  }
+
+  /** Router columns: one per pool row, or the two sub-routers' 2s with product keys. */
+  private routerColumns(): number {
+    return this.subKeys == null ? this.poolSize : 2 * this.subKeys;
   }
 
   protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {
@@ -315,6 +344,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
       ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
+      ...(this.router === 'dense' ? {} : { router: this.router }),
     };
   }
 }

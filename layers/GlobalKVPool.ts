@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { fusedRoutingLoss, gatherRows, routeTop1, routeWithLoss } from '../ops/index';
+import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRoutingLoss, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
@@ -22,6 +22,11 @@ export interface PoolWeights {
   router: tf.Tensor;
   /** [poolSize] or null */
   routerBias: tf.Tensor | null;
+  /**
+   * Set for a product-key router: s with s * s = poolSize; router is then [inputDim, 2s] (two
+   * sub-routers, see ops/productRoute) and routerBias [2s].
+   */
+  subKeys?: number | null;
 }
 
 export interface Routing {
@@ -29,7 +34,7 @@ export interface Routing {
   index: tf.Tensor;
   /** float32 [...]: sigmoid of the winning logit. */
   gate: tf.Tensor;
-  /** float32 [..., poolSize]: router logits. */
+  /** float32 [..., poolSize]: router logits ([..., 2s], the two sub-routers', for a product-key router). */
   logits: tf.Tensor;
 }
 
@@ -56,10 +61,22 @@ const straightThroughOnes = tf.customGrad((...args: Array<tf.Tensor | tf.GradSav
 /** Router logits x R (+ b) and the top-1 route. */
 export function routeTokens(x: tf.Tensor, w: PoolWeights): Routing {
   return tf.tidy(() => {
+    if (w.subKeys != null) {
+      const sub = subRouterLogits(x, w, w.subKeys);
+      const { index, gate } = productRouteTop1(sub);
+      return { index, gate, logits: tf.concat([sub.a, sub.b], -1) };
+    }
     const logits = dense(x, w.router, w.routerBias);
     const { index, gate } = routeTop1(logits);
     return { index, gate, logits };
   });
+}
+
+/** The two sub-routers' logits of a product-key router (router [de, 2s]: columns 0..s-1 then s..2s-1). */
+function subRouterLogits(x: tf.Tensor, w: PoolWeights, s: number): SubRouterLogits {
+  // Slicing the small router, not the token-sized logits (see ops/productRoute).
+  const half = (i: number) => dense(x, tf.slice(w.router, [0, i * s], [-1, s]), w.routerBias == null ? null : tf.slice(w.routerBias, [i * s], [s]));
+  return { a: half(0), b: half(1) };
 }
 
 /**
@@ -80,6 +97,16 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
 export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights,
   sampler: BalanceSampler | null = null, gateMode: GateMode = 'scaled'): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
   const [rows, index, loss] = tf.tidy(() => {
+    const subKeys = w.subKeys;
+    if (subKeys != null) {
+      // Product keys: the logits are [N, 2s], small enough to keep for autodiff; every valid token
+      // enters the balance term (it costs an [s, s] matmul), so there is nothing to sample.
+      const logits = subRouterLogits(x, w, subKeys);
+      const route = productRouteTop1(logits);
+      const l = productRoutingLoss(logits, mask, weights);
+      const gated = gatherRows(w.pool, route.index, gateMode === 'scaled' ? route.gate : straightThroughOnes(route.gate));
+      return l == null ? [gated, route.index] : [gated, route.index, l];
+    }
     const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
     const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
     const { index: chosen, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);

@@ -9,3 +9,4 @@ export * from './routingLoss/index';
 export * from './linear/index';
 export * from './routerStep/index';
 export * from './catalogCrossEntropy/index';
+export * from './productRoute/index';

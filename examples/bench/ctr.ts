@@ -186,6 +186,9 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --pool-size N        CollectiveKV pool rows (default 1024)
   --balance-tokens N   CollectiveKV: tokens per call the balance loss averages, sampled (default 2048; 0 = all)
   --router-dim N       CollectiveKV: low-rank routers of this width (default 0: the full router)
+  --router dense|product  CollectiveKV: one router column per pool row (default, the paper's) or
+                       product keys (two sub-routers of sqrt(pool size) columns; pool size a square)
+  --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
   --max-minutes N      training budget per variant (default 0: early stopping only)
   --epochs N           maximum epochs (default 10)
@@ -223,7 +226,7 @@ export async function runBenchCtrCommand(argv: string[]): Promise<number> {
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend',
     ].map((k) => [k, { type: 'string' as const }])),
   });
@@ -237,6 +240,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
   if (v['balance-tokens'] != null) collective.balanceTokens = integerAtLeast('--balance-tokens', v['balance-tokens'], 0);
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
+  if (v.router != null) collective.router = oneOf('--router', v.router, ['dense', 'product'] as const);
+  if (v.gate != null) collective.gate = oneOf('--gate', v.gate, ['scaled', 'straight-through'] as const);
   const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
   if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
   return {

@@ -21,6 +21,8 @@ export interface CollectiveOptions {
   routingBiasRate?: number;
   /** 'scaled' (default, the paper's) or 'straight-through': see CollectiveKVAttentionArgs.gate. */
   gate?: 'scaled' | 'straight-through';
+  /** 'dense' (default, the paper's) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
+  router?: 'dense' | 'product';
 }
 
 export interface SasrecOptions {

@@ -1,0 +1,104 @@
+// Product-key routing: a pool of s*s rows addressed by two sub-routers of s keys each, as in
+// product-key memories (Lample et al., 2019). The score of row i*s + j is a[i] + b[j] (a, b: the two
+// sub-routers' logits), so the top-1 row is (argmax a, argmax b) and the router costs 2s instead of
+// s*s columns per token. It is exactly a dense router whose kernel column i*s + j is
+// A[:, i] + B[:, j]: gate, peak and balance losses are the paper's, taken over those joint logits.
+// Built from tfjs ops (autodiff gives the gradient): everything here is [N, 2s] or [s, s].
+import * as tf from '@tensorflow/tfjs-core';
+import { gatherRows } from '../gatherRows/index';
+import type { RoutingLossWeights } from '../routingLoss/core';
+import { ArgumentError, assertFloatDtype, assertShape, describeShape, dim } from '../util/validate';
+
+const OP = 'productRoute';
+
+export interface ProductRoute {
+  /** int32 [...]: the chosen pool row, i * s + j. */
+  index: tf.Tensor;
+  /** float32 [...]: sigmoid(a[i] + b[j]), the joint winning logit's sigmoid; differentiable. */
+  gate: tf.Tensor;
+}
+
+/**
+ * The two sub-routers' logits, each float32 [..., s] of one leading shape: a scores the row block i,
+ * b the row j within it. (Two tensors, not one [..., 2s] split here: on wasm the split and its
+ * gradient's concat of the token-sized logits cost as much as the rest of the routing.)
+ */
+export interface SubRouterLogits {
+  a: tf.Tensor;
+  b: tf.Tensor;
+}
+
+/** Top-1 route of the joint logits a[i] + b[j]: index i * s + j and its gate, in a's leading shape. */
+export function productRouteTop1(logits: SubRouterLogits): ProductRoute {
+  const s = checkLogits(logits);
+  const lead = logits.a.shape.slice(0, -1);
+  const [index, gate] = tf.tidy(() => {
+    const top = topPair(tf.reshape(logits.a, [-1, s]), tf.reshape(logits.b, [-1, s]));
+    return [tf.reshape(top.index, lead), tf.reshape(tf.sigmoid(top.winner), lead)];
+  });
+  return { index, gate };
+}
+
+/**
+ * Per row of a, b [N, s]: the joint index i*s + j and the winning logit a[i] + b[j] ([N]). The
+ * winners are read with gatherRows (gradient: scatterAddRows) rather than tf.max, whose gradient
+ * compares every logit with the max (tfjs's broadcast Equal: most of a training step on wasm).
+ */
+function topPair(a: tf.Tensor, b: tf.Tensor): { index: tf.Tensor; winner: tf.Tensor } {
+  const [n, s] = [dim(a, 0), dim(a, 1)];
+  const ia = tf.argMax(a, -1);
+  const ib = tf.argMax(b, -1);
+  const rowStart = tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(s, 'int32'));
+  const pick = (part: tf.Tensor, column: tf.Tensor) => tf.reshape(gatherRows(tf.reshape(part, [n * s, 1]), tf.add(rowStart, column)), [n]);
+  return { index: tf.add(tf.mul(ia, tf.scalar(s, 'int32')), ib), winner: tf.add(pick(a, ia), pick(b, ib)) };
+}
+
+/**
+ * Weighted peak + balance loss (as fusedRoutingLoss) of the joint logits a[i] + b[j], without
+ * forming them: the joint softmax is softmax(a) outer softmax(b), so its mean over valid tokens is
+ * softmax(a)^T diag(mask) softmax(b) / count, an [s, s] matmul. mask: the logits' leading shape or
+ * null. Returns null when both weights are 0.
+ */
+export function productRoutingLoss(logits: SubRouterLogits, mask: tf.Tensor | null, weights: RoutingLossWeights): tf.Scalar | null {
+  const s = checkLogits(logits);
+  if (mask != null) assertShape(OP, 'mask', mask, logits.a.shape.slice(0, -1));
+  if (weights.peakWeight === 0 && weights.balanceWeight === 0) return null;
+  return tf.tidy(() => {
+    const a = tf.reshape(logits.a, [-1, s]);
+    const b = tf.reshape(logits.b, [-1, s]);
+    const valid = mask == null ? tf.ones([dim(a, 0), 1]) : tf.reshape(tf.cast(mask, 'float32'), [-1, 1]);
+    // max(count, 1): a batch of pure padding contributes 0 instead of NaN.
+    const count = tf.maximum(tf.sum(valid), 1);
+    let loss: tf.Tensor = tf.scalar(0);
+    if (weights.peakWeight !== 0) {
+      const winner = tf.reshape(topPair(a, b).winner, [-1, 1]);
+      // -log sigmoid(z) = softplus(-z) (tf.logSigmoid's customGrad loses its input in a tidy).
+      loss = tf.add(loss, tf.mul(weights.peakWeight, tf.div(tf.sum(tf.mul(tf.softplus(tf.neg(winner)), valid)), count)));
+    }
+    if (weights.balanceWeight !== 0) {
+      const meanProb = tf.div(tf.matMul(tf.mul(tf.softmax(a), valid), tf.softmax(b), true, false), count);
+      const kl = tf.sum(tf.mul(meanProb, tf.log(tf.mul(tf.maximum(meanProb, 1e-30), s * s))));
+      loss = tf.add(loss, tf.mul(weights.balanceWeight, kl));
+    }
+    return loss as tf.Scalar;
+  });
+}
+
+/** s with s * s = poolSize, or null when poolSize is not a perfect square. */
+export function productSubKeys(poolSize: number): number | null {
+  const s = Math.round(Math.sqrt(poolSize));
+  return s * s === poolSize ? s : null;
+}
+
+/** Validates a and b (float, one shape [..., s]); returns s. */
+function checkLogits(logits: SubRouterLogits): number {
+  if (logits == null || !(logits.a instanceof tf.Tensor) || !(logits.b instanceof tf.Tensor)) {
+    throw new ArgumentError(OP, 'logits', 'an object { a, b } of two tensors', String(logits));
+  }
+  const { a, b } = logits;
+  assertFloatDtype(OP, 'logits.a', a);
+  assertFloatDtype(OP, 'logits.b', b);
+  if (a.rank < 1 || dim(a, -1) < 1) throw new ArgumentError(OP, 'logits.a', 'a tensor of shape [..., s], s >= 1', `shape ${describeShape(a.shape)}`);
+  assertShape(OP, 'logits.b', b, a.shape);
+  return dim(a, -1);
+}

@@ -1,0 +1,69 @@
+// Product-key routing against the dense router it equals: logits a[i] + b[j] expanded to s*s
+// columns, routed by routeTop1 and scored by the composite routing loss (values and gradients).
+import * as tf from '@tensorflow/tfjs-core';
+import { describeEachBackend, maxAbsDiff, randomTensor } from '../../util/backends';
+import { SubRouterLogits, productRouteTop1, productRoutingLoss, productSubKeys, routeTop1, routingLossComposite } from '../../../ops/index';
+
+/** [..., 2s] -> the two sub-routers' logits. */
+function halves(logits: tf.Tensor): SubRouterLogits {
+  const [a, b] = tf.split(logits, 2, -1);
+  return { a, b };
+}
+
+/** [..., 2s] sub-router logits -> [..., s*s] joint logits a[i] + b[j] at column i*s + j. */
+function jointLogits(logits: tf.Tensor, s: number): tf.Tensor {
+  return tf.tidy(() => {
+    const { a, b } = halves(logits);
+    const lead = logits.shape.slice(0, -1);
+    return tf.reshape(tf.add(tf.expandDims(a, -1), tf.expandDims(b, -2)), [...lead, s * s]);
+  });
+}
+
+describeEachBackend('productRoute', () => {
+  const s = 4;
+  const weights = { peakWeight: 0.3, balanceWeight: 0.7 };
+
+  test('index, gate and loss equal the dense router over the joint logits; padding ignored', () => {
+    const before = tf.memory().numTensors;
+    const logits = randomTensor([3, 5, 2 * s], 1, 2);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [1, 1, 0, 0, 0]]);
+    const joint = jointLogits(logits, s);
+    const sub = halves(logits);
+    const product = productRouteTop1(sub);
+    const dense = routeTop1(joint);
+    expect(Array.from(product.index.dataSync())).toEqual(Array.from(dense.index.dataSync()));
+    expect(maxAbsDiff(product.gate, dense.gate)).toBeLessThan(1e-6);
+    const loss = productRoutingLoss(sub, mask, weights) as tf.Scalar;
+    const want = routingLossComposite(joint, mask, weights);
+    expect(Math.abs(loss.dataSync()[0] - want.dataSync()[0])).toBeLessThan(1e-5);
+    expect(productRoutingLoss(sub, mask, { peakWeight: 0, balanceWeight: 0 })).toBeNull();
+    tf.dispose([logits, mask, joint, sub.a, sub.b, product.index, product.gate, dense.index, dense.gate, loss, want]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('gradients w.r.t. the sub-router logits equal the dense ones summed over the other key', () => {
+    const logits = randomTensor([2, 6, 2 * s], 2, 2);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]);
+    const probe = randomTensor([2, 6], 3);
+    // The gate enters through a probe so its gradient is checked too.
+    const productObjective = (l: tf.Tensor) => tf.add(productRoutingLoss(halves(l), mask, weights) as tf.Scalar,
+      tf.sum(tf.mul(productRouteTop1(halves(l)).gate, probe))) as tf.Scalar;
+    const denseObjective = (l: tf.Tensor) => tf.add(routingLossComposite(jointLogits(l, s), mask, weights),
+      tf.sum(tf.mul(routeTop1(jointLogits(l, s)).gate, probe))) as tf.Scalar;
+    const got = tf.grad(productObjective)(logits);
+    const want = tf.grad(denseObjective)(logits);
+    expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(want, tf.zerosLike(want))).toBeGreaterThan(1e-3);
+    tf.dispose([logits, mask, probe, got, want]);
+  });
+
+  test('bad inputs are named', () => {
+    const [a, b] = [tf.zeros([2, 4]), tf.zeros([2, 3])];
+    expect(() => productRouteTop1({ a, b })).toThrow(/logits\.b.*\[2, 4\].*\[2, 3\]/s);
+    expect(() => productRouteTop1({ a, b: tf.zeros([2, 4], 'int32') })).toThrow(/logits\.b/);
+    expect(() => productRoutingLoss({ a, b: a }, tf.ones([3]), weights)).toThrow(/mask/);
+    expect(productSubKeys(1024)).toBe(32);
+    expect(productSubKeys(1000)).toBeNull();
+    tf.dispose([a, b]);
+  });
+});
