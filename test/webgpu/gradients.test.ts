@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../../ops/gatherRows/index';
 import { routeTop1 } from '../../ops/routeTop1/index';
 import { routeWithLoss } from '../../ops/routerStep/index';
+import { productRouteTop1, productRoutingLoss } from '../../ops/productRoute/index';
 import { scatterAddRows } from '../../ops/scatterAddRows/index';
 import { compareWithCpu, describeWebGPU, finiteDifferenceErrorAsync, leakAcrossRepeats, randomFloats, randomInts } from '../util/webgpu';
 
@@ -100,6 +101,24 @@ describeWebGPU('gradients through the kernels', () => {
     const diffs = await compareWithCpu(() => {
       const [xx, r] = [tf.tensor(x, [tokens, de]), tf.tensor(router, [de, poolRows])];
       return [objective(xx, r), ...tf.grads(objective)([xx, r])];
+    });
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('productRoute (product-key router): index, loss and gradients through the gate match cpu', async () => {
+    const [tokens, s] = [50, 6];
+    const a = randomFloats(tokens * s, 16);
+    const b = randomFloats(tokens * s, 17);
+    const pool = randomFloats(s * s * WIDTH, 18);
+    const mask = Array.from({ length: tokens }, (_, i) => (i % 7 === 2 ? 0 : 1));
+    const objective = (ta: tf.Tensor, tb: tf.Tensor): tf.Scalar => {
+      const route = productRouteTop1({ a: ta, b: tb });
+      const loss = productRoutingLoss({ a: ta, b: tb }, tf.tensor(mask, [tokens]), { peakWeight: 0.2, balanceWeight: 1.3 }) as tf.Scalar;
+      return tf.add(tf.sum(gatherRows(tf.tensor(pool, [s * s, WIDTH]), route.index, route.gate)), tf.mul(loss, 3)) as tf.Scalar;
+    };
+    const diffs = await compareWithCpu(() => {
+      const [ta, tb] = [tf.tensor(a, [tokens, s]), tf.tensor(b, [tokens, s])];
+      return [tf.cast(productRouteTop1({ a: ta, b: tb }).index, 'float32'), objective(ta, tb), ...tf.grads(objective)([ta, tb])];
     });
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
