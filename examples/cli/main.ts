@@ -10,7 +10,7 @@ import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
 import { UsageError, nonNegativeNumber, positiveInt, positiveNumber, rate } from './flags';
-import { GATE_MODES } from 'collectivekv';
+import { GATE_MODES, ROUTER_KINDS } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -78,6 +78,8 @@ Options:
   --routing-bias-rate X  CollectiveKV loss-free load balancing step (default 0: off, the paper's)
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,
                      unlike inference) or straight-through (inference's rows; gradient through the gate)
+  --router KIND      CollectiveKV router: dense (default, the paper's) or product (product keys, two
+                     sub-routers of sqrt(pool size) columns; the pool size must be a square)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
@@ -131,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'routing-bias-rate', 'gate'] as const;
+  'routing-bias-rate', 'gate', 'router'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -172,7 +174,7 @@ function parse(argv: string[]): ParsedArgs {
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')),
-    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: gateMode(str('gate')), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: gateMode(str('gate')), router: routerKind(str('router')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),
@@ -189,6 +191,12 @@ function gateMode(value: string | undefined): 'scaled' | 'straight-through' | un
   if (value == null) return undefined;
   if (!(GATE_MODES as readonly string[]).includes(value)) throw new UsageError(`--gate must be one of ${GATE_MODES.join(', ')}, received '${value}'`);
   return value as 'scaled' | 'straight-through';
+}
+
+function routerKind(value: string | undefined): 'dense' | 'product' | undefined {
+  if (value == null) return undefined;
+  if (!(ROUTER_KINDS as readonly string[]).includes(value)) throw new UsageError(`--router must be one of ${ROUTER_KINDS.join(', ')}, received '${value}'`);
+  return value as 'dense' | 'product';
 }
 
 async function dispatch(args: ParsedArgs): Promise<number> {

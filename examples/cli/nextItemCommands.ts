@@ -37,6 +37,8 @@ export interface NextItemArgs {
   routingBiasRate?: number;
   /** CollectiveKV gate in training: 'scaled' (default) or 'straight-through'. */
   gate?: 'scaled' | 'straight-through';
+  /** CollectiveKV router: 'dense' (default) or 'product' (product keys). */
+  router?: 'dense' | 'product';
   loss?: string;
   seed?: number;
   validateEvery?: number;
@@ -101,7 +103,8 @@ export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha'
   return {
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
     dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
-      ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}) },
+      ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}),
+      ...(a.router != null ? { router: a.router } : {}) },
   };
 }
 
@@ -175,7 +178,7 @@ async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: Z
   const dir = a.modelDir as string;
   requireModelDir(dir);
   const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
-    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, 'routing-bias-rate': a.routingBiasRate, gate: a.gate, loss: a.loss };
+    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, 'routing-bias-rate': a.routingBiasRate, gate: a.gate, router: a.router, loss: a.loss };
   const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
   if (given.length > 0) throw new UsageError(`train --model-dir continues the saved model as it is; drop ${given.join(', ')}`);
   const file = readZooModelFile(dir);

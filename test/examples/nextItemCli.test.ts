@@ -40,11 +40,20 @@ describe('collectivekv train / eval', () => {
   it.each(['sasrec', 'bert4rec', 'hstu'])('trains %s with collectivekv, saves it, and eval reloads it with the same metrics', async (model) => {
     const out = join(dir, `${model}-model`);
     const trainJson = join(dir, `${model}-train.json`);
+    // hstu also takes the product-key router and the straight-through gate through the command line.
+    const extra = model === 'hstu' ? ['--router', 'product', '--gate', 'straight-through'] : [];
     const train = await run(['train', '--model', model, '--attention', 'collectivekv', '--data', pairs, '--format', 'pairs', '--out', out,
-      '--json', trainJson, '--backend', 'wasm', ...small]);
+      '--json', trainJson, '--backend', 'wasm', ...small, ...extra]);
     expect(train.err).toBe('');
     expect(train.code).toBe(0);
     for (const file of ['model.json', 'weights.bin', 'options.json']) expect(existsSync(join(out, file))).toBe(true);
+    if (model === 'hstu') {
+      const saved = JSON.parse(readFileSync(join(out, 'options.json'), 'utf8'));
+      expect(saved.options.collective).toMatchObject({ router: 'product', gate: 'straight-through' });
+      const topology = readFileSync(join(out, 'model.json'), 'utf8');
+      expect(topology).toMatch(/"router":\s*"product"/);
+      expect(topology).toMatch(/"gate":\s*"straight-through"/);
+    }
     const trained = JSON.parse(readFileSync(trainJson, 'utf8'));
     expect(trained).toMatchObject({ model, attention: 'collectivekv', epochs: 2 });
     expect(trained.test.users).toBe(40);
