@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRoutingLoss, routeTop1, routeWithLoss } from '../ops/index';
+import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRoutingLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
@@ -150,6 +150,8 @@ export interface GlobalKVPoolArgs extends LayerArgs {
   balanceTokens?: number;
   /** How the gate enters training (see GateMode). Default 'scaled', the paper's. */
   gate?: GateMode;
+  /** 'dense' (default) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
+  router?: 'dense' | 'product';
   /** Router kernel initializer. Default glorotUniform. */
   routerInitializer?: InitializerSpec;
   /** Pool initializer. Default normal(0, 1). */
@@ -172,6 +174,8 @@ export class GlobalKVPool extends tfl.layers.Layer {
   readonly balanceWeight: number;
   readonly balanceTokens: number;
   readonly gate: GateMode;
+  readonly router: 'dense' | 'product';
+  private readonly subKeys: number | null;
   private readonly sampler: BalanceSampler;
   private readonly routerInit: Initializer;
   private readonly poolInit: Initializer;
@@ -191,6 +195,11 @@ export class GlobalKVPool extends tfl.layers.Layer {
     this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
     this.sampler = new BalanceSampler(this.balanceTokens, this.name);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
+    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ['dense', 'product'] as const);
+    this.subKeys = this.router === 'product' ? productSubKeys(this.poolSize) : null;
+    if (this.router === 'product' && this.subKeys == null) {
+      throw new ArgumentError(name, 'poolSize', "a perfect square with router 'product' (e.g. 256, 1024, 4096)", String(this.poolSize));
+    }
     this.routerInit = resolveInitializer(name, 'routerInitializer', args.routerInitializer, glorotUniform);
     this.poolInit = resolveInitializer(name, 'poolInitializer', args.poolInitializer, standardNormal);
     this.addLoss(() => this.auxLosses.take());
@@ -203,8 +212,9 @@ export class GlobalKVPool extends tfl.layers.Layer {
       throw new ArgumentError(GlobalKVPool.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
     }
     this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
-    this.routerVar = this.addWeight('router', [inputDim, this.poolSize], 'float32', this.routerInit);
-    if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [this.poolSize], 'float32', zeros());
+    const columns = this.subKeys == null ? this.poolSize : 2 * this.subKeys;
+    this.routerVar = this.addWeight('router', [inputDim, columns], 'float32', this.routerInit);
+    if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [columns], 'float32', zeros());
     this.built = true;
   }
 
@@ -242,7 +252,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     if (this.poolVar == null || this.routerVar == null) {
       throw new ArgumentError(GlobalKVPool.className, 'this', 'a built layer (call it once, or build it)', 'an unbuilt layer');
     }
-    return { pool: this.poolVar.read(), router: this.routerVar.read(), routerBias: this.routerBiasVar?.read() ?? null };
+    return { pool: this.poolVar.read(), router: this.routerVar.read(), routerBias: this.routerBiasVar?.read() ?? null, subKeys: this.subKeys };
   }
 
   override dispose(): DisposeResult {
@@ -260,6 +270,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
       balanceTokens: this.balanceTokens,
       balanceWeight: this.balanceWeight,
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
+      ...(this.router === 'dense' ? {} : { router: this.router }),
       routerInitializer: serializeInitializer(this.routerInit),
       poolInitializer: serializeInitializer(this.poolInit),
     };

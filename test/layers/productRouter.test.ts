@@ -3,7 +3,7 @@
 // routing losses, gradients, cache), and the option round-trips and is validated.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention } from '../../layers/index';
+import { CollectiveKVAttention, GlobalKVPool } from '../../layers/index';
 import { weightBySuffix } from './helpers';
 
 const TOL = 2e-5;
@@ -120,11 +120,34 @@ describeEachBackend('product-key router', () => {
     dense.dispose();
   });
 
+  test('GlobalKVPool with product keys: rows of the route computed by hand from its sub-routers', () => {
+    const layer = new GlobalKVPool({ poolSize: S * S, units: 3, router: 'product', peakWeight: 0.1, balanceWeight: 0.1 });
+    const x = randomTensor([2, 4, 5], 8, 2);
+    (layer.apply(x) as tf.Tensor).dispose();
+    expect(weightBySuffix(layer, 'router').shape).toEqual([5, 2 * S]);
+    const want = tf.tidy(() => {
+      const router = weightBySuffix(layer, 'router').read();
+      const a = tf.matMul(tf.reshape(x, [-1, 5]), tf.slice(router, [0, 0], [-1, S]));
+      const b = tf.matMul(tf.reshape(x, [-1, 5]), tf.slice(router, [0, S], [-1, S]));
+      const index = tf.add(tf.mul(tf.argMax(a, -1), tf.scalar(S, 'int32')), tf.argMax(b, -1));
+      return tf.reshape(tf.gather(weightBySuffix(layer, 'pool').read(), index), [2, 4, 3]);
+    });
+    const got = layer.apply(x) as tf.Tensor;
+    expect(maxAbsDiff(got, want)).toBe(0);
+    const trained = layer.apply(x, { training: true }) as tf.Tensor;
+    const loss = layer.auxiliaryLoss();
+    expect(Number.isFinite(loss.dataSync()[0])).toBe(true);
+    expect(layer.getConfig().router).toBe('product');
+    tf.dispose([x, want, got, trained, loss]);
+    layer.dispose();
+  });
+
   test('the option round-trips through getConfig and is validated', () => {
     expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 16, router: 'product' }).getConfig().router).toBe('product');
     expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().router).toBeUndefined();
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 1000, router: 'product' })).toThrow(/poolSize.*perfect square.*1000/s);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 16, router: 'product', routingBiasRate: 0.1 })).toThrow(/routingBiasRate/);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'sparse' as 'dense' })).toThrow(/router.*dense.*product.*sparse/s);
+    expect(() => new GlobalKVPool({ units: 2, poolSize: 8, router: 'product' })).toThrow(/poolSize.*perfect square.*8/s);
   });
 });
