@@ -63,7 +63,8 @@ export function qualityRows(q, label) {
 export function convertRows(c, label) {
   const base = c.rows.find((x) => x.model === 'baseline mha');
   const conv = c.rows.find((x) => x.model === 'converted + fine-tune');
-  return [[`Converted SASRec + fine-tune (${pct(c.fineTuneShare, 0)} of the baseline's steps), test NDCG@10 (${label})`, f4(conv?.testNdcg10),
+  const gate = c.gate === 'straight-through' ? ', straight-through gate' : '';
+  return [[`Converted SASRec + fine-tune (${pct(c.fineTuneShare, 0)} of the baseline's steps${gate}), test NDCG@10 (${label})`, f4(conv?.testNdcg10),
     `${f4(base?.testNdcg10)} (trained mha)`, pct(c.convertedRatio, 1)]];
 }
 
@@ -89,7 +90,9 @@ export function ctrRows(c) {
   const s = c.settings ?? {};
   const setting = `${c.model} on ${baseName(c.data)}, ${c.users ?? '?'} users, ${c.mha.epochs} epoch(s), pool ${s.collective?.poolSize ?? '?'}, width ${s.attentionWidth ?? '?'}`
     + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`
-    + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`;
+    + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`
+    + `${s.collective?.router === 'product' ? ', product-key router' : ''}`
+    + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
       `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`],
