@@ -127,7 +127,9 @@ export function reportRows(report) {
   for (const [d, s] of Object.entries(r.sweep ?? {})) {
     if (s.bestUserDim == null) continue;
     const suggested = r.analysis?.[d]?.layers?.map((l) => l.suggestedUserDim).join('/') ?? 'n/a';
-    rows.push([`userDim suggested by the SVD analysis vs best of the sweep, ${s.model} on ${d}`, suggested, String(s.bestUserDim), '']);
+    const byTolerance = s.bestUserDimByTolerance != null && s.bestUserDimByTolerance !== s.bestUserDim ? ` (97% rule alone: ${s.bestUserDimByTolerance})` : '';
+    rows.push([`userDim suggested by the SVD analysis vs best of the sweep (within 97% or 2 paired standard errors of the top), ${s.model} on ${d}`,
+      suggested, `${s.bestUserDim}${byTolerance}`, '']);
   }
   for (const [d, c] of Object.entries(r.convert ?? {})) {
     const base = c.rows.find((x) => x.model === 'baseline mha');

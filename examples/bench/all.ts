@@ -360,8 +360,9 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
   (report.results.analysis ??= {})[d.name] = analyse(base.model, d, s);
   const cases = sampleCases(d.split.test, s.sweepTestUsers, 1);
   const fullBytes = attentionBytesPerToken(base.model);
-  const baseline = sweepPoint(base, cases, { userDim: 0, poolSize: 0 }, fullBytes, fit, log);
-  const sweep: SweepResult = { model: 'sasrec', settings, baseline, points: [], bestUserDim: null };
+  const baseline = sweepPoint(base, cases, { userDim: 0, poolSize: 0 }, fullBytes, fit, log).point;
+  const sweep: SweepResult = { model: 'sasrec', settings, baseline, points: [], bestUserDim: null, bestUserDimByTolerance: null };
+  const ranks = new Map<number, Int32Array>();
   (report.results.sweep ??= {})[d.name] = sweep;
   const skipped: string[] = [];
   for (const c of configs) {
@@ -375,11 +376,15 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
       continue;
     }
     try {
-      sweep.points.push(sweepPoint(converted, cases, c, fullBytes, { epochs: 0, trainSeconds: 0 }, log));
+      const { point, ranks: pointRanks } = sweepPoint(converted, cases, c, fullBytes, { epochs: 0, trainSeconds: 0 }, log);
+      sweep.points.push(point);
+      if (c.poolSize === s.poolSize) ranks.set(c.userDim, pointRanks);
     } finally {
       converted.model.dispose();
     }
-    sweep.bestUserDim = bestUserDim(sweep.points.filter((x) => x.poolSize === s.poolSize));
+    const userDimPoints = sweep.points.filter((x) => x.poolSize === s.poolSize);
+    sweep.bestUserDim = bestUserDim(userDimPoints, ranks);
+    sweep.bestUserDimByTolerance = bestUserDim(userDimPoints);
   }
   const notes = [...(fit.stoppedBy === 'maxMinutes' ? [`the baseline was cut by its time share after ${fit.epochs} epochs`] : []),
     ...skipped.map((x) => `skipped ${x}`)];
@@ -389,21 +394,58 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
 /** Share of the sweep's budget its baseline trains for; the rest is the conversions and tests. */
 const SWEEP_TRAINING_SHARE = 0.6;
 
-/** The smallest userDim whose NDCG@10 is at least SWEEP_TOLERANCE of the best one's; null without points. */
-export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg10'>[]): number | null {
+/**
+ * The smallest userDim whose NDCG@10 is close to the top point's: at least SWEEP_TOLERANCE of it, or,
+ * given each point's per-case ranks on the same test cases, not below it by more than
+ * SWEEP_NOISE_STD_ERRS standard errors of the paired per-case difference (the points differ by
+ * noise-level amounts on small test sets: 3000 Beauty users at NDCG@10 ~0.018 have a standard error of
+ * ~0.0015, 8% of the value). Null without points.
+ */
+export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg10'>[], ranks?: ReadonlyMap<number, ArrayLike<number>>): number | null {
   if (points.length === 0) return null;
-  const top = Math.max(...points.map((p) => p.ndcg10));
-  return Math.min(...points.filter((p) => p.ndcg10 >= SWEEP_TOLERANCE * top).map((p) => p.userDim));
+  const top = points.reduce((best, p) => (p.ndcg10 > best.ndcg10 ? p : best));
+  const close = (p: Pick<SweepPoint, 'userDim' | 'ndcg10'>) => {
+    if (p.ndcg10 >= SWEEP_TOLERANCE * top.ndcg10) return true;
+    const [a, b] = [ranks?.get(top.userDim), ranks?.get(p.userDim)];
+    if (a == null || b == null) return false;
+    const gap = pairedNdcgGap(a, b);
+    return gap.mean <= SWEEP_NOISE_STD_ERRS * gap.stdErr;
+  };
+  return Math.min(...points.filter(close).map((p) => p.userDim));
+}
+
+/** Standard errors of the paired difference within which a point counts as tied with the top one. */
+const SWEEP_NOISE_STD_ERRS = 2;
+
+/**
+ * Mean and standard error of the per-case NDCG@10 difference a - b, from the 1-based ranks of the
+ * same cases in the same order.
+ */
+export function pairedNdcgGap(a: ArrayLike<number>, b: ArrayLike<number>): { mean: number; stdErr: number } {
+  if (a.length !== b.length || a.length === 0) throw new Error(`pairedNdcgGap: two rank lists of one non-zero length, received ${a.length} and ${b.length}`);
+  const gain = (rank: number) => (rank <= 10 ? 1 / Math.log2(rank + 1) : 0);
+  let sum = 0;
+  let sumSq = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = gain(a[i]) - gain(b[i]);
+    sum += d;
+    sumSq += d * d;
+  }
+  const n = a.length;
+  const mean = sum / n;
+  const variance = n > 1 ? Math.max(0, (sumSq - n * mean * mean) / (n - 1)) : 0;
+  return { mean, stdErr: Math.sqrt(variance / n) };
 }
 
 function sweepPoint(m: Sasrec, cases: readonly NextItemCase[], c: { userDim: number; poolSize: number }, fullBytes: number,
-  fit: { epochs: number; trainSeconds: number; stoppedBy?: string }, log: (line: string) => void): SweepPoint {
-  const t = evaluateSasrec(m, cases, { ks: [10] });
+  fit: { epochs: number; trainSeconds: number; stoppedBy?: string }, log: (line: string) => void): { point: SweepPoint; ranks: Int32Array } {
+  const t = evaluateSasrec(m, cases, { ks: [10], keepRanks: true });
   const bytes = attentionBytesPerToken(m.model);
   log(`${c.userDim === 0 ? 'mha' : `collectivekv userDim ${c.userDim} pool ${c.poolSize} (converted)`}: NDCG@10 ${t.ndcg[10].toFixed(4)}, `
     + `HR@10 ${t.hr[10].toFixed(4)}, ${bytes} B/token over ${t.count} test users`);
-  return { userDim: c.userDim, poolSize: c.poolSize, bytesPerToken: bytes, compressionRatio: fullBytes / bytes, hr10: t.hr[10], ndcg10: t.ndcg[10],
+  const point = { userDim: c.userDim, poolSize: c.poolSize, bytesPerToken: bytes, compressionRatio: fullBytes / bytes, hr10: t.hr[10], ndcg10: t.ndcg[10],
     epochs: fit.epochs, trainSeconds: fit.trainSeconds, ...(fit.stoppedBy != null ? { stoppedBy: fit.stoppedBy } : {}) };
+  return { point, ranks: t.ranks as Int32Array };
 }
 
 /** A seeded sample of at most `count` test cases (0 = all), in their original order. */

@@ -139,14 +139,17 @@ const sweepSection: Section = (r, charts) => {
     'One mha SASRec is trained; each point is that model converted to CollectiveKV (`swapAttention`: k-means pools over its own K/V, '
     + 'no fine-tune), all tested on the same users, so the points differ only by the cache format. Compression = full-KV bytes per token '
     + '/ CollectiveKV bytes per token (fp32 user part, index width from the pool size; pools are shared weights, not per-user bytes). '
-    + 'Best userDim = the smallest whose NDCG@10 is at least 97% of the best userDim\'s: more user width buys nothing beyond it.', ''];
+    + 'Best userDim = the smallest whose NDCG@10 is at least 97% of the top userDim\'s, or below it by at most 2 standard errors of the '
+    + 'paired per-user difference (the same test users score every point): more user width buys nothing measurable beyond it. '
+    + 'By the 97% rule alone it is given in brackets.', ''];
   for (const [d, s] of entries) {
     out.push(`### ${d}`, '', `\`results.sweep.${d}\`; settings: ${settingsText(s.settings)}`, '',
       table(['userDim', 'pool', 'bytes/token', 'compression', 'HR@10', 'NDCG@10', 'epochs', 'train s'], [
         ['mha', '-', String(s.baseline.bytesPerToken), '1.0x', f4(s.baseline.hr10), f4(s.baseline.ndcg10), String(s.baseline.epochs), s.baseline.trainSeconds.toFixed(0)],
         ...s.points.map((p) => [String(p.userDim), String(p.poolSize), String(p.bytesPerToken), `${p.compressionRatio.toFixed(1)}x`, f4(p.hr10), f4(p.ndcg10),
           p.epochs > 0 ? String(p.epochs) : '-', p.trainSeconds > 0 ? p.trainSeconds.toFixed(0) : '-']),
-      ]), '', `Best userDim: ${s.bestUserDim ?? 'n/a'}.`, '', ...images(charts, 'quality-vs-compression-', d));
+      ]), '', `Best userDim: ${s.bestUserDim ?? 'n/a'}${s.bestUserDimByTolerance != null ? ` (97% rule alone: ${s.bestUserDimByTolerance})` : ''}.`, '',
+      ...images(charts, 'quality-vs-compression-', d));
   }
   return out;
 };

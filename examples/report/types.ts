@@ -75,8 +75,13 @@ export interface SweepResult {
   settings: Record<string, number | string>;
   baseline: SweepPoint;
   points: SweepPoint[];
-  /** Among the userDim sweep (default pool size): the smallest userDim with NDCG@10 >= 97% of the best one's. */
+  /**
+   * Among the userDim sweep (default pool size): the smallest userDim whose NDCG@10 is >= 97% of the
+   * top one's or within 2 standard errors of it (paired per-user difference on the same test users).
+   */
   bestUserDim: number | null;
+  /** The same by the 97% rule alone (absent in reports written before it existed). */
+  bestUserDimByTolerance?: number | null;
 }
 
 export interface EnergyLayer {

@@ -38,18 +38,24 @@ export interface EvaluateOptions {
   ks?: number[];
   batchSize?: number;
   filterHistory?: boolean;
+  /** Also return every case's 1-based rank (in the order of `cases`), for paired comparisons. */
+  keepRanks?: boolean;
 }
 
-/** Full-ranking metrics of next-item cases (history -> target). */
-export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult {
+/** Full-ranking metrics of next-item cases (history -> target); `ranks` with `keepRanks`. */
+export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult & { ranks?: Int32Array } {
   const evaluator = new RankingEvaluator(options.ks ?? [10], { filterHistory: options.filterHistory ?? false });
+  const ranks = options.keepRanks ? new Int32Array(cases.length) : null;
+  let done = 0;
   for (const batch of evaluationBatches(cases, options.batchSize ?? 256, m.maxLength)) {
     const ids = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
     const scores = m.scoreNext(ids);
-    evaluator.update(scores, batch.targets, batch.histories);
+    const batchRanks = evaluator.update(scores, batch.targets, batch.histories);
+    ranks?.set(batchRanks, done);
+    done += batchRanks.length;
     tf.dispose([ids, scores]);
   }
-  return evaluator.result();
+  return ranks == null ? evaluator.result() : { ...evaluator.result(), ranks };
 }
 
 export interface NextItemFitOptions {

@@ -120,7 +120,7 @@ function sampleNegatives(batch: SequenceBatch, numItems: number, seed: number): 
 // ---------------------------------------------------------------- evaluation
 
 /** Full-ranking metrics of next-item cases (history -> target) with the full forward. */
-export function evaluateSasrec(sasrec: Sasrec, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult {
+export function evaluateSasrec(sasrec: Sasrec, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult & { ranks?: Int32Array } {
   return evaluateNextItem(sasrecTrainable(sasrec), cases, options);
 }
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { bestUserDim, runBenchAllCommand, runPart } from '../../examples/bench/all';
+import { bestUserDim, pairedNdcgGap, runBenchAllCommand, runPart } from '../../examples/bench/all';
 import type { ReportData } from '../../examples/report/report';
 import { checkWellFormed } from '../../examples/report/xml';
 
@@ -47,6 +47,9 @@ test('bench all --quick on synthetic: progress, partial report after part 1, fin
   // Points are conversions of the trained baseline (no training of their own), all tested on the same users.
   expect(sweep?.baseline.epochs).toBeGreaterThan(0);
   expect(sweep?.points.every((p) => p.epochs === 0)).toBe(true);
+  // Both readings of the best userDim are recorded; the noise-aware one is never larger.
+  expect([1, 2]).toContain(sweep?.bestUserDimByTolerance);
+  expect(sweep!.bestUserDim!).toBeLessThanOrEqual(sweep!.bestUserDimByTolerance!);
   expect(report.results.convert?.synthetic.rows[0]).toMatchObject({ model: 'baseline mha', testNdcg10: sweep?.baseline.ndcg10 });
   expect(report.results.analysis?.synthetic.layers.length).toBe(2);
 
@@ -66,6 +69,27 @@ test('bestUserDim: the smallest userDim within 97% of the best NDCG@10', () => {
   expect(bestUserDim([{ userDim: 1, ndcg10: 0.10 }, { userDim: 2, ndcg10: 0.12 }, { userDim: 4, ndcg10: 0.125 }, { userDim: 8, ndcg10: 0.124 }])).toBe(4);
   expect(bestUserDim([{ userDim: 1, ndcg10: 0.0975 }, { userDim: 2, ndcg10: 0.0990 }, { userDim: 8, ndcg10: 0.1 }])).toBe(1);
   expect(bestUserDim([{ userDim: 1, ndcg10: 0.0969 }, { userDim: 2, ndcg10: 0.0990 }, { userDim: 8, ndcg10: 0.1 }])).toBe(2);
+});
+
+test('pairedNdcgGap: mean and standard error of the per-case NDCG@10 difference', () => {
+  // Gains: rank 1 -> 1, rank 3 -> 0.5, rank 11 -> 0. Differences a - b: 1, 0.5, 0, -0.5.
+  const gap = pairedNdcgGap([1, 3, 1, 11], [11, 11, 1, 3]);
+  expect(gap.mean).toBeCloseTo(0.25, 12);
+  const sd = Math.sqrt(((0.75 ** 2) + (0.25 ** 2) + (0.25 ** 2) + (0.75 ** 2)) / 3);
+  expect(gap.stdErr).toBeCloseTo(sd / 2, 12);
+  expect(() => pairedNdcgGap([1, 2], [1])).toThrow(/pairedNdcgGap/);
+});
+
+test('bestUserDim with ranks: a point below 97% but within 2 paired standard errors of the top counts as tied', () => {
+  // 100 cases: userDim 4 (top) hits rank 1 on cases 0..9; userDim 1 on cases 0..8 plus a rank 3 on case 9.
+  const top = Int32Array.from({ length: 100 }, (_, i) => (i < 10 ? 1 : 50));
+  const near = Int32Array.from(top, (r, i) => (i === 9 ? 3 : r));
+  const far = Int32Array.from({ length: 100 }, (_, i) => (i < 2 ? 1 : 50));
+  const points = [{ userDim: 1, ndcg10: 0.095 }, { userDim: 2, ndcg10: 0.02 }, { userDim: 4, ndcg10: 0.1 }];
+  expect(bestUserDim(points)).toBe(4); // 0.095 < 0.097: by the 97% rule alone userDim 1 is out
+  expect(bestUserDim(points, new Map([[4, top], [1, near], [2, far]]))).toBe(1);
+  // Without userDim 1's ranks the rule cannot tell, and falls back to the 97% rule.
+  expect(bestUserDim(points, new Map([[4, top], [2, far]]))).toBe(4);
 });
 
 test('a failing part is recorded with its error and the next one still runs', async () => {
