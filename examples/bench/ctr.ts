@@ -19,7 +19,7 @@ import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
 import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
-import { evaluateCtr, fitCtr } from '../zoo/ctr/training';
+import { evaluateCtr, fitCtr, interleavedStepTimes } from '../zoo/ctr/training';
 import { integerAtLeast, oneOf, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
@@ -55,6 +55,12 @@ export interface BenchCtrOptions {
   learningRate?: number;
   seed?: number;
   backend?: 'wasm' | 'cpu';
+  /**
+   * After both trainings, time this many training steps of the two models interleaved on the same
+   * batches (the throughput ratio that load changes between the two runs cannot bias). Default 5;
+   * 0 skips it.
+   */
+  timingRounds?: number;
   log?: (line: string) => void;
 }
 
@@ -83,8 +89,13 @@ export interface BenchCtrResult {
   popularity: { auc: number; gauc: number };
   mha: BenchCtrVariant;
   collectivekv: BenchCtrVariant;
-  /** collectivekv minus mha (AUC, gAUC) and collectivekv / mha (throughput). */
-  comparison: { aucDelta: number; gaucDelta: number; throughputRatio: number };
+  /**
+   * collectivekv minus mha (AUC, gAUC) and collectivekv / mha (throughput of the two training runs;
+   * stepThroughputRatio: of the interleaved steps, mha step ms / collectivekv step ms).
+   */
+  comparison: { aucDelta: number; gaucDelta: number; throughputRatio: number; stepThroughputRatio?: number };
+  /** The interleaved step timing (absent with timingRounds 0 and in reports written before it existed). */
+  stepTiming?: { batchSize: number; rounds: number; mhaMs: number; collectivekvMs: number };
 }
 
 /** Runs the benchmark (both variants, same data, split, seed and budget). */
@@ -101,8 +112,26 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   const popularity = popularityScores(split);
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
   const modelOptions = resolveModelOptions(options, data.numItems, seed);
-  const mha = runVariant(options, 'mha', modelOptions, split, log);
-  const ckv = runVariant(options, 'collectivekv', modelOptions, split, log);
+  const mhaRun = runVariant(options, 'mha', modelOptions, split, log);
+  let ckvRun: ReturnType<typeof runVariant> | null = null;
+  let stepTiming: BenchCtrResult['stepTiming'];
+  try {
+    ckvRun = runVariant(options, 'collectivekv', modelOptions, split, log);
+    const rounds = options.timingRounds ?? 5;
+    if (rounds > 0) {
+      const batchSize = options.batchSize ?? 256;
+      log(`interleaved step timing: ${rounds} rounds of one step each, batch ${batchSize}`);
+      const t = interleavedStepTimes([mhaRun.model, ckvRun.model], split.data, split.train,
+        { batchSize, rounds, learningRate: options.learningRate ?? 1e-3, seed });
+      stepTiming = { batchSize, rounds, mhaMs: t.medianMs[0], collectivekvMs: t.medianMs[1] };
+      log(`  median step: mha ${t.medianMs[0].toFixed(0)} ms, collectivekv ${t.medianMs[1].toFixed(0)} ms (${(t.medianMs[0] / t.medianMs[1]).toFixed(2)}x the throughput)`);
+    }
+  } finally {
+    mhaRun.model.dispose();
+    ckvRun?.model.dispose();
+  }
+  const mha = mhaRun.variant;
+  const ckv = ckvRun.variant;
   ckv.compressionRatio = ckv.bytesPerToken / mha.bytesPerToken;
   return {
     model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
@@ -111,7 +140,9 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
     users: data.sequences.length, items: data.numItems,
     samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
     popularity, mha, collectivekv: ckv,
-    comparison: { aucDelta: ckv.auc - mha.auc, gaucDelta: ckv.gauc - mha.gauc, throughputRatio: ckv.samplesPerSecond / mha.samplesPerSecond },
+    comparison: { aucDelta: ckv.auc - mha.auc, gaucDelta: ckv.gauc - mha.gauc, throughputRatio: ckv.samplesPerSecond / mha.samplesPerSecond,
+      ...(stepTiming != null ? { stepThroughputRatio: stepTiming.mhaMs / stepTiming.collectivekvMs } : {}) },
+    ...(stepTiming != null ? { stepTiming } : {}),
   };
 }
 
@@ -123,7 +154,9 @@ function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number)
   };
 }
 
-function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit, log: (line: string) => void): BenchCtrVariant {
+/** Trains and tests one variant; the caller disposes the returned model (the step timing reuses it). */
+function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit,
+  log: (line: string) => void): { variant: BenchCtrVariant; model: CtrModel } {
   const model = BUILDERS[o.model]({ ...modelOptions, attention });
   try {
     const fit = fitCtr(model, split, {
@@ -137,9 +170,10 @@ function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: C
     };
     log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
       + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
-    return variant;
-  } finally {
+    return { variant, model };
+  } catch (e) {
     model.dispose();
+    throw e;
   }
 }
 
@@ -201,6 +235,8 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --short-length N     short-term window (default 50)
   --top-k N            retrieval top-k (default 50, TWIN 100)
   --batch-size N       (default 256)
+  --timing-rounds N    interleaved training steps of the two trained models timed side by side
+                       (default 5; 0 = skip): the throughput ratio a load change cannot bias
   --lr X               Adam learning rate (default 0.001)
   --seed N             (default 1)
   --backend wasm|cpu   (default wasm)`;
@@ -227,7 +263,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'swap', 'max-minutes', 'epochs',
-      'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend',
+      'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
     ].map((k) => [k, { type: 'string' as const }])),
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
@@ -250,7 +286,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,
     maxEpochs: int('epochs'), maxUsers: int('max-users'), trainPositions: int('train-positions'), attentionWidth: int('width'),
     embeddingDim: int('embedding-dim'), numHeads: int('heads'), longLength: int('long-length'), shortLength: int('short-length'), topK: int('top-k'),
-    batchSize: int('batch-size'), learningRate: positiveNumber('--lr', v.lr), seed: int('seed'), backend: v.backend == null ? undefined : oneOf('--backend', v.backend, ['wasm', 'cpu'] as const),
+    batchSize: int('batch-size'), learningRate: positiveNumber('--lr', v.lr), seed: int('seed'),
+    timingRounds: v['timing-rounds'] == null ? undefined : integerAtLeast('--timing-rounds', v['timing-rounds'], 0), backend: v.backend == null ? undefined : oneOf('--backend', v.backend, ['wasm', 'cpu'] as const),
   };
 }
 

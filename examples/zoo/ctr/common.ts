@@ -145,14 +145,19 @@ export class WeightStore {
 
   /** A trainable normal(0, stddev) variable. */
   normal(shape: number[], stddev: number): tf.Variable {
-    const v = tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, stddev, 'float32', this.nextSeed())), true, undefined, 'float32');
-    this.variables.push(v);
-    return v;
+    return this.seededVariable(shape, stddev, true);
   }
 
   /** A fixed (not trained) tensor, such as random hash planes; part of the weights so a round trip keeps it. */
   constant(shape: number[]): tf.Variable {
-    const v = tf.variable(tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', this.nextSeed())), false, undefined, 'float32');
+    return this.seededVariable(shape, 1, false);
+  }
+
+  private seededVariable(shape: number[], stddev: number, trainable: boolean): tf.Variable {
+    const init = tf.randomNormal(shape, 0, stddev, 'float32', this.nextSeed());
+    const v = tf.variable(init, trainable, undefined, 'float32');
+    // The variable holds its own reference to the data; the initial tensor would otherwise outlive the model.
+    init.dispose();
     this.variables.push(v);
     return v;
   }

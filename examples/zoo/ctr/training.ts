@@ -160,3 +160,48 @@ function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epo
   }
   return { loss: steps ? sum / steps : NaN, auxLoss: steps ? auxSum / steps : 0, fraction: split.train.length ? seen / split.train.length : 1 };
 }
+
+export interface InterleavedStepTimes {
+  batchSize: number;
+  /** Timed rounds (after one untimed warm-up round). */
+  rounds: number;
+  /** Median milliseconds of prepare + one Adam step, per model, in the order given. */
+  medianMs: number[];
+}
+
+/**
+ * Training-step time of several models measured side by side: every round runs one step of each
+ * model on the same batch, one after the other, so a change of the machine's load between the
+ * models' training runs does not bias their ratio. Each model gets its own fresh Adam (the steps
+ * change its weights: run this after evaluating them).
+ */
+export function interleavedStepTimes(models: readonly CtrModel[], data: CtrEventLog, samples: readonly CtrSample[],
+  options: { batchSize: number; rounds: number; learningRate?: number; seed?: number }): InterleavedStepTimes {
+  const { batchSize, rounds } = options;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`interleavedStepTimes: rounds must be a positive integer, received ${rounds}`);
+  const historyLength = Math.max(...models.map((m) => m.historyLength));
+  const batches = ctrBatches(data, samples, batchSize, { historyLength, seed: options.seed ?? 1, epoch: 0 });
+  const optimizers = models.map(() => tf.train.adam(options.learningRate ?? 1e-3));
+  const times = models.map(() => [] as number[]);
+  try {
+    for (let round = 0; round <= rounds; round++) {
+      const next = batches.next();
+      if (next.done) throw new Error(`interleavedStepTimes: ${samples.length} samples give fewer than ${rounds + 1} batches of ${batchSize}`);
+      const labels = tf.tensor1d(next.value.labels);
+      models.forEach((model, i) => {
+        const inputs = toInputs(next.value);
+        const start = performance.now();
+        model.prepare(inputs);
+        trainCtrStep(model, optimizers[i], inputs, labels);
+        if (round > 0) times[i].push(performance.now() - start);
+        disposeInputs(inputs);
+      });
+      labels.dispose();
+    }
+  } finally {
+    optimizers.forEach((o) => o.dispose());
+  }
+  const median = (v: number[]) => v.slice().sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  return { batchSize, rounds, medianMs: times.map(median) };
+}
+

@@ -1,4 +1,6 @@
-import { parseBenchCtrArgs, subsetUsers } from '../../../examples/bench/ctr';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../../util/backends';
+import { benchCtr, parseBenchCtrArgs, subsetUsers } from '../../../examples/bench/ctr';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
@@ -14,7 +16,29 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--balance-tokens', '2.5'])).toThrow("--balance-tokens must be an integer >= 0, received '2.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--router-dim', '0.5'])).toThrow("--router-dim must be an integer >= 0, received '0.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--share', 'q'])).toThrow("--share must be one of k, v, kv, received 'q'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, received 'hash'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--timing-rounds', '1.5'])).toThrow("--timing-rounds must be an integer >= 0, received '1.5'");
+    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'product', '--gate', 'straight-through', '--timing-rounds', '0']))
+      .toMatchObject({ collective: { router: 'product', gate: 'straight-through' }, timingRounds: 0 });
   });
+
+  it('bench ctr end to end (tiny): both variants, the interleaved step timing, product keys, no leaked tensors', async () => {
+    await useBackend('wasm');
+    const before = tf.memory().numTensors;
+    const r = await benchCtr({ model: 'sim', maxUsers: 24, maxEpochs: 1, trainPositions: 2, longLength: 30, shortLength: 8, topK: 6,
+      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: 'product' }, backend: 'wasm' });
+    for (const v of [r.mha, r.collectivekv]) {
+      for (const key of ['auc', 'gauc', 'logloss', 'bytesPerToken', 'compressionRatio', 'epochs', 'trainSeconds', 'samplesPerSecond']) {
+        expect(Number.isFinite((v as unknown as Record<string, number>)[key])).toBe(true);
+      }
+    }
+    expect(r.settings.collective).toMatchObject({ poolSize: 16, router: 'product' });
+    expect(r.stepTiming).toMatchObject({ batchSize: 16, rounds: 2 });
+    expect(r.stepTiming!.mhaMs).toBeGreaterThan(0);
+    expect(r.comparison.stepThroughputRatio).toBeCloseTo(r.stepTiming!.mhaMs / r.stepTiming!.collectivekvMs, 10);
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120000);
 
   it('samples users reproducibly and keeps the per-event columns aligned', () => {
     const data = { sequences: [[1], [2, 3], [4], [5, 6, 7]], numItems: 7, ratings: [[1], [2, 3], [4], [5, 5, 5]] };
