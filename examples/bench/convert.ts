@@ -4,7 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat,
+  GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
   LeaveOneOutSplit, SequenceBatch, Sequences, batchTensor, copyWeightsByName, leaveOneOut, readSequences, swapAttention,
   trainingBatches, trainingExamples, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
@@ -55,6 +55,8 @@ export interface BenchConvertOptions {
   /** Also train CollectiveKV from scratch under the baseline's budget. Default true. */
   scratch?: boolean;
   log?: (line: string) => void;
+  /** Progress of each training (bar on a TTY, periodic lines otherwise); default none. */
+  progress?: ProgressSink;
 }
 
 export interface BenchConvertRow {
@@ -95,7 +97,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   }
   const rows: BenchConvertRow[] = [];
   const fit = { maxEpochs: o.epochs, patience: 3, seed: o.seed, timeBudgetSeconds: o.timeBudgetSeconds, validationUsers: o.validationUsers,
-    batchSize: o.batchSize, learningRate: o.learningRate,
+    batchSize: o.batchSize, learningRate: o.learningRate, ...(o.progress != null ? { output: o.progress, progress: 'auto' as const } : {}),
     onEpoch: (r: { epoch: number; loss: number; validationNdcg10: number; seconds: number }) =>
       o.log(`  epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, val NDCG@10 ${r.validationNdcg10.toFixed(4)} (${r.seconds.toFixed(0)} s)`) };
 
@@ -106,7 +108,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
     baseRun = o.baseline;
   } else {
     o.log('baseline mha');
-    const baseFit = fitSasrec(base, split, fit);
+    const baseFit = fitSasrec(base, split, { ...fit, label: 'baseline mha' });
     baseRun = { epochs: baseFit.epochs, steps: baseFit.steps ?? 0, trainSeconds: baseFit.trainSeconds };
   }
   rows.push(testRow('baseline mha', base, split, baseRun.epochs, baseRun.steps, baseRun.trainSeconds));
@@ -122,13 +124,14 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   const tuneSteps = Math.max(1, Math.floor(o.fineTuneFraction * baseRun.steps));
   const tuneRate = o.fineTuneLearningRate ?? o.learningRate / 4;
   o.log(`fine-tune: ${tuneSteps} steps (${(100 * o.fineTuneFraction).toFixed(0)}% of the baseline's ${baseRun.steps}), learning rate ${tuneRate}`);
-  const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: o.epochs, maxSteps: tuneSteps, timeBudgetSeconds: 0, learningRate: tuneRate });
+  const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: o.epochs, maxSteps: tuneSteps, timeBudgetSeconds: 0, learningRate: tuneRate,
+    label: 'fine-tune' });
   rows.push(testRow('converted + fine-tune', converted, split, tuneFit.epochs, tuneFit.steps ?? 0, convertSeconds + tuneFit.trainSeconds));
 
   if (o.scratch) {
     o.log('collectivekv from scratch');
     const scratch = buildSasrec({ ...sasrecOptions, attention: 'collectivekv', collective: { poolSize: o.poolSize, userDim: o.userDim } });
-    const scratchFit = fitSasrec(scratch, split, fit);
+    const scratchFit = fitSasrec(scratch, split, { ...fit, label: 'collectivekv from scratch' });
     rows.push(testRow('collectivekv from scratch', scratch, split, scratchFit.epochs, scratchFit.steps ?? 0, scratchFit.trainSeconds));
     scratch.model.dispose();
   }
@@ -252,7 +255,7 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
     baseline = { sasrec, steps, epochs: file.training?.epochs ?? 0, trainSeconds: file.training?.trainSeconds ?? 0 };
   }
   try {
-    const result = await benchConvert({ ...options, baseline, log });
+    const result = await benchConvert({ ...options, baseline, log, progress: process.stderr });
     log(formatBenchConvert(result));
     if (json != null) {
       writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
