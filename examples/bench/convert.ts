@@ -12,7 +12,7 @@ import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
 import { requireModelDir } from '../cli/nextItemCommands';
-import { integerAtLeast, positiveNumber } from '../cli/flags';
+import { integerAtLeast, nonNegativeNumber, positiveNumber } from '../cli/flags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -47,6 +47,12 @@ export interface BenchConvertOptions {
   /** The converted model's training gate (fine-tune). Default 'scaled'. */
   gate?: GateMode;
   /**
+   * The converted model's balance-loss weight in the fine-tune. Default 1 (the layer's). k-means
+   * routing is already spread over the pool, and the balance loss pulls it toward equal row use,
+   * away from the clusters the pool was built from.
+   */
+  fineTuneBalanceWeight?: number;
+  /**
    * A trained mha SASRec to convert (e.g. loaded from `collectivekv train --out`) instead of training
    * one here; `steps` is how many optimizer steps it was trained for (the fine-tune gets
    * `fineTuneFraction` of them).
@@ -80,6 +86,8 @@ export interface BenchConvertResult {
   fineTuneLearningRate?: number;
   /** The fine-tune's gate (absent in reports written before it existed: 'scaled'). */
   gate?: GateMode;
+  /** The fine-tune's balance-loss weight (absent in reports written before it existed: 1). */
+  fineTuneBalanceWeight?: number;
 }
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
@@ -116,7 +124,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   o.log('convert');
   const start = performance.now();
   const { converted, layers } = convertSasrec(base, split, { poolSize: o.poolSize, userDim: o.userDim, sampleUsers: o.sampleUsers, seed: o.seed,
-    gate: o.gate ?? 'scaled' });
+    gate: o.gate ?? 'scaled', balanceWeight: o.fineTuneBalanceWeight });
   const convertSeconds = (performance.now() - start) / 1000;
   for (const l of layers) o.log(`  ${l.layer}: routing agreement K ${l.key?.routingAgreement?.toFixed(3)} V ${l.value?.routingAgreement?.toFixed(3)}`);
   rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
@@ -138,7 +146,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   if (o.baseline == null) base.model.dispose();
   converted.model.dispose();
   return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps),
-    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled' };
+    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled', fineTuneBalanceWeight: o.fineTuneBalanceWeight ?? 1 };
 }
 
 export interface SasrecConversion {
@@ -152,8 +160,9 @@ export interface SasrecConversion {
  * training prefixes, linear user part), returned as a zoo SASRec so it trains and evaluates like one.
  */
 export function convertSasrec(base: Sasrec, split: LeaveOneOutSplit,
-  o: { poolSize: number; userDim: number; sampleUsers: number; seed: number; gate?: GateMode }): SasrecConversion {
-  const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}) };
+  o: { poolSize: number; userDim: number; sampleUsers: number; seed: number; gate?: GateMode; balanceWeight?: number }): SasrecConversion {
+  const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
+    ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
   // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
   const sample = sampleIds(split, o.sampleUsers, base.options.maxLength, o.seed, 8 * o.poolSize);
   const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: o.seed });
@@ -210,6 +219,8 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
   --fine-tune-lr X         learning rate of the fine-tune (default: --lr / 4)
   --gate MODE              the fine-tune's gate: scaled (default) or straight-through
+  --fine-tune-balance-weight X  the fine-tune's balance-loss weight (default 1; 0 keeps the k-means
+                           routing from being pulled toward equal row use)
   --max-minutes N          bound on each from-scratch training
   --no-scratch             skip CollectiveKV from scratch
   --json FILE              also write the result as JSON
@@ -274,7 +285,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     args: argv, allowPositionals: true, strict: true,
     options: {
       ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate'].map((k) => [k, { type: 'string' as const }])),
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate', 'fine-tune-balance-weight'].map((k) => [k, { type: 'string' as const }])),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -303,7 +314,7 @@ export function parseBenchConvertArgs(argv: string[]): {
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
       scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,
-      fineTuneLearningRate: fineTuneLr, gate }),
+      fineTuneLearningRate: fineTuneLr, gate, fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };
 }
