@@ -37,10 +37,19 @@ function logitsOf(model: CtrModel, n: number): Float32Array {
   return values;
 }
 
+/** The variants under test: the two attentions, and CollectiveKV with product keys (pool 16 = 4 x 4). */
+const VARIANTS = {
+  mha: { attention: 'mha' },
+  collectivekv: { attention: 'collectivekv' },
+  'collectivekv, product keys': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'product' } },
+} as const satisfies Record<string, Partial<CtrModelOptions>>;
+
 describe.each(Object.keys(BUILDERS))('%s', (name) => {
-  describe.each(['mha', 'collectivekv'] as const)('with %s', (attention) => {
+  describe.each(Object.keys(VARIANTS) as (keyof typeof VARIANTS)[])('with %s', (variant) => {
+    const { attention } = VARIANTS[variant];
+    const options = { ...tiny, ...VARIANTS[variant] };
     it('trains a few steps (loss falls) without leaking tensors', () => {
-      const model = BUILDERS[name]({ ...tiny, attention, seed: 3 });
+      const model = BUILDERS[name]({ ...options, seed: 3 });
       const batch = batchFor(model, 64);
       const inputs = toInputs(batch);
       const labels = tf.tensor1d(batch.labels);
@@ -62,8 +71,8 @@ describe.each(Object.keys(BUILDERS))('%s', (name) => {
     });
 
     it('weights round trip into a fresh build with identical outputs', () => {
-      const a = BUILDERS[name]({ ...tiny, attention, seed: 3 });
-      const b = BUILDERS[name]({ ...tiny, attention, seed: 99 });
+      const a = BUILDERS[name]({ ...options, seed: 3 });
+      const b = BUILDERS[name]({ ...options, seed: 99 });
       const weights = a.getWeights();
       b.setWeights(weights);
       tf.dispose(weights);
@@ -73,12 +82,14 @@ describe.each(Object.keys(BUILDERS))('%s', (name) => {
       b.dispose();
     });
 
-    it('caches the expected bytes per history token', () => {
-      const model = BUILDERS[name]({ ...tiny, attention });
+    it('caches the expected bytes per history token; disposing the model frees every tensor it made', () => {
+      const before = tf.memory().numTensors;
+      const model = BUILDERS[name](options);
       const layers = model.attentionLayers().length;
       // full: K and V of width 16 in fp32; CollectiveKV: a uint8 index (pool 16) + one fp32 per side.
       expect(cacheBytesPerToken(model)).toBe(layers * (attention === 'mha' ? 2 * 16 * 4 : 2 * (1 + 4)));
       model.dispose();
+      expect(tf.memory().numTensors).toBe(before);
     });
   });
 });
