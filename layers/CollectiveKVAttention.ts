@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
-import { collectiveAttention, dotProductAttention, gatherRows, joinParts, productSubKeys } from '../ops/index';
+import { collectiveAttention, dotProductAttention, gatherRows, joinParts } from '../ops/index';
 import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
@@ -12,7 +12,7 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, Routing, collectiveRows, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, collectiveRows, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -78,9 +78,6 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    */
   router?: RouterKind;
 }
-
-export type RouterKind = 'dense' | 'product';
-export const ROUTER_KINDS = ['dense', 'product'] as const;
 
 type Side = 'key' | 'value';
 
@@ -149,10 +146,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
     this.router = checkOneOf(name, 'router', args.router ?? 'dense', ROUTER_KINDS);
-    this.subKeys = this.router === 'product' ? productSubKeys(this.poolSize) : null;
-    if (this.router === 'product' && this.subKeys == null) {
-      throw new ArgumentError(name, 'poolSize', "a perfect square with router 'product' (e.g. 256, 1024, 4096)", String(this.poolSize));
-    }
+    this.subKeys = routerSubKeys(name, this.router, this.poolSize);
     if (this.router === 'product' && this.routingBiasRate > 0) {
       throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
     }

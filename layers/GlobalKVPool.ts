@@ -52,6 +52,18 @@ export interface RoutingLossWeights {
 export type GateMode = 'scaled' | 'straight-through';
 export const GATE_MODES = ['scaled', 'straight-through'] as const;
 
+/** 'dense' (the paper's): one router column per pool row. 'product': product keys (ops/productRoute). */
+export type RouterKind = 'dense' | 'product';
+export const ROUTER_KINDS = ['dense', 'product'] as const;
+
+/** s = sqrt(poolSize) for a product-key router (poolSize must be a perfect square), null for a dense one. */
+export function routerSubKeys(layer: string, router: RouterKind, poolSize: number): number | null {
+  if (router === 'dense') return null;
+  const s = productSubKeys(poolSize);
+  if (s == null) throw new ArgumentError(layer, 'poolSize', "a perfect square with router 'product' (e.g. 256, 1024, 4096)", String(poolSize));
+  return s;
+}
+
 /** Ones shaped like gate whose gradient passes unchanged to gate (the straight-through gate). */
 const straightThroughOnes = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
   value: tf.onesLike(args[0] as tf.Tensor),
@@ -151,7 +163,7 @@ export interface GlobalKVPoolArgs extends LayerArgs {
   /** How the gate enters training (see GateMode). Default 'scaled', the paper's. */
   gate?: GateMode;
   /** 'dense' (default) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
-  router?: 'dense' | 'product';
+  router?: RouterKind;
   /** Router kernel initializer. Default glorotUniform. */
   routerInitializer?: InitializerSpec;
   /** Pool initializer. Default normal(0, 1). */
@@ -174,7 +186,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
   readonly balanceWeight: number;
   readonly balanceTokens: number;
   readonly gate: GateMode;
-  readonly router: 'dense' | 'product';
+  readonly router: RouterKind;
   private readonly subKeys: number | null;
   private readonly sampler: BalanceSampler;
   private readonly routerInit: Initializer;
@@ -195,11 +207,8 @@ export class GlobalKVPool extends tfl.layers.Layer {
     this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
     this.sampler = new BalanceSampler(this.balanceTokens, this.name);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
-    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ['dense', 'product'] as const);
-    this.subKeys = this.router === 'product' ? productSubKeys(this.poolSize) : null;
-    if (this.router === 'product' && this.subKeys == null) {
-      throw new ArgumentError(name, 'poolSize', "a perfect square with router 'product' (e.g. 256, 1024, 4096)", String(this.poolSize));
-    }
+    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ROUTER_KINDS);
+    this.subKeys = routerSubKeys(name, this.router, this.poolSize);
     this.routerInit = resolveInitializer(name, 'routerInitializer', args.routerInitializer, glorotUniform);
     this.poolInit = resolveInitializer(name, 'poolInitializer', args.poolInitializer, standardNormal);
     this.addLoss(() => this.auxLosses.take());
