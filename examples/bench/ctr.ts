@@ -57,7 +57,7 @@ export interface BenchCtrOptions {
   backend?: 'wasm' | 'cpu';
   /**
    * After both trainings, time this many training steps of the two models interleaved on the same
-   * batches (the throughput ratio that load changes between the two runs cannot bias). Default 5;
+   * samples (the throughput ratio that load changes between the two runs cannot bias). Default 10;
    * 0 skips it.
    */
   timingRounds?: number;
@@ -117,12 +117,12 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
     ckvRun = runVariant(options, 'collectivekv', modelOptions, split, log);
-    const rounds = options.timingRounds ?? 5;
+    const rounds = options.timingRounds ?? 10;
     if (rounds > 0) {
       const batchSize = options.batchSize ?? 256;
       log(`interleaved step timing: ${rounds} rounds of one step each, batch ${batchSize}`);
       const t = interleavedStepTimes([mhaRun.model, ckvRun.model], split.data, split.train,
-        { batchSize, rounds, learningRate: options.learningRate ?? 1e-3, seed });
+        { batchSize, rounds, learningRate: options.learningRate ?? 1e-3 });
       stepTiming = { batchSize, rounds, mhaMs: t.medianMs[0], collectivekvMs: t.medianMs[1] };
       log(`  median step: mha ${t.medianMs[0].toFixed(0)} ms, collectivekv ${t.medianMs[1].toFixed(0)} ms (${(t.medianMs[0] / t.medianMs[1]).toFixed(2)}x the throughput)`);
     }
@@ -236,7 +236,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --top-k N            retrieval top-k (default 50, TWIN 100)
   --batch-size N       (default 256)
   --timing-rounds N    interleaved training steps of the two trained models timed side by side
-                       (default 5; 0 = skip): the throughput ratio a load change cannot bias
+                       (default 10; 0 = skip): the throughput ratio a load change cannot bias
   --lr X               Adam learning rate (default 0.001)
   --seed N             (default 1)
   --backend wasm|cpu   (default wasm)`;

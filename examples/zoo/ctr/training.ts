@@ -2,7 +2,7 @@
 // CollectiveKV layers' auxiliary losses, Adam, early stopping on validation AUC, a time budget,
 // seeded batch order) and the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
-import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatches, ctrMetrics } from 'collectivekv';
+import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics } from 'collectivekv';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {
@@ -165,38 +165,40 @@ export interface InterleavedStepTimes {
   batchSize: number;
   /** Timed rounds (after one untimed warm-up round). */
   rounds: number;
-  /** Median milliseconds of prepare + one Adam step, per model, in the order given. */
+  /** Median milliseconds of one training step as the training loop runs it (batch building included), per model, in the order given. */
   medianMs: number[];
 }
 
 /**
  * Training-step time of several models measured side by side: every round runs one step of each
- * model on the same batch, one after the other, so a change of the machine's load between the
- * models' training runs does not bias their ratio. Each model gets its own fresh Adam (the steps
- * change its weights: run this after evaluating them).
+ * model on the same samples, one after the other, so a change of the machine's load between the
+ * models' training runs does not bias their ratio. A step is what the training loop times: building
+ * the batch and its tensors, the retrieval stage (`prepare`) and the Adam step. Each model gets its
+ * own fresh Adam (the steps change its weights: run this after evaluating them).
  */
 export function interleavedStepTimes(models: readonly CtrModel[], data: CtrEventLog, samples: readonly CtrSample[],
-  options: { batchSize: number; rounds: number; learningRate?: number; seed?: number }): InterleavedStepTimes {
+  options: { batchSize: number; rounds: number; learningRate?: number }): InterleavedStepTimes {
   const { batchSize, rounds } = options;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`interleavedStepTimes: rounds must be a positive integer, received ${rounds}`);
-  const historyLength = Math.max(...models.map((m) => m.historyLength));
-  const batches = ctrBatches(data, samples, batchSize, { historyLength, seed: options.seed ?? 1, epoch: 0 });
+  if (samples.length < (rounds + 1) * batchSize) {
+    throw new Error(`interleavedStepTimes: ${samples.length} samples give fewer than ${rounds + 1} batches of ${batchSize}`);
+  }
   const optimizers = models.map(() => tf.train.adam(options.learningRate ?? 1e-3));
   const times = models.map(() => [] as number[]);
   try {
     for (let round = 0; round <= rounds; round++) {
-      const next = batches.next();
-      if (next.done) throw new Error(`interleavedStepTimes: ${samples.length} samples give fewer than ${rounds + 1} batches of ${batchSize}`);
-      const labels = tf.tensor1d(next.value.labels);
+      const slice = samples.slice(round * batchSize, (round + 1) * batchSize);
       models.forEach((model, i) => {
-        const inputs = toInputs(next.value);
         const start = performance.now();
+        const batch = ctrBatch(data, slice, { historyLength: model.historyLength });
+        const inputs = toInputs(batch);
+        const labels = tf.tensor1d(batch.labels, 'float32');
         model.prepare(inputs);
         trainCtrStep(model, optimizers[i], inputs, labels);
-        if (round > 0) times[i].push(performance.now() - start);
         disposeInputs(inputs);
+        labels.dispose();
+        if (round > 0) times[i].push(performance.now() - start);
       });
-      labels.dispose();
     }
   } finally {
     optimizers.forEach((o) => o.dispose());
@@ -204,4 +206,3 @@ export function interleavedStepTimes(models: readonly CtrModel[], data: CtrEvent
   const median = (v: number[]) => v.slice().sort((a, b) => a - b)[Math.floor(v.length / 2)];
   return { batchSize, rounds, medianMs: times.map(median) };
 }
-
