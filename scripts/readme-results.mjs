@@ -97,7 +97,8 @@ export function ctrRows(c) {
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
       `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`],
     [`CTR training throughput, ${setting}`, `${fmt(c.collectivekv.samplesPerSecond, 0)} samples/s`, `${fmt(c.mha.samplesPerSecond, 0)} samples/s`,
-      `${fmt(c.comparison.throughputRatio, 2)}x`],
+      `${fmt(c.comparison.throughputRatio, 2)}x${c.comparison.stepThroughputRatio != null
+        ? ` (steps timed side by side: ${fmt(c.comparison.stepThroughputRatio, 2)}x)` : ''}`],
   ];
 }
 

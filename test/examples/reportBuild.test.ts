@@ -186,8 +186,11 @@ describe('scripts/readme-results.mjs', () => {
     const ctr = { model: 'sim', data: '/d/ml-1m.txt', users: 600, settings: { attentionWidth: 256, collective: { poolSize: 1024, balanceTokens: 2048 } },
       popularity: { auc: 0.8 }, mha: { auc: 0.67, gauc: 0.69, bytesPerToken: 4096, epochs: 1, samplesPerSecond: 350 },
       collectivekv: { auc: 0.66, gauc: 0.68, bytesPerToken: 24, epochs: 1, samplesPerSecond: 110 }, comparison: { throughputRatio: 110 / 350 } };
-    const paths = ['em.json', 'ek.json', 'ctr.json'].map((f) => join(dir, f));
-    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
+    // A newer bench ctr file: product keys and the side-by-side step timing.
+    const ctrProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'product' } },
+      comparison: { throughputRatio: 0.82, stepThroughputRatio: 0.62 } };
+    const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json'].map((f) => join(dir, f));
+    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
     const md = join(dir, 'README.md');
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, ...paths, md], { encoding: 'utf8' }).status).toBe(0);
@@ -195,6 +198,7 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| Next-item test NDCG@10, sasrec on ml-1m.txt (saved models mha-model, collectivekv-model, history items filtered from the ranking) | 0.1400 (20 B/token) | 0.1500 (1024 B/token, full KV) | 93.3% of NDCG@10, 51.2x smaller cache |');
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048 | 0.6600 / 0.6800 (24 B/token) | 0.6700 / 0.6900 (4096 B/token); popularity 0.8000 | -0.0100 AUC |');
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048 | 110 samples/s | 350 samples/s | 0.31x |');
+    expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, product-key router | 110 samples/s | 350 samples/s | 0.82x (steps timed side by side: 0.62x) |');
   });
 
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {
