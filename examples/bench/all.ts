@@ -385,6 +385,7 @@ async function sweepPart(d: Dataset, s: Sizes, budget: number, log: (line: strin
     const userDimPoints = sweep.points.filter((x) => x.poolSize === s.poolSize);
     sweep.bestUserDim = bestUserDim(userDimPoints, ranks);
     sweep.bestUserDimByTolerance = bestUserDim(userDimPoints);
+    sweep.gapsToTop = gapsToTop(userDimPoints, ranks);
   }
   const notes = [...(fit.stoppedBy === 'maxMinutes' ? [`the baseline was cut by its time share after ${fit.epochs} epochs`] : []),
     ...skipped.map((x) => `skipped ${x}`)];
@@ -412,6 +413,19 @@ export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg1
     return gap.mean <= SWEEP_NOISE_STD_ERRS * gap.stdErr;
   };
   return Math.min(...points.filter(close).map((p) => p.userDim));
+}
+
+/** Per userDim: the paired NDCG@10 gap (mean, standard error) to the top userDim's, the evidence behind bestUserDim. */
+function gapsToTop(points: readonly SweepPoint[], ranks: ReadonlyMap<number, Int32Array>): Record<string, { mean: number; stdErr: number }> {
+  if (points.length === 0) return {};
+  const top = points.reduce((best, p) => (p.ndcg10 > best.ndcg10 ? p : best));
+  const topRanks = ranks.get(top.userDim);
+  const out: Record<string, { mean: number; stdErr: number }> = {};
+  for (const p of points) {
+    const r = ranks.get(p.userDim);
+    if (topRanks != null && r != null) out[String(p.userDim)] = pairedNdcgGap(topRanks, r);
+  }
+  return out;
 }
 
 /** Standard errors of the paired difference within which a point counts as tied with the top one. */

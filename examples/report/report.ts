@@ -148,7 +148,9 @@ const sweepSection: Section = (r, charts) => {
         ['mha', '-', String(s.baseline.bytesPerToken), '1.0x', f4(s.baseline.hr10), f4(s.baseline.ndcg10), String(s.baseline.epochs), s.baseline.trainSeconds.toFixed(0)],
         ...s.points.map((p) => [String(p.userDim), String(p.poolSize), String(p.bytesPerToken), `${p.compressionRatio.toFixed(1)}x`, f4(p.hr10), f4(p.ndcg10),
           p.epochs > 0 ? String(p.epochs) : '-', p.trainSeconds > 0 ? p.trainSeconds.toFixed(0) : '-']),
-      ]), '', `Best userDim: ${s.bestUserDim ?? 'n/a'}${s.bestUserDimByTolerance != null ? ` (97% rule alone: ${s.bestUserDimByTolerance})` : ''}.`, '',
+      ]), '', `Best userDim: ${s.bestUserDim ?? 'n/a'}${s.bestUserDimByTolerance != null ? ` (97% rule alone: ${s.bestUserDimByTolerance})` : ''}.`
+        + `${s.gapsToTop != null && Object.keys(s.gapsToTop).length > 0 ? ` NDCG@10 gap to the top userDim per test user (mean ± standard error): ${
+          Object.entries(s.gapsToTop).map(([u, g]) => `userDim ${u} ${g.mean.toFixed(4)} ± ${g.stdErr.toFixed(4)}`).join(', ')}.` : ''}`, '',
       ...images(charts, 'quality-vs-compression-', d));
   }
   return out;

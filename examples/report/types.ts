@@ -82,6 +82,8 @@ export interface SweepResult {
   bestUserDim: number | null;
   /** The same by the 97% rule alone (absent in reports written before it existed). */
   bestUserDimByTolerance?: number | null;
+  /** Per userDim (key): top userDim's NDCG@10 minus this one's, per test user: mean and standard error. */
+  gapsToTop?: Record<string, { mean: number; stdErr: number }>;
 }
 
 export interface EnergyLayer {

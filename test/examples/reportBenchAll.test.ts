@@ -50,6 +50,8 @@ test('bench all --quick on synthetic: progress, partial report after part 1, fin
   // Both readings of the best userDim are recorded; the noise-aware one is never larger.
   expect([1, 2]).toContain(sweep?.bestUserDimByTolerance);
   expect(sweep!.bestUserDim!).toBeLessThanOrEqual(sweep!.bestUserDimByTolerance!);
+  expect(Object.keys(sweep?.gapsToTop ?? {}).sort()).toEqual(['1', '2']);
+  expect(Object.values(sweep!.gapsToTop!).some((g) => g.mean === 0 && g.stdErr === 0)).toBe(true); // the top point's gap to itself
   expect(report.results.convert?.synthetic.rows[0]).toMatchObject({ model: 'baseline mha', testNdcg10: sweep?.baseline.ndcg10 });
   expect(report.results.analysis?.synthetic.layers.length).toBe(2);
 
