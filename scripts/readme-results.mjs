@@ -129,7 +129,9 @@ export function reportRows(report) {
     if (s.bestUserDim == null) continue;
     const suggested = r.analysis?.[d]?.layers?.map((l) => l.suggestedUserDim).join('/') ?? 'n/a';
     const byTolerance = s.bestUserDimByTolerance != null && s.bestUserDimByTolerance !== s.bestUserDim ? ` (97% rule alone: ${s.bestUserDimByTolerance})` : '';
-    rows.push([`userDim suggested by the SVD analysis vs best of the sweep (within 97% or 2 paired standard errors of the top), ${s.model} on ${d}`,
+    // Reports written before the paired rule existed chose by the 97% rule alone.
+    const rule = s.bestUserDimByTolerance === undefined ? 'within 97% of the top' : 'within 97% or 2 paired standard errors of the top';
+    rows.push([`userDim suggested by the SVD analysis vs best of the sweep (${rule}), ${s.model} on ${d}`,
       suggested, `${s.bestUserDim}${byTolerance}`, '']);
   }
   for (const [d, c] of Object.entries(r.convert ?? {})) {
