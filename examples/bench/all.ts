@@ -500,7 +500,7 @@ async function convertPart(d: Dataset, s: Sizes, budget: number, log: (line: str
     validationUsers: s.validationUsers, timeBudgetSeconds: perFit, log });
   (report.results.convert ??= {})[d.name] = r;
   report.settings[`convert:${d.name}`] = { model: 'sasrec', maxLength: s.maxLength, hiddenDim: s.hiddenDim, numBlocks: 2, epochs: s.epochs,
-    fineTuneFraction: 0.2, fineTuneLearningRate: r.fineTuneLearningRate ?? 'n/a', poolSize: s.poolSize, userDim: 1, sampleUsers: s.analysisUsers,
+    fineTuneFraction: 0.2, fineTuneLearningRate: r.fineTuneLearningRate ?? 'n/a', fineTuneBalanceWeight: r.fineTuneBalanceWeight ?? 'n/a', poolSize: s.poolSize, userDim: 1, sampleUsers: s.analysisUsers,
     timeBudgetSecondsPerFit: Math.round(perFit), baseline: baseline != null ? 'the sweep\'s' : 'trained here' };
 }
 

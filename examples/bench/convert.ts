@@ -47,9 +47,10 @@ export interface BenchConvertOptions {
   /** The converted model's training gate (fine-tune). Default 'scaled'. */
   gate?: GateMode;
   /**
-   * The converted model's balance-loss weight in the fine-tune. Default 1 (the layer's). k-means
-   * routing is already spread over the pool, and the balance loss pulls it toward equal row use,
-   * away from the clusters the pool was built from.
+   * The converted model's balance-loss weight in the fine-tune. Default 0: k-means routing already
+   * spreads the tokens over the pool, and the balance loss (KL of the mean router softmax from
+   * uniform) pulls the routers away from the clusters the pool was built from. On ML-1M (pool 4096,
+   * 283 fine-tune steps) the fine-tune reached 96.3% of the baseline with weight 1 and 100.8% with 0.
    */
   fineTuneBalanceWeight?: number;
   /**
@@ -86,7 +87,7 @@ export interface BenchConvertResult {
   fineTuneLearningRate?: number;
   /** The fine-tune's gate (absent in reports written before it existed: 'scaled'). */
   gate?: GateMode;
-  /** The fine-tune's balance-loss weight (absent in reports written before it existed: 1). */
+  /** The fine-tune's balance-loss weight (absent in reports written before it existed, which used 1). */
   fineTuneBalanceWeight?: number;
 }
 
@@ -124,7 +125,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   o.log('convert');
   const start = performance.now();
   const { converted, layers } = convertSasrec(base, split, { poolSize: o.poolSize, userDim: o.userDim, sampleUsers: o.sampleUsers, seed: o.seed,
-    gate: o.gate ?? 'scaled', balanceWeight: o.fineTuneBalanceWeight });
+    gate: o.gate ?? 'scaled', balanceWeight: o.fineTuneBalanceWeight ?? 0 });
   const convertSeconds = (performance.now() - start) / 1000;
   for (const l of layers) o.log(`  ${l.layer}: routing agreement K ${l.key?.routingAgreement?.toFixed(3)} V ${l.value?.routingAgreement?.toFixed(3)}`);
   rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
@@ -146,7 +147,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   if (o.baseline == null) base.model.dispose();
   converted.model.dispose();
   return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps),
-    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled', fineTuneBalanceWeight: o.fineTuneBalanceWeight ?? 1 };
+    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled', fineTuneBalanceWeight: o.fineTuneBalanceWeight ?? 0 };
 }
 
 export interface SasrecConversion {
@@ -219,8 +220,8 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
   --fine-tune-lr X         learning rate of the fine-tune (default: --lr / 4)
   --gate MODE              the fine-tune's gate: scaled (default) or straight-through
-  --fine-tune-balance-weight X  the fine-tune's balance-loss weight (default 1; 0 keeps the k-means
-                           routing from being pulled toward equal row use)
+  --fine-tune-balance-weight X  the fine-tune's balance-loss weight (default 0: the k-means routing
+                           is not pulled toward equal row use; 1 is the layer's own default)
   --max-minutes N          bound on each from-scratch training
   --no-scratch             skip CollectiveKV from scratch
   --json FILE              also write the result as JSON

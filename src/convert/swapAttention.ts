@@ -102,7 +102,9 @@ type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'gate' 
  *   agreement drops; the report measures it on the sample either way.
  *
  * With userDim = d the pool has width 0 and K/V are exactly the trained projections: the outputs
- * equal the original's (the sanity case). Fine-tuning is the caller's: the result is an ordinary
+ * equal the original's (the sanity case). Fine-tuning is the caller's; pass `balanceWeight: 0` for
+ * it (the balance loss pulls the k-means routing toward equal row use: on ML-1M a 20% fine-tune
+ * reached 96.3% of the baseline with it and 100.8% without). The result is an ordinary
  * LayersModel (compile + fit includes the routing losses through addLoss; in a custom loop add
  * `tf.addN(model.calculateLosses())` to the loss inside `optimizer.minimize`), or copy its weights
  * into a model of your own builder with `copyWeightsByName`.

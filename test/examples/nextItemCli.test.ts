@@ -179,12 +179,12 @@ describe('collectivekv bench convert', () => {
     // One sample user holds at most 8 tokens, too few for 16 pool rows: the sample grows to enough users.
     const fewUsers = join(dir, 'convert-few.json');
     const few = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--pool-size', '16', '--sample-users', '1',
-      '--fine-tune-fraction', '0.1', '--no-scratch', '--gate', 'straight-through', '--fine-tune-balance-weight', '0', '--json', fewUsers]);
+      '--fine-tune-fraction', '0.1', '--no-scratch', '--gate', 'straight-through', '--fine-tune-balance-weight', '1', '--json', fewUsers]);
     expect(few.err).toBe('');
     const fewResult = JSON.parse(readFileSync(fewUsers, 'utf8'));
     expect(fewResult.conversion[0].key.tokens).toBeGreaterThanOrEqual(16);
-    expect(fewResult).toMatchObject({ gate: 'straight-through', fineTuneBalanceWeight: 0 });
-    expect(result).toMatchObject({ gate: 'scaled', fineTuneBalanceWeight: 1 });
+    expect(fewResult).toMatchObject({ gate: 'straight-through', fineTuneBalanceWeight: 1 });
+    expect(result).toMatchObject({ gate: 'scaled', fineTuneBalanceWeight: 0 });
     // The baseline row is the saved model's test score, as eval gives it.
     const evaluated = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--json', join(dir, 'mha-eval.json')]);
     expect(evaluated.code).toBe(0);
