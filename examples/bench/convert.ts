@@ -12,7 +12,7 @@ import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
 import { requireModelDir } from '../cli/nextItemCommands';
-import { integerAtLeast, nonNegativeNumber, positiveNumber } from '../cli/flags';
+import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../cli/flags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -301,8 +301,7 @@ export function parseBenchConvertArgs(argv: string[]): {
   const minutes = positiveNumber('--max-minutes', v['max-minutes']);
   const lr = positiveNumber('--lr', v.lr);
   const fineTuneLr = positiveNumber('--fine-tune-lr', v['fine-tune-lr']);
-  const gate = v.gate as GateMode | undefined;
-  if (gate != null && !(GATE_MODES as readonly string[]).includes(gate)) throw new Error(`--gate must be one of ${GATE_MODES.join(', ')}, received '${gate}'`);
+  const gate = optionalOneOf('--gate', v.gate, GATE_MODES);
   const backend = v.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   const format = v.format as InteractionFormat | undefined;

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrSplit, GATE_MODES, INTERACTION_FORMATS, ROUTER_KINDS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
@@ -276,8 +276,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
   if (v['balance-tokens'] != null) collective.balanceTokens = integerAtLeast('--balance-tokens', v['balance-tokens'], 0);
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
-  if (v.router != null) collective.router = oneOf('--router', v.router, ['dense', 'product'] as const);
-  if (v.gate != null) collective.gate = oneOf('--gate', v.gate, ['scaled', 'straight-through'] as const);
+  if (v.router != null) collective.router = oneOf('--router', v.router, ROUTER_KINDS);
+  if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
   const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
   if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
   return {

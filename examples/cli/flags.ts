@@ -49,3 +49,8 @@ export function oneOf<T extends string>(flag: string, value: string, allowed: re
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, received '${value}'`);
   return value as T;
 }
+
+/** One of the allowed words, or undefined when the flag is absent. */
+export function optionalOneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  return value == null ? undefined : oneOf(flag, value, allowed);
+}

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, nonNegativeNumber, positiveInt, positiveNumber, rate } from './flags';
+import { UsageError, nonNegativeNumber, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
 import { GATE_MODES, ROUTER_KINDS } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
@@ -174,7 +174,7 @@ function parse(argv: string[]): ParsedArgs {
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')),
-    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: gateMode(str('gate')), router: routerKind(str('router')), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ROUTER_KINDS), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),
@@ -186,18 +186,6 @@ function parse(argv: string[]): ParsedArgs {
 
 
 
-
-function gateMode(value: string | undefined): 'scaled' | 'straight-through' | undefined {
-  if (value == null) return undefined;
-  if (!(GATE_MODES as readonly string[]).includes(value)) throw new UsageError(`--gate must be one of ${GATE_MODES.join(', ')}, received '${value}'`);
-  return value as 'scaled' | 'straight-through';
-}
-
-function routerKind(value: string | undefined): 'dense' | 'product' | undefined {
-  if (value == null) return undefined;
-  if (!(ROUTER_KINDS as readonly string[]).includes(value)) throw new UsageError(`--router must be one of ${ROUTER_KINDS.join(', ')}, received '${value}'`);
-  return value as 'dense' | 'product';
-}
 
 async function dispatch(args: ParsedArgs): Promise<number> {
   const [command, sub, ...rest] = args.command;

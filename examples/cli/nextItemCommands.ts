@@ -2,7 +2,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  INTERACTION_FORMATS, InteractionFormat, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
+  GateMode, INTERACTION_FORMATS, InteractionFormat, RouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
@@ -36,9 +36,9 @@ export interface NextItemArgs {
   userDim?: number;
   routingBiasRate?: number;
   /** CollectiveKV gate in training: 'scaled' (default) or 'straight-through'. */
-  gate?: 'scaled' | 'straight-through';
+  gate?: GateMode;
   /** CollectiveKV router: 'dense' (default) or 'product' (product keys). */
-  router?: 'dense' | 'product';
+  router?: RouterKind;
   loss?: string;
   seed?: number;
   validateEvery?: number;

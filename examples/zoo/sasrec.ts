@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, KVCacheBlock, MultiHeadAttention, dim } from 'collectivekv';
+import { CollectiveKVAttention, GateMode, KVCacheBlock, MultiHeadAttention, RouterKind, dim } from 'collectivekv';
 
 /** CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's). */
 export interface CollectiveOptions {
@@ -20,9 +20,9 @@ export interface CollectiveOptions {
   /** Loss-free load balancing: the routing bias's step per training call (0 = off). Default 0. */
   routingBiasRate?: number;
   /** 'scaled' (default, the paper's) or 'straight-through': see CollectiveKVAttentionArgs.gate. */
-  gate?: 'scaled' | 'straight-through';
+  gate?: GateMode;
   /** 'dense' (default, the paper's) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
-  router?: 'dense' | 'product';
+  router?: RouterKind;
 }
 
 export interface SasrecOptions {
