@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRoutingLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
+import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRouteWithLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape } from '../ops/util/validate';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
@@ -113,11 +113,9 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
     if (subKeys != null) {
       // Product keys: the logits are [N, 2s], small enough to keep for autodiff; every valid token
       // enters the balance term (it costs an [s, s] matmul), so there is nothing to sample.
-      const logits = subRouterLogits(x, w, subKeys);
-      const route = productRouteTop1(logits);
-      const l = productRoutingLoss(logits, mask, weights);
+      const route = productRouteWithLoss(subRouterLogits(x, w, subKeys), mask, weights);
       const gated = gatherRows(w.pool, route.index, gateMode === 'scaled' ? route.gate : straightThroughOnes(route.gate));
-      return l == null ? [gated, route.index] : [gated, route.index, l];
+      return route.loss == null ? [gated, route.index] : [gated, route.index, route.loss];
     }
     const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
     const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');

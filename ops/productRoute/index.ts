@@ -60,34 +60,63 @@ function topPair(a: tf.Tensor, b: tf.Tensor): { index: tf.Tensor; winner: tf.Ten
  * null. Returns null when both weights are 0.
  */
 export function productRoutingLoss(logits: SubRouterLogits, mask: tf.Tensor | null, weights: RoutingLossWeights): tf.Scalar | null {
-  const s = checkLogits(logits);
-  if (mask != null) assertShape(OP, 'mask', mask, logits.a.shape.slice(0, -1));
+  const s = checkInputs(logits, mask);
   if (weights.peakWeight === 0 && weights.balanceWeight === 0) return null;
   return tf.tidy(() => {
-    const a = tf.reshape(logits.a, [-1, s]);
-    const b = tf.reshape(logits.b, [-1, s]);
-    const valid = mask == null ? tf.ones([dim(a, 0), 1]) : tf.reshape(tf.cast(mask, 'float32'), [-1, 1]);
-    // max(count, 1): a batch of pure padding contributes 0 instead of NaN.
-    const count = tf.maximum(tf.sum(valid), 1);
-    let loss: tf.Tensor = tf.scalar(0);
-    if (weights.peakWeight !== 0) {
-      const winner = tf.reshape(topPair(a, b).winner, [-1, 1]);
-      // -log sigmoid(z) = softplus(-z) (tf.logSigmoid's customGrad loses its input in a tidy).
-      loss = tf.add(loss, tf.mul(weights.peakWeight, tf.div(tf.sum(tf.mul(tf.softplus(tf.neg(winner)), valid)), count)));
-    }
-    if (weights.balanceWeight !== 0) {
-      const meanProb = tf.div(tf.matMul(tf.mul(tf.softmax(a), valid), tf.softmax(b), true, false), count);
-      const kl = tf.sum(tf.mul(meanProb, tf.log(tf.mul(tf.maximum(meanProb, 1e-30), s * s))));
-      loss = tf.add(loss, tf.mul(weights.balanceWeight, kl));
-    }
-    return loss as tf.Scalar;
+    const [a, b] = [tf.reshape(logits.a, [-1, s]), tf.reshape(logits.b, [-1, s])];
+    return routingLossOf(a, b, weights.peakWeight !== 0 ? topPair(a, b).winner : null, mask, weights);
   });
+}
+
+/**
+ * productRouteTop1 and productRoutingLoss in one pass (training): the winners are found once, for
+ * the route, the gate and the peak loss.
+ */
+export function productRouteWithLoss(logits: SubRouterLogits, mask: tf.Tensor | null, weights: RoutingLossWeights):
+  ProductRoute & { loss: tf.Scalar | null } {
+  const s = checkInputs(logits, mask);
+  const lead = logits.a.shape.slice(0, -1);
+  const withLoss = weights.peakWeight !== 0 || weights.balanceWeight !== 0;
+  const [index, gate, loss] = tf.tidy(() => {
+    const [a, b] = [tf.reshape(logits.a, [-1, s]), tf.reshape(logits.b, [-1, s])];
+    const top = topPair(a, b);
+    const route = [tf.reshape(top.index, lead), tf.reshape(tf.sigmoid(top.winner), lead)];
+    return withLoss ? [...route, routingLossOf(a, b, top.winner, mask, weights)] : route;
+  });
+  return { index, gate, loss: (loss as tf.Scalar | undefined) ?? null };
+}
+
+/** The loss of flat a, b [N, s] given the winning joint logits [N] (needed only with a peak weight). Inside a tidy. */
+function routingLossOf(a: tf.Tensor, b: tf.Tensor, winner: tf.Tensor | null, mask: tf.Tensor | null, weights: RoutingLossWeights): tf.Scalar {
+  const s = dim(a, 1);
+  const valid = mask == null ? tf.ones([dim(a, 0), 1]) : tf.reshape(tf.cast(mask, 'float32'), [-1, 1]);
+  // max(count, 1): a batch of pure padding contributes 0 instead of NaN.
+  const count = tf.maximum(tf.sum(valid), 1);
+  let loss: tf.Tensor = tf.scalar(0);
+  if (weights.peakWeight !== 0 && winner != null) {
+    // -log sigmoid(z) = softplus(-z) (tf.logSigmoid's customGrad loses its input in a tidy).
+    const peak = tf.sum(tf.mul(tf.softplus(tf.neg(tf.reshape(winner, [-1, 1]))), valid));
+    loss = tf.add(loss, tf.mul(weights.peakWeight, tf.div(peak, count)));
+  }
+  if (weights.balanceWeight !== 0) {
+    const meanProb = tf.div(tf.matMul(tf.mul(tf.softmax(a), valid), tf.softmax(b), true, false), count);
+    const kl = tf.sum(tf.mul(meanProb, tf.log(tf.mul(tf.maximum(meanProb, 1e-30), s * s))));
+    loss = tf.add(loss, tf.mul(weights.balanceWeight, kl));
+  }
+  return loss as tf.Scalar;
 }
 
 /** s with s * s = poolSize, or null when poolSize is not a perfect square. */
 export function productSubKeys(poolSize: number): number | null {
   const s = Math.round(Math.sqrt(poolSize));
   return s * s === poolSize ? s : null;
+}
+
+/** checkLogits, and mask of the logits' leading shape when given; returns s. */
+function checkInputs(logits: SubRouterLogits, mask: tf.Tensor | null): number {
+  const s = checkLogits(logits);
+  if (mask != null) assertShape(OP, 'mask', mask, logits.a.shape.slice(0, -1));
+  return s;
 }
 
 /** Validates a and b (float, one shape [..., s]); returns s. */

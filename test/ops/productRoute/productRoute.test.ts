@@ -2,7 +2,7 @@
 // columns, routed by routeTop1 and scored by the composite routing loss (values and gradients).
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../../util/backends';
-import { SubRouterLogits, productRouteTop1, productRoutingLoss, productSubKeys, routeTop1, routingLossComposite } from '../../../ops/index';
+import { SubRouterLogits, productRouteTop1, productRouteWithLoss, productRoutingLoss, productSubKeys, routeTop1, routingLossComposite } from '../../../ops/index';
 
 /** [..., 2s] -> the two sub-routers' logits. */
 function halves(logits: tf.Tensor): SubRouterLogits {
@@ -37,6 +37,14 @@ describeEachBackend('productRoute', () => {
     const want = routingLossComposite(joint, mask, weights);
     expect(Math.abs(loss.dataSync()[0] - want.dataSync()[0])).toBeLessThan(1e-5);
     expect(productRoutingLoss(sub, mask, { peakWeight: 0, balanceWeight: 0 })).toBeNull();
+    // The one-pass training form gives the same route, gate and loss.
+    const both = productRouteWithLoss(sub, mask, weights);
+    expect(Array.from(both.index.dataSync())).toEqual(Array.from(product.index.dataSync()));
+    expect(maxAbsDiff(both.gate, product.gate)).toBe(0);
+    expect(both.loss!.dataSync()[0]).toBe(loss.dataSync()[0]);
+    const none = productRouteWithLoss(sub, mask, { peakWeight: 0, balanceWeight: 0 });
+    expect(none.loss).toBeNull();
+    tf.dispose([both.index, both.gate, both.loss!, none.index, none.gate]);
     tf.dispose([logits, mask, joint, sub.a, sub.b, product.index, product.gate, dense.index, dense.gate, loss, want]);
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -48,11 +56,18 @@ describeEachBackend('productRoute', () => {
     // The gate enters through a probe so its gradient is checked too.
     const productObjective = (l: tf.Tensor) => tf.add(productRoutingLoss(halves(l), mask, weights) as tf.Scalar,
       tf.sum(tf.mul(productRouteTop1(halves(l)).gate, probe))) as tf.Scalar;
+    const onePassObjective = (l: tf.Tensor) => {
+      const r = productRouteWithLoss(halves(l), mask, weights);
+      return tf.add(r.loss as tf.Scalar, tf.sum(tf.mul(r.gate, probe))) as tf.Scalar;
+    };
     const denseObjective = (l: tf.Tensor) => tf.add(routingLossComposite(jointLogits(l, s), mask, weights),
       tf.sum(tf.mul(routeTop1(jointLogits(l, s)).gate, probe))) as tf.Scalar;
     const got = tf.grad(productObjective)(logits);
     const want = tf.grad(denseObjective)(logits);
     expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
+    const onePass = tf.grad(onePassObjective)(logits);
+    expect(maxAbsDiff(onePass, want)).toBeLessThan(1e-5);
+    onePass.dispose();
     expect(maxAbsDiff(want, tf.zerosLike(want))).toBeGreaterThan(1e-3);
     tf.dispose([logits, mask, probe, got, want]);
   });
