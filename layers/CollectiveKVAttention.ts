@@ -12,7 +12,7 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, collectiveRows, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, collectiveRows, routerColumns, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -227,18 +227,13 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
         this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
       routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
-      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, this.routerColumns()]),
-      routerBias: this.addBias(`${side}_router_bias`, this.routerColumns()),
+      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]),
+      routerBias: this.addBias(`${side}_router_bias`, routerColumns(this.poolSize, this.subKeys)),
       routingBias: this.routingBiasRate > 0
         ? this.addWeight(`${side}_routing_bias`, [this.poolSize], 'float32', zeros(), undefined, false) : null,
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
     };
-  }
-
-  /** Router columns: one per pool row, or the two sub-routers' 2s with product keys. */
-  private routerColumns(): number {
-    return this.subKeys == null ? this.poolSize : 2 * this.subKeys;
   }
 
   protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {

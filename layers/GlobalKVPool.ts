@@ -64,6 +64,11 @@ export function routerSubKeys(layer: string, router: RouterKind, poolSize: numbe
   return s;
 }
 
+/** Router columns: one per pool row, or the two sub-routers' 2s with product keys (subKeys from routerSubKeys). */
+export function routerColumns(poolSize: number, subKeys: number | null): number {
+  return subKeys == null ? poolSize : 2 * subKeys;
+}
+
 /** Ones shaped like gate whose gradient passes unchanged to gate (the straight-through gate). */
 const straightThroughOnes = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
   value: tf.onesLike(args[0] as tf.Tensor),
@@ -219,7 +224,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
       throw new ArgumentError(GlobalKVPool.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
     }
     this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
-    const columns = this.subKeys == null ? this.poolSize : 2 * this.subKeys;
+    const columns = routerColumns(this.poolSize, this.subKeys);
     this.routerVar = this.addWeight('router', [inputDim, columns], 'float32', this.routerInit);
     if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [columns], 'float32', zeros());
     this.built = true;
