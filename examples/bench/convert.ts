@@ -93,7 +93,8 @@ export interface BenchConvertResult {
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
   const o = { maxLength: 50, hiddenDim: 32, numBlocks: 2, epochs: 10, fineTuneFraction: 0.2, poolSize: 256, userDim: 1, sampleUsers: 512,
-    timeBudgetSeconds: 0, seed: 1, validationUsers: 0, batchSize: 128, learningRate: 1e-3, scratch: true, log: () => undefined, ...options };
+    timeBudgetSeconds: 0, seed: 1, validationUsers: 0, batchSize: 128, learningRate: 1e-3, scratch: true, gate: 'scaled' as GateMode,
+    fineTuneBalanceWeight: 0, log: () => undefined, ...options };
   if (!(o.fineTuneFraction > 0 && o.fineTuneFraction <= 1)) throw new Error(`benchConvert: fineTuneFraction must be in (0, 1], received ${o.fineTuneFraction}`);
   useFastEmbeddingGradients();
   const data = o.data ?? (o.dataPath != null ? await readSequences(o.dataPath, o.format != null ? { format: o.format } : {}) : null);
@@ -125,7 +126,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   o.log('convert');
   const start = performance.now();
   const { converted, layers } = convertSasrec(base, split, { poolSize: o.poolSize, userDim: o.userDim, sampleUsers: o.sampleUsers, seed: o.seed,
-    gate: o.gate ?? 'scaled', balanceWeight: o.fineTuneBalanceWeight ?? 0 });
+    gate: o.gate, balanceWeight: o.fineTuneBalanceWeight });
   const convertSeconds = (performance.now() - start) / 1000;
   for (const l of layers) o.log(`  ${l.layer}: routing agreement K ${l.key?.routingAgreement?.toFixed(3)} V ${l.value?.routingAgreement?.toFixed(3)}`);
   rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
@@ -147,7 +148,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   if (o.baseline == null) base.model.dispose();
   converted.model.dispose();
   return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps),
-    fineTuneLearningRate: tuneRate, gate: o.gate ?? 'scaled', fineTuneBalanceWeight: o.fineTuneBalanceWeight ?? 0 };
+    fineTuneLearningRate: tuneRate, gate: o.gate, fineTuneBalanceWeight: o.fineTuneBalanceWeight };
 }
 
 export interface SasrecConversion {
