@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, ProgressSink, analyzeKV, generateSynthetic, leaveOneOut, readSequences, seededRandom, shuffleInPlace,
-  useFastEmbeddingGradients,
+  ndcgAt, useFastEmbeddingGradients,
 } from 'collectivekv';
 import { benchOps } from './ops';
 import { benchServe } from './serve';
@@ -404,7 +404,7 @@ const SWEEP_TRAINING_SHARE = 0.6;
  */
 export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg10'>[], ranks?: ReadonlyMap<number, ArrayLike<number>>): number | null {
   if (points.length === 0) return null;
-  const top = points.reduce((best, p) => (p.ndcg10 > best.ndcg10 ? p : best));
+  const top = topPoint(points);
   const close = (p: Pick<SweepPoint, 'userDim' | 'ndcg10'>) => {
     if (p.ndcg10 >= SWEEP_TOLERANCE * top.ndcg10) return true;
     const [a, b] = [ranks?.get(top.userDim), ranks?.get(p.userDim)];
@@ -418,14 +418,18 @@ export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg1
 /** Per userDim: the paired NDCG@10 gap (mean, standard error) to the top userDim's, the evidence behind bestUserDim. */
 function gapsToTop(points: readonly SweepPoint[], ranks: ReadonlyMap<number, Int32Array>): Record<string, { mean: number; stdErr: number }> {
   if (points.length === 0) return {};
-  const top = points.reduce((best, p) => (p.ndcg10 > best.ndcg10 ? p : best));
-  const topRanks = ranks.get(top.userDim);
+  const topRanks = ranks.get(topPoint(points).userDim);
   const out: Record<string, { mean: number; stdErr: number }> = {};
   for (const p of points) {
     const r = ranks.get(p.userDim);
     if (topRanks != null && r != null) out[String(p.userDim)] = pairedNdcgGap(topRanks, r);
   }
   return out;
+}
+
+/** The point of highest NDCG@10 (the first of ties); points must not be empty. */
+function topPoint<P extends Pick<SweepPoint, 'ndcg10'>>(points: readonly P[]): P {
+  return points.reduce((best, p) => (p.ndcg10 > best.ndcg10 ? p : best));
 }
 
 /** Standard errors of the paired difference within which a point counts as tied with the top one. */
@@ -437,11 +441,10 @@ const SWEEP_NOISE_STD_ERRS = 2;
  */
 export function pairedNdcgGap(a: ArrayLike<number>, b: ArrayLike<number>): { mean: number; stdErr: number } {
   if (a.length !== b.length || a.length === 0) throw new Error(`pairedNdcgGap: two rank lists of one non-zero length, received ${a.length} and ${b.length}`);
-  const gain = (rank: number) => (rank <= 10 ? 1 / Math.log2(rank + 1) : 0);
   let sum = 0;
   let sumSq = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = gain(a[i]) - gain(b[i]);
+    const d = ndcgAt(a[i], 10) - ndcgAt(b[i], 10);
     sum += d;
     sumSq += d * d;
   }

@@ -71,6 +71,11 @@ export interface RankingResult {
   mrr: Record<number, number>;
 }
 
+/** NDCG@k of one case from its target's 1-based rank (one relevant item, so the ideal DCG is 1). */
+export function ndcgAt(rank: number, k: number): number {
+  return rank <= k ? 1 / Math.log2(rank + 1) : 0;
+}
+
 /**
  * Accumulates ranking metrics batch by batch so that scores for all users never need to exist at once.
  * HR@K = share of targets with rank <= K; NDCG@K = mean of 1/log2(rank + 1) for rank <= K (one relevant
@@ -103,7 +108,7 @@ export class RankingEvaluator {
       this.ks.forEach((k, j) => {
         if (r > k) return;
         this.sums.hr[j] += 1;
-        this.sums.ndcg[j] += 1 / Math.log2(r + 1);
+        this.sums.ndcg[j] += ndcgAt(r, k);
         this.sums.mrr[j] += 1 / r;
       });
     }
