@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
-import { collectiveAttention, dotProductAttention, gatherRows, joinParts } from '../ops/index';
+import { collectiveAttention, dotProductAttention, gatherRows } from '../ops/index';
 import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
@@ -12,7 +12,7 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, collectiveRows, routerColumns, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -250,13 +250,14 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
     const routed = this.routerInput(side, source);
     if (!training) {
-      const routing = routeTokens(routed, this.routingWeights(side));
-      return { values: joinParts(collectiveRows(s.pool.read(), routing, false), this.userPart(s, source)), loss: null };
+      const { index } = routeTokens(routed, this.routingWeights(side));
+      return { values: gatherRows(s.pool.read(), index, undefined, this.userPart(s, source)), loss: null };
     }
     // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this, this.samplers[side], this.gate);
+    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this,
+      { sampler: this.samplers[side], gateMode: this.gate, tail: this.userPart(s, source) });
     if (s.routingBias != null) updateRoutingBias(s.routingBias, index, mask, this.routingBiasRate);
-    return { values: joinParts(rows, this.userPart(s, source)), loss };
+    return { values: rows, loss };
   }
 
   private userPart(s: Extract<SideWeights, { kind: 'pooled' }>, source: tf.Tensor): tf.Tensor {
@@ -300,7 +301,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   private materialize(side: Side, cached: CacheSide): tf.Tensor {
     if (cached.kind === 'full') return cached.values;
-    return joinParts(gatherRows(this.poolWeights(side).pool, cached.index), cached.user);
+    return gatherRows(this.poolWeights(side).pool, cached.index, undefined, cached.user);
   }
 
   protected override onAuxiliaryLoss(loss: tf.Scalar): void {

@@ -104,28 +104,38 @@ export function collectiveRows(pool: tf.Tensor, routing: Routing, training: bool
   return training ? gatherRows(pool, routing.index, routing.gate) : gatherRows(pool, routing.index);
 }
 
+/** What trainingRows may add to the routed rows. */
+export interface TrainingRowsOptions {
+  /** Which rows the balance term averages (null = all). */
+  sampler?: BalanceSampler | null;
+  gateMode?: GateMode;
+  /** User-specific part joined after each row ([..., userDim], x's leading shape): one gather, no concat. */
+  tail?: tf.Tensor;
+}
+
 /**
  * Training forward of one routed pool: the gated rows gate * pool[index] (pool[index] with a
- * straight-through gate), the chosen rows and the routing loss
+ * straight-through gate; joined to options.tail), the chosen rows and the routing loss
  * (null when both weights are 0). Unlike routeTokens + routingLoss it keeps no router logits for
  * the backward pass (ops/routerStep recomputes them), which is what fits a training step in the
- * wasm heap. mask: x's leading shape or null. sampler: which rows the balance term averages (null = all).
+ * wasm heap. mask: x's leading shape or null.
  */
 export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | null, weights: RoutingLossWeights,
-  sampler: BalanceSampler | null = null, gateMode: GateMode = 'scaled'): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
+  options: TrainingRowsOptions = {}): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar | null } {
+  const { sampler = null, gateMode = 'scaled', tail } = options;
   const [rows, index, loss] = tf.tidy(() => {
     const subKeys = w.subKeys;
     if (subKeys != null) {
       // Product keys: the logits are [N, 2s], small enough to keep for autodiff; every valid token
       // enters the balance term (it costs an [s, s] matmul), so there is nothing to sample.
       const route = productRouteWithLoss(subRouterLogits(x, w, subKeys), mask, weights);
-      const gated = gatherRows(w.pool, route.index, gateMode === 'scaled' ? route.gate : straightThroughOnes(route.gate));
+      const gated = gatherRows(w.pool, route.index, gateMode === 'scaled' ? route.gate : straightThroughOnes(route.gate), tail);
       return route.loss == null ? [gated, route.index] : [gated, route.index, route.loss];
     }
     const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
     const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
     const { index: chosen, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
-    const gated = gatherRows(w.pool, chosen, gateMode === 'scaled' ? gate : straightThroughOnes(gate));
+    const gated = gatherRows(w.pool, chosen, gateMode === 'scaled' ? gate : straightThroughOnes(gate), tail);
     return l == null ? [gated, chosen] : [gated, chosen, l];
   });
   return { rows, index, loss: (loss as tf.Scalar | undefined) ?? null };
@@ -242,7 +252,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     const [out, aux] = tf.tidy(() => {
       if (!training) return [collectiveRows(this.weightsNow().pool, this.route(x), false)];
       const valid = mask == null ? null : this.checkedMask(mask, x);
-      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this, this.sampler, this.gate);
+      const { rows, loss } = trainingRows(x, this.weightsNow(), valid, this, { sampler: this.sampler, gateMode: this.gate });
       return loss == null ? [rows] : [rows, loss];
     });
     if (aux != null) this.auxLosses.push(aux as tf.Scalar);

@@ -58,18 +58,13 @@ export function collectiveAttention(query: tf.Tensor, cache: CompressedKV, pools
   return collectiveAttentionComposite(query, cache, pools, options);
 }
 
-/** Materializes K/V with gatherRows + concat and runs dotProductAttention: the reference path. */
+/** Materializes K/V with gatherRows (pool row joined to the user part) and runs dotProductAttention: the reference path. */
 export function collectiveAttentionComposite(query: tf.Tensor, cache: CompressedKV, pools: KVPools, options: CollectiveAttentionOptions): tf.Tensor {
   return tf.tidy(() => {
-    const k = joinParts(gatherRows(pools.poolK, cache.indexK), cache.userK);
-    const v = joinParts(gatherRows(pools.poolV, cache.indexV), cache.userV);
+    const k = gatherRows(pools.poolK, cache.indexK, undefined, cache.userK);
+    const v = gatherRows(pools.poolV, cache.indexV, undefined, cache.userV);
     return dotProductAttention(query, k, v, { ...options, mask: cache.mask });
   });
-}
-
-/** concat(collective, user) on the last axis; a zero-width user part is skipped. */
-export function joinParts(collective: tf.Tensor, user: tf.Tensor): tf.Tensor {
-  return dim(user, -1) === 0 ? collective : tf.concat([collective, user], -1);
 }
 
 function validateCollectiveAttention(query: tf.Tensor, cache: CompressedKV, pools: KVPools, options: CollectiveAttentionOptions): void {

@@ -1,20 +1,30 @@
-// CPU kernel for gatherRows, plus the array routine the wasm kernel reuses on heap views.
+// CPU kernels for gatherRows and its backward pass, plus the array routines the wasm kernels
+// reuse on heap views.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { scatterAddInto } from '../scatterAddRows/cpu';
 import { assertIndicesInRange, kernelInput } from '../util/validate';
 
-// Equals GATHER_ROWS in ./index. Not imported: index.ts imports this file first, so the constant
-// would still be uninitialized (TDZ) when this module registers.
+// Equal the constants in ./index. Not imported: index.ts imports this file first, so they would
+// still be uninitialized (TDZ) when this module registers.
 const GATHER_ROWS = 'CollectiveKVGatherRows';
+const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
+const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
+const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
 const OP = 'gatherRows';
 
+/** A user-specific tail joined after each gathered row: [positions, width] values. */
+export interface RowTail { values: Float32Array; width: number }
+
 /**
- * out[p, :] = gate[p] * table[index[p], :] (gate absent: a plain copy). Indices must already be
- * checked; row-major inner loop over the width.
+ * out[p, :width] = gate[p] * table[index[p], :] (gate absent: a plain copy) and
+ * out[p, width:] = tail[p, :]. Indices must already be checked; row-major inner loops.
  */
 export function gatherRowsInto(table: Float32Array, width: number, index: Int32Array,
-  gate: Float32Array | null, out: Float32Array): void {
-  for (let p = 0, dst = 0; p < index.length; p++, dst += width) {
+  gate: Float32Array | null, out: Float32Array, tail: RowTail | null = null): void {
+  const tailWidth = tail?.width ?? 0;
+  const stride = width + tailWidth;
+  for (let p = 0, dst = 0; p < index.length; p++, dst += stride) {
     const src = index[p] * width;
     if (gate == null) {
       for (let k = 0; k < width; k++) out[dst + k] = table[src + k];
@@ -22,27 +32,100 @@ export function gatherRowsInto(table: Float32Array, width: number, index: Int32A
       const g = gate[p];
       for (let k = 0; k < width; k++) out[dst + k] = g * table[src + k];
     }
+    if (tail != null) {
+      for (let k = 0, t = p * tailWidth; k < tailWidth; k++) out[dst + width + k] = tail.values[t + k];
+    }
   }
 }
 
+/** out[p] = dot(dy[p, :width], table[index[p], :]) with dy rows `stride` apart: the gate's gradient. */
+export function rowDotsInto(dy: Float32Array, stride: number, table: Float32Array, width: number,
+  index: Int32Array, out: Float32Array): void {
+  for (let p = 0, src = 0; p < index.length; p++, src += stride) {
+    const row = index[p] * width;
+    let sum = 0;
+    for (let k = 0; k < width; k++) sum += dy[src + k] * table[row + k];
+    out[p] = sum;
+  }
+}
+
+/** out[p, :] = dy[p, width:] (dy rows `stride` apart): the tail's gradient, a strided column copy. */
+export function tailColumnsInto(dy: Float32Array, stride: number, width: number, out: Float32Array): void {
+  const tailWidth = stride - width;
+  for (let src = width, dst = 0; dst < out.length; src += stride, dst += tailWidth) {
+    for (let k = 0; k < tailWidth; k++) out[dst + k] = dy[src + k];
+  }
+}
+
+/** Shape of the tail's gradient: dy's, with the tail's width. */
+export function tailGradShape(dy: tf.TensorInfo, width: number): number[] {
+  return [...dy.shape.slice(0, -1), gradStride(dy) - width];
+}
+
 /** The shapes a gatherRows kernel needs, from its inputs. */
-export function gatherRowsGeometry(table: tf.TensorInfo, index: tf.TensorInfo): { numRows: number; width: number; outShape: number[] } {
+export function gatherRowsGeometry(table: tf.TensorInfo, index: tf.TensorInfo, tail: tf.TensorInfo | undefined): {
+  numRows: number; width: number; tailWidth: number; outShape: number[];
+} {
   const [numRows, width] = table.shape;
-  return { numRows, width, outShape: [...index.shape, width] };
+  const tailWidth = tail == null ? 0 : tail.shape[tail.shape.length - 1];
+  return { numRows, width, tailWidth, outShape: [...index.shape, width + tailWidth] };
+}
+
+/** Row stride of dy in a backward kernel: the forward output's width (table width + tail width). */
+export function gradStride(dy: tf.TensorInfo): number {
+  return dy.shape[dy.shape.length - 1];
 }
 
 function gatherRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
   const backend = args.backend as MathBackendCPU;
   const table = kernelInput(OP, args.inputs, 'table');
   const index = kernelInput(OP, args.inputs, 'index');
-  const gate = args.inputs.gate;
-  const { numRows, width, outShape } = gatherRowsGeometry(table, index);
+  const { gate, tail } = args.inputs;
+  const { numRows, width, tailWidth, outShape } = gatherRowsGeometry(table, index, tail);
   const idx = backend.data.get(index.dataId).values as Int32Array;
   assertIndicesInRange(OP, 'index', idx, numRows);
-  const out = new Float32Array(idx.length * width);
-  const gateValues = gate == null ? null : backend.data.get(gate.dataId).values as Float32Array;
-  gatherRowsInto(backend.data.get(table.dataId).values as Float32Array, width, idx, gateValues, out);
+  const out = new Float32Array(idx.length * (width + tailWidth));
+  const values = (t: tf.TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+  gatherRowsInto(values(table), width, idx, gate == null ? null : values(gate), out,
+    tail == null ? null : { values: values(tail), width: tailWidth });
   return backend.makeTensorInfo(outShape, 'float32', out);
 }
 
+function tableGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as MathBackendCPU;
+  const dy = kernelInput(OP, args.inputs, 'dy');
+  const numRows = args.attrs?.numRows as number;
+  const width = args.attrs?.width as number;
+  const values = (name: string) => backend.data.get(kernelInput(OP, args.inputs, name).dataId).values;
+  const out = new Float32Array(numRows * width);
+  scatterAddInto(out, values('dy') as Float32Array, values('index') as Int32Array, width, numRows, gradStride(dy),
+    values('gate') as Float32Array);
+  return backend.makeTensorInfo([numRows, width], 'float32', out);
+}
+
+function gateGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
+  const backend = args.backend as MathBackendCPU;
+  const dy = kernelInput(OP, args.inputs, 'dy');
+  const table = kernelInput(OP, args.inputs, 'table');
+  const index = kernelInput(OP, args.inputs, 'index');
+  const values = (t: tf.TensorInfo) => backend.data.get(t.dataId).values;
+  const out = new Float32Array(index.shape.reduce((a, b) => a * b, 1));
+  rowDotsInto(values(dy) as Float32Array, gradStride(dy), values(table) as Float32Array, table.shape[1],
+    values(index) as Int32Array, out);
+  return backend.makeTensorInfo(index.shape, 'float32', out);
+}
+
+function tailGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const backend = args.backend as MathBackendCPU;
+  const dy = kernelInput(OP, args.inputs, 'dy');
+  const width = args.attrs?.width as number;
+  const shape = tailGradShape(dy, width);
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  tailColumnsInto(backend.data.get(dy.dataId).values as Float32Array, gradStride(dy), width, out);
+  return backend.makeTensorInfo(shape, 'float32', out);
+}
+
 tf.registerKernel({ kernelName: GATHER_ROWS, backendName: 'cpu', kernelFunc: gatherRowsCpu as tf.KernelFunc });
+tf.registerKernel({ kernelName: GATHER_ROWS_TABLE_GRAD, backendName: 'cpu', kernelFunc: tableGradCpu as tf.KernelFunc });
+tf.registerKernel({ kernelName: GATHER_ROWS_GATE_GRAD, backendName: 'cpu', kernelFunc: gateGradCpu as tf.KernelFunc });
+tf.registerKernel({ kernelName: GATHER_ROWS_TAIL_GRAD, backendName: 'cpu', kernelFunc: tailGradCpu as tf.KernelFunc });

@@ -1,18 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShape, describeShape, hasKernel } from '../util/validate';
+import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
 import './grad';
 import './cpu';
 import './wasm';
 import './webgpu';
 
 export const GATHER_ROWS = 'CollectiveKVGatherRows';
+/** Backward kernels of gatherRows (cpu, wasm); without them the gradient runs composite ops. */
+export const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
+export const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
+export const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
 
 /**
- * Pool lookup: out[..., :] = gate[...] * table[index[...], :] (no gate: plain lookup).
- * table: float32 [numRows, width]; index: int32 [...]; gate: float32 of index's shape.
- * Indices outside [0, numRows) are rejected by the kernels.
+ * Pool lookup: out[..., :width] = gate[...] * table[index[...], :] (no gate: plain lookup), and
+ * out[..., width:] = tail[...] when a tail is given: the collective part of a key/value joined to
+ * its user part in one pass (no concat in the forward, no split in the backward).
+ * table: float32 [numRows, width]; index: int32 [...]; gate: float32 of index's shape;
+ * tail: float32 [..., tailWidth] with index's leading shape. Indices outside [0, numRows) are
+ * rejected by the kernels.
  */
-export function gatherRows(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor): tf.Tensor {
+export function gatherRows(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor, tail?: tf.Tensor): tf.Tensor {
   assertRank('gatherRows', 'table', table, [2]);
   assertFloatDtype('gatherRows', 'table', table);
   assertIntDtype('gatherRows', 'index', index);
@@ -20,22 +27,30 @@ export function gatherRows(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor)
     assertFloatDtype('gatherRows', 'gate', gate);
     assertShape('gatherRows', 'gate', gate, index.shape);
   }
-  if (hasKernel(GATHER_ROWS)) {
-    if (gate == null && tf.engine().isTapeOn()) {
-      // Under a gradient tape the kernel needs a gate to save (tfjs cannot save an absent input
-      // for the backward pass); a gate of ones gives the same output and table gradient.
-      return tf.tidy(() => tf.engine().runKernel(GATHER_ROWS, { table, index, gate: tf.ones(index.shape, 'float32') }, {}) as tf.Tensor);
-    }
-    const inputs: tf.NamedTensorMap = gate == null ? { table, index } : { table, index, gate };
-    return tf.engine().runKernel(GATHER_ROWS, inputs, {}) as tf.Tensor;
+  if (tail != null) {
+    assertFloatDtype('gatherRows', 'tail', tail);
+    assertSameLeadingShape('gatherRows', 'tail', tail, index.shape);
+    // A zero-width tail joins nothing (and webgpu cannot bind an empty buffer).
+    if (dim(tail, -1) === 0) tail = undefined;
   }
-  return gatherRowsComposite(table, index, gate);
+  if (!hasKernel(GATHER_ROWS)) return gatherRowsComposite(table, index, gate, tail);
+  const inputs: tf.NamedTensorMap = { table, index };
+  if (gate != null) inputs.gate = gate;
+  if (tail != null) inputs.tail = tail;
+  if (gate == null && tf.engine().isTapeOn()) {
+    // Under a gradient tape the kernel needs a gate to save (tfjs cannot save an absent input
+    // for the backward pass); a gate of ones gives the same output and table gradient.
+    return tf.tidy(() => tf.engine().runKernel(GATHER_ROWS, { ...inputs, gate: tf.ones(index.shape, 'float32') }, {}) as tf.Tensor);
+  }
+  return tf.engine().runKernel(GATHER_ROWS, inputs, {}) as tf.Tensor;
 }
 
-export function gatherRowsComposite(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor): tf.Tensor {
+/** tfjs ops only (gather, mul, concat): the reference the kernels are tested against. */
+export function gatherRowsComposite(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor, tail?: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const rows = tf.gather(table, index);
-    return gate == null ? rows : tf.mul(rows, tf.expandDims(gate, -1));
+    const raw = tf.gather(table, index);
+    const rows = gate == null ? raw : tf.mul(raw, tf.expandDims(gate, -1));
+    return tail == null || dim(tail, -1) === 0 ? rows : tf.concat([rows, tail], -1);
   });
 }
 

@@ -14,17 +14,25 @@ const OP = 'scatterAddRows';
 export type NumericArray = Float32Array | Int32Array;
 
 /**
- * out[index[p], :] += rows[p, :] for every position p; `out` must start zeroed. Ids outside
- * [0, numRows) are skipped (tfjs's UnsortedSegmentSum semantics; our own op rejects them before
- * calling). One pass over the rows, row-major inner loop: O(positions * width), independent of
- * numRows, where tfjs's cpu kernel is O(numRows * positions * width).
+ * out[index[p], :] += scale[p] * rows[p, :width] for every position p (no scale: 1), rows
+ * `rowStride` apart (default: width); `out` must start zeroed. Ids outside [0, numRows) are
+ * skipped (tfjs's UnsortedSegmentSum semantics; our own ops reject them before calling). One pass
+ * over the rows, row-major inner loop: O(positions * width), independent of numRows, where tfjs's
+ * cpu kernel is O(numRows * positions * width). The stride and scale serve gatherRows' backward
+ * pass, which reads the table's columns of a wider gradient and scales them by the gate.
  */
-export function scatterAddInto(out: NumericArray, rows: NumericArray, index: Int32Array, width: number, numRows: number): void {
-  for (let p = 0, src = 0; p < index.length; p++, src += width) {
+export function scatterAddInto(out: NumericArray, rows: NumericArray, index: Int32Array, width: number, numRows: number,
+  rowStride = width, scale: Float32Array | null = null): void {
+  for (let p = 0, src = 0; p < index.length; p++, src += rowStride) {
     const r = index[p];
     if (r < 0 || r >= numRows) continue;
     const dst = r * width;
-    for (let k = 0; k < width; k++) out[dst + k] += rows[src + k];
+    if (scale == null) {
+      for (let k = 0; k < width; k++) out[dst + k] += rows[src + k];
+    } else {
+      const g = scale[p];
+      for (let k = 0; k < width; k++) out[dst + k] += g * rows[src + k];
+    }
   }
 }
 

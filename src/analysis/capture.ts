@@ -4,7 +4,6 @@
 // them for the cache.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { joinParts } from '../../ops/index';
 import { gatherRows } from '../../ops/index';
 import { ArgumentError, dim } from '../../ops/util/validate';
 import { CollectiveKVAttention } from '../../layers/CollectiveKVAttention';
@@ -98,7 +97,7 @@ export function keysAndValues(layer: AttentionLayer, kvSource: tf.Tensor, mask: 
 function fullSide(layer: AttentionLayer, side: 'key' | 'value', cached: CacheSide): tf.Tensor {
   if (cached.kind === 'full') return tf.clone(cached.values);
   const pool = (layer as CollectiveKVAttention).poolWeights(side).pool;
-  return joinParts(gatherRows(pool, cached.index), cached.user);
+  return gatherRows(pool, cached.index, undefined, cached.user);
 }
 
 /**

@@ -25,6 +25,22 @@ describeWebGPU('gatherRows', () => {
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
 
+  it.each([[257, 9, [2, 3, 5], 1], [256, 64, [65], 3], [4, 2, [7], 0]])(
+    'matches cpu joining a tail: %i x %i table, index %j, tail width %i', async (numRows, width, indexShape, tailWidth) => {
+      const n = indexShape.reduce((a, b) => a * b, 1);
+      const table = randomFloats(numRows * width, numRows + 1);
+      const index = randomInts(n, numRows, n + 3);
+      const gate = randomFloats(n, n + 4);
+      const tail = randomFloats(n * tailWidth, n + 5);
+      const diffs = await compareWithCpu(() => {
+        const t = tf.tensor(table, [numRows, width]);
+        const i = tf.tensor(index, indexShape, 'int32');
+        const u = tf.tensor(tail, [...indexShape, tailWidth]);
+        return [gatherRows(t, i, undefined, u), gatherRows(t, i, tf.tensor(gate, indexShape), u)];
+      });
+      expect(Math.max(...diffs)).toBeLessThan(1e-4);
+    });
+
   it('rejects out-of-range indices whose values are still on the CPU, like the cpu kernel', () => {
     const table = tf.ones([4, 2]);
     const index = tf.tensor([0, 4], [2], 'int32');

@@ -1,7 +1,8 @@
 /** @jest-environment ./test/util/webgpuEnvironment.js */
 // Gradients are registered backend-independently (ops/*/grad.ts) and call the ops, so on webgpu
-// they run these kernels: scatterAddRows for gatherRows' table gradient, gatherRows for
-// scatterAddRows' gradient, routeTop1's saved index for its own.
+// they run these kernels: scatterAddRows for gatherRows' table gradient (webgpu has no fused
+// backward kernels, so the composite gradient runs), gatherRows for scatterAddRows' gradient,
+// routeTop1's saved index for its own.
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../../ops/gatherRows/index';
 import { routeTop1 } from '../../ops/routeTop1/index';
@@ -31,6 +32,20 @@ describeWebGPU('gradients through the kernels', () => {
       const grads = tf.grads((t: tf.Tensor, g: tf.Tensor) => gatherLoss(t, g));
       return grads([tf.tensor(table, [NUM_ROWS, WIDTH]), tf.tensor(gate, [POSITIONS])]);
     });
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('gatherRows joining a tail: d/dtable, d/dgate and d/dtail match cpu (whose gradient runs fused kernels)', async () => {
+    const tailWidth = 2;
+    const tail = randomFloats(POSITIONS * tailWidth, 7);
+    const w = randomFloats(POSITIONS * (WIDTH + tailWidth), 8);
+    const diffs = await compareWithCpu(() => {
+      const idx = tf.tensor(index, [POSITIONS], 'int32');
+      const loss = (t: tf.Tensor, g: tf.Tensor, u: tf.Tensor) =>
+        tf.sum(tf.mul(gatherRows(t, idx, g, u), tf.tensor(w, [POSITIONS, WIDTH + tailWidth])));
+      return tf.grads(loss)([tf.tensor(table, [NUM_ROWS, WIDTH]), tf.tensor(gate, [POSITIONS]), tf.tensor(tail, [POSITIONS, tailWidth])]);
+    });
+    expect(diffs).toHaveLength(3);
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
 

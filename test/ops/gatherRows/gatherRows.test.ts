@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { GATHER_ROWS, gatherRows, gatherRowsComposite } from '../../../ops/gatherRows/index';
+import { GATHER_ROWS, GATHER_ROWS_GATE_GRAD, GATHER_ROWS_TABLE_GRAD, GATHER_ROWS_TAIL_GRAD, gatherRows, gatherRowsComposite } from '../../../ops/gatherRows/index';
 import { describeEachBackend, useBackend, finiteDifferenceError, maxAbsDiff, randomIndex, randomTensor } from '../../util/backends';
 
-/** Plain-loop reference: out[p, k] = gate[p] * table[index[p], k]. */
-function reference(table: Float32Array, width: number, index: Int32Array, gate: Float32Array | null): Float32Array {
-  const out = new Float32Array(index.length * width);
+/** Plain-loop reference: out[p, k] = gate[p] * table[index[p], k], then tail[p, :] (tailWidth columns). */
+function reference(table: Float32Array, width: number, index: Int32Array, gate: Float32Array | null,
+  tail: Float32Array | null = null, tailWidth = 0): Float32Array {
+  const stride = width + tailWidth;
+  const out = new Float32Array(index.length * stride);
   for (let p = 0; p < index.length; p++) {
-    for (let k = 0; k < width; k++) out[p * width + k] = (gate ? gate[p] : 1) * table[index[p] * width + k];
+    for (let k = 0; k < width; k++) out[p * stride + k] = (gate ? gate[p] : 1) * table[index[p] * width + k];
+    for (let k = 0; k < tailWidth; k++) out[p * stride + width + k] = tail![p * tailWidth + k];
   }
   return out;
 }
@@ -29,6 +32,53 @@ function dataIds(): number {
 describeEachBackend('gatherRows', (backend) => {
   it('has a kernel on this backend (the tests below exercise it, not the composite)', () => {
     expect(tf.getKernel(GATHER_ROWS, backend)).toBeDefined();
+    expect(tf.getKernel(GATHER_ROWS_TABLE_GRAD, backend)).toBeDefined();
+    expect(tf.getKernel(GATHER_ROWS_GATE_GRAD, backend)).toBeDefined();
+    expect(tf.getKernel(GATHER_ROWS_TAIL_GRAD, backend)).toBeDefined();
+  });
+
+  it.each([[1], [2], [0]])('joins a tail of width %i after each row, with and without gate', (tailWidth: number) => {
+    const c = { numRows: 257, width: 9, indexShape: [2, 3, 4] };
+    const table = randomTensor([c.numRows, c.width], 21);
+    const index = randomIndex(c.indexShape, c.numRows, 22);
+    const gate = randomTensor(c.indexShape, 23);
+    const tail = randomTensor([...c.indexShape, tailWidth], 24);
+    for (const g of [undefined, gate]) {
+      const out = gatherRows(table, index, g, tail);
+      expect(out.shape).toEqual([...c.indexShape, c.width + tailWidth]);
+      const ref = reference(table.dataSync() as Float32Array, c.width, index.dataSync() as Int32Array,
+        g ? g.dataSync() as Float32Array : null, tail.dataSync() as Float32Array, tailWidth);
+      expect(maxAbsDiff(out, tf.tensor(ref, out.shape))).toBeLessThan(1e-6);
+      out.dispose();
+    }
+    tf.dispose([table, index, gate, tail]);
+  });
+
+  it('has table, gate and tail gradients matching finite differences when a tail is joined', () => {
+    const table = randomTensor([4, 3], 25);
+    const index = tf.tensor2d([[0, 2, 2], [3, 0, 2]], [2, 3], 'int32');
+    const gate = randomTensor([2, 3], 26);
+    const tail = randomTensor([2, 3, 2], 27);
+    const w = randomTensor([2, 3, 5], 28);
+    const loss = (t: tf.Tensor, g: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(gatherRows(t, index, g, u), w)) as tf.Scalar;
+    expect(finiteDifferenceError((t) => loss(t, gate, tail), table)).toBeLessThan(1e-3);
+    expect(finiteDifferenceError((g) => loss(table, g, tail), gate)).toBeLessThan(1e-3);
+    expect(finiteDifferenceError((u) => loss(table, gate, u), tail)).toBeLessThan(1e-3);
+    expect(finiteDifferenceError((t) => tf.sum(tf.mul(gatherRows(t, index, undefined, tail), w)) as tf.Scalar, table)).toBeLessThan(1e-3);
+  });
+
+  it('gives the gradients of the composite (gather, mul, concat) when a tail is joined, 257-row pool', async () => {
+    const table = randomTensor([257, 6], 29);
+    const index = randomIndex([3, 50], 257, 30);
+    const gate = randomTensor([3, 50], 31);
+    const tail = randomTensor([3, 50, 1], 32);
+    const w = randomTensor([3, 50, 7], 33);
+    const loss = (f: typeof gatherRows) => (t: tf.Tensor, g: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(f(t, index, g, u), w));
+    const ours = tf.grads(loss(gatherRows))([table, gate, tail]);
+    await useBackend('cpu');
+    const reference = tf.grads(loss(gatherRowsComposite))([table, gate, tail]);
+    await useBackend(backend);
+    ours.forEach((d, i) => expect(maxAbsDiff(d, reference[i])).toBeLessThan(1e-5));
   });
 
   it.each(CASES.map((c) => [c]))('matches the plain reference, with and without gate: %j', (c: Case) => {
@@ -90,12 +140,16 @@ describeEachBackend('gatherRows', (backend) => {
     expect(() => gatherRows(tf.zeros([5, 2], 'int32'), index)).toThrow(/argument 'table' must be a float32 tensor/);
     expect(() => gatherRows(table, index, tf.ones([3]))).toThrow(/argument 'gate' must be of shape \[2\]/);
     expect(() => gatherRows(table, index, tf.ones([2], 'int32'))).toThrow(/argument 'gate' must be a float32 tensor/);
+    expect(() => gatherRows(table, index, undefined, tf.ones([3, 1]))).toThrow(/argument 'tail' must be of shape \[2, -1\]/);
+    expect(() => gatherRows(table, index, undefined, tf.ones([2]))).toThrow(/argument 'tail' must be of shape \[2, -1\]/);
+    expect(() => gatherRows(table, index, undefined, tf.ones([2, 1], 'int32'))).toThrow(/argument 'tail' must be a float32 tensor/);
   });
 
   it('leaks no tensors or backend memory: forward, backward, and a rejected index', () => {
     const table = randomTensor([16, 4], 1);
     const index = randomIndex([3, 5], 16, 2);
     const gate = randomTensor([3, 5], 3);
+    const tail = randomTensor([3, 5, 2], 4);
     const bad = tf.tensor1d([16], 'int32');
     const before = tf.memory().numTensors;
     const idsBefore = dataIds();
@@ -104,10 +158,12 @@ describeEachBackend('gatherRows', (backend) => {
       gatherRows(table, index).dispose();
       tf.grads((t: tf.Tensor, g: tf.Tensor) => tf.sum(gatherRows(t, index, g)))([table, gate]).forEach((x) => x.dispose());
       tf.grad((t: tf.Tensor) => tf.sum(gatherRows(t, index)))(table).dispose();
+      tf.grads((t: tf.Tensor, u: tf.Tensor) => tf.sum(gatherRows(t, index, gate, u)))([table, tail]).forEach((x) => x.dispose());
+      gatherRows(table, index, undefined, tail).dispose();
       expect(() => gatherRows(table, bad)).toThrow(/'index'/);
     }
     expect(tf.memory().numTensors).toBe(before);
     expect(dataIds()).toBe(idsBefore);
-    tf.dispose([table, index, gate, bad]);
+    tf.dispose([table, index, gate, tail, bad]);
   });
 });
