@@ -12,7 +12,7 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, scaleRouterInit, standardNormal, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -222,7 +222,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (!this.isShared(side)) {
       return { kind: 'full', kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
     }
-    return {
+    const weights: SideWeights = {
       kind: 'pooled',
       pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
         this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
@@ -234,6 +234,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
     };
+    scaleRouterInit(weights.router, this.kernelInit, this.poolSize, this.subKeys);
+    return weights;
   }
 
   protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {

@@ -69,6 +69,36 @@ export function routerColumns(poolSize: number, subKeys: number | null): number 
   return subKeys == null ? poolSize : 2 * subKeys;
 }
 
+/**
+ * Variance an initializer gives a [fanIn, fanOut] kernel's entries, up to a factor common to all
+ * shapes: the VarianceScaling family (glorot, he, lecun) by its mode; any other (a fixed normal or
+ * uniform) the same for every shape.
+ */
+function initVariance(init: Initializer, fanIn: number, fanOut: number): number {
+  const config = init.getConfig() as { scale?: number; mode?: string };
+  const fan = config.mode === 'fanIn' ? fanIn : config.mode === 'fanOut' ? fanOut : config.mode === 'fanAvg' ? (fanIn + fanOut) / 2 : 1;
+  return (config.scale ?? 1) / fan;
+}
+
+/**
+ * Factor that gives a product-key router's joint logits a[i] + b[j] the initial variance a dense
+ * router's logits get from the same initializer. Unscaled, a glorot product router ([de, 2s], so a
+ * far smaller fan than the dense [de, poolSize]) sums two logits each ~sqrt(poolSize / 2s) times
+ * larger: at de 32, poolSize 1024 the joint logits start ~5x the dense ones, the router softmaxes
+ * are peaky, the routing loss at init was 17x the dense router's, and HSTU-CTR did not learn.
+ * 1 for a dense router.
+ */
+export function routerInitScale(init: Initializer, inputDim: number, poolSize: number, subKeys: number | null): number {
+  if (subKeys == null) return 1;
+  return Math.sqrt(initVariance(init, inputDim, poolSize) / (2 * initVariance(init, inputDim, 2 * subKeys)));
+}
+
+/** Initializes a router kernel with `init`, rescaled by routerInitScale (a product-key router's). */
+export function scaleRouterInit(router: tfl.LayerVariable, init: Initializer, poolSize: number, subKeys: number | null): void {
+  const scale = routerInitScale(init, router.shape[0] as number, poolSize, subKeys);
+  if (scale !== 1) router.write(tf.tidy(() => tf.mul(router.read(), scale)));
+}
+
 /** Ones shaped like gate whose gradient passes unchanged to gate (the straight-through gate). */
 const straightThroughOnes = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
   value: tf.onesLike(args[0] as tf.Tensor),
@@ -236,6 +266,7 @@ export class GlobalKVPool extends tfl.layers.Layer {
     this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
     const columns = routerColumns(this.poolSize, this.subKeys);
     this.routerVar = this.addWeight('router', [inputDim, columns], 'float32', this.routerInit);
+    scaleRouterInit(this.routerVar, this.routerInit, this.poolSize, this.subKeys);
     if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [columns], 'float32', zeros());
     this.built = true;
   }

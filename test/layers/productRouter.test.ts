@@ -3,7 +3,8 @@
 // routing losses, gradients, cache), and the option round-trips and is validated.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention, GlobalKVPool } from '../../layers/index';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { CollectiveKVAttention, GlobalKVPool, routerInitScale } from '../../layers/index';
 import { weightBySuffix } from './helpers';
 
 const TOL = 2e-5;
@@ -149,5 +150,43 @@ describeEachBackend('product-key router', () => {
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 16, router: 'product', routingBiasRate: 0.1 })).toThrow(/routingBiasRate/);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'sparse' as 'dense' })).toThrow(/router.*dense.*product.*sparse/s);
     expect(() => new GlobalKVPool({ units: 2, poolSize: 8, router: 'product' })).toThrow(/poolSize.*perfect square.*8/s);
+  });
+
+  test('routerInitScale: the product router starts with the dense router\'s joint-logit variance', () => {
+    const glorot = tfl.initializers.glorotUniform({});
+    // glorot: var = 2 / (fanIn + fanOut); dense [32, 1024] vs sub-routers [32, 64] summed twice.
+    expect(routerInitScale(glorot, 32, 1024, 32)).toBeCloseTo(Math.sqrt((2 / 1056) / (2 * 2 / 96)), 6);
+    expect(routerInitScale(glorot, 32, 1024, null)).toBe(1);
+    // fanIn modes and fixed-variance initializers: only the sum of two logits to undo.
+    expect(routerInitScale(tfl.initializers.heNormal({}), 32, 1024, 32)).toBeCloseTo(Math.SQRT1_2, 6);
+    expect(routerInitScale(tfl.initializers.randomNormal({ stddev: 0.3 }), 32, 1024, 32)).toBeCloseTo(Math.SQRT1_2, 6);
+  });
+
+  test('initial joint logits of both layers have the dense router\'s spread (std within 15%)', () => {
+    const x = randomTensor([1500, 32], 12, 1);
+    const jointStd = (router: tf.Tensor, subKeys: number | null): number => tf.tidy(() => {
+      const logits = subKeys == null ? tf.matMul(x, router)
+        : tf.add(tf.matMul(x, tf.slice(router, [0, 0], [-1, subKeys])), tf.matMul(x, tf.slice(router, [0, subKeys], [-1, subKeys])));
+      return Math.sqrt(tf.moments(logits).variance.dataSync()[0]);
+    });
+    const init = { className: 'GlorotUniform', config: { seed: 4 } };
+    const stds: Record<string, number> = {};
+    for (const router of ['dense', 'product'] as const) {
+      const attention = new CollectiveKVAttention({ numHeads: 4, keyDim: 64, poolSize: 1024, userDim: 1, router, kernelInitializer: init });
+      const q = tf.zeros([1, 2, 32]);
+      (attention.apply(q) as tf.Tensor).dispose();
+      stds[`attention ${router}`] = jointStd(weightBySuffix(attention, 'key_router').read(), router === 'product' ? 32 : null);
+      const pool = new GlobalKVPool({ poolSize: 1024, units: 8, router, routerInitializer: init });
+      (pool.apply(q) as tf.Tensor).dispose();
+      stds[`pool ${router}`] = jointStd(weightBySuffix(pool, 'router').read(), router === 'product' ? 32 : null);
+      tf.dispose(q);
+      attention.dispose();
+      pool.dispose();
+    }
+    expect(stds['attention product'] / stds['attention dense']).toBeGreaterThan(0.85);
+    expect(stds['attention product'] / stds['attention dense']).toBeLessThan(1.15);
+    expect(stds['pool product'] / stds['pool dense']).toBeGreaterThan(0.85);
+    expect(stds['pool product'] / stds['pool dense']).toBeLessThan(1.15);
+    x.dispose();
   });
 });
