@@ -242,7 +242,11 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --backend wasm|cpu   (default wasm)`;
 
 /** `collectivekv bench ctr ...` (argv without 'bench ctr'); returns the exit code. */
-export async function runBenchCtrCommand(argv: string[]): Promise<number> {
+export async function runBenchCtrCommand(argv: string[], log: (line: string) => void = console.log): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    log(BENCH_CTR_USAGE);
+    return 0;
+  }
   let options: BenchCtrOptions & { json?: string };
   try {
     options = parseBenchCtrArgs(argv);
@@ -250,11 +254,11 @@ export async function runBenchCtrCommand(argv: string[]): Promise<number> {
     console.error(`collectivekv bench ctr: ${(e as Error).message}\n\n${BENCH_CTR_USAGE}`);
     return 2;
   }
-  const result = await benchCtr({ ...options, log: (line) => console.log(line) });
-  console.log(JSON.stringify({ popularity: result.popularity, mha: result.mha, collectivekv: result.collectivekv, comparison: result.comparison }, null, 2));
+  const result = await benchCtr({ ...options, log });
+  log(JSON.stringify({ popularity: result.popularity, mha: result.mha, collectivekv: result.collectivekv, comparison: result.comparison }, null, 2));
   if (options.json != null) {
     writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`wrote ${options.json}`);
+    log(`wrote ${options.json}`);
   }
   return 0;
 }

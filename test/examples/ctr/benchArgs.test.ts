@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { benchCtr, parseBenchCtrArgs, subsetUsers } from '../../../examples/bench/ctr';
+import { BENCH_CTR_USAGE, benchCtr, parseBenchCtrArgs, runBenchCtrCommand, subsetUsers } from '../../../examples/bench/ctr';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
@@ -8,6 +8,15 @@ describe('bench ctr command line', () => {
       '--balance-tokens', '0', '--router-dim', '32', '--max-minutes', '1.5', '--label', 'rating>=4', '--backend', 'cpu', '--json', 'out.json']);
     expect(o).toMatchObject({ model: 'twin', data: 'x.txt', format: 'pairs', collective: { share: 'k', userDim: 2, poolSize: 512, balanceTokens: 0, routerDim: 32 }, maxMinutes: 1.5,
       label: { kind: 'rating', minRating: 4 }, backend: 'cpu', json: 'out.json' });
+  });
+
+  it('prints its usage on --help and -h, exit code 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const lines: string[] = [];
+      expect(await runBenchCtrCommand([flag], (line) => lines.push(line))).toBe(0);
+      expect(lines).toEqual([BENCH_CTR_USAGE]);
+    }
+    expect(BENCH_CTR_USAGE).toMatch(/--model din\|sim\|eta\|sdim\|twin\|hstu-ctr/);
   });
 
   it('names the flag, what it expects and what it received', () => {
