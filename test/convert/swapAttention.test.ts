@@ -82,6 +82,25 @@ describeEachBackend('swapAttention', () => {
     model.dispose();
   });
 
+  test('self-attention called as [x, mask]: the K/V source is x, the mask masks (full width reproduces outputs)', () => {
+    // Without the rank check the capture took the [B, T] mask for the K/V source (HSTU's zoo model
+    // calls its attention this way) and the conversion failed.
+    const x = tfl.input({ shape: [T, E], name: 'x' });
+    const mask = tfl.input({ shape: [T], name: 'mask' });
+    const att = new MultiHeadAttention({ numHeads: 2, keyDim: 4, causal: true, name: 'att',
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: 9 }) }).apply([x, mask]) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: [x, mask], outputs: att, name: 'self_with_mask' });
+    const sample = sampleInputs(4);
+    const { model: converted, layers } = swapAttention(model, { sample: [sample.x, sample.mask], poolSize: 4, userDim: 8 });
+    const padded = [0, 1, 2, 3, 4].reduce((n, p) => n + p, 0) * Math.floor(B / 5) + [0, 1, 2, 3, 4].slice(0, B % 5).reduce((n, p) => n + p, 0);
+    expect(layers[0].key!.tokens).toBe(B * T - padded);
+    const [a, b] = [model.predict([sample.x, sample.mask]) as tf.Tensor, converted.predict([sample.x, sample.mask]) as tf.Tensor];
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+    tf.dispose([sample.x, sample.mask, a, b]);
+    converted.dispose();
+    model.dispose();
+  });
+
   test('full width (userDim = H*keyDim, linear user part): the converted model reproduces the outputs', () => {
     const model = functionalModel();
     const { x, mask } = sampleInputs(2);
