@@ -5,9 +5,9 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
-  LeaveOneOutSplit, SequenceBatch, Sequences, batchTensor, copyWeightsByName, leaveOneOut, readSequences, swapAttention,
-  trainingBatches, trainingExamples, useFastEmbeddingGradients, LayerConversionReport,
+  LeaveOneOutSplit, Sequences, copyWeightsByName, leaveOneOut, readSequences, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
+import { ConversionOptions, convertTrainedModel, convertedCollective } from '../zoo/conversion';
 import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
@@ -158,39 +158,25 @@ export interface SasrecConversion {
 }
 
 /**
- * swapAttention on a trained mha SASRec (k-means pools over the K/V of `sampleUsers` seeded users'
- * training prefixes, linear user part), returned as a zoo SASRec so it trains and evaluates like one.
+ * A trained mha SASRec converted (zoo/conversion: k-means pools over the K/V of `sampleUsers`
+ * seeded users' training prefixes, linear user part), returned as a zoo SASRec so it trains and
+ * evaluates like one.
  */
-export function convertSasrec(base: Sasrec, split: LeaveOneOutSplit,
-  o: { poolSize: number; userDim: number; sampleUsers: number; seed: number; gate?: GateMode; balanceWeight?: number }): SasrecConversion {
-  const collective = { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
-    ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
-  // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
-  const sample = sampleIds(split, o.sampleUsers, base.options.maxLength, o.seed, 8 * o.poolSize);
-  const { model, layers } = swapAttention(base.model, { sample, ...collective, seed: o.seed });
-  sample.dispose();
-  const converted = buildSasrec({ ...base.options, attention: 'collectivekv', collective });
-  copyWeightsByName(model, converted.model);
-  model.dispose();
-  return { converted, layers };
+export function convertSasrec(base: Sasrec, split: LeaveOneOutSplit, o: ConversionOptions): SasrecConversion {
+  const { model, layers } = convertTrainedModel(base.model, base.options.maxLength, split, o);
+  try {
+    const converted = buildSasrec({ ...base.options, attention: 'collectivekv', collective: convertedCollective(o) });
+    copyWeightsByName(model, converted.model);
+    return { converted, layers };
+  } finally {
+    model.dispose();
+  }
 }
 
 function testRow(model: BenchConvertRow['model'], sasrec: Sasrec, split: LeaveOneOutSplit, epochs: number, steps: number,
   seconds: number): BenchConvertRow {
   const r = evaluateSasrec(sasrec, split.test, { ks: [10] });
   return { model, epochs, steps, testNdcg10: r.ndcg[10], testHr10: r.hr[10], seconds };
-}
-
-/**
- * Padded training prefixes of seeded users, the conversion sample: `users` of them, or more when
- * that many hold fewer than `minTokens` valid tokens (short histories, as on Beauty), up to all.
- */
-function sampleIds(split: LeaveOneOutSplit, users: number, maxLength: number, seed: number, minTokens: number): tf.Tensor2D {
-  const examples = trainingExamples(split.train, maxLength);
-  const meanLength = examples.reduce((s, e) => s + (e.length ?? maxLength), 0) / Math.max(1, examples.length);
-  const rows = Math.min(examples.length, Math.max(users, Math.ceil(minTokens / Math.max(1, meanLength))));
-  const batch = trainingBatches(examples, rows, seed).next().value as SequenceBatch;
-  return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
 }
 
 export function formatBenchConvert(r: BenchConvertResult): string {

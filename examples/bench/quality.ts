@@ -3,8 +3,9 @@
 // object per variant under "mha" and "collectivekv".
 import * as tf from '@tensorflow/tfjs-core';
 import { LeaveOneOutSplit, useFastEmbeddingGradients } from 'collectivekv';
-import { ZooModelName, buildZooModel } from '../zoo/nextItem';
+import { ZooModel, ZooModelName, buildZooModel } from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
+import { warmStartCollective } from '../zoo/conversion';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
@@ -23,6 +24,8 @@ export interface QualityRow {
   steps: number;
   stoppedBy: string;
   trainSeconds: number;
+  /** collectivekv trained by warm start (--warm-start): the mha part, the conversion and the fine-tune. */
+  warmStart?: { fraction: number; mhaSteps: number; fineTuneSteps: number; convertSeconds: number };
 }
 
 /**
@@ -35,6 +38,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
+  if (a.warmStart != null && a.router === 'product') throw new UsageError('--warm-start converts to the dense router (swapAttention); drop --router product');
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);
@@ -48,7 +52,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   let mhaFit: FitResult | null = null;
   let truncatedByTime = false;
   for (const attention of ['mha', 'collectivekv'] as const) {
-    const m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+    let m: ZooModel | null = null;
     try {
       const base = fitOptions(a, `${name}/${attention}`);
       let options: NextItemFitOptions;
@@ -59,7 +63,20 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
         // Same epoch budget and rule; when time cut the baseline, the same number of steps.
         options = { ...base, maxSteps: cutByTime ? mhaFit?.steps ?? 0 : 0, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0 };
       }
-      const fit = fitNextItem(m, split, options);
+      let fit: FitResult;
+      let warmStart: QualityRow['warmStart'];
+      if (attention === 'collectivekv' && a.warmStart != null) {
+        const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
+          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
+            seed: a.seed ?? 1, gate: a.gate }, a.log);
+        m = r.model;
+        fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
+          trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };
+        warmStart = { fraction: a.warmStart, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds };
+      } else {
+        m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+        fit = fitNextItem(m, split, options);
+      }
       if (attention === 'mha') mhaFit = fit;
       else if (fit.stoppedBy === 'maxMinutes') {
         truncatedByTime = true;
@@ -69,11 +86,12 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       const test = testMetrics(m, split.test, a.filterHistory);
       const bytes = m.bytesPerToken();
       rows[attention] = { hr10: test.hr10, ndcg10: test.ndcg10, mrr10: test.mrr10, bytesPerToken: bytes,
-        compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit) } as QualityRow;
+        compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit), ...(warmStart != null ? { warmStart } : {}) } as QualityRow;
       a.log(`${name}/${attention}: test HR@10 ${f4(test.hr10)} NDCG@10 ${f4(test.ndcg10)} MRR@10 ${f4(test.mrr10)}, ` +
-        `${fit.epochs} epochs (${fit.steps} steps, best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s`);
+        `${fit.epochs} epochs (${fit.steps} steps, best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s` +
+        (warmStart != null ? ` (warm start: ${warmStart.mhaSteps} mha steps, then ${warmStart.fineTuneSteps} after the conversion)` : ''));
     } finally {
-      m.dispose();
+      m?.dispose();
     }
   }
   const mha = rows.mha as QualityRow;
@@ -125,6 +143,10 @@ export function formatQuality(r: { model: string; mha: QualityRow; collectivekv:
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   const lines = [`${r.model}: ${''.padEnd(width - r.model.length - 2)}${'mha'.padStart(14)}${'collectivekv'.padStart(16)}`];
   for (const [label, get] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(14)}${get(r.collectivekv).padStart(16)}`);
+  const warm = r.collectivekv.warmStart;
+  if (warm != null) {
+    lines.push(`collectivekv by warm start: ${warm.mhaSteps} mha steps, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`);
+  }
   lines.push(`collectivekv NDCG@10 = ${(100 * r.ndcg10Ratio).toFixed(1)}% of mha${r.truncatedByTime ? ' (WARNING: collectivekv cut by the time bound)' : ''}`);
   return lines.join('\n');
 }

@@ -44,6 +44,14 @@ export function rate(flag: string, value: string | undefined): number | undefine
   return n;
 }
 
+/** A number strictly between 0 and 1, or undefined when the flag is absent. */
+export function openUnitFraction(flag: string, value: string | undefined): number | undefined {
+  if (value == null) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n < 1)) throw new UsageError(`${flag} must be a number in (0, 1), received '${value}'`);
+  return n;
+}
+
 /** One of the allowed words. */
 export function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')}, received '${value}'`);

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, nonNegativeNumber, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
+import { UsageError, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
 import { GATE_MODES, ROUTER_KINDS } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
@@ -69,6 +69,8 @@ Options:
   --max-minutes N    train, bench quality: bound on the whole run's time
   --max-steps N      train: stop after N optimizer steps (e.g. another run's step count: a budget the
                      machine's load does not change)
+  --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: mha
+                     for (1 - X) of them, convert (k-means pools), fine-tune X at a quarter of --lr
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
@@ -133,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'routing-bias-rate', 'gate', 'router'] as const;
+  'routing-bias-rate', 'gate', 'router', 'warm-start'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -178,6 +180,7 @@ function parse(argv: string[]): ParsedArgs {
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),
+    warmStart: openUnitFraction('--warm-start', str('warm-start')),
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,

@@ -47,6 +47,11 @@ export interface NextItemArgs {
   filterHistory?: boolean;
   /** train: stop after this many optimizer steps (a step budget that does not depend on the machine's load). */
   maxSteps?: number;
+  /**
+   * bench quality: train collectivekv by warm start, this share of the baseline's steps being the
+   * fine-tune after converting an mha model trained for the rest (zoo/conversion).
+   */
+  warmStart?: number;
   log: (line: string) => void;
   /** Progress display (stderr by default). */
   progress?: ProgressSink;
@@ -137,6 +142,7 @@ export const f4 = (x: number) => x.toFixed(4);
 // ---------------------------------------------------------------- train / eval
 
 export async function trainCommand(a: NextItemArgs): Promise<number> {
+  if (a.warmStart != null) throw new UsageError('--warm-start applies to bench quality only');
   // A new model's names are checked before the (slow) data read.
   const fresh = a.modelDir == null ? { name: modelName(a.model), attention: attentionKind(a.attention), loss: lossKind(a.loss) } : null;
   const split = await loadSplit(a.data, a.format);
@@ -202,6 +208,7 @@ export async function evalCommand(a: NextItemArgs): Promise<number> {
   const dir = a.modelDir ?? a.out;
   if (dir == null) throw new UsageError('eval needs --model-dir DIR (a directory written by `collectivekv train --out DIR`)');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only');
+  if (a.warmStart != null) throw new UsageError('--warm-start applies to bench quality only');
   requireModelDir(dir);
   const split = await loadSplit(a.data, a.format);
   const m = await loadZooModel(dir);

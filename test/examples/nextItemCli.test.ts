@@ -112,6 +112,42 @@ describe('collectivekv train / eval', () => {
   });
 });
 
+describe('bench quality --warm-start', () => {
+  it.each(['sasrec', 'hstu'])('%s: collectivekv = mha steps + conversion + fine-tune, the baseline\'s steps in all', async (model) => {
+    const json = join(dir, `quality-warm-${model}.json`);
+    const r = await run(['bench', 'quality', '--model', model, '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
+      ...small]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const q = JSON.parse(readFileSync(json, 'utf8'));
+    const ws = q.collectivekv.warmStart;
+    expect(ws.fraction).toBe(0.25);
+    expect(ws.mhaSteps).toBe(Math.round(0.75 * q.mha.steps));
+    expect(ws.mhaSteps + ws.fineTuneSteps).toBe(q.mha.steps);
+    expect(q.collectivekv.steps).toBe(q.mha.steps);
+    // The served model is CollectiveKV: its cache is the compressed one.
+    expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
+    expect(q.mha.warmStart).toBeUndefined();
+    expect(r.out).toMatch(/collectivekv by warm start: \d+ mha steps, converted \(\d+ s\), then \d+ steps/);
+  });
+
+  it('refuses a fraction outside (0, 1), product keys, and the flag on train and eval', async () => {
+    for (const bad of ['0', '1', '1.5', 'x']) {
+      const q = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', bad]);
+      expect(q.code).toBe(2);
+      expect(q.err).toContain(`--warm-start must be a number in (0, 1), received '${bad}'`);
+    }
+    const p = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--router', 'product']);
+    expect(p.code).toBe(2);
+    expect(p.err).toMatch(/--warm-start converts to the dense router/);
+    for (const command of ['train', 'eval']) {
+      const t = await run([command, '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--model-dir', dir]);
+      expect(t.code).toBe(2);
+      expect(t.err).toMatch(/--warm-start applies to bench quality only/);
+    }
+  });
+});
+
 describe('collectivekv command errors', () => {
   const base = ['--data', 'PATH', '--format', 'pairs', '--model', 'sasrec'];
   const withData = (argv: string[]) => argv.map((a) => (a === 'PATH' ? pairs : a));

@@ -1,0 +1,121 @@
+// Conversion of a trained zoo model to CollectiveKV (swapAttention: k-means pools over its own
+// K/V, routers from the centroids, a linear user part), and the warm start built on it: train the
+// baseline for part of a step budget, convert, fine-tune CollectiveKV for the rest.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, batchTensor, copyWeightsByName, swapAttention, trainingBatches,
+  trainingExamples,
+} from 'collectivekv';
+import { ZooModel, buildZooModel } from './nextItem';
+import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';
+import type { SasrecLoss } from './sasrecTraining';
+
+export interface ConversionOptions {
+  poolSize: number;
+  userDim: number;
+  /** Users in the conversion sample (more when their histories hold too few tokens for the pool). */
+  sampleUsers: number;
+  seed: number;
+  gate?: GateMode;
+  /** Balance-loss weight of the converted layers (for the fine-tune); see swapAttention. */
+  balanceWeight?: number;
+}
+
+/** The converted layers' CollectiveKV options (what the caller's model builder needs). */
+export function convertedCollective(o: ConversionOptions) {
+  return { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
+    ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
+}
+
+/**
+ * swapAttention on a trained model whose input is padded item ids [B, maxLength], over the
+ * training prefixes of seeded users. Returns the converted LayersModel (the caller copies its
+ * weights into a model of its own builder, then disposes it).
+ */
+export function convertTrainedModel(model: tfl.LayersModel, maxLength: number, split: LeaveOneOutSplit,
+  o: ConversionOptions): { model: tfl.LayersModel; layers: LayerConversionReport[] } {
+  // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
+  const sample = conversionSample(split, o.sampleUsers, maxLength, o.seed, 8 * o.poolSize);
+  try {
+    return swapAttention(model, { sample, ...convertedCollective(o), seed: o.seed });
+  } finally {
+    sample.dispose();
+  }
+}
+
+/** A trained mha zoo model converted to a CollectiveKV zoo model of the same options (the caller disposes both). */
+export function convertZooModel(base: ZooModel, split: LeaveOneOutSplit, loss: SasrecLoss,
+  o: ConversionOptions): { converted: ZooModel; layers: LayerConversionReport[] } {
+  const { model, layers } = convertTrainedModel(base.model, base.options.maxLength ?? 50, split, o);
+  try {
+    const converted = buildZooModel(base.name, { ...base.options, attention: 'collectivekv', collective: convertedCollective(o) }, loss);
+    copyWeightsByName(model, converted.model);
+    return { converted, layers };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Padded training prefixes of seeded users, the conversion sample: `users` of them, or more when
+ * that many hold fewer than `minTokens` valid tokens (short histories, as on Beauty), up to all.
+ */
+export function conversionSample(split: LeaveOneOutSplit, users: number, maxLength: number, seed: number, minTokens: number): tf.Tensor2D {
+  const examples = trainingExamples(split.train, maxLength);
+  const meanLength = examples.reduce((s, e) => s + (e.length ?? maxLength), 0) / Math.max(1, examples.length);
+  const rows = Math.min(examples.length, Math.max(users, Math.ceil(minTokens / Math.max(1, meanLength))));
+  const batch = trainingBatches(examples, rows, seed).next().value as SequenceBatch;
+  return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
+}
+
+export interface WarmStartOptions extends ConversionOptions {
+  /** Share of the step budget given to the CollectiveKV fine-tune after the conversion, in (0, 1). */
+  fraction: number;
+  /** Total optimizer steps: the baseline's part plus the fine-tune. */
+  steps: number;
+  /** Fine-tune learning rate as a share of the baseline's. Default 0.25 (see bench convert). */
+  fineTuneRateScale?: number;
+}
+
+export interface WarmStartResult {
+  model: ZooModel;
+  /** The baseline's part, then the fine-tune. */
+  baselineFit: FitResult;
+  fineTuneFit: FitResult;
+  layers: LayerConversionReport[];
+  /** Seconds of the conversion itself. */
+  convertSeconds: number;
+}
+
+/**
+ * CollectiveKV trained by warm start within a step budget: the mha model of `options` for
+ * round((1 - fraction) * steps) steps, converted (k-means pools, routers from the centroids), then
+ * fine-tuned for the remaining steps at fineTuneRateScale times the learning rate with the balance
+ * loss off (unless balanceWeight says otherwise). The returned model is pure CollectiveKV; the
+ * caller disposes it.
+ */
+export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSplit, loss: SasrecLoss, fit: NextItemFitOptions,
+  o: WarmStartOptions, log: (line: string) => void = () => undefined): WarmStartResult {
+  if (!(o.fraction > 0 && o.fraction < 1)) throw new Error(`warmStartCollective: fraction must be in (0, 1), received ${o.fraction}`);
+  if (!Number.isInteger(o.steps) || o.steps < 2) throw new Error(`warmStartCollective: steps must be an integer >= 2, received ${o.steps}`);
+  const baselineSteps = Math.max(1, Math.min(o.steps - 1, Math.round((1 - o.fraction) * o.steps)));
+  const base = build();
+  let converted: ZooModel | null = null;
+  try {
+    log(`warm start: ${baselineSteps} mha steps, then convert, then ${o.steps - baselineSteps} CollectiveKV steps`);
+    const baselineFit = fitNextItem(base, split, { ...fit, maxSteps: baselineSteps, label: `${fit.label ?? ''} (mha part)` });
+    const start = performance.now();
+    const conversion = convertZooModel(base, split, loss, { balanceWeight: 0, ...o });
+    converted = conversion.converted;
+    const convertSeconds = (performance.now() - start) / 1000;
+    const fineTuneFit = fitNextItem(converted, split, { ...fit, maxSteps: o.steps - (baselineFit.steps ?? baselineSteps),
+      learningRate: (fit.learningRate ?? 1e-3) * (o.fineTuneRateScale ?? 0.25), label: `${fit.label ?? ''} (fine-tune)` });
+    const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds };
+    converted = null;
+    return result;
+  } finally {
+    base.dispose();
+    converted?.dispose();
+  }
+}
