@@ -53,7 +53,9 @@ const filtered = (t) => (t.test?.filterHistory ? ', history items filtered from 
 /** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
 export function qualityRows(q, label) {
   const o = q.options ?? {};
-  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${label ? `; ${label}` : ''}`;
+  const ws = q.collectivekv.warmStart;
+  const warm = ws ? `; collectivekv by warm start: ${ws.mhaSteps} mha steps, converted, ${ws.fineTuneSteps} steps` : '';
+  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${label ? `; ${label}` : ''}`;
   return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}; ${budget})`,
     `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
     `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]];

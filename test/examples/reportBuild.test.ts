@@ -164,6 +164,11 @@ describe('scripts/readme-results.mjs', () => {
     expect([q > 0, c > q, t > c]).toEqual([true, true, true]);
     expect(spawnSync(process.execPath, args, { encoding: 'utf8' }).status).toBe(0);
     expect(readFileSync(md, 'utf8')).toBe(once);
+    // A bench quality --warm-start file says how its collectivekv model was trained.
+    const warm = { ...quality, collectivekv: { ...quality.collectivekv, warmStart: { fraction: 0.2, mhaSteps: 720, fineTuneSteps: 180, convertSeconds: 30 } } };
+    writeFileSync(paths[0], JSON.stringify(warm));
+    expect(spawnSync(process.execPath, [script, paths[0], md], { encoding: 'utf8' }).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toContain('900 vs 900 steps; collectivekv by warm start: 720 mha steps, converted, 180 steps; q.json) | 0.0410');
   });
 
   test('an mha train run followed by the collectivekv run of the same model and data: one comparison row', () => {
