@@ -20,7 +20,7 @@ import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
 import { evaluateCtr, fitCtr, interleavedStepTimes } from '../zoo/ctr/training';
-import { integerAtLeast, oneOf, positiveInt, positiveNumber } from '../cli/flags';
+import { integerAtLeast, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -282,8 +282,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
   if (v.router != null) collective.router = oneOf('--router', v.router, ROUTER_KINDS);
   if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
-  const minutes = v['max-minutes'] == null ? undefined : Number(v['max-minutes']);
-  if (minutes != null && !(minutes >= 0)) throw new Error(`--max-minutes must be a non-negative number, received '${v['max-minutes']}'`);
+  const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
   return {
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
