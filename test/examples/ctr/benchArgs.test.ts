@@ -28,7 +28,7 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, received 'hash'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--timing-rounds', '1.5'])).toThrow("--timing-rounds must be an integer >= 0, received '1.5'");
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--max-minutes', '-1'])).toThrow("--max-minutes must be a number >= 0, received '-1'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--max-minutes=-1'])).toThrow("--max-minutes must be a number >= 0, received '-1'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'product', '--gate', 'straight-through', '--timing-rounds', '0']))
       .toMatchObject({ collective: { router: 'product', gate: 'straight-through' }, timingRounds: 0 });
   });
