@@ -45,6 +45,8 @@ export interface BenchCtrOptions {
   maxUsers?: number;
   /** Most recent training positions per user. Default 10. */
   trainPositions?: number;
+  /** Next-item labels: sampled negatives per positive, in every split (more test negatives make gAUC finer). Default 1. */
+  negatives?: number;
   attentionWidth?: number;
   embeddingDim?: number;
   numHeads?: number;
@@ -107,7 +109,8 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   await tf.ready();
   const data = subsetUsers(await loadData(options, log), options.maxUsers ?? 0, seed);
   const label = options.label ?? { kind: 'next-item' };
-  const split = ctrSamples(data, { label, seed, maxTrainPositionsPerUser: options.trainPositions ?? 10 });
+  if (options.negatives != null && label.kind !== 'next-item') throw new Error('bench ctr: --negatives applies to next-item labels only');
+  const split = ctrSamples(data, { label, seed, maxTrainPositionsPerUser: options.trainPositions ?? 10, negativesPerPositive: options.negatives ?? 1 });
   log(`${data.sequences.length} users, ${data.numItems} items; samples: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test`);
   const popularity = popularityScores(split);
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
@@ -136,7 +139,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   return {
     model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
     settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxUsers: options.maxUsers ?? 0,
-      trainPositions: options.trainPositions ?? 10, batchSize: options.batchSize ?? 256, learningRate: options.learningRate ?? 1e-3 },
+      trainPositions: options.trainPositions ?? 10, negatives: options.negatives ?? 1, batchSize: options.batchSize ?? 256, learningRate: options.learningRate ?? 1e-3 },
     users: data.sequences.length, items: data.numItems,
     samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
     popularity, mha, collectivekv: ckv,
@@ -228,6 +231,8 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --epochs N           maximum epochs (default 10)
   --max-users N        seeded user sample (default all)
   --train-positions N  most recent training positions per user (default 10)
+  --negatives N        next-item labels: sampled negatives per positive (default 1; more make gAUC,
+                       a proportion over users with one positive each, less coarse)
   --width N            attention width numHeads*keyDim (default 256)
   --embedding-dim N    item/feature embedding width (default 32)
   --heads N            attention heads (default 4)
@@ -267,7 +272,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'swap', 'max-minutes', 'epochs',
-      'max-users', 'train-positions', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
+      'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
     ].map((k) => [k, { type: 'string' as const }])),
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
@@ -287,7 +292,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,
-    maxEpochs: int('epochs'), maxUsers: int('max-users'), trainPositions: int('train-positions'), attentionWidth: int('width'),
+    maxEpochs: int('epochs'), maxUsers: int('max-users'), trainPositions: int('train-positions'), negatives: int('negatives'), attentionWidth: int('width'),
     embeddingDim: int('embedding-dim'), numHeads: int('heads'), longLength: int('long-length'), shortLength: int('short-length'), topK: int('top-k'),
     batchSize: int('batch-size'), learningRate: positiveNumber('--lr', v.lr), seed: int('seed'),
     timingRounds: v['timing-rounds'] == null ? undefined : integerAtLeast('--timing-rounds', v['timing-rounds'], 0), backend: v.backend == null ? undefined : oneOf('--backend', v.backend, ['wasm', 'cpu'] as const),

@@ -29,6 +29,8 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--timing-rounds', '1.5'])).toThrow("--timing-rounds must be an integer >= 0, received '1.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--max-minutes=-1'])).toThrow("--max-minutes must be a number >= 0, received '-1'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--negatives', '0'])).toThrow("--negatives must be a positive integer, received '0'");
+    expect(parseBenchCtrArgs(['--model', 'sim', '--negatives', '4'])).toMatchObject({ negatives: 4 });
     expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'product', '--gate', 'straight-through', '--timing-rounds', '0']))
       .toMatchObject({ collective: { router: 'product', gate: 'straight-through' }, timingRounds: 0 });
   });
@@ -37,7 +39,11 @@ describe('bench ctr command line', () => {
     await useBackend('wasm');
     const before = tf.memory().numTensors;
     const r = await benchCtr({ model: 'sim', maxUsers: 24, maxEpochs: 1, trainPositions: 2, longLength: 30, shortLength: 8, topK: 6,
-      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: 'product' }, backend: 'wasm' });
+      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: 'product' }, backend: 'wasm',
+      negatives: 3 });
+    // Three sampled negatives per positive: every user's test position gives four samples.
+    expect(r.settings.negatives).toBe(3);
+    expect(r.samples.test).toBe(4 * r.users);
     for (const v of [r.mha, r.collectivekv]) {
       for (const key of ['auc', 'gauc', 'logloss', 'bytesPerToken', 'compressionRatio', 'epochs', 'trainSeconds', 'samplesPerSecond']) {
         expect(Number.isFinite((v as unknown as Record<string, number>)[key])).toBe(true);
