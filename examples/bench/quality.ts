@@ -25,7 +25,11 @@ export interface QualityRow {
   stoppedBy: string;
   trainSeconds: number;
   /** collectivekv trained by warm start (--warm-start): the mha part, the conversion and the fine-tune. */
-  warmStart?: { fraction: number; mhaSteps: number; fineTuneSteps: number; convertSeconds: number };
+  warmStart?: {
+    fraction: number; mhaSteps: number; fineTuneSteps: number; convertSeconds: number;
+    /** Test NDCG@10 of the mha part, and of the converted model before its fine-tune. */
+    mhaPartNdcg10: number; convertedNdcg10: number;
+  };
 }
 
 /**
@@ -68,11 +72,12 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
           { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
-            seed: a.seed ?? 1, gate: a.gate }, a.log);
+            seed: a.seed ?? 1, gate: a.gate, evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
           trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };
-        warmStart = { fraction: a.warmStart, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds };
+        warmStart = { fraction: a.warmStart, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
+          mhaPartNdcg10: r.mhaPartScore ?? NaN, convertedNdcg10: r.convertedScore ?? NaN };
       } else {
         m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
         fit = fitNextItem(m, split, options);
@@ -146,6 +151,9 @@ export function formatQuality(r: { model: string; mha: QualityRow; collectivekv:
   const warm = r.collectivekv.warmStart;
   if (warm != null) {
     lines.push(`collectivekv by warm start: ${warm.mhaSteps} mha steps, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`);
+    if (warm.mhaPartNdcg10 != null) {
+      lines.push(`  test NDCG@10 of its mha part ${f4(warm.mhaPartNdcg10)}, converted before the fine-tune ${f4(warm.convertedNdcg10)}`);
+    }
   }
   lines.push(`collectivekv NDCG@10 = ${(100 * r.ndcg10Ratio).toFixed(1)}% of mha${r.truncatedByTime ? ' (WARNING: collectivekv cut by the time bound)' : ''}`);
   return lines.join('\n');

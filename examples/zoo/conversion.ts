@@ -76,6 +76,12 @@ export interface WarmStartOptions extends ConversionOptions {
   steps: number;
   /** Fine-tune learning rate as a share of the baseline's. Default 0.25 (see bench convert). */
   fineTuneRateScale?: number;
+  /**
+   * Scores a model (e.g. test NDCG@10); when given, the mha part and the converted model before its
+   * fine-tune are scored too, so a report can tell what the shorter mha training and the
+   * conversion each cost.
+   */
+  evaluate?: (m: ZooModel) => number;
 }
 
 export interface WarmStartResult {
@@ -86,6 +92,9 @@ export interface WarmStartResult {
   layers: LayerConversionReport[];
   /** Seconds of the conversion itself. */
   convertSeconds: number;
+  /** options.evaluate of the mha part and of the converted model before the fine-tune (absent without it). */
+  mhaPartScore?: number;
+  convertedScore?: number;
 }
 
 /**
@@ -105,13 +114,16 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
   try {
     log(`warm start: ${baselineSteps} mha steps, then convert, then ${o.steps - baselineSteps} CollectiveKV steps`);
     const baselineFit = fitNextItem(base, split, { ...fit, maxSteps: baselineSteps, label: `${fit.label ?? ''} (mha part)` });
+    const mhaPartScore = o.evaluate?.(base);
     const start = performance.now();
     const conversion = convertZooModel(base, split, loss, { balanceWeight: 0, ...o });
     converted = conversion.converted;
     const convertSeconds = (performance.now() - start) / 1000;
+    const convertedScore = o.evaluate?.(converted);
     const fineTuneFit = fitNextItem(converted, split, { ...fit, maxSteps: o.steps - (baselineFit.steps ?? baselineSteps),
       learningRate: (fit.learningRate ?? 1e-3) * (o.fineTuneRateScale ?? 0.25), label: `${fit.label ?? ''} (fine-tune)` });
-    const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds };
+    const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds,
+      ...(mhaPartScore != null ? { mhaPartScore } : {}), ...(convertedScore != null ? { convertedScore } : {}) };
     converted = null;
     return result;
   } finally {

@@ -125,6 +125,12 @@ describe('bench quality --warm-start', () => {
     expect(ws.mhaSteps).toBe(Math.round(0.75 * q.mha.steps));
     expect(ws.mhaSteps + ws.fineTuneSteps).toBe(q.mha.steps);
     expect(q.collectivekv.steps).toBe(q.mha.steps);
+    // What the shorter mha training and the conversion each leave, scored on the test users.
+    for (const score of [ws.mhaPartNdcg10, ws.convertedNdcg10]) {
+      expect(score).toBeGreaterThanOrEqual(0);
+      expect(score).toBeLessThanOrEqual(1);
+    }
+    expect(r.out).toMatch(/test NDCG@10 of its mha part [\d.]+, converted before the fine-tune [\d.]+/);
     // The served model is CollectiveKV: its cache is the compressed one.
     expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
     expect(q.mha.warmStart).toBeUndefined();
