@@ -110,9 +110,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as tfl.Shape[];
     this.queryDim = this.lastDim(shapes[0], 'query');
-    // [x, mask] is self-attention: the second shape is then the rank-2 mask, not a kvSource.
-    const sourceShape = shapes[1] != null && shapes[1].length === 3 ? shapes[1] : shapes[0];
-    this.sourceDim = this.lastDim(sourceShape, 'kvSource');
+    this.sourceDim = this.lastDim(attentionInputRoles(shapes, (shape) => shape.length).source, 'kvSource');
     const dq = this.numHeads * this.keyDim;
     this.queryKernel = this.addWeight('query_kernel', [this.queryDim, dq], 'float32', this.kernelInit);
     if (this.useBias) this.queryBias = this.addWeight('query_bias', [dq], 'float32', zeros());
@@ -178,11 +176,10 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
       throw new ArgumentError(this.layerType, 'inputs', 'a tensor, [x, mask], [query, kvSource] or [query, kvSource, mask]',
         `an array of ${list.length} tensors`);
     }
-    const query = list[0];
-    const selfWithMask = list.length === 2 && list[1].rank === 2;
-    const source = selfWithMask ? query : list[1] ?? query;
+    const roles = attentionInputRoles(list, (t) => t.rank);
+    const { query, source } = roles;
     this.checkSequenceInputs(query, source);
-    const rawMask = (selfWithMask ? list[1] : list[2]) ?? kwargsMask(kwargs);
+    const rawMask = roles.mask ?? kwargsMask(kwargs);
     const mask = rawMask == null ? null : checkMask(this.layerType, 'mask', rawMask, dim(source, 0), dim(source, 1));
     return { query, source, mask };
   }
@@ -322,6 +319,17 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
 }
 
 /** kwargs.mask from tfjs's executor: a tensor, or one per input (then the kvSource's, else the first). */
+/**
+ * Which of an attention call's inputs is the query, the K/V source and the mask: x, [x, mask]
+ * (self-attention: a rank-2 second input is the mask, not a kvSource), [query, kvSource] or
+ * [query, kvSource, mask]. Works on tensors, symbolic tensors or shapes through `rank`.
+ */
+export function attentionInputRoles<T>(list: readonly T[], rank: (input: T) => number): { query: T; source: T; mask: T | null } {
+  const query = list[0];
+  if (list.length === 2 && rank(list[1]) === 2) return { query, source: query, mask: list[1] };
+  return { query, source: list[1] ?? query, mask: list[2] ?? null };
+}
+
 function kwargsMask(kwargs: Kwargs): tf.Tensor | null {
   const m: unknown = kwargs.mask;
   if (m instanceof tf.Tensor) return m;

@@ -9,6 +9,7 @@ import { ArgumentError, dim } from '../../ops/util/validate';
 import { CollectiveKVAttention } from '../../layers/CollectiveKVAttention';
 import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
 import { CacheSide } from '../../layers/KVCacheBlock';
+import { attentionInputRoles } from '../../layers/attentionBase';
 
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
@@ -65,18 +66,14 @@ export function disposeSites(sites: AttentionSite[]): void {
   for (const s of sites) tf.dispose(s.mask == null ? [s.kvSource] : [s.kvSource, s.mask]);
 }
 
-/**
- * The symbolic K/V source and mask of a layer's first application: x, [x, mask] (self-attention:
- * the rank-2 second input is the mask), [query, kvSource] or [query, kvSource, mask].
- */
+/** The symbolic K/V source and mask of a layer's first application (the forms of attentionInputRoles). */
 function siteTensors(layer: AttentionLayer): { kv: tfl.SymbolicTensor; mask: tfl.SymbolicTensor | null } {
   const node = layer.inboundNodes[0];
   if (node == null) {
     throw new ArgumentError('captureAttentionInputs', 'model', `a model in which layer '${layer.name}' is connected`, 'an unconnected layer');
   }
-  const ins = node.inputTensors;
-  if (ins.length === 2 && ins[1].shape.length === 2) return { kv: ins[0], mask: ins[1] };
-  return { kv: ins[1] ?? ins[0], mask: ins[2] ?? null };
+  const { source, mask } = attentionInputRoles(node.inputTensors, (t) => t.rank);
+  return { kv: source, mask };
 }
 
 function uniqueTensors(list: tfl.SymbolicTensor[]): tfl.SymbolicTensor[] {
