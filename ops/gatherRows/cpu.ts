@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { scatterAddInto } from '../scatterAddRows/cpu';
-import { assertIndicesInRange, kernelInput } from '../util/validate';
+import { assertIndicesInRange, kernelInput, sizeOf } from '../util/validate';
 
 // Equal the constants in ./index. Not imported: index.ts imports this file first, so they would
 // still be uninitialized (TDZ) when this module registers.
@@ -76,16 +76,21 @@ export function gradStride(dy: tf.TensorInfo): number {
   return dy.shape[dy.shape.length - 1];
 }
 
+/** A tensor's values in the cpu backend. */
+function cpuValues<T extends Float32Array | Int32Array>(backend: MathBackendCPU, t: tf.TensorInfo): T {
+  return backend.data.get(t.dataId).values as T;
+}
+
 function gatherRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
   const backend = args.backend as MathBackendCPU;
   const table = kernelInput(OP, args.inputs, 'table');
   const index = kernelInput(OP, args.inputs, 'index');
   const { gate, tail } = args.inputs;
   const { numRows, width, tailWidth, outShape } = gatherRowsGeometry(table, index, tail);
-  const idx = backend.data.get(index.dataId).values as Int32Array;
+  const idx = cpuValues<Int32Array>(backend, index);
   assertIndicesInRange(OP, 'index', idx, numRows);
-  const out = new Float32Array(idx.length * (width + tailWidth));
-  const values = (t: tf.TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+  const out = new Float32Array(sizeOf(outShape));
+  const values = (t: tf.TensorInfo) => cpuValues<Float32Array>(backend, t);
   gatherRowsInto(values(table), width, idx, gate == null ? null : values(gate), out,
     tail == null ? null : { values: values(tail), width: tailWidth });
   return backend.makeTensorInfo(outShape, 'float32', out);
@@ -94,12 +99,13 @@ function gatherRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf
 function tableGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = args.backend as MathBackendCPU;
   const dy = kernelInput(OP, args.inputs, 'dy');
+  const index = kernelInput(OP, args.inputs, 'index');
+  const gate = kernelInput(OP, args.inputs, 'gate');
   const numRows = args.attrs?.numRows as number;
   const width = args.attrs?.width as number;
-  const values = (name: string) => backend.data.get(kernelInput(OP, args.inputs, name).dataId).values;
   const out = new Float32Array(numRows * width);
-  scatterAddInto(out, values('dy') as Float32Array, values('index') as Int32Array, width, numRows, gradStride(dy),
-    values('gate') as Float32Array);
+  scatterAddInto(out, cpuValues<Float32Array>(backend, dy), cpuValues<Int32Array>(backend, index), width, numRows, gradStride(dy),
+    cpuValues<Float32Array>(backend, gate));
   return backend.makeTensorInfo([numRows, width], 'float32', out);
 }
 
@@ -108,10 +114,9 @@ function gateGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.T
   const dy = kernelInput(OP, args.inputs, 'dy');
   const table = kernelInput(OP, args.inputs, 'table');
   const index = kernelInput(OP, args.inputs, 'index');
-  const values = (t: tf.TensorInfo) => backend.data.get(t.dataId).values;
-  const out = new Float32Array(index.shape.reduce((a, b) => a * b, 1));
-  rowDotsInto(values(dy) as Float32Array, gradStride(dy), values(table) as Float32Array, table.shape[1],
-    values(index) as Int32Array, out);
+  const out = new Float32Array(sizeOf(index.shape));
+  rowDotsInto(cpuValues<Float32Array>(backend, dy), gradStride(dy), cpuValues<Float32Array>(backend, table), table.shape[1],
+    cpuValues<Int32Array>(backend, index), out);
   return backend.makeTensorInfo(index.shape, 'float32', out);
 }
 
@@ -120,8 +125,8 @@ function tailGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   const dy = kernelInput(OP, args.inputs, 'dy');
   const width = args.attrs?.width as number;
   const shape = tailGradShape(dy, width);
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  tailColumnsInto(backend.data.get(dy.dataId).values as Float32Array, gradStride(dy), width, out);
+  const out = new Float32Array(sizeOf(shape));
+  tailColumnsInto(cpuValues<Float32Array>(backend, dy), gradStride(dy), width, out);
   return backend.makeTensorInfo(shape, 'float32', out);
 }
 
