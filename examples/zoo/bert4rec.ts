@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from 'collectivekv';
 import {
-  AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, makeAttention, resolveSasrecOptions,
-  ResolvedSasrecOptions,
+  AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, makeAttention, resolveSasrecOptions,
+  ResolvedSasrecOptions, SequenceInputParts, seedStream, sequenceInputs,
 } from './sasrec';
 import { StepHost } from './sasrecTraining';
 import { LENGTH_BUCKETS } from './nextItemTraining';
@@ -39,10 +39,7 @@ interface Bert4recBlock {
   norm2: tfl.layers.Layer;
 }
 
-export interface Bert4recParts {
-  itemEmbedding: tfl.layers.Layer;
-  positions: PositionEmbedding;
-  paddingMask: tfl.layers.Layer;
+export interface Bert4recParts extends SequenceInputParts {
   embeddingNorm: tfl.layers.Layer;
   embeddingDropout: tfl.layers.Layer;
   blocks: Bert4recBlock[];
@@ -75,9 +72,7 @@ export function buildBert4rec(options: Bert4recOptions): Bert4rec {
 
 function makeParts(o: ResolvedBert4recOptions): Bert4recParts {
   const d = o.hiddenDim;
-  let seed = o.seed;
-  const nextSeed = () => (seed == null ? undefined : seed++);
-  const kernel = () => tfl.initializers.glorotUniform({ seed: nextSeed() });
+  const { nextSeed, kernel } = seedStream(o.seed);
   const blocks: Bert4recBlock[] = [];
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
@@ -94,12 +89,8 @@ function makeParts(o: ResolvedBert4recOptions): Bert4recParts {
   }
   return {
     // numItems + 2 rows: padding 0, items 1..numItems, [mask] numItems + 1.
-    itemEmbedding: tfl.layers.embedding({ inputDim: o.numItems + 2, outputDim: d, name: 'item_embedding',
-      embeddingsInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextSeed() }) }),
-    positions: new PositionEmbedding({ maxLength: o.maxLength, width: d, seed: nextSeed(), name: 'positions' }),
-    paddingMask: new PaddingMask({ name: 'padding_mask' }),
+    ...sequenceInputs(o, nextSeed, o.numItems + 2),
     embeddingNorm: new LayerNorm({ width: d, name: 'embedding_norm' }),
-    embeddingDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
     blocks,
   };
 }

@@ -17,8 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { KVCacheBlock, dim } from 'collectivekv';
 import {
-  AttentionLayer, LayerNorm, PaddingMask, PointwiseDense, PositionEmbedding, SasrecOptions, ResolvedSasrecOptions, makeAttention,
-  resolveSasrecOptions,
+  AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, ResolvedSasrecOptions, makeAttention,
+  SequenceInputParts, resolveSasrecOptions, seedStream, sequenceInputs,
 } from './sasrec';
 import { StepHost } from './sasrecTraining';
 
@@ -52,11 +52,7 @@ interface HstuBlock {
   residual: tfl.layers.Layer;
 }
 
-export interface HstuParts {
-  itemEmbedding: tfl.layers.Layer;
-  positions: PositionEmbedding;
-  paddingMask: tfl.layers.Layer;
-  embeddingDropout: tfl.layers.Layer;
+export interface HstuParts extends SequenceInputParts {
   blocks: HstuBlock[];
   finalNorm: tfl.layers.Layer;
 }
@@ -78,9 +74,7 @@ export function buildHstu(options: HstuOptions): Hstu {
 
 function makeParts(o: ResolvedHstuOptions): HstuParts {
   const d = o.hiddenDim;
-  let seed = o.seed;
-  const nextSeed = () => (seed == null ? undefined : seed++);
-  const kernel = () => tfl.initializers.glorotUniform({ seed: nextSeed() });
+  const { nextSeed, kernel } = seedStream(o.seed);
   const blocks: HstuBlock[] = [];
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
@@ -95,11 +89,7 @@ function makeParts(o: ResolvedHstuOptions): HstuParts {
     });
   }
   return {
-    itemEmbedding: tfl.layers.embedding({ inputDim: o.numItems + 1, outputDim: d, name: 'item_embedding',
-      embeddingsInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextSeed() }) }),
-    positions: new PositionEmbedding({ maxLength: o.maxLength, width: d, seed: nextSeed(), name: 'positions' }),
-    paddingMask: new PaddingMask({ name: 'padding_mask' }),
-    embeddingDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
+    ...sequenceInputs(o, nextSeed, o.numItems + 1),
     blocks,
     finalNorm: new LayerNorm({ width: d, name: 'final_norm' }),
   };

@@ -23,6 +23,8 @@ export interface CollectiveOptions {
   gate?: GateMode;
   /** 'dense' (default, the paper's) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
   router?: RouterKind;
+  /** Standard deviation of the pools' normal init (default 1, the paper's): see CollectiveKVAttentionArgs.poolStddev. */
+  poolStddev?: number;
 }
 
 export interface SasrecOptions {
@@ -57,11 +59,7 @@ interface SasrecBlock {
 }
 
 /** The layers of a SASRec model, so that training, the full forward and the cached decode share them. */
-export interface SasrecParts {
-  itemEmbedding: tfl.layers.Layer;
-  positions: PositionEmbedding;
-  paddingMask: tfl.layers.Layer;
-  embeddingDropout: tfl.layers.Layer;
+export interface SasrecParts extends SequenceInputParts {
   blocks: SasrecBlock[];
   finalNorm: tfl.layers.Layer;
 }
@@ -286,11 +284,36 @@ export function buildSasrec(options: SasrecOptions): Sasrec {
   return { model, parts, options: o };
 }
 
+/** Seeds drawn one after another from `seed` (none when it is undefined), and glorot kernels that draw from them. */
+export function seedStream(seed: number | undefined): { nextSeed: () => number | undefined; kernel: () => Initializer } {
+  let next = seed;
+  const nextSeed = () => (next == null ? undefined : next++);
+  return { nextSeed, kernel: () => tfl.initializers.glorotUniform({ seed: nextSeed() }) };
+}
+
+/** The input layers of the zoo's next-item models: item embedding (`itemRows` rows, normal(0, 0.05)), learned positions, padding mask, embedding dropout. */
+export interface SequenceInputParts {
+  itemEmbedding: tfl.layers.Layer;
+  positions: PositionEmbedding;
+  paddingMask: tfl.layers.Layer;
+  embeddingDropout: tfl.layers.Layer;
+}
+
+export function sequenceInputs(o: { hiddenDim: number; maxLength: number; dropout: number }, nextSeed: () => number | undefined,
+  itemRows: number): SequenceInputParts {
+  const d = o.hiddenDim;
+  return {
+    itemEmbedding: tfl.layers.embedding({ inputDim: itemRows, outputDim: d, name: 'item_embedding',
+      embeddingsInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextSeed() }) }),
+    positions: new PositionEmbedding({ maxLength: o.maxLength, width: d, seed: nextSeed(), name: 'positions' }),
+    paddingMask: new PaddingMask({ name: 'padding_mask' }),
+    embeddingDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
+  };
+}
+
 function makeParts(o: ResolvedSasrecOptions): SasrecParts {
   const d = o.hiddenDim;
-  let seed = o.seed;
-  const nextSeed = () => (seed == null ? undefined : seed++);
-  const kernel = () => tfl.initializers.glorotUniform({ seed: nextSeed() });
+  const { nextSeed, kernel } = seedStream(o.seed);
   const blocks: SasrecBlock[] = [];
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
@@ -306,11 +329,7 @@ function makeParts(o: ResolvedSasrecOptions): SasrecParts {
     });
   }
   return {
-    itemEmbedding: tfl.layers.embedding({ inputDim: o.numItems + 1, outputDim: d, name: 'item_embedding',
-      embeddingsInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextSeed() }) }),
-    positions: new PositionEmbedding({ maxLength: o.maxLength, width: d, seed: nextSeed(), name: 'positions' }),
-    paddingMask: new PaddingMask({ name: 'padding_mask' }),
-    embeddingDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
+    ...sequenceInputs(o, nextSeed, o.numItems + 1),
     blocks,
     finalNorm: new LayerNorm({ width: d, name: 'final_norm' }),
   };
