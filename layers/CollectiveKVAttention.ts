@@ -9,10 +9,10 @@ import { ArgumentError } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
-  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense,
+  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkPositive, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, scaleRouterInit, standardNormal, trainingRows } from './GlobalKVPool';
+import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, scaleRouterInit, trainingRows } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -55,6 +55,13 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    */
   poolSeed?: number;
   /**
+   * Standard deviation of the pools' normal init. Default 1 (the paper's reference). Rows of
+   * std 1 are far wider than a glorot projection of small embeddings (~0.05 per column), so the
+   * pooled K/V start ~20x the scale of the MultiHeadAttention they replace and Adam (steps ~lr)
+   * needs about 1/lr steps to move them; a host model with small embeddings may match its scale.
+   */
+  poolStddev?: number;
+  /**
    * Loss-free load balancing (as DeepSeek-V3 balances its experts): a per-row routing bias, not
    * trained by gradients, is added to the router logits, and after every training call each row's
    * bias moves by this much toward equal use (up for a row chosen by fewer than its share of the
@@ -95,7 +102,7 @@ type SideWeights =
  * the last userDim columns from act(x W + b); heads are split after the concat.
  *
  * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
- * s_pool [poolSize, H*d - userDim] (init normal(0,1)), s_router [de, poolSize], s_router_bias,
+ * s_pool [poolSize, H*d - userDim] (init normal(0, poolStddev)), s_router [de, poolSize], s_router_bias,
  * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
  * s_router [r, poolSize]; with router 'product': 2 sqrt(poolSize) router columns instead of poolSize;
  * with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
@@ -119,6 +126,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly balanceTokens: number;
   readonly userActivation: string;
   readonly poolSeed: number | null;
+  readonly poolStddev: number;
   readonly routerDim: number;
   readonly routingBiasRate: number;
   readonly gate: GateMode;
@@ -142,6 +150,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.samplers = { key: new BalanceSampler(this.balanceTokens, `${this.name}/key`), value: new BalanceSampler(this.balanceTokens, `${this.name}/value`) };
     this.userActivation = args.userActivation ?? 'swish';
     this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
+    this.poolStddev = checkPositive(name, 'poolStddev', args.poolStddev ?? 1);
     this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
@@ -225,7 +234,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     const weights: SideWeights = {
       kind: 'pooled',
       pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
-        this.poolSeed == null ? standardNormal() : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: this.poolSeed + (side === 'key' ? 0 : 1) })),
+        tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev, seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) })),
       routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
       router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]),
       routerBias: this.addBias(`${side}_router_bias`, routerColumns(this.poolSize, this.subKeys)),
@@ -333,6 +342,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       balanceTokens: this.balanceTokens,
       userActivation: this.userActivation,
       ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
+      ...(this.poolStddev === 1 ? {} : { poolStddev: this.poolStddev }),
       ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
       ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),

@@ -29,6 +29,13 @@ export function checkNonNegative(layer: string, arg: string, x: unknown): number
   return x;
 }
 
+export function checkPositive(layer: string, arg: string, x: unknown): number {
+  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) {
+    throw new ArgumentError(layer, arg, 'a finite number > 0', String(x));
+  }
+  return x;
+}
+
 export function checkRate(layer: string, arg: string, x: unknown): number {
   if (typeof x !== 'number' || !(x >= 0 && x < 1)) {
     throw new ArgumentError(layer, arg, 'a number in [0, 1)', String(x));

@@ -226,6 +226,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --router dense|product  CollectiveKV: one router column per pool row (default, the paper's) or
                        product keys (two sub-routers of sqrt(pool size) columns; pool size a square)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
+  --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
   --max-minutes N      training budget per variant (default 0: early stopping only)
   --epochs N           maximum epochs (default 10)
@@ -271,7 +272,7 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
     ].map((k) => [k, { type: 'string' as const }])),
   });
@@ -287,6 +288,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
   if (v.router != null) collective.router = oneOf('--router', v.router, ROUTER_KINDS);
   if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
+  if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
   return {
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),

@@ -190,4 +190,22 @@ describeEachBackend('balance loss on a sample of the tokens (balanceTokens)', ()
     expect(b.k).toEqual(a.k);
     expect(a.v).not.toEqual(a.k);
   });
+
+  test('poolStddev sets the spread of the pools\' init, is validated and survives getConfig', () => {
+    for (const bad of [0, -1, Number.NaN]) {
+      expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolStddev: bad })).toThrow(new RegExp(`poolStddev.*> 0.*${bad}`));
+    }
+    expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().poolStddev).toBeUndefined();
+    expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolStddev: 0.05 }).getConfig().poolStddev).toBe(0.05);
+    const spread = (poolStddev?: number) => {
+      const layer = new CollectiveKVAttention({ numHeads: 2, keyDim: 8, poolSize: 256, poolSeed: 3, poolStddev });
+      tf.tidy(() => { layer.apply(tf.zeros([1, 2, 3])); });
+      const values = Array.from(layer.weights.find((w) => w.name.endsWith('value_pool'))!.read().dataSync());
+      layer.dispose();
+      return Math.sqrt(values.reduce((s, x) => s + x * x, 0) / values.length);
+    };
+    // 256 x 15 draws: the sample std is within a few percent of the requested one.
+    expect(spread()).toBeCloseTo(1, 1);
+    expect(spread(0.05) / 0.05).toBeCloseTo(1, 1);
+  });
 });
