@@ -77,6 +77,9 @@ export interface BenchCtrVariant {
   trainSeconds: number;
   samplesPerSecond: number;
   bestValidationAuc: number;
+  /** The epoch whose weights were restored (early stopping) and the validation AUC after each epoch. */
+  bestEpoch?: number;
+  validationAuc?: number[];
 }
 
 export interface BenchCtrResult {
@@ -170,6 +173,7 @@ function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: C
     const variant = {
       auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
       epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
+      bestEpoch: fit.bestEpoch, validationAuc: fit.history.map((h) => h.validationAuc),
     };
     log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
       + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);

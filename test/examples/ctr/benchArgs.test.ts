@@ -31,6 +31,8 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--max-minutes=-1'])).toThrow("--max-minutes must be a number >= 0, received '-1'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--negatives', '0'])).toThrow("--negatives must be a positive integer, received '0'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--negatives', '4'])).toMatchObject({ negatives: 4 });
+    expect(parseBenchCtrArgs(['--model', 'sim', '--pool-stddev', '0.2'])).toMatchObject({ collective: { poolStddev: 0.2 } });
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--pool-stddev', '0'])).toThrow("--pool-stddev must be a positive number, received '0'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'product', '--gate', 'straight-through', '--timing-rounds', '0']))
       .toMatchObject({ collective: { router: 'product', gate: 'straight-through' }, timingRounds: 0 });
   });
@@ -48,6 +50,9 @@ describe('bench ctr command line', () => {
       for (const key of ['auc', 'gauc', 'logloss', 'bytesPerToken', 'compressionRatio', 'epochs', 'trainSeconds', 'samplesPerSecond']) {
         expect(Number.isFinite((v as unknown as Record<string, number>)[key])).toBe(true);
       }
+      // One epoch: its validation AUC is the best one, restored.
+      expect(v.validationAuc).toEqual([v.bestValidationAuc]);
+      expect(v.bestEpoch).toBe(1);
     }
     expect(r.settings.collective).toMatchObject({ poolSize: 16, router: 'product' });
     expect(r.stepTiming).toMatchObject({ batchSize: 16, rounds: 2 });
