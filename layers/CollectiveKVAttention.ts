@@ -36,8 +36,8 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * Tokens per training call whose router softmax the balance loss averages: a seeded sample when
    * a call has more (an estimate of the mean over all tokens; the peak loss and the gate still see
    * every token); 0 = all. The balance term is the routing step's dense [tokens, poolSize] work,
-   * so this bounds it. Default 2048. A product-key router averages over every token (its balance
-   * term is an [s, s] matmul), so this does not apply to it.
+   * so this bounds it. Default 2048. With a product-key router the balance term is an [s, s]
+   * matmul over the tokens, N * poolSize work that the sample bounds just as well at large pools.
    */
   balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
@@ -80,7 +80,7 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * 'dense' (default, the paper's): one router column per pool row. 'product': product keys, two
    * sub-routers of s = sqrt(poolSize) columns each, row i*s + j scored a[i] + b[j] (poolSize must
    * be a perfect square). Per token the router then costs 2s columns instead of poolSize (64 vs
-   * 1024), the balance term needs no sampling, and the cache is unchanged (a row index). Not with
+   * 1024), and the cache is unchanged (a row index). Not with
    * routingBiasRate. The s_router weight is [de, 2s] and s_router_bias [2s].
    */
   router?: RouterKind;

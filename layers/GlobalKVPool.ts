@@ -155,15 +155,15 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
   const { sampler = null, gateMode = 'scaled', tail } = options;
   const [rows, index, loss] = tf.tidy(() => {
     const subKeys = w.subKeys;
+    const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
+    const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
     if (subKeys != null) {
-      // Product keys: the logits are [N, 2s], small enough to keep for autodiff; every valid token
-      // enters the balance term (it costs an [s, s] matmul), so there is nothing to sample.
-      const route = productRouteWithLoss(subRouterLogits(x, w, subKeys), mask, weights);
+      // Product keys: the logits are [N, 2s], small enough to keep for autodiff; the balance term
+      // is an [s, s] matmul over the (sampled) tokens.
+      const route = productRouteWithLoss(subRouterLogits(x, w, subKeys), mask, weights, balanceRows);
       const gated = gatherRows(w.pool, route.index, gateMode === 'scaled' ? route.gate : straightThroughOnes(route.gate), tail);
       return route.loss == null ? [gated, route.index] : [gated, route.index, route.loss];
     }
-    const sample = weights.balanceWeight === 0 ? null : sampler?.sample(x.size / x.shape[x.rank - 1]) ?? null;
-    const balanceRows = sample == null ? null : tf.tensor1d(sample, 'int32');
     const { index: chosen, gate, loss: l } = routeWithLoss(x, w.router, w.routerBias, mask, weights, balanceRows);
     const gated = gatherRows(w.pool, chosen, gateMode === 'scaled' ? gate : straightThroughOnes(gate), tail);
     return l == null ? [gated, chosen] : [gated, chosen, l];

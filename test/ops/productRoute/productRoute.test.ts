@@ -2,7 +2,7 @@
 // columns, routed by routeTop1 and scored by the composite routing loss (values and gradients).
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../../util/backends';
-import { SubRouterLogits, productRouteTop1, productRouteWithLoss, productRoutingLoss, productSubKeys, routeTop1, routingLossComposite } from '../../../ops/index';
+import { SubRouterLogits, gatherRows, productRouteTop1, productRouteWithLoss, productRoutingLoss, productSubKeys, routeTop1, routingLossComposite } from '../../../ops/index';
 
 /** [..., 2s] -> the two sub-routers' logits. */
 function halves(logits: tf.Tensor): SubRouterLogits {
@@ -70,6 +70,34 @@ describeEachBackend('productRoute', () => {
     onePass.dispose();
     expect(maxAbsDiff(want, tf.zerosLike(want))).toBeGreaterThan(1e-3);
     tf.dispose([logits, mask, probe, got, want]);
+  });
+
+  test('balanceRows: the balance term over the sampled rows only, the peak over every valid row; values and gradients', () => {
+    const before = tf.memory().numTensors;
+    const logits = randomTensor([3, 4, 2 * s], 4, 2);
+    const mask = tf.tensor2d([[1, 1, 1, 1], [0, 1, 1, 1], [1, 1, 0, 0]]);
+    const rows = [0, 2, 4, 5, 9, 10];  // flattened rows; 4 and 10 are padding
+    const balanceRows = tf.tensor1d(rows, 'int32');
+    const flatMask = tf.reshape(mask, [-1]);
+    // Reference: the dense composite's peak over all tokens plus its balance over the sampled rows' joint logits.
+    const reference = (l: tf.Tensor) => tf.tidy(() => {
+      const joint = tf.reshape(jointLogits(l, s), [-1, s * s]);
+      const peak = routingLossComposite(joint, flatMask, { peakWeight: weights.peakWeight, balanceWeight: 0 });
+      // gatherRows: wasm has no gradient kernel for tf.gather.
+      const balance = routingLossComposite(gatherRows(joint, balanceRows), tf.gather(flatMask, balanceRows), { peakWeight: 0, balanceWeight: weights.balanceWeight });
+      return tf.add(peak, balance) as tf.Scalar;
+    });
+    const sampled = (l: tf.Tensor) => tf.tidy(() => productRouteWithLoss(halves(l), mask, weights, balanceRows).loss as tf.Scalar);
+    const [got, want] = [sampled(logits), reference(logits)];
+    expect(Math.abs(got.dataSync()[0] - want.dataSync()[0])).toBeLessThan(1e-5);
+    // The sample changes the value (so the test can tell it is used).
+    const all = tf.tidy(() => productRoutingLoss(halves(logits), mask, weights) as tf.Scalar);
+    expect(Math.abs(all.dataSync()[0] - got.dataSync()[0])).toBeGreaterThan(1e-4);
+    const [gGot, gWant] = [tf.grad(sampled)(logits), tf.grad(reference)(logits)];
+    expect(maxAbsDiff(gGot, gWant)).toBeLessThan(1e-5);
+    tf.tidy(() => expect(() => productRouteWithLoss(halves(logits), mask, weights, tf.tensor1d([0.5]))).toThrow(/balanceRows.*int32/));
+    tf.dispose([logits, mask, balanceRows, flatMask, got, want, all, gGot, gWant]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   test('bad inputs are named', () => {
