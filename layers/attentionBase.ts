@@ -318,7 +318,6 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   }
 }
 
-/** kwargs.mask from tfjs's executor: a tensor, or one per input (then the kvSource's, else the first). */
 /**
  * Which of an attention call's inputs is the query, the K/V source and the mask: x, [x, mask]
  * (self-attention: a rank-2 second input is the mask, not a kvSource), [query, kvSource] or
@@ -330,6 +329,7 @@ export function attentionInputRoles<T>(list: readonly T[], rank: (input: T) => n
   return { query, source: list[1] ?? query, mask: list[2] ?? null };
 }
 
+/** kwargs.mask from tfjs's executor: a tensor, or one per input (then the kvSource's, else the first). */
 function kwargsMask(kwargs: Kwargs): tf.Tensor | null {
   const m: unknown = kwargs.mask;
   if (m instanceof tf.Tensor) return m;

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../gatherRows/index';
 import type { RoutingLossWeights } from '../routingLoss/core';
-import { ArgumentError, assertFloatDtype, assertShape, describeShape, dim } from '../util/validate';
+import { ArgumentError, assertFloatDtype, assertRowSample, assertShape, describeShape, dim } from '../util/validate';
 
 const OP = 'productRoute';
 
@@ -79,7 +79,7 @@ export function productRoutingLoss(logits: SubRouterLogits, mask: tf.Tensor | nu
 export function productRouteWithLoss(logits: SubRouterLogits, mask: tf.Tensor | null, weights: RoutingLossWeights,
   balanceRows: tf.Tensor | null = null): ProductRoute & { loss: tf.Scalar | null } {
   const s = checkInputs(logits, mask);
-  if (balanceRows != null) checkBalanceRows(balanceRows);
+  if (balanceRows != null) assertRowSample(OP, 'balanceRows', balanceRows);
   const lead = logits.a.shape.slice(0, -1);
   const withLoss = weights.peakWeight !== 0 || weights.balanceWeight !== 0;
   const [index, gate, loss] = tf.tidy(() => {
@@ -118,13 +118,6 @@ function routingLossOf(a: tf.Tensor, b: tf.Tensor, winner: tf.Tensor | null, mas
 /** max(count, 1): a batch of pure padding contributes 0 instead of NaN. */
 function validCount(valid: tf.Tensor): tf.Tensor {
   return tf.maximum(tf.sum(valid), 1);
-}
-
-function checkBalanceRows(rows: tf.Tensor): void {
-  // Shape and dtype only, as routeWithLoss: reading the indices would stall a GPU backend every step.
-  if (rows.dtype !== 'int32' || rows.rank !== 1 || rows.size === 0) {
-    throw new ArgumentError(OP, 'balanceRows', 'a non-empty int32 tensor [S] of row indices', `${rows.dtype} shape ${describeShape(rows.shape)}`);
-  }
 }
 
 /** s with s * s = poolSize, or null when poolSize is not a perfect square. */

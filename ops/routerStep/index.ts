@@ -11,7 +11,7 @@ import type { RoutingLossWeights } from '../routingLoss/core';
 import { ROUTING_LOSS, ROUTING_LOSS_GRAD, fusedRoutingLoss } from '../routingLoss/index';
 import './grad';
 import './kernel';
-import { ArgumentError, assertFloatDtype, assertRank, assertShape, dim, hasKernel } from '../util/validate';
+import { ArgumentError, assertFloatDtype, assertRank, assertRowSample, assertShape, dim, hasKernel } from '../util/validate';
 
 export const ROUTER_STEP = 'CollectiveKVRouterStep';
 const OP = 'routeWithLoss';
@@ -114,11 +114,7 @@ function checkInputs(x: tf.Tensor, router: tf.Tensor, bias: tf.Tensor | null, ma
       throw new ArgumentError(OP, 'mask', 'a float32, int32 or bool tensor', `dtype ${mask.dtype}`);
     }
   }
-  if (balanceRows != null) {
-    assertRank(OP, 'balanceRows', balanceRows, [1]);
-    if (balanceRows.dtype !== 'int32') throw new ArgumentError(OP, 'balanceRows', 'an int32 tensor of row indices', `dtype ${balanceRows.dtype}`);
-    if (balanceRows.size === 0) throw new ArgumentError(OP, 'balanceRows', 'at least one row', 'an empty tensor');
-  }
+  if (balanceRows != null) assertRowSample(OP, 'balanceRows', balanceRows);
   for (const key of ['peakWeight', 'balanceWeight'] as const) {
     const v = w[key];
     if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new ArgumentError(OP, key, 'a finite number >= 0', String(v));

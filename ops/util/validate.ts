@@ -25,6 +25,16 @@ export function assertIntDtype(op: string, arg: string, t: tf.Tensor): void {
   }
 }
 
+/**
+ * A balance-term row sample: a non-empty int32 [S] of row indices. Shape and dtype only: reading the
+ * indices would stall a GPU backend on every training step.
+ */
+export function assertRowSample(op: string, arg: string, rows: tf.Tensor): void {
+  assertRank(op, arg, rows, [1]);
+  assertIntDtype(op, arg, rows);
+  if (rows.size === 0) throw new ArgumentError(op, arg, 'at least one row', 'an empty tensor');
+}
+
 export function assertFloatDtype(op: string, arg: string, t: tf.Tensor): void {
   if (t.dtype !== 'float32') {
     throw new ArgumentError(op, arg, 'a float32 tensor', `dtype ${t.dtype}`);
