@@ -12,7 +12,10 @@ import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkPositive, checkOneOf, checkPositiveInt, dense,
   resolveActivation, zeros,
 } from './common';
-import { GATE_MODES, GateMode, PoolWeights, ROUTER_KINDS, RouterKind, Routing, routerColumns, routerSubKeys, routeTokens, scaleRouterInit, trainingRows } from './GlobalKVPool';
+import {
+  ATTENTION_ROUTER_KINDS, AttentionRouterKind, GATE_MODES, GateMode, PoolWeights, Routing, nearestRouter, nearestTrainingRows, routerColumns, routerSubKeys,
+  routeTokens, scaleRouterInit, trainingRows,
+} from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
 
 export type ShareMode = 'kv' | 'k' | 'v';
@@ -38,6 +41,7 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * every token); 0 = all. The balance term is the routing step's dense [tokens, poolSize] work,
    * so this bounds it. Default 2048. With a product-key router the balance term is an [s, s]
    * matmul over the tokens, N * poolSize work that the sample bounds just as well at large pools.
+   * With router 'nearest' the sample is the VQ loss's.
    */
   balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
@@ -82,8 +86,22 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * be a perfect square). Per token the router then costs 2s columns instead of poolSize (64 vs
    * 1024), and the cache is unchanged (a row index). Not with
    * routingBiasRate. The s_router weight is [de, 2s] and s_router_bias [2s].
+   *
+   * 'nearest': each token takes the pool row nearest to a learned projection enc(x) = x W + b of
+   * width H*d - userDim (s_encoder_kernel, s_encoder_bias), trained as a VQ-VAE codebook: the
+   * forward reads the row, its gradient reaches the row and, straight through, enc(x); a loss
+   * pulls rows and projections together (commitmentWeight). No gate, no peak or balance loss (their
+   * weights are unused). The pool starts as enc(x) of random valid tokens of the first training call
+   * (s_pool_ready, not trainable, records that it happened, so a loaded model keeps its pool).
+   * Inference routes with the equivalent dense router (2 W P^T, 2 b P^T - ||P_j||^2), so the cache
+   * is unchanged. Not with routerDim, routingBiasRate or gate.
    */
-  router?: RouterKind;
+  router?: AttentionRouterKind;
+  /**
+   * With router 'nearest': weight of the commitment term ||sg(row) - enc(x)||^2 (the row's own term
+   * ||row - sg(enc(x))||^2 has weight 1). Default 0.25 (VQ-VAE's).
+   */
+  commitmentWeight?: number;
 }
 
 type Side = 'key' | 'value';
@@ -91,9 +109,17 @@ type Side = 'key' | 'value';
 /** The weights of one side: a full projection, or pool + router + user projection. */
 type SideWeights =
   | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
-  | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable; routerBias: tfl.LayerVariable | null;
+  | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable | null; routerBias: tfl.LayerVariable | null;
       routerProjection: tfl.LayerVariable | null; routingBias: tfl.LayerVariable | null; userKernel: tfl.LayerVariable;
-      userBias: tfl.LayerVariable | null };
+      userBias: tfl.LayerVariable | null; encoder: NearestEncoder | null };
+
+/** The collective projection of a nearest-routed side and the flag of its pool's data init. */
+interface NearestEncoder {
+  kernel: tfl.LayerVariable;
+  bias: tfl.LayerVariable | null;
+  /** [1], not trainable: 1 once the pool was set from data. */
+  poolReady: tfl.LayerVariable;
+}
 
 /**
  * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
@@ -130,13 +156,16 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly routerDim: number;
   readonly routingBiasRate: number;
   readonly gate: GateMode;
-  readonly router: RouterKind;
+  readonly router: AttentionRouterKind;
+  readonly commitmentWeight: number;
   /** s = sqrt(poolSize) for a product-key router, null for a dense one. */
   private readonly subKeys: number | null;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
   private sides: { key: SideWeights; value: SideWeights } | null = null;
+  /** Nearest-routed sides whose pool is known to be set from data (saves reading the flag each call). */
+  private readonly poolsReady = new Set<Side>();
 
   constructor(args: CollectiveKVAttentionArgs) {
     const name = CollectiveKVAttention.className;
@@ -154,15 +183,28 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
-    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ROUTER_KINDS);
-    this.subKeys = routerSubKeys(name, this.router, this.poolSize);
+    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ATTENTION_ROUTER_KINDS);
+    this.subKeys = this.router === 'product' ? routerSubKeys(name, this.router, this.poolSize) : null;
+    this.commitmentWeight = checkNonNegative(name, 'commitmentWeight', args.commitmentWeight ?? 0.25);
     if (this.router === 'product' && this.routingBiasRate > 0) {
       throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
     }
+    if (this.router === 'nearest') this.checkNearestArgs(args);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
     this.addLoss(() => this.auxLosses.take());
+  }
+
+  /** Options that have no meaning with nearest-row routing (it has no router weights and no gate). */
+  private checkNearestArgs(args: CollectiveKVAttentionArgs): void {
+    const name = CollectiveKVAttention.className;
+    const unused: Array<[string, unknown, unknown]> = [['routerDim', args.routerDim, 0], ['routingBiasRate', args.routingBiasRate, 0], ['gate', args.gate, undefined]];
+    for (const [arg, value, neutral] of unused) {
+      if (value != null && value !== neutral) {
+        throw new ArgumentError(name, arg, `${neutral === undefined ? 'unset' : neutral} with router 'nearest' (it routes by distance, without router weights or a gate)`, String(value));
+      }
+    }
   }
 
   private checkUserDim(dimName: string, headDim: number): void {
@@ -209,13 +251,31 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     return { ...w, routerBias: w.routerBias == null ? extra : tf.add(w.routerBias, extra) };
   }
 
-  /** Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies; without the routing bias). */
+  /**
+   * Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies;
+   * without the routing bias). With router 'nearest' the router and its bias are the equivalent
+   * dense router, computed from the encoder and the pool (new tensors: call inside a tidy).
+   */
   poolWeights(side: Side): PoolWeights {
+    const s = this.pooledSide(side);
+    if (s.encoder != null) {
+      const pool = s.pool.read();
+      return { pool, ...nearestRouter({ pool, kernel: s.encoder.kernel.read(), bias: s.encoder.bias?.read() ?? null }), subKeys: null };
+    }
+    return { pool: s.pool.read(), router: (s.router as tfl.LayerVariable).read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
+  }
+
+  /** The pool [poolSize, H*d - userDim] of a shared side (not a copy). */
+  poolTable(side: Side): tf.Tensor {
+    return this.pooledSide(side).pool.read();
+  }
+
+  private pooledSide(side: Side): Extract<SideWeights, { kind: 'pooled' }> {
     const s = this.side(side);
     if (s.kind !== 'pooled') {
       throw new ArgumentError(CollectiveKVAttention.className, 'side', `a shared side (share is '${this.share}')`, `'${side}'`);
     }
-    return { pool: s.pool.read(), router: s.router.read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
+    return s;
   }
 
   // ------------------------------------------------------------ hooks
@@ -231,19 +291,29 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (!this.isShared(side)) {
       return { kind: 'full', kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
     }
+    const poolWidth = width - this.userDim;
+    const pool = this.addWeight(`${side}_pool`, [this.poolSize, poolWidth], 'float32',
+      tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev, seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) }));
+    const nearest = this.router === 'nearest';
+    const router = nearest ? null
+      : this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]);
     const weights: SideWeights = {
       kind: 'pooled',
-      pool: this.addWeight(`${side}_pool`, [this.poolSize, width - this.userDim], 'float32',
-        tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev, seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) })),
+      pool,
       routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
-      router: this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]),
-      routerBias: this.addBias(`${side}_router_bias`, routerColumns(this.poolSize, this.subKeys)),
+      router,
+      routerBias: nearest ? null : this.addBias(`${side}_router_bias`, routerColumns(this.poolSize, this.subKeys)),
       routingBias: this.routingBiasRate > 0
         ? this.addWeight(`${side}_routing_bias`, [this.poolSize], 'float32', zeros(), undefined, false) : null,
       userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
       userBias: this.addBias(`${side}_user_bias`, this.userDim),
+      encoder: nearest ? {
+        kernel: this.addKernel(`${side}_encoder_kernel`, [sourceDim, poolWidth]),
+        bias: this.addBias(`${side}_encoder_bias`, poolWidth),
+        poolReady: this.addWeight(`${side}_pool_ready`, [1], 'float32', zeros(), undefined, false),
+      } : null,
     };
-    scaleRouterInit(weights.router, this.kernelInit, this.poolSize, this.subKeys);
+    if (router != null) scaleRouterInit(router, this.kernelInit, this.poolSize, this.subKeys);
     return weights;
   }
 
@@ -264,11 +334,55 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       const { index } = routeTokens(routed, this.routingWeights(side));
       return { values: gatherRows(s.pool.read(), index, undefined, this.userPart(s, source)), loss: null };
     }
+    if (s.encoder != null) return this.nearestForward(side, s.pool, s.encoder, source, mask, this.userPart(s, source));
     // Training keeps no router logits for the backward pass (see trainingRows).
     const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this,
       { sampler: this.samplers[side], gateMode: this.gate, tail: this.userPart(s, source) });
     if (s.routingBias != null) updateRoutingBias(s.routingBias, index, mask, this.routingBiasRate);
     return { values: rows, loss };
+  }
+
+  /** Training forward of a nearest-routed side; the first call sets the pool from the data. */
+  private nearestForward(side: Side, pool: tfl.LayerVariable, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null,
+    tail: tf.Tensor): { values: tf.Tensor; loss: tf.Scalar } {
+    const kernel = encoder.kernel.read();
+    const bias = encoder.bias?.read() ?? null;
+    if (!this.poolsReady.has(side)) {
+      const ready = () => encoder.poolReady.read().dataSync()[0] > 0;
+      if (!ready()) this.initializePoolFromData(side, pool, encoder, source, mask);
+      if (ready()) this.poolsReady.add(side);
+    }
+    const lossRows = this.samplers[side].sample(source.size / (source.shape[source.rank - 1] as number));
+    const { rows, loss } = nearestTrainingRows(source, { pool: pool.read(), kernel, bias }, mask, this.commitmentWeight, { tail, lossRows });
+    return { values: rows, loss };
+  }
+
+  /**
+   * Pool rows = enc(x) of distinct random valid tokens of this call (seeded by poolSeed); with
+   * fewer valid tokens than rows, tokens repeat with a small seeded jitter so no two rows coincide.
+   * Random normal rows would sit far from enc(x) (a different scale and a subspace of it), and
+   * nearest-row routing would send nearly every token to the few rows that happen to be closest.
+   */
+  private initializePoolFromData(side: Side, pool: tfl.LayerVariable, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null): void {
+    const width = pool.shape[1] as number;
+    const seed = (this.poolSeed ?? 0) + (side === 'key' ? 0 : 1);
+    const tokens = source.size / (source.shape[source.rank - 1] as number);
+    const validFlags = mask?.dataSync() ?? null;
+    const valid: number[] = [];
+    for (let i = 0; i < tokens; i++) if (validFlags == null || validFlags[i] > 0) valid.push(i);
+    if (valid.length === 0) return; // nothing to learn from yet: the next call tries again
+    const distinct = new BalanceSampler(this.poolSize, `${this.name}/${side}/pool-init/${seed}`).sample(valid.length);
+    const pick = Int32Array.from({ length: this.poolSize }, (_, j) => valid[distinct == null ? j % valid.length : distinct[j]]);
+    tf.tidy(() => {
+      const encoded = tf.reshape(dense(source, encoder.kernel.read(), encoder.bias?.read() ?? null), [-1, width]);
+      let rows = tf.gather(encoded, tf.tensor1d(pick, 'int32'));
+      if (distinct == null) {
+        const scale = tf.mul(tf.sqrt(tf.mean(tf.square(rows))), 1e-2);
+        rows = tf.add(rows, tf.mul(tf.randomNormal(rows.shape, 0, 1, 'float32', seed), scale));
+      }
+      pool.write(rows);
+      encoder.poolReady.write(tf.ones([1]));
+    });
   }
 
   private userPart(s: Extract<SideWeights, { kind: 'pooled' }>, source: tf.Tensor): tf.Tensor {
@@ -303,7 +417,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (keys.kind === 'pooled' && values.kind === 'pooled' && scoreBias == null) {
       return collectiveAttention(q,
         { indexK: keys.index, userK: keys.user, indexV: values.index, userV: values.user, mask: block.mask },
-        { poolK: this.poolWeights('key').pool, poolV: this.poolWeights('value').pool }, options);
+        { poolK: this.poolTable('key'), poolV: this.poolTable('value') }, options);
     }
     const k = this.materialize('key', keys);
     const v = this.materialize('value', values);
@@ -312,7 +426,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   private materialize(side: Side, cached: CacheSide): tf.Tensor {
     if (cached.kind === 'full') return cached.values;
-    return gatherRows(this.poolWeights(side).pool, cached.index, undefined, cached.user);
+    return gatherRows(this.poolTable(side), cached.index, undefined, cached.user);
   }
 
   protected override onAuxiliaryLoss(loss: tf.Scalar): void {
@@ -347,6 +461,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
       ...(this.router === 'dense' ? {} : { router: this.router }),
+      ...(this.router === 'nearest' && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
     };
   }
 }

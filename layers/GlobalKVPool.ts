@@ -7,7 +7,8 @@ import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRouteWithLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
-import { ArgumentError, describeShape } from '../ops/util/validate';
+import { ArgumentError, describeShape, dim } from '../ops/util/validate';
+import { keptView, tapeIsRecording } from '../ops/util/tape';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
   checkOneOf, checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
@@ -169,6 +170,155 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
     return l == null ? [gated, chosen] : [gated, chosen, l];
   });
   return { rows, index, loss: (loss as tf.Scalar | undefined) ?? null };
+}
+
+// ---------------------------------------------------------------- nearest-row routing
+
+/**
+ * Router kinds of CollectiveKVAttention: the pool's own ('dense', 'product') plus 'nearest', where
+ * a token takes the pool row nearest to a learned projection of it (see nearestTrainingRows).
+ */
+export type AttentionRouterKind = RouterKind | 'nearest';
+export const ATTENTION_ROUTER_KINDS = [...ROUTER_KINDS, 'nearest'] as const;
+
+/** A nearest-routed side: the pool and the collective projection enc(x) = x W (+ b) whose nearest row is chosen. */
+export interface NearestWeights {
+  /** [poolSize, dg] */
+  pool: tf.Tensor;
+  /** [de, dg] */
+  kernel: tf.Tensor;
+  /** [dg] or null */
+  bias: tf.Tensor | null;
+}
+
+/**
+ * The dense router that routes exactly as nearest-row routing: argmin_j ||x W + b - P_j||^2 =
+ * argmax_j (x R + r)_j with R = 2 W P^T [de, poolSize] and r_j = 2 b.P_j - ||P_j||^2. So at
+ * inference (and in the cache) a nearest-routed side is an ordinary linear top-1 router.
+ */
+export function nearestRouter(w: NearestWeights): { router: tf.Tensor; routerBias: tf.Tensor } {
+  return tf.tidy(() => {
+    const router = tf.mul(2, tf.matMul(w.kernel, w.pool, false, true));
+    const norms = tf.sum(tf.square(w.pool), 1);
+    const routerBias = w.bias == null ? tf.neg(norms)
+      : tf.sub(tf.mul(2, tf.reshape(tf.matMul(tf.reshape(w.bias, [1, -1]), w.pool, false, true), [-1])), norms);
+    return { router, routerBias };
+  });
+}
+
+/**
+ * Index of the nearest pool row per token, off the gradient tape (a customGrad forward records
+ * nothing): the [tokens, poolSize] logits are freed at once instead of being kept for a backward
+ * pass that has nothing to send through an index.
+ */
+const nearestIndexOffTape = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, kernel, bias, pool] = args as tf.Tensor[];
+  const index = tf.tidy(() => {
+    const { router, routerBias } = nearestRouter({ pool, kernel, bias });
+    return routeTop1(dense(x, router, routerBias)).index;
+  });
+  return { value: index, gradFunc: () => [x, kernel, bias, pool].map((t) => tf.zerosLike(t)) };
+}) as (x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, pool: tf.Tensor) => tf.Tensor;
+
+/** Index [...] of the pool row nearest to enc(x) for x [..., de]. */
+export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
+  return tf.tidy(() => nearestIndexOffTape(x, w.kernel, w.bias ?? tf.zeros([dim(w.kernel, 1)]), w.pool));
+}
+
+/**
+ * Value of `rows` ([..., dg + du]: pool rows joined to the user part); the gradient goes to `rows`
+ * unchanged and, straight through, its first dg columns to `encoded` [..., dg].
+ */
+const straightThrough = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [rows, encoded] = args as tf.Tensor[];
+  const width = dim(encoded, encoded.rank - 1);
+  return {
+    value: tf.clone(rows),
+    gradFunc: (dy: tf.Tensor) => [dy, width === dim(dy, dy.rank - 1) ? tf.clone(dy) : sliceLast(dy, 0, width)],
+  };
+}) as (rows: tf.Tensor, encoded: tf.Tensor) => tf.Tensor;
+
+/** Columns [start, start + width) of the last axis. */
+function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
+  const begin = t.shape.map((_, i) => (i === t.rank - 1 ? start : 0));
+  const size = t.shape.map((n, i) => (i === t.rank - 1 ? width : n));
+  return tf.slice(t, begin, size);
+}
+
+/**
+ * The VQ loss of chosen pool rows [..., dg] against the encodings [..., dg] they stand for,
+ * averaged over valid tokens:
+ *   mean_valid ( ||rows - sg(enc)||^2 + commitment ||sg(rows) - enc||^2 )
+ * One customGrad: the two terms share their value, and only their gradients differ
+ * (2 (rows - enc) to the rows, -2 commitment (rows - enc) to enc).
+ */
+function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, commitment: number): tf.Scalar {
+  const value = (r: tf.Tensor, e: tf.Tensor, w: tf.Tensor) => tf.tidy(() =>
+    tf.mul(1 + commitment, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
+  if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, validWeights(mask, encoded.shape.slice(0, -1))));
+  // The gradient recomputes the difference from views of the inputs (see keptView) and the
+  // weights kept here; it disposes all three.
+  const weights = tf.keep(validWeights(mask, encoded.shape.slice(0, -1)));
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [r, e] = args as tf.Tensor[];
+    const refs = [keptView(r), keptView(e)];
+    return {
+      value: value(r, e, weights),
+      gradFunc: (dy: tf.Tensor) => {
+        const grads = tf.tidy(() => {
+          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2)), -1));
+          return [scaled, tf.mul(scaled, -commitment)];
+        });
+        tf.dispose([...refs, weights]);
+        return grads;
+      },
+    };
+  })(rows, encoded) as tf.Scalar;
+}
+
+/** tf.gather of int rows with no gradient (wasm has no kernel for gather's gradient; an index has none anyway). */
+const gatherIndexOffTape = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [index, rows] = args as tf.Tensor[];
+  // tfjs wants float32 gradients, even for int inputs.
+  return { value: tf.gather(index, rows), gradFunc: () => [tf.zeros(index.shape), tf.zeros(rows.shape)] };
+}) as (index: tf.Tensor, rows: tf.Tensor) => tf.Tensor;
+
+/** Per-token weights of a mean over the valid tokens (mask 1 valid / 0 padding, or null = all); all 0 when none is valid. */
+function validWeights(mask: tf.Tensor | null, shape: number[]): tf.Tensor {
+  if (mask == null) return tf.fill(shape, 1 / shape.reduce((a, b) => a * b, 1));
+  const m = tf.cast(mask, 'float32');
+  return tf.div(m, tf.maximum(tf.sum(m), 1));
+}
+
+/**
+ * Training forward of a nearest-routed side (vector quantization, as VQ-VAE trains its codebook):
+ * each token takes the pool row P_j nearest to enc(x); the forward reads P_j (what inference and
+ * the cache read), and the gradient of the rows reaches both P_j and, straight through, enc(x),
+ * so the projection and the embeddings under it learn from the task as in MultiHeadAttention.
+ * The loss, over valid tokens, pulls each chosen row toward its tokens and the tokens toward it:
+ *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 )
+ * Returns the rows (joined to options.tail, the user part, when given), the index and the loss (0
+ * when no token is valid). options.lossRows: rows of the flattened tokens the loss averages over
+ * (a sample, as the balance term's), null = all.
+ */
+export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Tensor | null, commitmentWeight: number,
+  options: { tail?: tf.Tensor; lossRows?: Int32Array | null } = {}): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar } {
+  const { tail, lossRows = null } = options;
+  const [rows, index, loss] = tf.tidy(() => {
+    const encoded = dense(x, w.kernel, w.bias);
+    const chosenIndex = nearestIndex(x, w);
+    const joined = gatherRows(w.pool, chosenIndex, undefined, tail);
+    const out = straightThrough(joined, encoded);
+    if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), encoded, mask, commitmentWeight)];
+    // The loss over sampled tokens only: rows [S] of the flattened tokens.
+    const width = dim(encoded, encoded.rank - 1);
+    const sample = tf.tensor1d(lossRows, 'int32');
+    const sampledIndex = gatherIndexOffTape(tf.reshape(chosenIndex, [-1]), sample);
+    const sampledMask = mask == null ? null : tf.gather(tf.reshape(mask, [-1]), sample);
+    const loss = vqLoss(gatherRows(w.pool, sampledIndex), gatherRows(tf.reshape(encoded, [-1, width]), sample), sampledMask, commitmentWeight);
+    return [out, chosenIndex, loss];
+  });
+  return { rows, index, loss: loss as tf.Scalar };
 }
 
 /**

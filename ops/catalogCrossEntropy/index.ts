@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { scatterAddRows } from '../scatterAddRows/index';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, dim } from '../util/validate';
+import { keptView, tapeIsRecording } from '../util/tape';
 
 const OP = 'catalogCrossEntropy';
 
@@ -27,10 +28,8 @@ export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, tar
   if (!tapeIsRecording()) return lossValue(hidden, table, targets, chunk);
   const loss = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [h, t] = inputs as [tf.Tensor2D, tf.Tensor2D];
-    // The backward pass needs h and t. customGrad's `save` clones, and on wasm a clone is a copy
-    // that tfjs's kernel leak check (IS_TEST) reports; a reshape shares the data (refcounted), so
-    // these references cost nothing. The gradient disposes them.
-    const refs: [tf.Tensor2D, tf.Tensor2D] = [tf.keep(tf.reshape(h, [dim(h, 0), dim(h, 1)])), tf.keep(tf.reshape(t, [dim(t, 0), dim(t, 1)]))];
+    // The backward pass needs h and t (see keptView); the gradient disposes them.
+    const refs: [tf.Tensor2D, tf.Tensor2D] = [keptView(h), keptView(t)];
     return {
       value: lossValue(h, t, targets, chunk),
       gradFunc: (dy: tf.Tensor) => {
@@ -41,15 +40,6 @@ export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, tar
     };
   });
   return loss(hidden, table) as tf.Scalar;
-}
-
-/**
- * Whether a gradient tape records ops now (tfjs keeps no public flag). Without one the loss is
- * computed directly, so the references the gradient would release are never taken.
- */
-function tapeIsRecording(): boolean {
-  const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
-  return typeof engine.isTapeOn === 'function' ? engine.isTapeOn() : true;
 }
 
 function lossValue(h: tf.Tensor2D, t: tf.Tensor2D, targets: tf.Tensor1D, chunk: number): tf.Scalar {

@@ -97,7 +97,7 @@ export function keysAndValues(layer: AttentionLayer, kvSource: tf.Tensor, mask: 
 
 function fullSide(layer: AttentionLayer, side: 'key' | 'value', cached: CacheSide): tf.Tensor {
   if (cached.kind === 'full') return tf.clone(cached.values);
-  const pool = (layer as CollectiveKVAttention).poolWeights(side).pool;
+  const pool = (layer as CollectiveKVAttention).poolTable(side);
   return gatherRows(pool, cached.index, undefined, cached.user);
 }
 

@@ -71,7 +71,7 @@ export function projectKeys(layer: AttentionLayer, events: tf.Tensor, mask: tf.T
   try {
     return tf.tidy(() => {
       if (block.keys.kind === 'full') return tf.clone(block.keys.values) as tf.Tensor3D;
-      const pool = 'poolWeights' in layer ? layer.poolWeights('key').pool : null;
+      const pool = 'poolTable' in layer ? layer.poolTable('key') : null;
       if (pool == null) throw new Error(`projectKeys: layer ${layer.name} has pooled keys but no pool`);
       return tf.concat([gatherRows(pool, block.keys.index), block.keys.user], -1) as tf.Tensor3D;
     });

@@ -1,0 +1,294 @@
+// Nearest-row routing (router: 'nearest'): each token takes the pool row nearest to a learned
+// projection of it; the pool starts from the data; the training forward reads the rows with a
+// straight-through gradient to the projection and a VQ loss; inference routes with the equivalent
+// dense router; the option is validated and round-trips with its state.
+import * as tf from '@tensorflow/tfjs-core';
+import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
+import { CollectiveKVAttention, nearestIndex, nearestRouter, nearestTrainingRows } from '../../layers/index';
+import { weightBySuffix } from './helpers';
+
+const TOL = 2e-5;
+
+function layer(extra: Record<string, unknown> = {}): CollectiveKVAttention {
+  return new CollectiveKVAttention({ numHeads: 2, keyDim: 4, valueDim: 3, poolSize: 6, userDim: 2, router: 'nearest', poolSeed: 3,
+    kernelInitializer: { className: 'GlorotUniform', config: { seed: 9 } }, ...extra });
+}
+
+/** enc(x) = x W + b of a side, [tokens, dg]. */
+function encoded(l: CollectiveKVAttention, side: 'key' | 'value', x: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    const w = weightBySuffix(l, `${side}_encoder_kernel`).read();
+    const b = weightBySuffix(l, `${side}_encoder_bias`).read();
+    return tf.add(tf.matMul(tf.reshape(x, [-1, w.shape[0]]), w), b) as tf.Tensor2D;
+  });
+}
+
+/** argmin_j ||e_i - P_j||^2 per row of e, by brute force in float64. */
+function bruteNearest(e: tf.Tensor2D, pool: tf.Tensor): number[] {
+  const [n, d] = e.shape;
+  const m = pool.shape[0] as number;
+  const ev = e.dataSync();
+  const pv = pool.dataSync();
+  return Array.from({ length: n }, (_, i) => {
+    let best = 0;
+    let bestDistance = Infinity;
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let c = 0; c < d; c++) s += (ev[i * d + c] - pv[j * d + c]) ** 2;
+      if (s < bestDistance) { bestDistance = s; best = j; }
+    }
+    return best;
+  });
+}
+
+/** out[j] = sum of the rows i with index[i] = j (wasm has no UnsortedSegmentSum kernel). */
+function segmentSum(rows: tf.Tensor, index: number[], m: number): tf.Tensor {
+  const values = rows.arraySync() as number[][];
+  const out = Array.from({ length: m }, () => new Array<number>(values[0].length).fill(0));
+  values.forEach((row, i) => row.forEach((v, c) => { out[index[i]][c] += v; }));
+  return tf.tensor2d(out);
+}
+
+describeEachBackend('nearest-row router', () => {
+  test('the first training call sets the pool to enc(x) of distinct valid tokens, once', () => {
+    const l = layer();
+    const x = randomTensor([2, 5, 5], 1, 1);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]);
+    (l.apply([x, mask]) as tf.Tensor).dispose(); // inference: builds, no init
+    expect(weightBySuffix(l, 'value_pool_ready').read().dataSync()[0]).toBe(0);
+    (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    for (const side of ['key', 'value'] as const) {
+      expect(weightBySuffix(l, `${side}_pool_ready`).read().dataSync()[0]).toBe(1);
+      const e = encoded(l, side, x);
+      const pool = weightBySuffix(l, `${side}_pool`).read();
+      const ev = e.arraySync();
+      const rows = pool.arraySync() as number[][];
+      const validTokens = [0, 1, 2, 3, 4, 7, 8, 9];
+      const matched = rows.map((row) => validTokens.findIndex((t) => Math.max(...row.map((v, c) => Math.abs(v - ev[t][c]))) < 1e-6));
+      expect(matched.every((t) => t >= 0)).toBe(true);
+      expect(new Set(matched).size).toBe(rows.length); // distinct tokens (8 valid >= 6 rows)
+      e.dispose();
+    }
+    // A second training call leaves the pool alone (no optimizer step in between).
+    const before = weightBySuffix(l, 'key_pool').read().clone();
+    const other = randomTensor([2, 5, 5], 2, 1);
+    (l.apply([other, mask], { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    expect(maxAbsDiff(before, weightBySuffix(l, 'key_pool').read())).toBe(0);
+    tf.dispose([x, mask, before, other]);
+    l.dispose();
+  });
+
+  test('with fewer valid tokens than rows, rows repeat tokens with a small jitter and stay distinct', () => {
+    const l = layer();
+    const x = randomTensor([1, 4, 5], 3, 1);
+    const mask = tf.tensor2d([[0, 1, 1, 1]]);
+    (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    const e = encoded(l, 'key', x).arraySync();
+    const rows = weightBySuffix(l, 'key_pool').read().arraySync() as number[][];
+    const scale = Math.sqrt(e.slice(1).flat().reduce((s, v) => s + v * v, 0) / (3 * e[0].length));
+    for (const row of rows) {
+      const nearest = Math.min(...[1, 2, 3].map((t) => Math.max(...row.map((v, c) => Math.abs(v - e[t][c])))));
+      expect(nearest).toBeLessThan(0.1 * scale);
+    }
+    const keys = new Set(rows.map((r) => r.map((v) => v.toFixed(7)).join(',')));
+    expect(keys.size).toBe(rows.length);
+    tf.dispose([x, mask]);
+    l.dispose();
+  });
+
+  test('routes to the nearest row: inference, training and the cache read the same rows, no gate', () => {
+    const l = layer();
+    const x = randomTensor([2, 6, 5], 4, 1);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]);
+    (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    // Move the pool off the tokens so routing is a real choice.
+    for (const side of ['key', 'value'] as const) {
+      const pool = weightBySuffix(l, `${side}_pool`);
+      const moved = tf.tidy(() => tf.add(pool.read(), randomTensor(pool.shape as number[], side === 'key' ? 5 : 6, 0.3)));
+      pool.write(moved);
+      moved.dispose();
+    }
+    const probe = randomTensor([2, 6, 5], 7, 1);
+    for (const side of ['key', 'value'] as const) {
+      const route = l.route(side, probe);
+      const e = encoded(l, side, probe);
+      expect(Array.from(route.index.dataSync())).toEqual(bruteNearest(e, weightBySuffix(l, `${side}_pool`).read()));
+      tf.dispose([route.index, route.gate, route.logits, e]);
+    }
+    const before = tf.memory().numTensors;
+    const y = l.apply([probe, mask]) as tf.Tensor;
+    const train = l.apply([probe, mask], { training: true }) as tf.Tensor;
+    const loss = l.auxiliaryLoss();
+    expect(maxAbsDiff(train, y)).toBeLessThan(TOL);
+    const block = l.computeCache(probe, mask);
+    const cached = l.attendCached(probe, block);
+    expect(maxAbsDiff(cached, y)).toBeLessThan(TOL);
+    tf.dispose([y, train, loss, cached]);
+    block.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, mask, probe]);
+    l.dispose();
+  });
+
+  test('nearestRouter is the dense router of the same argmin; nearestIndex agrees with brute force', () => {
+    const x = randomTensor([30, 4], 8, 1);
+    const w = { pool: randomTensor([7, 3], 9, 1), kernel: randomTensor([4, 3], 10, 1), bias: randomTensor([3], 11, 1) };
+    const e = tf.tidy(() => tf.add(tf.matMul(x, w.kernel), w.bias)) as tf.Tensor2D;
+    const want = bruteNearest(e, w.pool);
+    const index = nearestIndex(x, w);
+    expect(Array.from(index.dataSync())).toEqual(want);
+    const { router, routerBias } = nearestRouter(w);
+    const viaRouter = tf.tidy(() => tf.argMax(tf.add(tf.matMul(x, router), routerBias), -1));
+    expect(Array.from(viaRouter.dataSync())).toEqual(want);
+    const noBias = nearestIndex(x, { ...w, bias: null });
+    const eNoBias = tf.matMul(x, w.kernel) as tf.Tensor2D;
+    expect(Array.from(noBias.dataSync())).toEqual(bruteNearest(eNoBias, w.pool));
+    tf.dispose([x, w.pool, w.kernel, w.bias, e, index, router, routerBias, viaRouter, noBias, eNoBias]);
+  });
+
+  test('nearestTrainingRows: value, VQ loss and its straight-through gradients against hand formulas', () => {
+    const [n, de, dg, du, m, beta] = [9, 4, 3, 2, 5, 0.4];
+    const x = randomTensor([n, de], 12, 1);
+    const pool = randomTensor([m, dg], 13, 1);
+    const kernel = randomTensor([de, dg], 14, 1);
+    const bias = randomTensor([dg], 15, 1);
+    const tail = randomTensor([n, du], 16, 1);
+    const probe = randomTensor([n, dg + du], 17, 1);
+    const maskValues = [1, 1, 0, 1, 1, 1, 0, 1, 1];
+    const mask = tf.tensor1d(maskValues);
+    const before = tf.memory().numTensors;
+    const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor) => {
+      const { rows, index, loss } = nearestTrainingRows(x, { pool: p, kernel: k, bias: b }, mask, beta, { tail: t });
+      index.dispose();
+      return tf.add(tf.sum(tf.mul(rows, probe)), loss) as tf.Scalar;
+    };
+    const got = tf.grads(f)([pool, kernel, bias, tail]);
+    const { rows, index, loss } = nearestTrainingRows(x, { pool, kernel, bias }, mask, beta, { tail });
+    // By hand: idx = argmin ||e - P_j||, w_i = mask_i / count, diff = P_idx - e.
+    const e = tf.tidy(() => tf.add(tf.matMul(x, kernel), bias)) as tf.Tensor2D;
+    const idx = bruteNearest(e, pool);
+    expect(Array.from(index.dataSync())).toEqual(idx);
+    const count = maskValues.reduce((a, b) => a + b, 0);
+    const want = tf.tidy(() => {
+      const chosen = tf.gather(pool, tf.tensor1d(idx, 'int32'));
+      const diff = tf.sub(chosen, e);
+      const w = tf.div(mask, count);
+      const lossValue = tf.mul(1 + beta, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w)));
+      const twice = tf.mul(diff, tf.expandDims(tf.mul(w, 2), -1));
+      const g = tf.slice(probe, [0, 0], [n, dg]);
+      const toRows = tf.add(g, twice);
+      const toEncoded = tf.sub(g, tf.mul(beta, twice));
+      return {
+        rows: tf.concat([chosen, tail], -1), loss: lossValue,
+        pool: segmentSum(toRows, idx, m),
+        kernel: tf.matMul(x, toEncoded, true, false), bias: tf.sum(toEncoded, 0), tail: tf.slice(probe, [0, dg], [n, du]),
+      };
+    });
+    expect(maxAbsDiff(rows, want.rows)).toBe(0);
+    expect(Math.abs(loss.dataSync()[0] - want.loss.dataSync()[0])).toBeLessThan(1e-5);
+    expect(loss.dataSync()[0]).toBeGreaterThan(0.01);
+    expect(maxAbsDiff(got[0], want.pool)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(got[2], want.bias)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(got[3], want.tail)).toBeLessThan(1e-4);
+    tf.dispose([...got, rows, index, loss, e, ...Object.values(want)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, pool, kernel, bias, tail, probe, mask]);
+  });
+
+  test('nearestTrainingRows with lossRows: the loss and its gradients over the sampled tokens only', () => {
+    const [n, de, dg, m, beta] = [8, 3, 4, 5, 0.25];
+    const x = randomTensor([2, n / 2, de], 22, 1);
+    const w = { pool: randomTensor([m, dg], 23, 1), kernel: randomTensor([de, dg], 24, 1), bias: null };
+    const mask = tf.tensor2d([[1, 1, 0, 1], [1, 1, 1, 1]]);
+    const lossRows = Int32Array.from([0, 2, 5, 7]);
+    const f = (p: tf.Tensor, k: tf.Tensor) => {
+      const r = nearestTrainingRows(x, { pool: p, kernel: k, bias: null }, mask, beta, { lossRows });
+      r.rows.dispose();
+      r.index.dispose();
+      return r.loss;
+    };
+    const got = tf.grads(f)([w.pool, w.kernel]);
+    const lossValue = tf.tidy(() => f(w.pool, w.kernel));
+    const e = tf.tidy(() => tf.matMul(tf.reshape(x, [n, de]), w.kernel)) as tf.Tensor2D;
+    const idx = bruteNearest(e, w.pool);
+    // Sampled rows 0, 2, 5, 7; row 2 is padding, so the mean runs over 3 tokens.
+    const used = [0, 5, 7];
+    const want = tf.tidy(() => {
+      const rows = tf.tensor1d(used, 'int32');
+      const diff = tf.sub(tf.gather(w.pool, tf.tensor1d(used.map((i) => idx[i]), 'int32')), tf.gather(e, rows));
+      const twice = tf.mul(diff, 2 / used.length);
+      const full = tf.scatterND(tf.reshape(rows, [-1, 1]), tf.mul(twice, -beta), [n, dg]);
+      return {
+        loss: tf.mul((1 + beta) / used.length, tf.sum(tf.square(diff))),
+        pool: segmentSum(twice, used.map((i) => idx[i]), m),
+        kernel: tf.matMul(tf.reshape(x, [n, de]), full, true, false),
+      };
+    });
+    expect(Math.abs(lossValue.dataSync()[0] - want.loss.dataSync()[0])).toBeLessThan(1e-5);
+    expect(maxAbsDiff(got[0], want.pool)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
+    tf.dispose([x, w.pool, w.kernel, mask, ...got, lossValue, e, ...Object.values(want)]);
+  });
+
+  test('training moves the rows toward their tokens and learns a target (loss falls; VQ loss over a token sample)', () => {
+    const l = layer({ userDim: 1, balanceTokens: 10 });
+    const x = randomTensor([4, 6, 5], 18, 1);
+    const target = randomTensor([4, 6, 5], 19, 1);
+    const optimizer = tf.train.adam(0.02);
+    (l.apply(x) as tf.Tensor).dispose(); // built, so minimize sees its variables
+    const step = () => {
+      const value = optimizer.minimize(() => tf.add(tf.mean(tf.square(tf.sub(l.apply(x, { training: true }) as tf.Tensor, target))),
+        l.auxiliaryLoss()) as tf.Scalar, true) as tf.Scalar;
+      const v = value.dataSync()[0];
+      value.dispose();
+      return v;
+    };
+    const first = step();
+    let last = first;
+    for (let i = 0; i < 40; i++) last = step();
+    expect(last).toBeLessThan(0.8 * first);
+    optimizer.dispose();
+    tf.dispose([x, target]);
+    l.dispose();
+  });
+
+  test('round-trips through getConfig and a weight copy (the pool is not set from data again)', () => {
+    const l = layer({ commitmentWeight: 0.5 });
+    const config = l.getConfig();
+    expect(config.router).toBe('nearest');
+    expect(config.commitmentWeight).toBe(0.5);
+    expect(layer().getConfig().commitmentWeight).toBeUndefined();
+    const x = randomTensor([2, 4, 5], 20, 1);
+    (l.apply(x, { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    const copy = CollectiveKVAttention.fromConfig(CollectiveKVAttention, { ...config, name: `${l.name}_copy` }) as CollectiveKVAttention;
+    (copy.apply(x) as tf.Tensor).dispose();
+    copy.setWeights(l.getWeights());
+    const pool = weightBySuffix(copy, 'value_pool').read().clone();
+    const other = randomTensor([2, 4, 5], 21, 1);
+    const y = copy.apply(other, { training: true }) as tf.Tensor;
+    copy.auxiliaryLoss().dispose();
+    expect(maxAbsDiff(pool, weightBySuffix(copy, 'value_pool').read())).toBe(0);
+    expect(copy.weights.map((w) => w.name.split('/').pop())).toEqual(expect.arrayContaining(['key_encoder_kernel', 'value_pool_ready']));
+    expect(copy.weights.some((w) => w.name.endsWith('_router'))).toBe(false);
+    tf.dispose([x, pool, other, y]);
+    l.dispose();
+    copy.dispose();
+  });
+});
+
+describe('nearest-row router options', () => {
+  test('options without meaning for nearest routing are refused by name', () => {
+    const base = { numHeads: 1, keyDim: 2, poolSize: 4, router: 'nearest' as const };
+    expect(() => new CollectiveKVAttention({ ...base, routerDim: 2 })).toThrow(/routerDim.*router 'nearest'.*2/s);
+    expect(() => new CollectiveKVAttention({ ...base, routingBiasRate: 0.1 })).toThrow(/routingBiasRate.*0\.1/s);
+    expect(() => new CollectiveKVAttention({ ...base, gate: 'straight-through' })).toThrow(/gate.*unset.*straight-through/s);
+    expect(() => new CollectiveKVAttention({ ...base, commitmentWeight: -1 })).toThrow(/commitmentWeight.*-1/s);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'nearby' as 'nearest' })).toThrow(/router.*nearest.*nearby/s);
+  });
+});
