@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, GATE_MODES, INTERACTION_FORMATS, ROUTER_KINDS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
@@ -227,8 +227,11 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --pool-size N        CollectiveKV pool rows (default 1024)
   --balance-tokens N   CollectiveKV: tokens per call the balance loss averages, sampled (default 2048; 0 = all)
   --router-dim N       CollectiveKV: low-rank routers of this width (default 0: the full router)
-  --router dense|product  CollectiveKV: one router column per pool row (default, the paper's) or
-                       product keys (two sub-routers of sqrt(pool size) columns; pool size a square)
+  --router dense|product|nearest  CollectiveKV: one router column per pool row (default, the
+                       paper's), product keys (two sub-routers of sqrt(pool size) columns; pool size a
+                       square) or nearest (the row nearest to a learned projection, trained as a VQ-VAE
+                       codebook; see CollectiveKVAttentionArgs.router)
+  --commitment-weight X  CollectiveKV, router nearest: weight of the commitment term (default 0.25)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
@@ -276,7 +279,7 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
     ].map((k) => [k, { type: 'string' as const }])),
   });
@@ -290,7 +293,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
   if (v['balance-tokens'] != null) collective.balanceTokens = integerAtLeast('--balance-tokens', v['balance-tokens'], 0);
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
-  if (v.router != null) collective.router = oneOf('--router', v.router, ROUTER_KINDS);
+  if (v.router != null) collective.router = oneOf('--router', v.router, ATTENTION_ROUTER_KINDS);
+  if (v['commitment-weight'] != null) collective.commitmentWeight = nonNegativeNumber('--commitment-weight', v['commitment-weight']);
   if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
   if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);

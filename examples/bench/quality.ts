@@ -42,7 +42,9 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
-  if (a.warmStart != null && a.router === 'product') throw new UsageError('--warm-start converts to the dense router (swapAttention); drop --router product');
+  if (a.warmStart != null && a.router != null && a.router !== 'dense') {
+    throw new UsageError(`--warm-start converts to the dense router (swapAttention); drop --router ${a.router}`);
+  }
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);

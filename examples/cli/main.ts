@@ -10,7 +10,7 @@ import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
 import { UsageError, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
-import { GATE_MODES, ROUTER_KINDS } from 'collectivekv';
+import { ATTENTION_ROUTER_KINDS, GATE_MODES } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -80,8 +80,9 @@ Options:
   --routing-bias-rate X  CollectiveKV loss-free load balancing step (default 0: off, the paper's)
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,
                      unlike inference) or straight-through (inference's rows; gradient through the gate)
-  --router KIND      CollectiveKV router: dense (default, the paper's) or product (product keys, two
-                     sub-routers of sqrt(pool size) columns; the pool size must be a square)
+  --router KIND      CollectiveKV router: dense (default, the paper's), product (product keys, two
+                     sub-routers of sqrt(pool size) columns; the pool size must be a square) or
+                     nearest (the row nearest to a learned projection, trained as a VQ-VAE codebook)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
@@ -176,7 +177,7 @@ function parse(argv: string[]): ParsedArgs {
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')),
-    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ROUTER_KINDS), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ATTENTION_ROUTER_KINDS), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),

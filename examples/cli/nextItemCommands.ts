@@ -2,7 +2,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  GateMode, INTERACTION_FORMATS, InteractionFormat, RouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
+  GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
@@ -37,8 +37,8 @@ export interface NextItemArgs {
   routingBiasRate?: number;
   /** CollectiveKV gate in training: 'scaled' (default) or 'straight-through'. */
   gate?: GateMode;
-  /** CollectiveKV router: 'dense' (default) or 'product' (product keys). */
-  router?: RouterKind;
+  /** CollectiveKV router: 'dense' (default), 'product' (product keys) or 'nearest'. */
+  router?: AttentionRouterKind;
   loss?: string;
   seed?: number;
   validateEvery?: number;

@@ -3,29 +3,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, GateMode, KVCacheBlock, MultiHeadAttention, RouterKind, dim } from 'collectivekv';
+import { CollectiveKVAttention, CollectiveKVAttentionArgs, KVCacheBlock, MultiHeadAttention, MultiHeadAttentionArgs, dim } from 'collectivekv';
 
-/** CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's). */
-export interface CollectiveOptions {
-  poolSize?: number;
-  userDim?: number;
-  share?: 'kv' | 'k' | 'v';
-  peakWeight?: number;
-  balanceWeight?: number;
-  /** Tokens per training call the balance loss averages (a seeded sample above it; 0 = all). Default 2048. */
-  balanceTokens?: number;
-  userActivation?: string;
-  /** Low-rank routers of this width (0 = the full router). Default 0. */
-  routerDim?: number;
-  /** Loss-free load balancing: the routing bias's step per training call (0 = off). Default 0. */
-  routingBiasRate?: number;
-  /** 'scaled' (default, the paper's) or 'straight-through': see CollectiveKVAttentionArgs.gate. */
-  gate?: GateMode;
-  /** 'dense' (default, the paper's) or 'product' (product keys; poolSize a perfect square): see CollectiveKVAttentionArgs.router. */
-  router?: RouterKind;
-  /** Standard deviation of the pools' normal init (default 1, the paper's): see CollectiveKVAttentionArgs.poolStddev. */
-  poolStddev?: number;
-}
+/**
+ * CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's: poolSize, userDim,
+ * share, router, ...; see CollectiveKVAttentionArgs). The zoo seeds the pools itself (poolSeed).
+ */
+export type CollectiveOptions = Omit<CollectiveKVAttentionArgs, keyof MultiHeadAttentionArgs | 'poolSeed'>;
 
 export interface SasrecOptions {
   numItems: number;
