@@ -37,11 +37,12 @@ function logitsOf(model: CtrModel, n: number): Float32Array {
   return values;
 }
 
-/** The variants under test: the two attentions, and CollectiveKV with product keys (pool 16 = 4 x 4). */
+/** The variants under test: the two attentions, and CollectiveKV with product keys (pool 16 = 4 x 4) and with nearest-row routing. */
 const VARIANTS = {
   mha: { attention: 'mha' },
   collectivekv: { attention: 'collectivekv' },
   'collectivekv, product keys': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'product' } },
+  'collectivekv, nearest rows': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'nearest' } },
 } as const satisfies Record<string, Partial<CtrModelOptions>>;
 
 describe.each(Object.keys(BUILDERS))('%s', (name) => {
