@@ -247,14 +247,16 @@ function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
 
 /**
  * The VQ loss of chosen pool rows [..., dg] against the encodings [..., dg] they stand for,
- * averaged over valid tokens:
- *   mean_valid ( ||rows - sg(enc)||^2 + commitment ||sg(rows) - enc||^2 )
+ * averaged over valid tokens and over the dg coordinates:
+ *   mean_valid ( ||rows - sg(enc)||^2 + commitment ||sg(rows) - enc||^2 ) / dg
  * One customGrad: the two terms share their value, and only their gradients differ
- * (2 (rows - enc) to the rows, -2 commitment (rows - enc) to enc).
+ * (2 (rows - enc) / dg to the rows, -2 commitment (rows - enc) / dg to enc).
  */
 function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, commitment: number): tf.Scalar {
+  // Per coordinate (mean over the row's width), so the loss's scale does not grow with the width.
+  const width = dim(encoded, encoded.rank - 1);
   const value = (r: tf.Tensor, e: tf.Tensor, w: tf.Tensor) => tf.tidy(() =>
-    tf.mul(1 + commitment, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
+    tf.mul((1 + commitment) / width, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
   if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, validWeights(mask, encoded.shape.slice(0, -1))));
   // The gradient recomputes the difference from views of the inputs (see keptView) and the
   // weights kept here; it disposes all three.
@@ -266,7 +268,7 @@ function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, com
       value: value(r, e, weights),
       gradFunc: (dy: tf.Tensor) => {
         const grads = tf.tidy(() => {
-          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2)), -1));
+          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2 / width)), -1));
           return [scaled, tf.mul(scaled, -commitment)];
         });
         tf.dispose([...refs, weights]);
@@ -296,7 +298,7 @@ function validWeights(mask: tf.Tensor | null, shape: number[]): tf.Tensor {
  * the cache read), and the gradient of the rows reaches both P_j and, straight through, enc(x),
  * so the projection and the embeddings under it learn from the task as in MultiHeadAttention.
  * The loss, over valid tokens, pulls each chosen row toward its tokens and the tokens toward it:
- *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 )
+ *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 ) / dg
  * Returns the rows (joined to options.tail, the user part, when given), the index and the loss (0
  * when no token is valid). options.lossRows: rows of the flattened tokens the loss averages over
  * (a sample, as the balance term's), null = all.

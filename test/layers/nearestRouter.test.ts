@@ -177,8 +177,8 @@ describeEachBackend('nearest-row router', () => {
       const chosen = tf.gather(pool, tf.tensor1d(idx, 'int32'));
       const diff = tf.sub(chosen, e);
       const w = tf.div(mask, count);
-      const lossValue = tf.mul(1 + beta, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w)));
-      const twice = tf.mul(diff, tf.expandDims(tf.mul(w, 2), -1));
+      const lossValue = tf.mul((1 + beta) / dg, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w)));
+      const twice = tf.mul(diff, tf.expandDims(tf.mul(w, 2 / dg), -1));
       const g = tf.slice(probe, [0, 0], [n, dg]);
       const toRows = tf.add(g, twice);
       const toEncoded = tf.sub(g, tf.mul(beta, twice));
@@ -190,7 +190,7 @@ describeEachBackend('nearest-row router', () => {
     });
     expect(maxAbsDiff(rows, want.rows)).toBe(0);
     expect(Math.abs(loss.dataSync()[0] - want.loss.dataSync()[0])).toBeLessThan(1e-5);
-    expect(loss.dataSync()[0]).toBeGreaterThan(0.01);
+    expect(loss.dataSync()[0]).toBeGreaterThan(0.005);
     expect(maxAbsDiff(got[0], want.pool)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[2], want.bias)).toBeLessThan(1e-4);
@@ -221,10 +221,10 @@ describeEachBackend('nearest-row router', () => {
     const want = tf.tidy(() => {
       const rows = tf.tensor1d(used, 'int32');
       const diff = tf.sub(tf.gather(w.pool, tf.tensor1d(used.map((i) => idx[i]), 'int32')), tf.gather(e, rows));
-      const twice = tf.mul(diff, 2 / used.length);
+      const twice = tf.mul(diff, 2 / (used.length * dg));
       const full = tf.scatterND(tf.reshape(rows, [-1, 1]), tf.mul(twice, -beta), [n, dg]);
       return {
-        loss: tf.mul((1 + beta) / used.length, tf.sum(tf.square(diff))),
+        loss: tf.mul((1 + beta) / (used.length * dg), tf.sum(tf.square(diff))),
         pool: segmentSum(twice, used.map((i) => idx[i]), m),
         kernel: tf.matMul(tf.reshape(x, [n, de]), full, true, false),
       };
