@@ -56,7 +56,8 @@ export function qualityRows(q, label) {
   const ws = q.collectivekv.warmStart;
   const warm = ws ? `; collectivekv by warm start: ${ws.mhaSteps} mha steps, converted, ${ws.fineTuneSteps} steps` : '';
   const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${label ? `; ${label}` : ''}`;
-  return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}; ${budget})`,
+  const router = o.collective?.router != null && o.collective.router !== 'dense' ? `, ${o.collective.router} router` : '';
+  return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}${router}; ${budget})`,
     `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
     `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]];
 }
@@ -94,6 +95,7 @@ export function ctrRows(c) {
     + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`
     + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`
     + `${s.collective?.router === 'product' ? ', product-key router' : ''}`
+    + `${s.collective?.router === 'nearest' ? ', nearest-row router' : ''}`
     + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,

@@ -169,6 +169,12 @@ describe('scripts/readme-results.mjs', () => {
     writeFileSync(paths[0], JSON.stringify(warm));
     expect(spawnSync(process.execPath, [script, paths[0], md], { encoding: 'utf8' }).status).toBe(0);
     expect(readFileSync(md, 'utf8')).toContain('900 vs 900 steps; collectivekv by warm start: 720 mha steps, converted, 180 steps; q.json) | 0.0410');
+    // A non-dense router is named.
+    const nearest = { ...quality, options: { ...quality.options, collective: { ...quality.options.collective, router: 'nearest' } } };
+    writeFileSync(paths[0], JSON.stringify(nearest));
+    writeFileSync(md, readme);
+    expect(spawnSync(process.execPath, [script, paths[0], md], { encoding: 'utf8' }).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toContain('(L=50, d=64, pool 256, userDim 1, nearest router; 9 vs 9 epochs');
   });
 
   test('an mha train run followed by the collectivekv run of the same model and data: one comparison row', () => {
@@ -194,8 +200,9 @@ describe('scripts/readme-results.mjs', () => {
     // A newer bench ctr file: product keys and the side-by-side step timing.
     const ctrProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'product' } },
       comparison: { throughputRatio: 0.82, stepThroughputRatio: 0.62 } };
-    const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json'].map((f) => join(dir, f));
-    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
+    const ctrNearest = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest' } } };
+    const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json', 'ctr3.json'].map((f) => join(dir, f));
+    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct, ctrNearest].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
     const md = join(dir, 'README.md');
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, ...paths, md], { encoding: 'utf8' }).status).toBe(0);
@@ -204,6 +211,7 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048 | 0.6600 / 0.6800 (24 B/token) | 0.6700 / 0.6900 (4096 B/token); popularity 0.8000 | -0.0100 AUC |');
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048 | 110 samples/s | 350 samples/s | 0.31x |');
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, product-key router | 110 samples/s | 350 samples/s | 0.82x (steps timed side by side: 0.62x) |');
+    expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router | 0.6600 / 0.6800');
   });
 
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {
