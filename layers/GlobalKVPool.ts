@@ -247,20 +247,28 @@ function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
 
 /**
  * The VQ loss of chosen pool rows [..., dg] against the encodings [..., dg] they stand for,
- * averaged over valid tokens and over the dg coordinates:
- *   mean_valid ( ||rows - sg(enc)||^2 + commitment ||sg(rows) - enc||^2 ) / dg
+ * averaged over valid tokens and relative to the encodings' mean squared norm (a constant of the
+ * call, no gradient through it):
+ *   mean_valid ( ||rows - sg(enc)||^2 + commitment ||sg(rows) - enc||^2 ) / mean_valid ||enc||^2
+ * so its size is the relative quantization error whatever the scale of the K/V source: small
+ * embeddings (SIM's, ~0.05) and layer-normed hidden states (HSTU's) differ by 10^4 in ||enc||^2,
+ * and an absolute loss is negligible for one and drowns the task for the other.
  * One customGrad: the two terms share their value, and only their gradients differ
- * (2 (rows - enc) / dg to the rows, -2 commitment (rows - enc) / dg to enc).
+ * (2 (rows - enc) / s to the rows, -2 commitment (rows - enc) / s to enc).
  */
 function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, commitment: number): tf.Scalar {
-  // Per coordinate (mean over the row's width), so the loss's scale does not grow with the width.
-  const width = dim(encoded, encoded.rank - 1);
   const value = (r: tf.Tensor, e: tf.Tensor, w: tf.Tensor) => tf.tidy(() =>
-    tf.mul((1 + commitment) / width, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
-  if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, validWeights(mask, encoded.shape.slice(0, -1))));
+    tf.mul(1 + commitment, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
+  // Per-token weights of the valid mean, divided by the mean squared norm of the encodings.
+  const relativeWeights = () => tf.tidy(() => {
+    const w = validWeights(mask, encoded.shape.slice(0, -1));
+    const norm = tf.sum(tf.mul(tf.sum(tf.square(encoded), -1), w));
+    return tf.div(w, tf.maximum(norm, 1e-12));
+  });
+  if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, relativeWeights()));
   // The gradient recomputes the difference from views of the inputs (see keptView) and the
   // weights kept here; it disposes all three.
-  const weights = tf.keep(validWeights(mask, encoded.shape.slice(0, -1)));
+  const weights = tf.keep(relativeWeights());
   return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [r, e] = args as tf.Tensor[];
     const refs = [keptView(r), keptView(e)];
@@ -268,7 +276,7 @@ function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, com
       value: value(r, e, weights),
       gradFunc: (dy: tf.Tensor) => {
         const grads = tf.tidy(() => {
-          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2 / width)), -1));
+          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2)), -1));
           return [scaled, tf.mul(scaled, -commitment)];
         });
         tf.dispose([...refs, weights]);
@@ -298,7 +306,7 @@ function validWeights(mask: tf.Tensor | null, shape: number[]): tf.Tensor {
  * the cache read), and the gradient of the rows reaches both P_j and, straight through, enc(x),
  * so the projection and the embeddings under it learn from the task as in MultiHeadAttention.
  * The loss, over valid tokens, pulls each chosen row toward its tokens and the tokens toward it:
- *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 ) / dg
+ *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 ) / mean_valid ||enc||^2
  * Returns the rows (joined to options.tail, the user part, when given), the index and the loss (0
  * when no token is valid). options.lossRows: rows of the flattened tokens the loss averages over
  * (a sample, as the balance term's), null = all.

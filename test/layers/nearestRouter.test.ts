@@ -177,8 +177,9 @@ describeEachBackend('nearest-row router', () => {
       const chosen = tf.gather(pool, tf.tensor1d(idx, 'int32'));
       const diff = tf.sub(chosen, e);
       const w = tf.div(mask, count);
-      const lossValue = tf.mul((1 + beta) / dg, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w)));
-      const twice = tf.mul(diff, tf.expandDims(tf.mul(w, 2 / dg), -1));
+      const norm = tf.sum(tf.mul(tf.sum(tf.square(e), -1), w)); // the relative loss's constant scale
+      const lossValue = tf.div(tf.mul(1 + beta, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w))), norm);
+      const twice = tf.div(tf.mul(diff, tf.expandDims(tf.mul(w, 2), -1)), norm);
       const g = tf.slice(probe, [0, 0], [n, dg]);
       const toRows = tf.add(g, twice);
       const toEncoded = tf.sub(g, tf.mul(beta, twice));
@@ -190,7 +191,7 @@ describeEachBackend('nearest-row router', () => {
     });
     expect(maxAbsDiff(rows, want.rows)).toBe(0);
     expect(Math.abs(loss.dataSync()[0] - want.loss.dataSync()[0])).toBeLessThan(1e-5);
-    expect(loss.dataSync()[0]).toBeGreaterThan(0.005);
+    expect(loss.dataSync()[0]).toBeGreaterThan(0.01);
     expect(maxAbsDiff(got[0], want.pool)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[2], want.bias)).toBeLessThan(1e-4);
@@ -198,6 +199,19 @@ describeEachBackend('nearest-row router', () => {
     tf.dispose([...got, rows, index, loss, e, ...Object.values(want)]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, pool, kernel, bias, tail, probe, mask]);
+  });
+
+  test('the VQ loss is relative: scaling the encodings and the pool together leaves it unchanged', () => {
+    const x = randomTensor([2, 5, 3], 25, 1);
+    const base = { pool: randomTensor([4, 6], 26, 1), kernel: randomTensor([3, 6], 27, 1), bias: randomTensor([6], 28, 1) };
+    const lossAt = (c: number) => tf.tidy(() => {
+      const scaled = { pool: tf.mul(base.pool, c), kernel: tf.mul(base.kernel, c), bias: tf.mul(base.bias, c) };
+      return nearestTrainingRows(x, scaled, null, 0.25).loss.dataSync()[0];
+    });
+    const [small, large] = [lossAt(0.01), lossAt(100)];
+    expect(small).toBeGreaterThan(0.01);
+    expect(Math.abs(large - small) / small).toBeLessThan(1e-4);
+    tf.dispose([x, ...Object.values(base)]);
   });
 
   test('nearestTrainingRows with lossRows: the loss and its gradients over the sampled tokens only', () => {
@@ -221,10 +235,11 @@ describeEachBackend('nearest-row router', () => {
     const want = tf.tidy(() => {
       const rows = tf.tensor1d(used, 'int32');
       const diff = tf.sub(tf.gather(w.pool, tf.tensor1d(used.map((i) => idx[i]), 'int32')), tf.gather(e, rows));
-      const twice = tf.mul(diff, 2 / (used.length * dg));
+      const norm = tf.div(tf.sum(tf.square(tf.gather(e, rows))), used.length);
+      const twice = tf.div(tf.mul(diff, 2 / used.length), norm);
       const full = tf.scatterND(tf.reshape(rows, [-1, 1]), tf.mul(twice, -beta), [n, dg]);
       return {
-        loss: tf.mul((1 + beta) / (used.length * dg), tf.sum(tf.square(diff))),
+        loss: tf.div(tf.mul((1 + beta) / used.length, tf.sum(tf.square(diff))), norm),
         pool: segmentSum(twice, used.map((i) => idx[i]), m),
         kernel: tf.matMul(tf.reshape(x, [n, de]), full, true, false),
       };
