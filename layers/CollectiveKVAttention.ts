@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import { collectiveAttention, dotProductAttention, gatherRows } from '../ops/index';
-import { ArgumentError } from '../ops/util/validate';
+import { ArgumentError, dim } from '../ops/util/validate';
 import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
@@ -13,7 +13,8 @@ import {
   resolveActivation, zeros,
 } from './common';
 import {
-  ATTENTION_ROUTER_KINDS, AttentionRouterKind, GATE_MODES, GateMode, PoolWeights, Routing, nearestRouter, nearestTrainingRows, routerColumns, routerSubKeys,
+  ATTENTION_ROUTER_KINDS, AttentionRouterKind, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, nearestRouter, nearestTrainingRows, productPool,
+  routerColumns, routerSubKeys,
   routeTokens, scaleRouterInit, trainingRows,
 } from './GlobalKVPool';
 import { userProjection } from './UserKVProjector';
@@ -95,6 +96,12 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * (s_pool_ready, not trainable, records that it happened, so a loaded model keeps its pool).
    * Inference routes with the equivalent dense router (2 W P^T, 2 b P^T - ||P_j||^2), so the cache
    * is unchanged. Not with routerDim, routingBiasRate or gate.
+   *
+   * 'nearest-product': 'nearest' over a product-quantized pool: row i*s + j (s = sqrt(poolSize), a
+   * perfect square) is concat(a[i], b[j]) of two sub-pools of s rows (s_pool_a [s, dgA], s_pool_b
+   * [s, dg - dgA], dgA = ceil(dg / 2)), so the nearest row is found per half: 2s distances per token
+   * instead of poolSize (the cost of a 'product' router), for a pool with 2s free half-rows. The
+   * cache is unchanged (a row index).
    */
   router?: AttentionRouterKind;
   /**
@@ -109,9 +116,17 @@ type Side = 'key' | 'value';
 /** The weights of one side: a full projection, or pool + router + user projection. */
 type SideWeights =
   | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
-  | { kind: 'pooled'; pool: tfl.LayerVariable; router: tfl.LayerVariable | null; routerBias: tfl.LayerVariable | null;
+  | { kind: 'pooled'; pool: PoolVariables; router: tfl.LayerVariable | null; routerBias: tfl.LayerVariable | null;
       routerProjection: tfl.LayerVariable | null; routingBias: tfl.LayerVariable | null; userKernel: tfl.LayerVariable;
       userBias: tfl.LayerVariable | null; encoder: NearestEncoder | null };
+
+/** One pool variable [poolSize, dg], or the two sub-pools of a product-quantized pool ('nearest-product'). */
+type PoolVariables = { kind: 'table'; table: tfl.LayerVariable } | { kind: 'product'; a: tfl.LayerVariable; b: tfl.LayerVariable };
+
+/** The pool [poolSize, dg]: the variable's value, or the product pool of the sub-pools (a new tensor). */
+function readPool(pool: PoolVariables): tf.Tensor {
+  return pool.kind === 'table' ? pool.table.read() : productPool(pool.a.read(), pool.b.read());
+}
 
 /** The collective projection of a nearest-routed side and the flag of its pool's data init. */
 interface NearestEncoder {
@@ -184,16 +199,21 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
     this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
     this.router = checkOneOf(name, 'router', args.router ?? 'dense', ATTENTION_ROUTER_KINDS);
-    this.subKeys = this.router === 'product' ? routerSubKeys(name, this.router, this.poolSize) : null;
+    this.subKeys = this.router === 'product' || this.router === 'nearest-product' ? routerSubKeys(name, 'product', this.poolSize) : null;
     this.commitmentWeight = checkNonNegative(name, 'commitmentWeight', args.commitmentWeight ?? 0.25);
     if (this.router === 'product' && this.routingBiasRate > 0) {
       throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
     }
-    if (this.router === 'nearest') this.checkNearestArgs(args);
+    if (this.nearest) this.checkNearestArgs(args);
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
     this.addLoss(() => this.auxLosses.take());
+  }
+
+  /** Whether rows are chosen by distance ('nearest', 'nearest-product'). */
+  get nearest(): boolean {
+    return this.router === 'nearest' || this.router === 'nearest-product';
   }
 
   /** Options that have no meaning with nearest-row routing (it has no router weights and no gate). */
@@ -202,7 +222,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     const unused: Array<[string, unknown, unknown]> = [['routerDim', args.routerDim, 0], ['routingBiasRate', args.routingBiasRate, 0], ['gate', args.gate, undefined]];
     for (const [arg, value, neutral] of unused) {
       if (value != null && value !== neutral) {
-        throw new ArgumentError(name, arg, `${neutral === undefined ? 'unset' : neutral} with router 'nearest' (it routes by distance, without router weights or a gate)`, String(value));
+        throw new ArgumentError(name, arg, `${neutral === undefined ? 'unset' : neutral} with router '${this.router}' (it routes by distance, without router weights or a gate)`, String(value));
       }
     }
   }
@@ -259,15 +279,25 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   poolWeights(side: Side): PoolWeights {
     const s = this.pooledSide(side);
     if (s.encoder != null) {
-      const pool = s.pool.read();
-      return { pool, ...nearestRouter({ pool, kernel: s.encoder.kernel.read(), bias: s.encoder.bias?.read() ?? null }), subKeys: null };
+      const w = this.nearestWeights(s.pool, s.encoder);
+      return { pool: w.pool, ...nearestRouter(w) };
     }
-    return { pool: s.pool.read(), router: (s.router as tfl.LayerVariable).read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
+    return { pool: readPool(s.pool), router: (s.router as tfl.LayerVariable).read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
   }
 
-  /** The pool [poolSize, H*d - userDim] of a shared side (not a copy). */
+  /**
+   * The pool [poolSize, H*d - userDim] of a shared side: the variable (not a copy), or with router
+   * 'nearest-product' the product of the sub-pools (a new tensor: call inside a tidy).
+   */
   poolTable(side: Side): tf.Tensor {
-    return this.pooledSide(side).pool.read();
+    return readPool(this.pooledSide(side).pool);
+  }
+
+  private nearestWeights(pool: PoolVariables, encoder: NearestEncoder): NearestWeights {
+    return {
+      pool: readPool(pool), kernel: encoder.kernel.read(), bias: encoder.bias?.read() ?? null,
+      subPools: pool.kind === 'product' ? { a: pool.a.read(), b: pool.b.read() } : null,
+    };
   }
 
   private pooledSide(side: Side): Extract<SideWeights, { kind: 'pooled' }> {
@@ -292,9 +322,15 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       return { kind: 'full', kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
     }
     const poolWidth = width - this.userDim;
-    const pool = this.addWeight(`${side}_pool`, [this.poolSize, poolWidth], 'float32',
-      tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev, seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) }));
-    const nearest = this.router === 'nearest';
+    const poolInit = (offset: number) => tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev,
+      seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) + offset });
+    const s = this.subKeys;
+    const widthA = Math.ceil(poolWidth / 2);
+    const pool: PoolVariables = this.router === 'nearest-product' && s != null
+      ? { kind: 'product', a: this.addWeight(`${side}_pool_a`, [s, widthA], 'float32', poolInit(0)),
+        b: this.addWeight(`${side}_pool_b`, [s, poolWidth - widthA], 'float32', poolInit(2)) }
+      : { kind: 'table', table: this.addWeight(`${side}_pool`, [this.poolSize, poolWidth], 'float32', poolInit(0)) };
+    const nearest = this.nearest;
     const router = nearest ? null
       : this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]);
     const weights: SideWeights = {
@@ -331,8 +367,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
     const routed = this.routerInput(side, source);
     if (!training) {
-      const { index } = routeTokens(routed, this.routingWeights(side));
-      return { values: gatherRows(s.pool.read(), index, undefined, this.userPart(s, source)), loss: null };
+      const weights = this.routingWeights(side);
+      const { index } = routeTokens(routed, weights);
+      return { values: gatherRows(weights.pool, index, undefined, this.userPart(s, source)), loss: null };
     }
     if (s.encoder != null) return this.nearestForward(side, s.pool, s.encoder, source, mask, this.userPart(s, source));
     // Training keeps no router logits for the backward pass (see trainingRows).
@@ -343,17 +380,15 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   }
 
   /** Training forward of a nearest-routed side; the first call sets the pool from the data. */
-  private nearestForward(side: Side, pool: tfl.LayerVariable, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null,
+  private nearestForward(side: Side, pool: PoolVariables, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null,
     tail: tf.Tensor): { values: tf.Tensor; loss: tf.Scalar } {
-    const kernel = encoder.kernel.read();
-    const bias = encoder.bias?.read() ?? null;
     if (!this.poolsReady.has(side)) {
       const ready = () => encoder.poolReady.read().dataSync()[0] > 0;
       if (!ready()) this.initializePoolFromData(side, pool, encoder, source, mask);
       if (ready()) this.poolsReady.add(side);
     }
     const lossRows = this.samplers[side].sample(source.size / (source.shape[source.rank - 1] as number));
-    const { rows, loss } = nearestTrainingRows(source, { pool: pool.read(), kernel, bias }, mask, this.commitmentWeight, { tail, lossRows });
+    const { rows, loss } = nearestTrainingRows(source, this.nearestWeights(pool, encoder), mask, this.commitmentWeight, { tail, lossRows });
     return { values: rows, loss };
   }
 
@@ -363,24 +398,26 @@ export class CollectiveKVAttention extends AttentionLayerBase {
    * Random normal rows would sit far from enc(x) (a different scale and a subspace of it), and
    * nearest-row routing would send nearly every token to the few rows that happen to be closest.
    */
-  private initializePoolFromData(side: Side, pool: tfl.LayerVariable, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null): void {
-    const width = pool.shape[1] as number;
+  private initializePoolFromData(side: Side, pool: PoolVariables, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null): void {
     const seed = (this.poolSeed ?? 0) + (side === 'key' ? 0 : 1);
     const tokens = source.size / (source.shape[source.rank - 1] as number);
     const validFlags = mask?.dataSync() ?? null;
     const valid: number[] = [];
     for (let i = 0; i < tokens; i++) if (validFlags == null || validFlags[i] > 0) valid.push(i);
     if (valid.length === 0) return; // nothing to learn from yet: the next call tries again
-    const distinct = new BalanceSampler(this.poolSize, `${this.name}/${side}/pool-init/${seed}`).sample(valid.length);
-    const pick = Int32Array.from({ length: this.poolSize }, (_, j) => valid[distinct == null ? j % valid.length : distinct[j]]);
     tf.tidy(() => {
-      const encoded = tf.reshape(dense(source, encoder.kernel.read(), encoder.bias?.read() ?? null), [-1, width]);
-      let rows = tf.gather(encoded, tf.tensor1d(pick, 'int32'));
-      if (distinct == null) {
-        const scale = tf.mul(tf.sqrt(tf.mean(tf.square(rows))), 1e-2);
-        rows = tf.add(rows, tf.mul(tf.randomNormal(rows.shape, 0, 1, 'float32', seed), scale));
+      const encoded = dense(source, encoder.kernel.read(), encoder.bias?.read() ?? null);
+      const flat = tf.reshape(encoded, [tokens, dim(encoded, encoded.rank - 1)]);
+      if (pool.kind === 'table') {
+        pool.table.write(sampledRows(flat, valid, this.poolSize, `${this.name}/${side}/pool-init/${seed}`, seed));
+      } else {
+        // Each sub-pool: its columns of the encodings of its own token sample.
+        const widthA = pool.a.shape[1] as number;
+        const columns = (start: number, width: number) => tf.slice(flat, [0, start], [tokens, width]);
+        const rows = pool.a.shape[0] as number;
+        pool.a.write(sampledRows(columns(0, widthA), valid, rows, `${this.name}/${side}/pool-init-a/${seed}`, seed));
+        pool.b.write(sampledRows(columns(widthA, dim(flat, 1) - widthA), valid, rows, `${this.name}/${side}/pool-init-b/${seed}`, seed + 2));
       }
-      pool.write(rows);
       encoder.poolReady.write(tf.ones([1]));
     });
   }
@@ -467,6 +504,22 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 }
 
 tf.serialization.registerClass(CollectiveKVAttention, PACKAGE);
+
+/**
+ * `rows` rows of `flat` [tokens, width] at distinct random valid tokens (a seeded stream named by
+ * `stream`); with fewer valid tokens than rows, tokens repeat with a small seeded jitter so no two
+ * rows coincide.
+ */
+function sampledRows(flat: tf.Tensor, valid: number[], rows: number, stream: string, seed: number): tf.Tensor {
+  const distinct = new BalanceSampler(rows, stream).sample(valid.length);
+  const pick = Int32Array.from({ length: rows }, (_, j) => valid[distinct == null ? j % valid.length : distinct[j]]);
+  return tf.tidy(() => {
+    const chosen = tf.gather(flat, tf.tensor1d(pick, 'int32'));
+    if (distinct != null) return chosen;
+    const scale = tf.mul(tf.sqrt(tf.mean(tf.square(chosen))), 1e-2);
+    return tf.add(chosen, tf.mul(tf.randomNormal(chosen.shape, 0, 1, 'float32', seed), scale));
+  });
+}
 
 /**
  * One step of the loss-free balancing: every row's routing bias moves by `rate` toward its share of

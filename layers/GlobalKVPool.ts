@@ -178,51 +178,77 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
  * Router kinds of CollectiveKVAttention: the pool's own ('dense', 'product') plus 'nearest', where
  * a token takes the pool row nearest to a learned projection of it (see nearestTrainingRows).
  */
-export type AttentionRouterKind = RouterKind | 'nearest';
-export const ATTENTION_ROUTER_KINDS = [...ROUTER_KINDS, 'nearest'] as const;
+export type AttentionRouterKind = RouterKind | 'nearest' | 'nearest-product';
+export const ATTENTION_ROUTER_KINDS = [...ROUTER_KINDS, 'nearest', 'nearest-product'] as const;
 
 /** A nearest-routed side: the pool and the collective projection enc(x) = x W (+ b) whose nearest row is chosen. */
 export interface NearestWeights {
-  /** [poolSize, dg] */
+  /** [poolSize, dg] (with subPools: productPool(a, b)) */
   pool: tf.Tensor;
   /** [de, dg] */
   kernel: tf.Tensor;
   /** [dg] or null */
   bias: tf.Tensor | null;
+  /**
+   * Product quantization: row i*s + j of the pool is concat(a[i], b[j]) with a [s, dgA], b [s, dg - dgA],
+   * so the nearest row is the nearest a to enc's first dgA columns joined to the nearest b to the rest.
+   */
+  subPools?: { a: tf.Tensor; b: tf.Tensor } | null;
 }
 
-/**
- * The dense router that routes exactly as nearest-row routing: argmin_j ||x W + b - P_j||^2 =
- * argmax_j (x R + r)_j with R = 2 W P^T [de, poolSize] and r_j = 2 b.P_j - ||P_j||^2. So at
- * inference (and in the cache) a nearest-routed side is an ordinary linear top-1 router.
- */
-export function nearestRouter(w: NearestWeights): { router: tf.Tensor; routerBias: tf.Tensor } {
+/** The [s*s, dgA + dgB] pool whose row i*s + j is concat(a[i], b[j]). */
+export function productPool(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const router = tf.mul(2, tf.matMul(w.kernel, w.pool, false, true));
-    const norms = tf.sum(tf.square(w.pool), 1);
-    const routerBias = w.bias == null ? tf.neg(norms)
-      : tf.sub(tf.mul(2, tf.reshape(tf.matMul(tf.reshape(w.bias, [1, -1]), w.pool, false, true), [-1])), norms);
-    return { router, routerBias };
+    const s = dim(a, 0);
+    const left = tf.reshape(tf.tile(tf.reshape(a, [s, 1, dim(a, 1)]), [1, s, 1]), [s * s, dim(a, 1)]);
+    const right = tf.reshape(tf.tile(tf.reshape(b, [1, s, dim(b, 1)]), [s, 1, 1]), [s * s, dim(b, 1)]);
+    return tf.concat([left, right], 1);
   });
 }
 
 /**
- * Index of the nearest pool row per token, off the gradient tape (a customGrad forward records
- * nothing): the [tokens, poolSize] logits are freed at once instead of being kept for a backward
- * pass that has nothing to send through an index.
+ * The router that routes exactly as nearest-row routing: argmin_j ||x W + b - P_j||^2 =
+ * argmax_j (x R + r)_j with R = 2 W P^T [de, poolSize] and r_j = 2 b.P_j - ||P_j||^2. So at
+ * inference (and in the cache) a nearest-routed side is an ordinary linear top-1 router. With
+ * subPools it is a product-key router: the same for a over W's first dgA columns and for b over
+ * the rest, R [de, 2s] (subKeys s).
  */
-const nearestIndexOffTape = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const [x, kernel, bias, pool] = args as tf.Tensor[];
-  const index = tf.tidy(() => {
-    const { router, routerBias } = nearestRouter({ pool, kernel, bias });
-    return routeTop1(dense(x, router, routerBias)).index;
+export function nearestRouter(w: NearestWeights): { router: tf.Tensor; routerBias: tf.Tensor; subKeys: number | null } {
+  const subKeys = w.subPools == null ? null : dim(w.subPools.a, 0);
+  const { router, routerBias } = tf.tidy(() => {
+    if (w.subPools == null) return denseNearestRouter(w.kernel, w.bias, w.pool);
+    const widthA = dim(w.subPools.a, 1);
+    const widthB = dim(w.kernel, 1) - widthA;
+    const a = denseNearestRouter(sliceLast(w.kernel, 0, widthA), w.bias == null ? null : sliceLast(w.bias, 0, widthA), w.subPools.a);
+    const b = denseNearestRouter(sliceLast(w.kernel, widthA, widthB), w.bias == null ? null : sliceLast(w.bias, widthA, widthB), w.subPools.b);
+    return { router: tf.concat([a.router, b.router], 1), routerBias: tf.concat([a.routerBias, b.routerBias]) };
   });
-  return { value: index, gradFunc: () => [x, kernel, bias, pool].map((t) => tf.zerosLike(t)) };
-}) as (x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, pool: tf.Tensor) => tf.Tensor;
+  return { router, routerBias, subKeys };
+}
 
-/** Index [...] of the pool row nearest to enc(x) for x [..., de]. */
+function denseNearestRouter(kernel: tf.Tensor, bias: tf.Tensor | null, pool: tf.Tensor): { router: tf.Tensor; routerBias: tf.Tensor } {
+  const router = tf.mul(2, tf.matMul(kernel, pool, false, true));
+  const norms = tf.sum(tf.square(pool), 1);
+  const routerBias = bias == null ? tf.neg(norms)
+    : tf.sub(tf.mul(2, tf.reshape(tf.matMul(tf.reshape(bias, [1, -1]), pool, false, true), [-1])), norms);
+  return { router, routerBias };
+}
+
+/**
+ * Index [...] of the pool row nearest to enc(x) for x [..., de], off the gradient tape (a
+ * customGrad forward records nothing): the [tokens, poolSize] logits are freed at once instead of
+ * being kept for a backward pass that has nothing to send through an index.
+ */
 export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
-  return tf.tidy(() => nearestIndexOffTape(x, w.kernel, w.bias ?? tf.zeros([dim(w.kernel, 1)]), w.pool));
+  const offTape = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const input = args[0] as tf.Tensor;
+    const index = tf.tidy(() => {
+      const { router, routerBias, subKeys } = nearestRouter(w);
+      return routeTokens(input, { pool: w.pool, router, routerBias, subKeys }).index;
+    });
+    return { value: index, gradFunc: () => tf.zerosLike(input) };
+  }) as (input: tf.Tensor) => tf.Tensor;
+  return offTape(x);
 }
 
 /**

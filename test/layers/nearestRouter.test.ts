@@ -4,7 +4,7 @@
 // dense router; the option is validated and round-trips with its state.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention, nearestIndex, nearestRouter, nearestTrainingRows } from '../../layers/index';
+import { CollectiveKVAttention, nearestIndex, nearestRouter, nearestTrainingRows, productPool } from '../../layers/index';
 import { weightBySuffix } from './helpers';
 
 const TOL = 2e-5;
@@ -132,6 +132,67 @@ describeEachBackend('nearest-row router', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, mask, probe]);
     l.dispose();
+  });
+
+  test("'nearest-product': sub-pools from the data; routes to the nearest row of their product pool; inference = training = cache", () => {
+    const l = layer({ router: 'nearest-product', poolSize: 9 });
+    const x = randomTensor([2, 6, 5], 29, 1);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]);
+    (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
+    l.auxiliaryLoss().dispose();
+    // dg = 2 * 3 - 2 = 4 for values (valueDim 3), 6 for keys: halves of 2 + 2 and 3 + 3.
+    expect(weightBySuffix(l, 'value_pool_a').shape).toEqual([3, 2]);
+    expect(weightBySuffix(l, 'value_pool_b').shape).toEqual([3, 2]);
+    expect(weightBySuffix(l, 'key_pool_a').shape).toEqual([3, 3]);
+    expect(l.weights.some((w) => w.name.endsWith('/key_pool'))).toBe(false);
+    for (const side of ['key', 'value'] as const) {
+      // Each sub-pool row is its columns of some valid token's encoding.
+      const e = encoded(l, side, x).arraySync();
+      const a = weightBySuffix(l, `${side}_pool_a`).read().arraySync() as number[][];
+      const validTokens = [0, 1, 2, 3, 4, 5, 8, 9, 10, 11];
+      expect(a.every((row) => validTokens.some((t) => row.every((v, c) => Math.abs(v - e[t][c]) < 1e-6)))).toBe(true);
+      for (const sub of ['a', 'b']) {
+        const pool = weightBySuffix(l, `${side}_pool_${sub}`);
+        const moved = tf.tidy(() => tf.add(pool.read(), randomTensor(pool.shape as number[], sub === 'a' ? 30 : 31, 0.3)));
+        pool.write(moved);
+        moved.dispose();
+      }
+    }
+    const probe = randomTensor([2, 6, 5], 32, 1);
+    for (const side of ['key', 'value'] as const) {
+      const route = l.route(side, probe);
+      const e = encoded(l, side, probe);
+      const table = tf.tidy(() => l.poolTable(side));
+      expect(table.shape[0]).toBe(9);
+      expect(Array.from(route.index.dataSync())).toEqual(bruteNearest(e, table));
+      tf.dispose([route.index, route.gate, route.logits, e, table]);
+    }
+    const before = tf.memory().numTensors;
+    const y = l.apply([probe, mask]) as tf.Tensor;
+    const train = l.apply([probe, mask], { training: true }) as tf.Tensor;
+    const loss = l.auxiliaryLoss();
+    expect(maxAbsDiff(train, y)).toBeLessThan(TOL);
+    const block = l.computeCache(probe, mask);
+    const cached = l.attendCached(probe, block);
+    expect(maxAbsDiff(cached, y)).toBeLessThan(TOL);
+    tf.dispose([y, train, loss, cached]);
+    block.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(l.getConfig().router).toBe('nearest-product');
+    tf.dispose([x, mask, probe]);
+    l.dispose();
+  });
+
+  test("productPool: row i*s + j joins a[i] and b[j]; gradients reach both sub-pools", () => {
+    const a = randomTensor([2, 3], 33, 1);
+    const b = randomTensor([2, 1], 34, 1);
+    const pool = productPool(a, b);
+    const [av, bv] = [a.arraySync() as number[][], b.arraySync() as number[][]];
+    expect(pool.arraySync()).toEqual([[...av[0], ...bv[0]], [...av[0], ...bv[1]], [...av[1], ...bv[0]], [...av[1], ...bv[1]]]);
+    const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(productPool(p, q)))([a, b]);
+    expect(Array.from(ga.dataSync())).toEqual(new Array(6).fill(2));
+    expect(Array.from(gb.dataSync())).toEqual([2, 2]);
+    tf.dispose([a, b, pool, ga, gb]);
   });
 
   test('nearestRouter is the dense router of the same argmin; nearestIndex agrees with brute force', () => {
@@ -305,5 +366,7 @@ describe('nearest-row router options', () => {
     expect(() => new CollectiveKVAttention({ ...base, gate: 'straight-through' })).toThrow(/gate.*unset.*straight-through/s);
     expect(() => new CollectiveKVAttention({ ...base, commitmentWeight: -1 })).toThrow(/commitmentWeight.*-1/s);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'nearby' as 'nearest' })).toThrow(/router.*nearest.*nearby/s);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 8, router: 'nearest-product' })).toThrow(/poolSize.*perfect square.*8/s);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 9, router: 'nearest-product', gate: 'scaled' })).toThrow(/gate.*nearest-product/s);
   });
 });

@@ -43,6 +43,7 @@ const VARIANTS = {
   collectivekv: { attention: 'collectivekv' },
   'collectivekv, product keys': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'product' } },
   'collectivekv, nearest rows': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'nearest' } },
+  'collectivekv, nearest rows of a product pool': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'nearest-product' } },
 } as const satisfies Record<string, Partial<CtrModelOptions>>;
 
 describe.each(Object.keys(BUILDERS))('%s', (name) => {
