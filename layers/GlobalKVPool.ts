@@ -196,13 +196,16 @@ export interface NearestWeights {
   subPools?: { a: tf.Tensor; b: tf.Tensor } | null;
 }
 
-/** The [s*s, dgA + dgB] pool whose row i*s + j is concat(a[i], b[j]). */
+/**
+ * The [s*s, dgA + dgB] pool whose row i*s + j is concat(a[i], b[j]): two row gathers joined in
+ * one pass (gatherRows' tail), whose backward is a scatter-add per sub-pool (tf.tile's gradient
+ * slices and adds once per repeat).
+ */
 export function productPool(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const s = dim(a, 0);
-    const left = tf.reshape(tf.tile(tf.reshape(a, [s, 1, dim(a, 1)]), [1, s, 1]), [s * s, dim(a, 1)]);
-    const right = tf.reshape(tf.tile(tf.reshape(b, [1, s, dim(b, 1)]), [s, 1, 1]), [s * s, dim(b, 1)]);
-    return tf.concat([left, right], 1);
+    const rowOf = (f: (k: number) => number) => tf.tensor1d(Int32Array.from({ length: s * s }, (_, k) => f(k)), 'int32');
+    return gatherRows(a, rowOf((k) => Math.floor(k / s)), undefined, gatherRows(b, rowOf((k) => k % s)));
   });
 }
 
@@ -258,9 +261,10 @@ export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
 const straightThrough = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [rows, encoded] = args as tf.Tensor[];
   const width = dim(encoded, encoded.rank - 1);
+  // Reshapes, not clones: a view shares the data (on wasm a clone is a copy of [tokens, width]).
   return {
-    value: tf.clone(rows),
-    gradFunc: (dy: tf.Tensor) => [dy, width === dim(dy, dy.rank - 1) ? tf.clone(dy) : sliceLast(dy, 0, width)],
+    value: tf.reshape(rows, rows.shape),
+    gradFunc: (dy: tf.Tensor) => [dy, width === dim(dy, dy.rank - 1) ? tf.reshape(dy, dy.shape) : sliceLast(dy, 0, width)],
   };
 }) as (rows: tf.Tensor, encoded: tf.Tensor) => tf.Tensor;
 
