@@ -227,10 +227,11 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --pool-size N        CollectiveKV pool rows (default 1024)
   --balance-tokens N   CollectiveKV: tokens per call the balance loss averages, sampled (default 2048; 0 = all)
   --router-dim N       CollectiveKV: low-rank routers of this width (default 0: the full router)
-  --router dense|product|nearest  CollectiveKV: one router column per pool row (default, the
-                       paper's), product keys (two sub-routers of sqrt(pool size) columns; pool size a
-                       square) or nearest (the row nearest to a learned projection, trained as a VQ-VAE
-                       codebook; see CollectiveKVAttentionArgs.router)
+  --router KIND        CollectiveKV router: dense (one router column per pool row; default, the
+                       paper's), product (product keys: two sub-routers of sqrt(pool size) columns;
+                       pool size a square), nearest (the row nearest to a learned projection, trained
+                       as a VQ-VAE codebook) or nearest-product (nearest over a product-quantized
+                       pool: 2 sqrt(pool size) distances per token; pool size a square)
   --commitment-weight X  CollectiveKV, router nearest: weight of the commitment term (default 0.25)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)

@@ -81,8 +81,9 @@ Options:
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,
                      unlike inference) or straight-through (inference's rows; gradient through the gate)
   --router KIND      CollectiveKV router: dense (default, the paper's), product (product keys, two
-                     sub-routers of sqrt(pool size) columns; the pool size must be a square) or
+                     sub-routers of sqrt(pool size) columns; the pool size must be a square),
                      nearest (the row nearest to a learned projection, trained as a VQ-VAE codebook)
+                     or nearest-product (nearest over a product-quantized pool; pool size a square)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
