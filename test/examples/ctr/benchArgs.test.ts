@@ -25,7 +25,7 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--balance-tokens', '2.5'])).toThrow("--balance-tokens must be an integer >= 0, received '2.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--router-dim', '0.5'])).toThrow("--router-dim must be an integer >= 0, received '0.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--share', 'q'])).toThrow("--share must be one of k, v, kv, received 'q'");
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, nearest, received 'hash'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, nearest, nearest-product, received 'hash'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest', '--commitment-weight', '0.5'])).toMatchObject({ collective: { router: 'nearest', commitmentWeight: 0.5 } });
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--commitment-weight=-1'])).toThrow("--commitment-weight must be a number >= 0, received '-1'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
