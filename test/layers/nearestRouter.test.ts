@@ -49,6 +49,32 @@ function segmentSum(rows: tf.Tensor, index: number[], m: number): tf.Tensor {
   return tf.tensor2d(out);
 }
 
+/**
+ * Each side routes `probe` to the brute-force nearest row of its pool (poolTable: the product pool
+ * for 'nearest-product'); inference, training and the cache give the same outputs; no tensor leaks.
+ */
+function expectNearestRoutesAgree(l: CollectiveKVAttention, probe: tf.Tensor, mask: tf.Tensor): void {
+  for (const side of ['key', 'value'] as const) {
+    const route = l.route(side, probe);
+    const e = encoded(l, side, probe);
+    const table = tf.tidy(() => tf.clone(l.poolTable(side)));
+    expect(table.shape[0]).toBe(l.poolSize);
+    expect(Array.from(route.index.dataSync())).toEqual(bruteNearest(e, table));
+    tf.dispose([route.index, route.gate, route.logits, e, table]);
+  }
+  const before = tf.memory().numTensors;
+  const y = l.apply([probe, mask]) as tf.Tensor;
+  const train = l.apply([probe, mask], { training: true }) as tf.Tensor;
+  const loss = l.auxiliaryLoss();
+  expect(maxAbsDiff(train, y)).toBeLessThan(TOL);
+  const block = l.computeCache(probe, mask);
+  const cached = l.attendCached(probe, block);
+  expect(maxAbsDiff(cached, y)).toBeLessThan(TOL);
+  tf.dispose([y, train, loss, cached]);
+  block.dispose();
+  expect(tf.memory().numTensors).toBe(before);
+}
+
 describeEachBackend('nearest-row router', () => {
   test('the first training call sets the pool to enc(x) of distinct valid tokens, once', () => {
     const l = layer();
@@ -113,23 +139,7 @@ describeEachBackend('nearest-row router', () => {
       moved.dispose();
     }
     const probe = randomTensor([2, 6, 5], 7, 1);
-    for (const side of ['key', 'value'] as const) {
-      const route = l.route(side, probe);
-      const e = encoded(l, side, probe);
-      expect(Array.from(route.index.dataSync())).toEqual(bruteNearest(e, weightBySuffix(l, `${side}_pool`).read()));
-      tf.dispose([route.index, route.gate, route.logits, e]);
-    }
-    const before = tf.memory().numTensors;
-    const y = l.apply([probe, mask]) as tf.Tensor;
-    const train = l.apply([probe, mask], { training: true }) as tf.Tensor;
-    const loss = l.auxiliaryLoss();
-    expect(maxAbsDiff(train, y)).toBeLessThan(TOL);
-    const block = l.computeCache(probe, mask);
-    const cached = l.attendCached(probe, block);
-    expect(maxAbsDiff(cached, y)).toBeLessThan(TOL);
-    tf.dispose([y, train, loss, cached]);
-    block.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNearestRoutesAgree(l, probe, mask);
     tf.dispose([x, mask, probe]);
     l.dispose();
   });
@@ -159,25 +169,7 @@ describeEachBackend('nearest-row router', () => {
       }
     }
     const probe = randomTensor([2, 6, 5], 32, 1);
-    for (const side of ['key', 'value'] as const) {
-      const route = l.route(side, probe);
-      const e = encoded(l, side, probe);
-      const table = tf.tidy(() => l.poolTable(side));
-      expect(table.shape[0]).toBe(9);
-      expect(Array.from(route.index.dataSync())).toEqual(bruteNearest(e, table));
-      tf.dispose([route.index, route.gate, route.logits, e, table]);
-    }
-    const before = tf.memory().numTensors;
-    const y = l.apply([probe, mask]) as tf.Tensor;
-    const train = l.apply([probe, mask], { training: true }) as tf.Tensor;
-    const loss = l.auxiliaryLoss();
-    expect(maxAbsDiff(train, y)).toBeLessThan(TOL);
-    const block = l.computeCache(probe, mask);
-    const cached = l.attendCached(probe, block);
-    expect(maxAbsDiff(cached, y)).toBeLessThan(TOL);
-    tf.dispose([y, train, loss, cached]);
-    block.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectNearestRoutesAgree(l, probe, mask);
     expect(l.getConfig().router).toBe('nearest-product');
     tf.dispose([x, mask, probe]);
     l.dispose();
