@@ -344,6 +344,15 @@ describeEachBackend('nearest-row router', () => {
     expect(maxAbsDiff(pool, weightBySuffix(copy, 'value_pool').read())).toBe(0);
     expect(copy.weights.map((w) => w.name.split('/').pop())).toEqual(expect.arrayContaining(['key_encoder_kernel', 'value_pool_ready']));
     expect(copy.weights.some((w) => w.name.endsWith('_router'))).toBe(false);
+    // Weights of an untrained layer (flags 0) loaded into the trained copy: the next training call sets the pool from data again.
+    const fresh = layer({ commitmentWeight: 0.5 });
+    (fresh.apply(x) as tf.Tensor).dispose();
+    copy.setWeights(fresh.getWeights());
+    expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(0);
+    (copy.apply(other, { training: true }) as tf.Tensor).dispose();
+    copy.auxiliaryLoss().dispose();
+    expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(1);
+    fresh.dispose();
     tf.dispose([x, pool, other, y]);
     l.dispose();
     copy.dispose();
