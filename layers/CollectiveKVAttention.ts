@@ -105,7 +105,7 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    */
   router?: AttentionRouterKind;
   /**
-   * With router 'nearest': weight of the commitment term ||sg(row) - enc(x)||^2 (the row's own term
+   * With router 'nearest' or 'nearest-product': weight of the commitment term ||sg(row) - enc(x)||^2 (the row's own term
    * ||row - sg(enc(x))||^2 has weight 1). Default 0.25 (VQ-VAE's).
    */
   commitmentWeight?: number;
@@ -173,7 +173,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly gate: GateMode;
   readonly router: AttentionRouterKind;
   readonly commitmentWeight: number;
-  /** s = sqrt(poolSize) for a product-key router, null for a dense one. */
+  /** s = sqrt(poolSize) for a product-key router or a product-quantized pool ('nearest-product'), else null. */
   private readonly subKeys: number | null;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
   private readonly act: (t: tf.Tensor) => tf.Tensor;
@@ -504,7 +504,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
       ...(this.router === 'dense' ? {} : { router: this.router }),
-      ...(this.router === 'nearest' && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
+      ...(this.nearest && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
     };
   }
 }

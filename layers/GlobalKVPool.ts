@@ -176,7 +176,8 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
 
 /**
  * Router kinds of CollectiveKVAttention: the pool's own ('dense', 'product') plus 'nearest', where
- * a token takes the pool row nearest to a learned projection of it (see nearestTrainingRows).
+ * a token takes the pool row nearest to a learned projection of it (see nearestTrainingRows), and
+ * 'nearest-product', the same over a product-quantized pool (see productPool).
  */
 export type AttentionRouterKind = RouterKind | 'nearest' | 'nearest-product';
 export const ATTENTION_ROUTER_KINDS = [...ROUTER_KINDS, 'nearest', 'nearest-product'] as const;

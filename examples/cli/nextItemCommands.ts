@@ -37,7 +37,7 @@ export interface NextItemArgs {
   routingBiasRate?: number;
   /** CollectiveKV gate in training: 'scaled' (default) or 'straight-through'. */
   gate?: GateMode;
-  /** CollectiveKV router: 'dense' (default), 'product' (product keys) or 'nearest'. */
+  /** CollectiveKV router: 'dense' (default), 'product' (product keys), 'nearest' or 'nearest-product'. */
   router?: AttentionRouterKind;
   loss?: string;
   seed?: number;

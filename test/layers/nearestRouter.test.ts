@@ -331,6 +331,7 @@ describeEachBackend('nearest-row router', () => {
     expect(config.router).toBe('nearest');
     expect(config.commitmentWeight).toBe(0.5);
     expect(layer().getConfig().commitmentWeight).toBeUndefined();
+    expect(layer({ router: 'nearest-product', poolSize: 9, commitmentWeight: 0.5 }).getConfig().commitmentWeight).toBe(0.5);
     const x = randomTensor([2, 4, 5], 20, 1);
     (l.apply(x, { training: true }) as tf.Tensor).dispose();
     l.auxiliaryLoss().dispose();
