@@ -109,6 +109,12 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * ||row - sg(enc(x))||^2 has weight 1). Default 0.25 (VQ-VAE's).
    */
   commitmentWeight?: number;
+  /**
+   * With router 'nearest' or 'nearest-product': weight of the whole VQ loss (both terms), which is
+   * relative to the encodings' mean squared norm (see nearestTrainingRows). Larger keeps rows and
+   * projections closer, so training routes more like inference. Default 1.
+   */
+  quantizationWeight?: number;
 }
 
 type Side = 'key' | 'value';
@@ -173,6 +179,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   readonly gate: GateMode;
   readonly router: AttentionRouterKind;
   readonly commitmentWeight: number;
+  readonly quantizationWeight: number;
   /** s = sqrt(poolSize) for a product-key router or a product-quantized pool ('nearest-product'), else null. */
   private readonly subKeys: number | null;
   private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
@@ -201,6 +208,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.router = checkOneOf(name, 'router', args.router ?? 'dense', ATTENTION_ROUTER_KINDS);
     this.subKeys = this.router === 'product' || this.router === 'nearest-product' ? routerSubKeys(name, 'product', this.poolSize) : null;
     this.commitmentWeight = checkNonNegative(name, 'commitmentWeight', args.commitmentWeight ?? 0.25);
+    this.quantizationWeight = checkNonNegative(name, 'quantizationWeight', args.quantizationWeight ?? 1);
     if (this.router === 'product' && this.routingBiasRate > 0) {
       throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
     }
@@ -388,7 +396,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       if (ready()) this.poolsReady.add(side);
     }
     const lossRows = this.samplers[side].sample(source.size / (source.shape[source.rank - 1] as number));
-    const { rows, loss } = nearestTrainingRows(source, this.nearestWeights(pool, encoder), mask, this.commitmentWeight, { tail, lossRows });
+    const { rows, loss } = nearestTrainingRows(source, this.nearestWeights(pool, encoder), mask, this, { tail, lossRows });
     return { values: rows, loss };
   }
 
@@ -505,6 +513,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
       ...(this.router === 'dense' ? {} : { router: this.router }),
       ...(this.nearest && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
+      ...(this.nearest && this.quantizationWeight !== 1 ? { quantizationWeight: this.quantizationWeight } : {}),
     };
   }
 }

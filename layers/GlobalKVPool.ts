@@ -44,6 +44,14 @@ export interface RoutingLossWeights {
   balanceWeight: number;
 }
 
+/** Weights of the VQ loss of nearest-row routing (see nearestTrainingRows). */
+export interface VQLossWeights {
+  /** Weight of the whole loss. */
+  quantizationWeight: number;
+  /** Weight of the commitment term, relative to the row's own term. */
+  commitmentWeight: number;
+}
+
 /**
  * How the gate enters the training forward. 'scaled' (the paper's): rows are gate * pool[index],
  * while inference reads pool[index], so training and inference differ until the peak loss drives
@@ -284,12 +292,13 @@ function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
  * so its size is the relative quantization error whatever the scale of the K/V source: small
  * embeddings (SIM's, ~0.05) and layer-normed hidden states (HSTU's) differ by 10^4 in ||enc||^2,
  * and an absolute loss is negligible for one and drowns the task for the other.
- * One customGrad: the two terms share their value, and only their gradients differ
- * (2 (rows - enc) / s to the rows, -2 commitment (rows - enc) / s to enc).
+ * times weights.quantizationWeight. One customGrad: the two terms share their value, and only
+ * their gradients differ (2 (rows - enc) / s to the rows, -2 commitment (rows - enc) / s to enc).
  */
-function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, commitment: number): tf.Scalar {
+function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, weights: VQLossWeights): tf.Scalar {
+  const { quantizationWeight: scale, commitmentWeight: commitment } = weights;
   const value = (r: tf.Tensor, e: tf.Tensor, w: tf.Tensor) => tf.tidy(() =>
-    tf.mul(1 + commitment, tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
+    tf.mul(scale * (1 + commitment), tf.sum(tf.mul(tf.sum(tf.square(tf.sub(r, e)), -1), w))) as tf.Scalar);
   // Per-token weights of the valid mean, divided by the mean squared norm of the encodings.
   const relativeWeights = () => tf.tidy(() => {
     const w = validWeights(mask, encoded.shape.slice(0, -1));
@@ -299,18 +308,18 @@ function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, com
   if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, relativeWeights()));
   // The gradient recomputes the difference from views of the inputs (see keptView) and the
   // weights kept here; it disposes all three.
-  const weights = tf.keep(relativeWeights());
+  const tokenWeights = tf.keep(relativeWeights());
   return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [r, e] = args as tf.Tensor[];
     const refs = [keptView(r), keptView(e)];
     return {
-      value: value(r, e, weights),
+      value: value(r, e, tokenWeights),
       gradFunc: (dy: tf.Tensor) => {
         const grads = tf.tidy(() => {
-          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(weights, tf.mul(dy, 2)), -1));
+          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(tokenWeights, tf.mul(dy, 2 * scale)), -1));
           return [scaled, tf.mul(scaled, -commitment)];
         });
-        tf.dispose([...refs, weights]);
+        tf.dispose([...refs, tokenWeights]);
         return grads;
       },
     };
@@ -337,12 +346,12 @@ function validWeights(mask: tf.Tensor | null, shape: number[]): tf.Tensor {
  * the cache read), and the gradient of the rows reaches both P_j and, straight through, enc(x),
  * so the projection and the embeddings under it learn from the task as in MultiHeadAttention.
  * The loss, over valid tokens, pulls each chosen row toward its tokens and the tokens toward it:
- *   mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 ) / mean_valid ||enc||^2
+ *   quantizationWeight mean_valid ( ||P_j - sg(enc)||^2 + commitmentWeight ||sg(P_j) - enc||^2 ) / mean_valid ||enc||^2
  * Returns the rows (joined to options.tail, the user part, when given), the index and the loss (0
  * when no token is valid). options.lossRows: rows of the flattened tokens the loss averages over
  * (a sample, as the balance term's), null = all.
  */
-export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Tensor | null, commitmentWeight: number,
+export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Tensor | null, lossWeights: VQLossWeights,
   options: { tail?: tf.Tensor; lossRows?: Int32Array | null } = {}): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar } {
   const { tail, lossRows = null } = options;
   const [rows, index, loss] = tf.tidy(() => {
@@ -350,13 +359,13 @@ export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Te
     const chosenIndex = nearestIndex(x, w);
     const joined = gatherRows(w.pool, chosenIndex, undefined, tail);
     const out = straightThrough(joined, encoded);
-    if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), encoded, mask, commitmentWeight)];
+    if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), encoded, mask, lossWeights)];
     // The loss over sampled tokens only: rows [S] of the flattened tokens.
     const width = dim(encoded, encoded.rank - 1);
     const sample = tf.tensor1d(lossRows, 'int32');
     const sampledIndex = gatherIndexOffTape(tf.reshape(chosenIndex, [-1]), sample);
     const sampledMask = mask == null ? null : tf.gather(tf.reshape(mask, [-1]), sample);
-    const loss = vqLoss(gatherRows(w.pool, sampledIndex), gatherRows(tf.reshape(encoded, [-1, width]), sample), sampledMask, commitmentWeight);
+    const loss = vqLoss(gatherRows(w.pool, sampledIndex), gatherRows(tf.reshape(encoded, [-1, width]), sample), sampledMask, lossWeights);
     return [out, chosenIndex, loss];
   });
   return { rows, index, loss: loss as tf.Scalar };

@@ -233,6 +233,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
                        as a VQ-VAE codebook) or nearest-product (nearest over a product-quantized
                        pool: 2 sqrt(pool size) distances per token; pool size a square)
   --commitment-weight X  CollectiveKV, router nearest: weight of the commitment term (default 0.25)
+  --quantization-weight X  CollectiveKV, router nearest: weight of the whole VQ loss (default 1)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
@@ -280,7 +281,7 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
     ].map((k) => [k, { type: 'string' as const }])),
   });
@@ -296,6 +297,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
   if (v.router != null) collective.router = oneOf('--router', v.router, ATTENTION_ROUTER_KINDS);
   if (v['commitment-weight'] != null) collective.commitmentWeight = nonNegativeNumber('--commitment-weight', v['commitment-weight']);
+  if (v['quantization-weight'] != null) collective.quantizationWeight = nonNegativeNumber('--quantization-weight', v['quantization-weight']);
   if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
   if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);

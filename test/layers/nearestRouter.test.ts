@@ -204,7 +204,8 @@ describeEachBackend('nearest-row router', () => {
   });
 
   test('nearestTrainingRows: value, VQ loss and its straight-through gradients against hand formulas', () => {
-    const [n, de, dg, du, m, beta] = [9, 4, 3, 2, 5, 0.4];
+    const [n, de, dg, du, m, beta, q] = [9, 4, 3, 2, 5, 0.4, 1.7];
+    const lossWeights = { quantizationWeight: q, commitmentWeight: beta };
     const x = randomTensor([n, de], 12, 1);
     const pool = randomTensor([m, dg], 13, 1);
     const kernel = randomTensor([de, dg], 14, 1);
@@ -215,12 +216,12 @@ describeEachBackend('nearest-row router', () => {
     const mask = tf.tensor1d(maskValues);
     const before = tf.memory().numTensors;
     const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor) => {
-      const { rows, index, loss } = nearestTrainingRows(x, { pool: p, kernel: k, bias: b }, mask, beta, { tail: t });
+      const { rows, index, loss } = nearestTrainingRows(x, { pool: p, kernel: k, bias: b }, mask, lossWeights, { tail: t });
       index.dispose();
       return tf.add(tf.sum(tf.mul(rows, probe)), loss) as tf.Scalar;
     };
     const got = tf.grads(f)([pool, kernel, bias, tail]);
-    const { rows, index, loss } = nearestTrainingRows(x, { pool, kernel, bias }, mask, beta, { tail });
+    const { rows, index, loss } = nearestTrainingRows(x, { pool, kernel, bias }, mask, lossWeights, { tail });
     // By hand: idx = argmin ||e - P_j||, w_i = mask_i / count, diff = P_idx - e.
     const e = tf.tidy(() => tf.add(tf.matMul(x, kernel), bias)) as tf.Tensor2D;
     const idx = bruteNearest(e, pool);
@@ -231,8 +232,8 @@ describeEachBackend('nearest-row router', () => {
       const diff = tf.sub(chosen, e);
       const w = tf.div(mask, count);
       const norm = tf.sum(tf.mul(tf.sum(tf.square(e), -1), w)); // the relative loss's constant scale
-      const lossValue = tf.div(tf.mul(1 + beta, tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w))), norm);
-      const twice = tf.div(tf.mul(diff, tf.expandDims(tf.mul(w, 2), -1)), norm);
+      const lossValue = tf.div(tf.mul(q * (1 + beta), tf.sum(tf.mul(tf.sum(tf.square(diff), -1), w))), norm);
+      const twice = tf.div(tf.mul(diff, tf.expandDims(tf.mul(w, 2 * q), -1)), norm);
       const g = tf.slice(probe, [0, 0], [n, dg]);
       const toRows = tf.add(g, twice);
       const toEncoded = tf.sub(g, tf.mul(beta, twice));
@@ -259,7 +260,7 @@ describeEachBackend('nearest-row router', () => {
     const base = { pool: randomTensor([4, 6], 26, 1), kernel: randomTensor([3, 6], 27, 1), bias: randomTensor([6], 28, 1) };
     const lossAt = (c: number) => tf.tidy(() => {
       const scaled = { pool: tf.mul(base.pool, c), kernel: tf.mul(base.kernel, c), bias: tf.mul(base.bias, c) };
-      return nearestTrainingRows(x, scaled, null, 0.25).loss.dataSync()[0];
+      return nearestTrainingRows(x, scaled, null, { quantizationWeight: 1, commitmentWeight: 0.25 }).loss.dataSync()[0];
     });
     const [small, large] = [lossAt(0.01), lossAt(100)];
     expect(small).toBeGreaterThan(0.01);
@@ -274,7 +275,7 @@ describeEachBackend('nearest-row router', () => {
     const mask = tf.tensor2d([[1, 1, 0, 1], [1, 1, 1, 1]]);
     const lossRows = Int32Array.from([0, 2, 5, 7]);
     const f = (p: tf.Tensor, k: tf.Tensor) => {
-      const r = nearestTrainingRows(x, { pool: p, kernel: k, bias: null }, mask, beta, { lossRows });
+      const r = nearestTrainingRows(x, { pool: p, kernel: k, bias: null }, mask, { quantizationWeight: 1, commitmentWeight: beta }, { lossRows });
       r.rows.dispose();
       r.index.dispose();
       return r.loss;
@@ -326,11 +327,13 @@ describeEachBackend('nearest-row router', () => {
   });
 
   test('round-trips through getConfig and a weight copy (the pool is not set from data again)', () => {
-    const l = layer({ commitmentWeight: 0.5 });
+    const l = layer({ commitmentWeight: 0.5, quantizationWeight: 3 });
     const config = l.getConfig();
     expect(config.router).toBe('nearest');
     expect(config.commitmentWeight).toBe(0.5);
+    expect(config.quantizationWeight).toBe(3);
     expect(layer().getConfig().commitmentWeight).toBeUndefined();
+    expect(layer().getConfig().quantizationWeight).toBeUndefined();
     expect(layer({ router: 'nearest-product', poolSize: 9, commitmentWeight: 0.5 }).getConfig().commitmentWeight).toBe(0.5);
     const x = randomTensor([2, 4, 5], 20, 1);
     (l.apply(x, { training: true }) as tf.Tensor).dispose();
@@ -367,6 +370,7 @@ describe('nearest-row router options', () => {
     expect(() => new CollectiveKVAttention({ ...base, routingBiasRate: 0.1 })).toThrow(/routingBiasRate.*0\.1/s);
     expect(() => new CollectiveKVAttention({ ...base, gate: 'straight-through' })).toThrow(/gate.*unset.*straight-through/s);
     expect(() => new CollectiveKVAttention({ ...base, commitmentWeight: -1 })).toThrow(/commitmentWeight.*-1/s);
+    expect(() => new CollectiveKVAttention({ ...base, quantizationWeight: -2 })).toThrow(/quantizationWeight.*-2/s);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'nearby' as 'nearest' })).toThrow(/router.*nearest.*nearby/s);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 8, router: 'nearest-product' })).toThrow(/poolSize.*perfect square.*8/s);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 9, router: 'nearest-product', gate: 'scaled' })).toThrow(/gate.*nearest-product/s);

@@ -28,6 +28,8 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, nearest, nearest-product, received 'hash'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest', '--commitment-weight', '0.5'])).toMatchObject({ collective: { router: 'nearest', commitmentWeight: 0.5 } });
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--commitment-weight=-1'])).toThrow("--commitment-weight must be a number >= 0, received '-1'");
+    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest', '--quantization-weight', '4'])).toMatchObject({ collective: { router: 'nearest', quantizationWeight: 4 } });
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--quantization-weight', 'x'])).toThrow("--quantization-weight must be a number >= 0, received 'x'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--timing-rounds', '1.5'])).toThrow("--timing-rounds must be an integer >= 0, received '1.5'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--max-minutes=-1'])).toThrow("--max-minutes must be a number >= 0, received '-1'");
