@@ -239,10 +239,12 @@ export function nearestRouter(w: NearestWeights): { router: tf.Tensor; routerBia
 }
 
 function denseNearestRouter(kernel: tf.Tensor, bias: tf.Tensor | null, pool: tf.Tensor): { router: tf.Tensor; routerBias: tf.Tensor } {
-  const router = tf.mul(2, tf.matMul(kernel, pool, false, true));
+  // An explicit transpose: wasm's matMul with a transposed operand is ~3x slower here.
+  const poolT = tf.transpose(pool);
+  const router = tf.mul(2, tf.matMul(kernel, poolT));
   const norms = tf.sum(tf.square(pool), 1);
   const routerBias = bias == null ? tf.neg(norms)
-    : tf.sub(tf.mul(2, tf.reshape(tf.matMul(tf.reshape(bias, [1, -1]), pool, false, true), [-1])), norms);
+    : tf.sub(tf.mul(2, tf.reshape(tf.matMul(tf.reshape(bias, [1, -1]), poolT), [-1])), norms);
   return { router, routerBias };
 }
 
@@ -264,18 +266,19 @@ export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
 }
 
 /**
- * Value of `rows` ([..., dg + du]: pool rows joined to the user part); the gradient goes to `rows`
- * unchanged and, straight through, its first dg columns to `encoded` [..., dg].
+ * Value of `rows`; the gradient goes unchanged to `rows` and, straight through, to `encoded` (same
+ * shape). Reshapes, not clones: a view shares the data (on wasm a clone is a copy of [tokens, width]).
  */
 const straightThrough = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const [rows, encoded] = args as tf.Tensor[];
-  const width = dim(encoded, encoded.rank - 1);
-  // Reshapes, not clones: a view shares the data (on wasm a clone is a copy of [tokens, width]).
-  return {
-    value: tf.reshape(rows, rows.shape),
-    gradFunc: (dy: tf.Tensor) => [dy, width === dim(dy, dy.rank - 1) ? tf.reshape(dy, dy.shape) : sliceLast(dy, 0, width)],
-  };
+  const rows = args[0] as tf.Tensor;
+  return { value: tf.reshape(rows, rows.shape), gradFunc: (dy: tf.Tensor) => [dy, tf.reshape(dy, dy.shape)] };
 }) as (rows: tf.Tensor, encoded: tf.Tensor) => tf.Tensor;
+
+/** t [..., width] with `extra` zero columns after its last one. */
+function padColumns(t: tf.Tensor, extra: number): tf.Tensor {
+  if (extra === 0) return t;
+  return tf.concat([t, tf.zeros([...t.shape.slice(0, -1), extra])], -1);
+}
 
 /** Columns [start, start + width) of the last axis. */
 function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
@@ -355,17 +358,22 @@ export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Te
   options: { tail?: tf.Tensor; lossRows?: Int32Array | null } = {}): { rows: tf.Tensor; index: tf.Tensor; loss: tf.Scalar } {
   const { tail, lossRows = null } = options;
   const [rows, index, loss] = tf.tidy(() => {
-    const encoded = dense(x, w.kernel, w.bias);
     const chosenIndex = nearestIndex(x, w);
     const joined = gatherRows(w.pool, chosenIndex, undefined, tail);
-    const out = straightThrough(joined, encoded);
-    if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), encoded, mask, lossWeights)];
-    // The loss over sampled tokens only: rows [S] of the flattened tokens.
-    const width = dim(encoded, encoded.rank - 1);
+    // The straight-through path reads enc(x) with zero columns under the tail, so the gradient of
+    // the joined rows passes as it is (no slice of a [tokens, width] tensor; the kernel's gradient
+    // drops the padding's columns, and zero columns send nothing to x).
+    const tailWidth = tail == null ? 0 : dim(tail, tail.rank - 1);
+    const padded = (t: tf.Tensor | null) => (t == null ? null : padColumns(t, tailWidth));
+    const out = straightThrough(joined, dense(x, padded(w.kernel) as tf.Tensor, padded(w.bias)));
+    if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), dense(x, w.kernel, w.bias), mask, lossWeights)];
+    // The loss over sampled tokens only (rows [S] of the flattened tokens), their encodings
+    // computed anew from their inputs, so its gradient stays [S]-sized.
     const sample = tf.tensor1d(lossRows, 'int32');
     const sampledIndex = gatherIndexOffTape(tf.reshape(chosenIndex, [-1]), sample);
     const sampledMask = mask == null ? null : tf.gather(tf.reshape(mask, [-1]), sample);
-    const loss = vqLoss(gatherRows(w.pool, sampledIndex), gatherRows(tf.reshape(encoded, [-1, width]), sample), sampledMask, lossWeights);
+    const sampledEncoded = dense(gatherRows(tf.reshape(x, [-1, dim(x, x.rank - 1)]), sample), w.kernel, w.bias);
+    const loss = vqLoss(gatherRows(w.pool, sampledIndex), sampledEncoded, sampledMask, lossWeights);
     return [out, chosenIndex, loss];
   });
   return { rows, index, loss: loss as tf.Scalar };

@@ -22,6 +22,8 @@ const CASES: Case[] = [
   { numRows: 257, width: 1, indexShape: [3, 5] },
   { numRows: 257, width: 9, indexShape: [2, 3, 4] },
   { numRows: 3, width: 5, indexShape: [1, 40] }, // many duplicates
+  { numRows: 33, width: 16, indexShape: [2, 7] }, // rows this wide are block-copied
+  { numRows: 40, width: 255, indexShape: [3, 5] },
 ];
 
 /** Reads the heap bookkeeping of the active backend (numDataIds is on every KernelBackend). */
@@ -37,8 +39,8 @@ describeEachBackend('gatherRows', (backend) => {
     expect(tf.getKernel(GATHER_ROWS_TAIL_GRAD, backend)).toBeDefined();
   });
 
-  it.each([[1], [2], [0]])('joins a tail of width %i after each row, with and without gate', (tailWidth: number) => {
-    const c = { numRows: 257, width: 9, indexShape: [2, 3, 4] };
+  it.each([[1, 9], [2, 9], [0, 9], [1, 255], [3, 20]])('joins a tail of width %i after each row of width %i, with and without gate', (tailWidth: number, width: number) => {
+    const c = { numRows: 257, width, indexShape: [2, 3, 4] };
     const table = randomTensor([c.numRows, c.width], 21);
     const index = randomIndex(c.indexShape, c.numRows, 22);
     const gate = randomTensor(c.indexShape, 23);
