@@ -9,7 +9,7 @@ import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
 import type { GateMode } from '../../layers/GlobalKVPool';
 import { captureAttentionInputs, disposeSites, keysAndValues, sampleRows, validIndex } from '../analysis/capture';
 import { quantile } from '../analysis/spectrum';
-import { kmeans } from './kmeans';
+import { KMeansResult, kmeans } from './kmeans';
 
 export interface SwapAttentionOptions {
   /** Inputs of the model for a sample of users (the k-means data); one user per batch row. */
@@ -25,6 +25,18 @@ export interface SwapAttentionOptions {
   share?: ShareMode;
   /** The converted layers' training gate (see CollectiveKVAttentionArgs.gate). Default 'scaled'. */
   gate?: GateMode;
+  /**
+   * The converted layers' router. 'dense' (default): a router that reproduces the nearest-centroid
+   * assignment. 'nearest': nearest-row routing (VQ) with the centroids as its pool and the trained
+   * projection as its encoder, so fine-tuning goes on as a VQ codebook; 'nearest-product': the
+   * same over a product-quantized pool, each half clustered on its own (sqrt(poolSize) centroids
+   * on the first ceil(dg / 2) columns, as many on the rest). See CollectiveKVAttentionArgs.router.
+   */
+  router?: SwapRouterKind;
+  /** With router 'nearest' or 'nearest-product': see CollectiveKVAttentionArgs. Default: the layer's. */
+  commitmentWeight?: number;
+  /** With router 'nearest' or 'nearest-product': see CollectiveKVAttentionArgs. Default: the layer's. */
+  quantizationWeight?: number;
   peakWeight?: number;
   balanceWeight?: number;
   /**
@@ -50,6 +62,10 @@ export interface SwapAttentionOptions {
   name?: string;
 }
 
+/** Routers swapAttention converts to ('product' keys have no exact nearest-centroid form). */
+export type SwapRouterKind = 'dense' | 'nearest' | 'nearest-product';
+const SWAP_ROUTER_KINDS = ['dense', 'nearest', 'nearest-product'] as const;
+
 export interface SideConversionReport {
   /** Tokens clustered. */
   tokens: number;
@@ -63,7 +79,7 @@ export interface SideConversionReport {
   relativeInertia: number;
   /** Fraction of sampled tokens whose new router picks their nearest centroid (null when the pool is empty). */
   routingAgreement: number | null;
-  /** The constant added to every router logit (see gateLogit). */
+  /** The constant added to every router logit (see gateLogit); 0 for the nearest routers, which have none. */
   logitShift: number;
 }
 
@@ -79,8 +95,9 @@ export interface SwapAttentionResult {
   layers: LayerConversionReport[];
 }
 
-type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | 'share' | 'gate' | 'peakWeight' | 'balanceWeight' | 'name' | 'userDim'>>
-  & Pick<SwapAttentionOptions, 'share' | 'gate' | 'peakWeight' | 'balanceWeight'> & { name: string; userDim: (layer: string) => number };
+type PassedThrough = 'share' | 'gate' | 'peakWeight' | 'balanceWeight' | 'commitmentWeight' | 'quantizationWeight';
+type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | PassedThrough | 'name' | 'userDim'>>
+  & Pick<SwapAttentionOptions, PassedThrough> & { name: string; userDim: (layer: string) => number };
 
 /**
  * Returns a new model in which every MultiHeadAttention is a CollectiveKVAttention with the same
@@ -134,8 +151,11 @@ function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolve
   if (options == null || options.sample == null) {
     throw new ArgumentError('swapAttention', 'options.sample', 'the model inputs of a data sample', String(options?.sample));
   }
+  if (options.router != null && !(SWAP_ROUTER_KINDS as readonly string[]).includes(options.router)) {
+    throw new ArgumentError('swapAttention', 'options.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, String(options.router));
+  }
   const o = {
-    poolSize: 1024, userActivation: 'linear', seed: 1, kmeansIterations: 25, gateLogit: 3,
+    poolSize: 1024, userActivation: 'linear', seed: 1, kmeansIterations: 25, gateLogit: 3, router: 'dense' as SwapRouterKind,
     batchSize: 64, ...options, name: options.name ?? `${model.name}_collectivekv`,
   };
   // Enough tokens per centroid for a big pool: with 8192 tokens, a 4096-row pool would fit 2 each.
@@ -155,9 +175,11 @@ function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolve
 function rebuild(model: tfl.LayersModel, targets: MultiHeadAttention[], o: Resolved, options: SwapAttentionOptions): tfl.LayersModel {
   const config = JSON.parse(JSON.stringify(model.getConfig())) as { name?: string; layers: LayerEntry[] };
   const names = new Set(targets.map((t) => t.name));
-  const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation };
+  const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation, ...(o.router === 'dense' ? {} : { router: o.router }) };
   // Only what the caller set; the rest keeps CollectiveKVAttention's defaults.
-  for (const key of ['share', 'gate', 'peakWeight', 'balanceWeight'] as const) if (options[key] != null) extra[key] = options[key];
+  for (const key of ['share', 'gate', 'peakWeight', 'balanceWeight', 'commitmentWeight', 'quantizationWeight'] as const) {
+    if (options[key] != null) extra[key] = options[key];
+  }
   for (const entry of config.layers) {
     const name = entry.config.name as string;
     if (!names.has(name)) continue;
@@ -256,6 +278,7 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
     throw new ArgumentError('swapAttention', 'options.sample', `at least poolSize = ${o.poolSize} valid tokens`, `${pick.length}`);
   }
   const points = collectiveRows(values, pick, dg);
+  if (o.router !== 'dense') return { ...report, ...initializeNearestSide(next, s, kernel, bias, points, pick, kvSource, o) };
   const km = kmeans(points, pick.length, dg, o.poolSize, { seed: o.seed, maxIterations: o.kmeansIterations });
   const shift = routerShift(points, pick.length, dg, km.centroids, km.assignment, o.gateLogit);
   writeRouter(next, s, kernel, bias, km.centroids, dg, o.poolSize, shift);
@@ -264,6 +287,56 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
     relativeInertia: km.inertia / centeredEnergy(points, pick.length, dg),
     routingAgreement: agreement(next, s, kvSource, pick, km.assignment), logitShift: shift,
   };
+}
+
+/**
+ * Nearest-row routing from the trained side: the encoder is the trained projection's first dg
+ * columns, the pool the k-means centroids of the tokens' first dg columns (per half for a
+ * product-quantized pool: the nearest product row is the nearest centroid of each half), and the
+ * pool is marked set, so the first training call does not set it from data again.
+ */
+function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', kernel: tf.Tensor, bias: tf.Tensor | null,
+  points: Float64Array, pick: Int32Array, kvSource: tf.Tensor, o: Resolved): Omit<SideConversionReport, 'tokens' | 'poolWidth'> {
+  const n = pick.length;
+  const dg = points.length / n;
+  const options = { seed: o.seed, maxIterations: o.kmeansIterations };
+  tf.tidy(() => {
+    copyWeight(next, `${s}_encoder_kernel`, tf.slice(kernel, [0, 0], [dim(kernel, 0), dg]));
+    if (next.useBias) copyWeight(next, `${s}_encoder_bias`, bias == null ? tf.zeros([dg]) : tf.slice(bias, [0], [dg]));
+    copyWeight(next, `${s}_pool_ready`, tf.ones([1]));
+  });
+  let assignment: Int32Array;
+  let fits: KMeansResult[];
+  if (o.router === 'nearest') {
+    const km = kmeans(points, n, dg, o.poolSize, options);
+    copyWeight(next, `${s}_pool`, tf.tensor2d(Float32Array.from(km.centroids), [o.poolSize, dg]));
+    [assignment, fits] = [km.assignment, [km]];
+  } else {
+    const rows = Math.round(Math.sqrt(o.poolSize));
+    const widthA = Math.ceil(dg / 2);
+    const half = (start: number, width: number) => kmeans(columns(points, n, dg, start, width), n, width, rows, options);
+    const [a, b] = [half(0, widthA), half(widthA, dg - widthA)];
+    copyWeight(next, `${s}_pool_a`, tf.tensor2d(Float32Array.from(a.centroids), [rows, widthA]));
+    copyWeight(next, `${s}_pool_b`, tf.tensor2d(Float32Array.from(b.centroids), [rows, dg - widthA]));
+    assignment = a.assignment.map((i, t) => i * rows + b.assignment[t]);
+    fits = [a, b];
+  }
+  const sizes = new Int32Array(o.poolSize);
+  assignment.forEach((row) => { sizes[row]++; });
+  return {
+    iterations: Math.max(...fits.map((f) => f.iterations)), reseeded: fits.reduce((t, f) => t + f.reseeded, 0),
+    minClusterSize: Math.min(...sizes), maxClusterSize: Math.max(...sizes),
+    // Squared distances add over columns, so the halves' inertias add up to the product pool's.
+    relativeInertia: fits.reduce((t, f) => t + f.inertia, 0) / centeredEnergy(points, n, dg),
+    routingAgreement: agreement(next, s, kvSource, pick, assignment), logitShift: 0,
+  };
+}
+
+/** Columns [start, start + width) of n float64 rows of width d. */
+function columns(points: Float64Array, n: number, d: number, start: number, width: number): Float64Array {
+  const out = new Float64Array(n * width);
+  for (let i = 0; i < n; i++) out.set(points.subarray(i * d + start, i * d + start + width), i * width);
+  return out;
 }
 
 /** The first dg columns of the picked tokens of values [B, T, width], as float64 rows. */

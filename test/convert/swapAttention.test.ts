@@ -176,6 +176,45 @@ describeEachBackend('swapAttention', () => {
     model.dispose();
   });
 
+  test.each(['nearest', 'nearest-product'] as const)("router '%s': centroid pool, the trained projection as encoder, exact nearest routing, no data re-init", (router) => {
+    for (const useBias of [true, false]) {
+      const model = functionalModel(useBias);
+      const { x, mask } = sampleInputs(7);
+      const { model: converted, layers } = swapAttention(model, { sample: [x, mask], poolSize: 16, userDim: 2, seed: 3, router, quantizationWeight: 0.5 });
+      const att = converted.getLayer('att') as CollectiveKVAttention;
+      expect(att.router).toBe(router);
+      expect(att.quantizationWeight).toBe(0.5);
+      const old = model.getLayer('att');
+      const trainedCollective = tf.slice(weightOf(old, 'key_kernel'), [0, 0], [E, 6]);
+      expect(maxAbsDiff(weightOf(att, 'key_encoder_kernel'), trainedCollective)).toBe(0);
+      if (useBias) expect(tf.tidy(() => maxAbsDiff(weightOf(att, 'key_encoder_bias'), tf.slice(weightOf(old, 'key_bias'), [0], [6])))).toBe(0);
+      expect(weightOf(att, 'value_pool_ready').dataSync()[0]).toBe(1);
+      for (const side of [layers[0].key!, layers[0].value!]) {
+        // The derived router is exact nearest-centroid assignment (float32 against k-means' float64: near-ties aside).
+        expect(side.routingAgreement).toBeGreaterThanOrEqual(0.98);
+        expect(side.relativeInertia).toBeGreaterThan(0);
+        expect(side.relativeInertia).toBeLessThan(1);
+        expect(side.logitShift).toBe(0);
+      }
+      // A training call keeps the centroids (the pool is marked set, not re-initialized from data).
+      const poolNames = router === 'nearest' ? ['key_pool'] : ['key_pool_a', 'key_pool_b'];
+      const pools = poolNames.map((n) => weightOf(att, n).clone()); // weightOf reads the variable itself
+      tf.tidy(() => { converted.apply([x, mask], { training: true }); });
+      poolNames.forEach((n, i) => expect(maxAbsDiff(weightOf(att, n), pools[i])).toBe(0));
+      tf.dispose([x, mask, trainedCollective, ...pools]);
+      converted.dispose();
+      model.dispose();
+    }
+  });
+
+  test('router: a kind swapAttention cannot convert to is refused by name', () => {
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(8);
+    expect(() => swapAttention(model, { sample: [x, mask], poolSize: 16, router: 'product' as never })).toThrow(/'options.router' must be one of dense, nearest, nearest-product, received product/);
+    tf.dispose([x, mask]);
+    model.dispose();
+  });
+
   test('copyWeightsByName copies the weights of same-named layers', () => {
     const a = functionalModel();
     const b = functionalModel();
