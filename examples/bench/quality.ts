@@ -42,8 +42,8 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
-  if (a.warmStart != null && a.router != null && a.router !== 'dense') {
-    throw new UsageError(`--warm-start converts to the dense router (swapAttention); drop --router ${a.router}`);
+  if (a.warmStart != null && a.router === 'product') {
+    throw new UsageError('--warm-start converts to router dense, nearest or nearest-product (swapAttention); drop --router product');
   }
   const loss = lossKind(a.loss);
   const start = performance.now();
@@ -74,7 +74,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
           { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
-            seed: a.seed ?? 1, gate: a.gate, evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
+            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
           trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };

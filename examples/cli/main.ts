@@ -70,7 +70,8 @@ Options:
   --max-steps N      train: stop after N optimizer steps (e.g. another run's step count: a budget the
                      machine's load does not change)
   --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: mha
-                     for (1 - X) of them, convert (k-means pools), fine-tune X at a quarter of --lr
+                     for (1 - X) of them, convert (k-means pools), fine-tune X at a quarter of --lr;
+                     to --router dense (default), nearest or nearest-product
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)

@@ -4,8 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
-  GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, batchTensor, copyWeightsByName, swapAttention, trainingBatches,
-  trainingExamples,
+  GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, swapAttention,
+  trainingBatches, trainingExamples,
 } from 'collectivekv';
 import { ZooModel, buildZooModel } from './nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';
@@ -18,6 +18,8 @@ export interface ConversionOptions {
   sampleUsers: number;
   seed: number;
   gate?: GateMode;
+  /** Router of the converted layers (see swapAttention). Default 'dense'. */
+  router?: SwapRouterKind;
   /** Balance-loss weight of the converted layers (for the fine-tune); see swapAttention. */
   balanceWeight?: number;
 }
@@ -25,7 +27,7 @@ export interface ConversionOptions {
 /** The converted layers' CollectiveKV options (what the caller's model builder needs). */
 export function convertedCollective(o: ConversionOptions) {
   return { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
-    ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
+    ...(o.router != null ? { router: o.router } : {}), ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
 }
 
 /**

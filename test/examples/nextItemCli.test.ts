@@ -113,10 +113,10 @@ describe('collectivekv train / eval', () => {
 });
 
 describe('bench quality --warm-start', () => {
-  it.each(['sasrec', 'hstu'])('%s: collectivekv = mha steps + conversion + fine-tune, the baseline\'s steps in all', async (model) => {
-    const json = join(dir, `quality-warm-${model}.json`);
+  it.each([['sasrec', 'dense'], ['hstu', 'dense'], ['sasrec', 'nearest-product']])('%s, router %s: collectivekv = mha steps + conversion + fine-tune, the baseline\'s steps in all', async (model, router) => {
+    const json = join(dir, `quality-warm-${model}-${router}.json`);
     const r = await run(['bench', 'quality', '--model', model, '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
-      ...small]);
+      ...(router === 'dense' ? [] : ['--router', router]), ...small]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const q = JSON.parse(readFileSync(json, 'utf8'));
@@ -134,6 +134,7 @@ describe('bench quality --warm-start', () => {
     // The served model is CollectiveKV: its cache is the compressed one.
     expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
     expect(q.mha.warmStart).toBeUndefined();
+    expect(q.options.collective.router).toBe(router === 'dense' ? undefined : router);
     expect(r.out).toMatch(/collectivekv by warm start: \d+ mha steps, converted \(\d+ s\), then \d+ steps/);
   });
 
@@ -145,7 +146,7 @@ describe('bench quality --warm-start', () => {
     }
     const p = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--router', 'product']);
     expect(p.code).toBe(2);
-    expect(p.err).toMatch(/--warm-start converts to the dense router/);
+    expect(p.err).toMatch(/--warm-start converts to router dense, nearest or nearest-product \(swapAttention\); drop --router product/);
     for (const command of ['train', 'eval']) {
       const t = await run([command, '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--model-dir', dir]);
       expect(t.code).toBe(2);
