@@ -96,6 +96,8 @@ export function ctrRows(c) {
     + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`
     + `${s.collective?.router === 'product' ? ', product-key router' : ''}`
     + `${s.collective?.router === 'nearest' ? ', nearest-row router' : ''}`
+    + `${s.collective?.router === 'nearest-product' ? ', nearest-row router over a product-quantized pool' : ''}`
+    + `${s.collective?.quantizationWeight != null ? `, quantizationWeight ${s.collective.quantizationWeight}` : ''}`
     + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,

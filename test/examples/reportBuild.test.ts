@@ -201,8 +201,9 @@ describe('scripts/readme-results.mjs', () => {
     const ctrProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'product' } },
       comparison: { throughputRatio: 0.82, stepThroughputRatio: 0.62 } };
     const ctrNearest = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest' } } };
-    const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json', 'ctr3.json'].map((f) => join(dir, f));
-    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct, ctrNearest].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
+    const ctrNearestProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest-product', quantizationWeight: 0.25 } } };
+    const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json', 'ctr3.json', 'ctr4.json'].map((f) => join(dir, f));
+    [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct, ctrNearest, ctrNearestProduct].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
     const md = join(dir, 'README.md');
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, ...paths, md], { encoding: 'utf8' }).status).toBe(0);
@@ -212,6 +213,7 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048 | 110 samples/s | 350 samples/s | 0.31x |');
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, product-key router | 110 samples/s | 350 samples/s | 0.82x (steps timed side by side: 0.62x) |');
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router | 0.6600 / 0.6800');
+    expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router over a product-quantized pool, quantizationWeight 0.25 | 0.6600 / 0.6800');
   });
 
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {
