@@ -13,7 +13,7 @@ import {
   resolveActivation, zeros,
 } from './common';
 import {
-  ATTENTION_ROUTER_KINDS, AttentionRouterKind, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, nearestRouter, nearestTrainingRows, productPool,
+  ATTENTION_ROUTER_KINDS, AttentionRouterKind, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, nearestRouter, nearestTrainingRows, productPool,
   routerColumns, routerSubKeys,
   routeTokens, scaleRouterInit, trainingRows,
 } from './GlobalKVPool';
@@ -112,7 +112,7 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   /**
    * With router 'nearest' or 'nearest-product': weight of the whole VQ loss (both terms), which is
    * relative to the encodings' mean squared norm (see nearestTrainingRows). Larger keeps rows and
-   * projections closer, so training routes more like inference. Default 1.
+   * projections closer. Default 1/64 (DEFAULT_QUANTIZATION_WEIGHT; see there why small).
    */
   quantizationWeight?: number;
 }
@@ -208,7 +208,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.router = checkOneOf(name, 'router', args.router ?? 'dense', ATTENTION_ROUTER_KINDS);
     this.subKeys = this.router === 'product' || this.router === 'nearest-product' ? routerSubKeys(name, 'product', this.poolSize) : null;
     this.commitmentWeight = checkNonNegative(name, 'commitmentWeight', args.commitmentWeight ?? 0.25);
-    this.quantizationWeight = checkNonNegative(name, 'quantizationWeight', args.quantizationWeight ?? 1);
+    this.quantizationWeight = checkNonNegative(name, 'quantizationWeight', args.quantizationWeight ?? DEFAULT_QUANTIZATION_WEIGHT);
     if (this.router === 'product' && this.routingBiasRate > 0) {
       throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
     }
@@ -513,7 +513,8 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
       ...(this.router === 'dense' ? {} : { router: this.router }),
       ...(this.nearest && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
-      ...(this.nearest && this.quantizationWeight !== 1 ? { quantizationWeight: this.quantizationWeight } : {}),
+      // Always written for nearest routers: a saved model keeps its weight if the default changes.
+      ...(this.nearest ? { quantizationWeight: this.quantizationWeight } : {}),
     };
   }
 }

@@ -88,6 +88,11 @@ export function trainRows(t) {
     `HR@10 ${f4(t.test.hr10)}`, '']];
 }
 
+/** A nearest-routed bench ctr run; files without quantizationWeight ran at the then default, 1. */
+function nearestRouter(s) {
+  return s.collective?.router === 'nearest' || s.collective?.router === 'nearest-product';
+}
+
 /** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
 export function ctrRows(c) {
   const s = c.settings ?? {};
@@ -97,7 +102,7 @@ export function ctrRows(c) {
     + `${s.collective?.router === 'product' ? ', product-key router' : ''}`
     + `${s.collective?.router === 'nearest' ? ', nearest-row router' : ''}`
     + `${s.collective?.router === 'nearest-product' ? ', nearest-row router over a product-quantized pool' : ''}`
-    + `${s.collective?.quantizationWeight != null ? `, quantizationWeight ${s.collective.quantizationWeight}` : ''}`
+    + `${nearestRouter(s) ? `, quantizationWeight ${s.collective.quantizationWeight ?? 1}` : ''}`
     + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,

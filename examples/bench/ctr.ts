@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
@@ -152,9 +152,15 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   };
 }
 
+/** A nearest router's VQ loss weight, written into the JSON even when defaulted (it changed once: see readme-results). */
+function nearestDefaults(c: CollectiveOptions | undefined): CollectiveOptions {
+  return c?.router === 'nearest' || c?.router === 'nearest-product' ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {};
+}
+
 function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
   return {
-    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...o.collective }, collectiveExact: (o.swap ?? 'all') === 'all',
+    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...nearestDefaults(o.collective), ...o.collective },
+    collectiveExact: (o.swap ?? 'all') === 'all',
     attentionWidth: o.attentionWidth ?? 256, embeddingDim: o.embeddingDim ?? 32, numHeads: o.numHeads ?? 4,
     longLength: o.longLength ?? 1000, shortLength: o.shortLength ?? 50, topK: o.topK,
   };
@@ -233,7 +239,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
                        as a VQ-VAE codebook) or nearest-product (nearest over a product-quantized
                        pool: 2 sqrt(pool size) distances per token; pool size a square)
   --commitment-weight X  CollectiveKV, router nearest: weight of the commitment term (default 0.25)
-  --quantization-weight X  CollectiveKV, router nearest: weight of the whole VQ loss (default 1)
+  --quantization-weight X  CollectiveKV, router nearest: weight of the whole VQ loss (default 1/64)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only

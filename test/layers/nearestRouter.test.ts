@@ -4,7 +4,7 @@
 // dense router; the option is validated and round-trips with its state.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention, nearestIndex, nearestRouter, nearestTrainingRows, productPool } from '../../layers/index';
+import { CollectiveKVAttention, DEFAULT_QUANTIZATION_WEIGHT, nearestIndex, nearestRouter, nearestTrainingRows, productPool } from '../../layers/index';
 import { weightBySuffix } from './helpers';
 
 const TOL = 2e-5;
@@ -333,7 +333,7 @@ describeEachBackend('nearest-row router', () => {
     expect(config.commitmentWeight).toBe(0.5);
     expect(config.quantizationWeight).toBe(3);
     expect(layer().getConfig().commitmentWeight).toBeUndefined();
-    expect(layer().getConfig().quantizationWeight).toBeUndefined();
+    expect(layer().getConfig().quantizationWeight).toBe(DEFAULT_QUANTIZATION_WEIGHT); // written even when defaulted
     expect(layer({ router: 'nearest-product', poolSize: 9, commitmentWeight: 0.5 }).getConfig().commitmentWeight).toBe(0.5);
     const x = randomTensor([2, 4, 5], 20, 1);
     (l.apply(x, { training: true }) as tf.Tensor).dispose();
