@@ -152,7 +152,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   };
 }
 
-/** A nearest router's VQ loss weight, written into the JSON even when defaulted (it changed once: see readme-results). */
+/** A nearest router's VQ loss weight, written into the JSON even when defaulted (its default changed once: see readme-results). */
 function nearestDefaults(c: CollectiveOptions | undefined): CollectiveOptions {
   return c?.router === 'nearest' || c?.router === 'nearest-product' ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {};
 }
