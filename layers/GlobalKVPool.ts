@@ -304,8 +304,8 @@ function sliceLast(t: tf.Tensor, start: number, width: number): tf.Tensor {
  * so its size is the relative quantization error whatever the scale of the K/V source: small
  * embeddings (SIM's, ~0.05) and layer-normed hidden states (HSTU's) differ by 10^4 in ||enc||^2,
  * and an absolute loss is negligible for one and drowns the task for the other.
- * times weights.quantizationWeight. One customGrad: the two terms share their value, and only
- * their gradients differ (2 (rows - enc) / s to the rows, -2 commitment (rows - enc) / s to enc).
+ * All of it is multiplied by weights.quantizationWeight. One customGrad: the two terms share their
+ * value, and only their gradients differ (2 (rows - enc) / s to the rows, -2 commitment (rows - enc) / s to enc).
  */
 function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, weights: VQLossWeights): tf.Scalar {
   const { quantizationWeight: scale, commitmentWeight: commitment } = weights;
