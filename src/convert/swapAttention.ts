@@ -63,8 +63,8 @@ export interface SwapAttentionOptions {
 }
 
 /** Routers swapAttention converts to ('product' keys have no exact nearest-centroid form). */
-export type SwapRouterKind = 'dense' | 'nearest' | 'nearest-product';
 const SWAP_ROUTER_KINDS = ['dense', 'nearest', 'nearest-product'] as const;
+export type SwapRouterKind = typeof SWAP_ROUTER_KINDS[number];
 
 export interface SideConversionReport {
   /** Tokens clustered. */
@@ -309,15 +309,15 @@ function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', 
   let fits: KMeansResult[];
   if (o.router === 'nearest') {
     const km = kmeans(points, n, dg, o.poolSize, options);
-    copyWeight(next, `${s}_pool`, tf.tensor2d(Float32Array.from(km.centroids), [o.poolSize, dg]));
+    writeRows(next, `${s}_pool`, km.centroids, o.poolSize);
     [assignment, fits] = [km.assignment, [km]];
   } else {
     const rows = Math.round(Math.sqrt(o.poolSize));
     const widthA = Math.ceil(dg / 2);
     const half = (start: number, width: number) => kmeans(columns(points, n, dg, start, width), n, width, rows, options);
     const [a, b] = [half(0, widthA), half(widthA, dg - widthA)];
-    copyWeight(next, `${s}_pool_a`, tf.tensor2d(Float32Array.from(a.centroids), [rows, widthA]));
-    copyWeight(next, `${s}_pool_b`, tf.tensor2d(Float32Array.from(b.centroids), [rows, dg - widthA]));
+    writeRows(next, `${s}_pool_a`, a.centroids, rows);
+    writeRows(next, `${s}_pool_b`, b.centroids, rows);
     assignment = a.assignment.map((i, t) => i * rows + b.assignment[t]);
     fits = [a, b];
   }
@@ -330,6 +330,11 @@ function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', 
     relativeInertia: fits.reduce((t, f) => t + f.inertia, 0) / centeredEnergy(points, n, dg),
     routingAgreement: agreement(next, s, kvSource, pick, assignment), logitShift: 0,
   };
+}
+
+/** Writes float64 row-major values as the [rows, size / rows] weight `name` (the written tensor is freed: write keeps its own reference). */
+function writeRows(layer: tfl.layers.Layer, name: string, values: Float64Array, rows: number): void {
+  tf.tidy(() => copyWeight(layer, name, tf.tensor2d(Float32Array.from(values), [rows, values.length / rows])));
 }
 
 /** Columns [start, start + width) of n float64 rows of width d. */

@@ -137,12 +137,13 @@ describeEachBackend('swapAttention', () => {
     [converted, exact.model, model].forEach((m) => m.dispose());
   });
 
-  test('no tensor leaks beyond the new model\'s weights', () => {
+  test.each(['dense', 'nearest', 'nearest-product'] as const)('router %s: no tensor leaks beyond the new model\'s weights', (router) => {
     const model = functionalModel();
     const { x, mask } = sampleInputs(4);
-    swapAttention(model, { sample: [x, mask], poolSize: 8 }).model.dispose(); // warm-up
+    const options = { sample: [x, mask], poolSize: router === 'nearest-product' ? 9 : 8, router };
+    swapAttention(model, options).model.dispose(); // warm-up
     const before = tf.memory().numTensors;
-    const { model: converted } = swapAttention(model, { sample: [x, mask], poolSize: 8 });
+    const { model: converted } = swapAttention(model, options);
     expect(tf.memory().numTensors - before).toBe(converted.weights.length);
     converted.dispose();
     expect(tf.memory().numTensors).toBe(before);
