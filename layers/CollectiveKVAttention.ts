@@ -13,7 +13,7 @@ import {
   resolveActivation, zeros,
 } from './common';
 import {
-  ATTENTION_ROUTER_KINDS, AttentionRouterKind, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, nearestRouter, nearestTrainingRows, productPool,
+  ATTENTION_ROUTER_KINDS, AttentionRouterKind, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, isNearestRouter, nearestRouter, nearestTrainingRows, productPool,
   routerColumns, routerSubKeys,
   routeTokens, scaleRouterInit, trainingRows,
 } from './GlobalKVPool';
@@ -221,7 +221,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   /** Whether rows are chosen by distance ('nearest', 'nearest-product'). */
   get nearest(): boolean {
-    return this.router === 'nearest' || this.router === 'nearest-product';
+    return isNearestRouter(this.router);
   }
 
   /** Options that have no meaning with nearest-row routing (it has no router weights and no gate). */

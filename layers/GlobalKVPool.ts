@@ -199,6 +199,11 @@ export function trainingRows(x: tf.Tensor, w: PoolWeights, mask: tf.Tensor | nul
 export type AttentionRouterKind = RouterKind | 'nearest' | 'nearest-product';
 export const ATTENTION_ROUTER_KINDS = [...ROUTER_KINDS, 'nearest', 'nearest-product'] as const;
 
+/** Whether a router kind routes by distance (no router weights; a VQ loss instead of peak/balance). */
+export function isNearestRouter(kind: AttentionRouterKind | undefined): boolean {
+  return kind === 'nearest' || kind === 'nearest-product';
+}
+
 /** A nearest-routed side: the pool and the collective projection enc(x) = x W (+ b) whose nearest row is chosen. */
 export interface NearestWeights {
   /** [poolSize, dg] (with subPools: productPool(a, b)) */

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, isNearestRouter, itemPopularity,
   parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
@@ -154,7 +154,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
 
 /** A nearest router's VQ loss weight, written into the JSON even when defaulted (its default changed once: see readme-results). */
 function nearestDefaults(c: CollectiveOptions | undefined): CollectiveOptions {
-  return c?.router === 'nearest' || c?.router === 'nearest-product' ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {};
+  return isNearestRouter(c?.router) ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {};
 }
 
 function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
