@@ -10,3 +10,4 @@ export * from './linear/index';
 export * from './routerStep/index';
 export * from './catalogCrossEntropy/index';
 export * from './productRoute/index';
+export * from './batchedMatMul/index';

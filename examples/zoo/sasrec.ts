@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, CollectiveKVAttentionArgs, KVCacheBlock, MultiHeadAttention, MultiHeadAttentionArgs, dim } from 'collectivekv';
+import { CollectiveKVAttention, CollectiveKVAttentionArgs, KVCacheBlock, MultiHeadAttention, MultiHeadAttentionArgs, dim, linear } from 'collectivekv';
 
 /**
  * CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's: poolSize, userDim,
@@ -206,10 +206,9 @@ export class PointwiseDense extends tfl.layers.Layer {
     const kernel = (this.kernel as tfl.LayerVariable).read();
     const bias = (this.bias as tfl.LayerVariable).read();
     return tf.tidy(() => {
-      const flat = tf.reshape(x, [-1, dim(x, -1)]) as tf.Tensor2D;
-      const y = tf.add(tf.matMul(flat, kernel as tf.Tensor2D), bias);
-      const out = this.activation === 'relu' ? tf.relu(y) : y;
-      return tf.reshape(out, [...x.shape.slice(0, -1), this.units]);
+      // collectivekv's linear: its gradient avoids wasm's slow transposed products.
+      const y = linear(x, kernel, bias);
+      return this.activation === 'relu' ? tf.relu(y) : y;
     });
   }
 
