@@ -82,8 +82,9 @@ function attentionWeights(scores: tf.Tensor, valid: tf.Tensor | null, kind: Atte
   if (kind === 'hstu') {
     const act = tf.mul(scores, tf.sigmoid(scores));
     if (valid == null) return tf.div(act, dim(scores, 3));
-    const count = tf.maximum(tf.sum(tf.mul(valid, tf.onesLike(scores)), -1, true), 1);
-    return tf.div(tf.mul(act, valid), count);
+    // Valid keys per query, counted on valid's own (broadcast) shape: no pass over [B, H, Tq, Tk].
+    const count = tf.maximum(tf.sum(valid, -1, true), 1);
+    return tf.mul(act, tf.div(valid, count));
   }
   if (valid == null) return tf.softmax(scores);
   const masked = tf.add(scores, tf.mul(tf.sub(1, valid), -1e9));
