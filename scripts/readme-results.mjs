@@ -123,6 +123,9 @@ export function opsRows(bench) {
       bench.embeddingGradient.tfjsMs == null ? 'tfjs default not run here' : `${fmt(bench.embeddingGradient.tfjsMs)} ms (tfjs default)`,
       bench.embeddingGradient.speedup == null ? '' : `${fmt(bench.embeddingGradient.speedup, 0)}x faster`],
     [`Training step, 2-block SASRec (${bench.trainStep.backend ?? 'wasm'}; batch ${bench.trainStep.batch ?? 128}, length ${bench.trainStep.length ?? 200}, d=${bench.trainStep.hiddenDim ?? 64})`, `${fmt(bench.trainStep.collectivekvMs)} ms`, `${fmt(bench.trainStep.mhaMs)} ms (MultiHeadAttention)`, `${fmt(bench.trainStep.ratio, 2)}x the time`],
+    // Older runs had no attentionMatMul measurement.
+    ...(bench.attentionMatMul ? [[`Attention's two products and their gradients (${bench.attentionMatMul.backend}; ${bench.attentionMatMul.entries} x [${bench.attentionMatMul.length} x ${bench.attentionMatMul.headDim}] per-head matrices)`,
+      `${fmt(bench.attentionMatMul.oursMs)} ms (batchedMatMul)`, `${fmt(bench.attentionMatMul.tfjsMs)} ms (tf.matMul)`, `${fmt(bench.attentionMatMul.speedup, 2)}x faster`]] : []),
   ];
 }
 

@@ -3,7 +3,7 @@
 // with each attention layer, and cache bytes per token read from real cache blocks.
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CollectiveKVAttention, MultiHeadAttention, SequenceBatch, isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients,
+  CollectiveKVAttention, MultiHeadAttention, SequenceBatch, batchedMatMul, isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients,
   trainingBatches, trainingExamples, useFastEmbeddingGradients,
 } from 'collectivekv';
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
@@ -36,6 +36,17 @@ export interface TrainStepBenchOptions {
   steps?: number;
 }
 
+export interface AttentionMatMulBenchOptions {
+  /** Batch entries (batch x heads). Default 1024 (HSTU-CTR's 256 x 4 heads). */
+  entries?: number;
+  /** Tokens. Default 101. */
+  length?: number;
+  /** Width per head. Default 64. */
+  headDim?: number;
+  /** Interleaved timed rounds (each times both). Default 3. */
+  rounds?: number;
+}
+
 export interface BytesBenchOptions {
   widths?: number[];
   numHeads?: number;
@@ -49,6 +60,7 @@ export interface BenchOpsOptions {
   embedding?: EmbeddingBenchOptions;
   collectiveAttention?: CollectiveAttentionBenchOptions;
   trainStep?: TrainStepBenchOptions;
+  attentionMatMul?: AttentionMatMulBenchOptions;
   bytes?: BytesBenchOptions;
   /**
    * Also run the kernels on tfjs's webgpu backend in Node (npm package `webgpu`) against cpu: the
@@ -65,6 +77,12 @@ export interface BenchOpsResult {
   /** Null times and an `error` when a step failed (reported, not thrown, so the other numbers survive). */
   trainStep: { mhaMs: number | null; collectivekvMs: number | null; ratio: number | null; backend: string; loss: 'bce'; batch: number;
     length: number; hiddenDim: number; numItems: number; poolSize: number; steps: number; error?: string };
+  /**
+   * Attention's two products with their gradients (scores = q k^T, out = weights v), batchedMatMul
+   * against tf.matMul on the same inputs, timed alternately (medians).
+   */
+  attentionMatMul: { oursMs: number; tfjsMs: number; speedup: number; maxRelativeError: number; backend: string; entries: number;
+    length: number; headDim: number; rounds: number };
   bytesPerToken: Record<string, { full: number; collectivekv: number; ratio: number; compression: number }>;
   /** Only with the webgpu option: correctness vs cpu; timings labelled software when the adapter is. */
   webgpu?: WebGPUBenchResult;
@@ -86,10 +104,12 @@ export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsR
     log(`collective attention (${backend}) ...`);
     const c = await benchCollectiveAttention({ ...options.collectiveAttention, backend });
     const collectiveAttention = { fusedMs: c.fusedMs, compositeMs: c.compositeMs, speedup: c.speedup, maxAbsError: c.maxAbsError, backend: c.backend };
+    log(`attention products (${backend}) ...`);
+    const attentionMatMul = benchAttentionMatMul(options.attentionMatMul ?? {}, backend);
     // Last: a failure here (a wasm abort leaves the wasm backend unusable) costs no other number.
     log(`training step (${backend}) ...`);
     const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend, log);
-    const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, bytesPerToken };
+    const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, attentionMatMul, bytesPerToken };
     if (options.webgpu) {
       log('webgpu kernels vs cpu ...');
       result.webgpu = await benchWebGPU(options.webgpu === true ? {} : options.webgpu);
@@ -139,6 +159,43 @@ async function benchEmbeddingGradient(o: EmbeddingBenchOptions): Promise<BenchOp
       backend: 'cpu', rows, width, indices };
   } finally {
     tf.dispose([table, index, weights]);
+  }
+}
+
+// ---------------------------------------------------------------- attention products
+
+/** Forward and backward of attention's two products, ours and tfjs's alternately on the same inputs. */
+function benchAttentionMatMul(o: AttentionMatMulBenchOptions, backend: string): BenchOpsResult['attentionMatMul'] {
+  const s = { entries: 1024, length: 101, headDim: 64, rounds: 3, ...o };
+  const [q, k, v, up] = [1, 2, 3, 4].map((seed) => tf.randomNormal([s.entries, s.length, s.headDim], 0, 1, 'float32', seed));
+  type Product = (a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean) => tf.Tensor;
+  const attend = (product: Product) => (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) =>
+    tf.sum(tf.mul(product(tf.sigmoid(product(qq, kk, false, true)), vv, false, false), up));
+  const ours = tf.grads(attend(batchedMatMul));
+  const theirs = tf.grads(attend((a, b, ta, tb) => tf.matMul(a, b, ta, tb)));
+  const once = (f: typeof ours) => {
+    const start = performance.now();
+    const grads = f([q, k, v]);
+    grads.forEach((g) => g.dataSync());
+    tf.dispose(grads);
+    return performance.now() - start;
+  };
+  try {
+    // Relative to the gradients' largest entry: their scale grows with the length.
+    const maxRelativeError = tf.tidy(() => {
+      const [a, b] = [ours([q, k, v]), theirs([q, k, v])];
+      return Math.max(...a.map((g, i) => tf.max(tf.abs(tf.sub(g, b[i]))).dataSync()[0] / Math.max(1e-30, tf.max(tf.abs(b[i])).dataSync()[0])));
+    });
+    const oursTimes: number[] = [];
+    const tfjsTimes: number[] = [];
+    for (let round = 0; round < s.rounds; round++) {
+      oursTimes.push(once(ours));
+      tfjsTimes.push(once(theirs));
+    }
+    const [oursMs, tfjsMs] = [median(oursTimes), median(tfjsTimes)];
+    return { oursMs, tfjsMs, speedup: tfjsMs / oursMs, maxRelativeError, backend, ...s };
+  } finally {
+    tf.dispose([q, k, v, up]);
   }
 }
 
@@ -238,6 +295,9 @@ export function formatBenchOps(r: BenchOpsResult): string {
     [`embedding grad, cpu, ${e.rows}x${e.width} table, ${e.indices} idx`, `${ms(e.oursMs)} (median of ${e.oursRuns})`,
       e.tfjsMs == null ? 'skipped' : `${ms(e.tfjsMs)} (tfjs default, one run)`, e.speedup == null ? '-' : `${times(e.speedup)} faster`],
     [`collectiveAttention, ${c.backend}, fused vs composite`, ms(c.fusedMs), ms(c.compositeMs), `${times(c.speedup)} faster (max err ${c.maxAbsError.toExponential(1)})`],
+    [`attention products + grads, ${r.attentionMatMul.backend}, [${r.attentionMatMul.entries}, ${r.attentionMatMul.length}, ${r.attentionMatMul.headDim}]`,
+      `${ms(r.attentionMatMul.oursMs)} (batchedMatMul)`, `${ms(r.attentionMatMul.tfjsMs)} (tf.matMul)`,
+      `${times(r.attentionMatMul.speedup)} faster (max rel err ${r.attentionMatMul.maxRelativeError.toExponential(1)})`],
     [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim} pool ${t.poolSize}`, `${ms(t.collectivekvMs)} (CollectiveKV)`,
       `${ms(t.mhaMs)} (MHA)`, t.ratio == null ? `failed: ${t.error ?? ''}` : `${t.ratio.toFixed(2)}x the MHA step`],
     ...Object.entries(r.bytesPerToken).map(([key, b]) => [`cache bytes/token/module, ${key}, fp32`, `${b.collectivekv} B`, `${b.full} B`,

@@ -140,8 +140,13 @@ describe('scripts/readme-results.mjs', () => {
     expect(run(json, md).status).toBe(0);
     const once = readFileSync(md, 'utf8');
     expect(once).toContain('| Bytes per cached token, d=256, userDim 1 (fp32, uint16 index) | 12 B | 2048 B (full KV) | 0.59% |');
+    expect(once).not.toContain("Attention's two products"); // an older file without the measurement
     run(json, md);
     expect(readFileSync(md, 'utf8')).toBe(once);
+    const newer = { ...ops, attentionMatMul: { oursMs: 150, tfjsMs: 900, speedup: 6, maxRelativeError: 1e-7, backend: 'wasm', entries: 1024, length: 101, headDim: 64, rounds: 3 } };
+    writeFileSync(json, JSON.stringify(newer));
+    expect(run(json, md).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toContain("| Attention's two products and their gradients (wasm; 1024 x [101 x 64] per-head matrices) | 150.0 ms (batchedMatMul) | 900.0 ms (tf.matMul) | 6.00x faster |");
   });
 
   test('several files (bench quality, bench convert, train): one table in file order, idempotent', () => {
