@@ -56,7 +56,9 @@ export function qualityRows(q, label) {
   const ws = q.collectivekv.warmStart;
   const warm = ws ? `; collectivekv by warm start: ${ws.mhaSteps} mha steps, converted, ${ws.fineTuneSteps} steps` : '';
   const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${label ? `; ${label}` : ''}`;
-  const router = o.collective?.router != null && o.collective.router !== 'dense' ? `, ${o.collective.router} router` : '';
+  // Nearest routers' VQ loss weight where the file records it (bench quality files before 2026-11-30 do not).
+  const weight = o.collective?.quantizationWeight != null ? ` (quantizationWeight ${o.collective.quantizationWeight})` : '';
+  const router = o.collective?.router != null && o.collective.router !== 'dense' ? `, ${o.collective.router} router${weight}` : '';
   return [[`Next-item test NDCG@10, ${q.model} on ${baseName(q.data)} (L=${o.maxLength}, d=${o.hiddenDim}, pool ${o.collective?.poolSize}, userDim ${o.collective?.userDim}${router}; ${budget})`,
     `${f4(q.collectivekv.ndcg10)} (${q.collectivekv.bytesPerToken} B/token)`, `${f4(q.mha.ndcg10)} (${q.mha.bytesPerToken} B/token, full KV)`,
     `${pct(q.collectivekv.ndcg10 / q.mha.ndcg10, 1)} of NDCG@10, ${fmt(q.collectivekv.compressionRatio)}x smaller cache`]];

@@ -2,7 +2,8 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink, leaveOneOut, readSequences, useFastEmbeddingGradients,
+  DEFAULT_QUANTIZATION_WEIGHT, GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink,
+  isNearestRouter, leaveOneOut, readSequences, useFastEmbeddingGradients,
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
@@ -109,7 +110,9 @@ export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha'
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
     dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
       ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}),
-      ...(a.router != null ? { router: a.router } : {}) },
+      ...(a.router != null ? { router: a.router } : {}),
+      // The layer's default, written out so a saved model or a JSON result says which weight it ran at.
+      ...(isNearestRouter(a.router) ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {}) },
   };
 }
 

@@ -135,6 +135,8 @@ describe('bench quality --warm-start', () => {
     expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
     expect(q.mha.warmStart).toBeUndefined();
     expect(q.options.collective.router).toBe(router === 'dense' ? undefined : router);
+    // A nearest router's VQ loss weight is written out even when defaulted.
+    expect(q.options.collective.quantizationWeight).toBe(router === 'dense' ? undefined : 1 / 64);
     expect(r.out).toMatch(/collectivekv by warm start: \d+ mha steps, converted \(\d+ s\), then \d+ steps/);
   });
 

@@ -180,6 +180,10 @@ describe('scripts/readme-results.mjs', () => {
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, paths[0], md], { encoding: 'utf8' }).status).toBe(0);
     expect(readFileSync(md, 'utf8')).toContain('(L=50, d=64, pool 256, userDim 1, nearest router; 9 vs 9 epochs');
+    const weighted = { ...quality, options: { ...quality.options, collective: { ...nearest.options.collective, quantizationWeight: 0.015625 } } };
+    writeFileSync(paths[0], JSON.stringify(weighted));
+    expect(spawnSync(process.execPath, [script, paths[0], md], { encoding: 'utf8' }).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toContain('userDim 1, nearest router (quantizationWeight 0.015625); 9 vs 9 epochs');
   });
 
   test('an mha train run followed by the collectivekv run of the same model and data: one comparison row', () => {
