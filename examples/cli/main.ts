@@ -91,6 +91,8 @@ Options:
                      ranking (default: they stay in; the JSON says which)
   --train-batch N    bench ops: batch of the training-step measurement (default 128)
   --train-length N   bench ops: sequence length of the training-step measurement (default 200)
+  --skip-tfjs-embedding  bench ops: time only our embedding gradient, not tfjs's default (which
+                     takes minutes: a loop per table row)
   --webgpu           bench ops: also run the kernels on WebGPU in Node (npm package webgpu) vs cpu;
                      on a software adapter (lavapipe) only the error figures mean anything
   -h, --help         show this help
@@ -104,6 +106,7 @@ interface ParsedArgs {
   demo: DemoOptions;
   trainStep: { batch?: number; length?: number };
   webgpu: boolean;
+  skipTfjsEmbedding: boolean;
   nextItem: Omit<NextItemArgs, 'log'>;
   /** Flags given that only the next-item commands take. */
   nextItemFlags: string[];
@@ -155,6 +158,7 @@ function parse(argv: string[]): ParsedArgs {
       'train-length': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       webgpu: { type: 'boolean' },
+      'skip-tfjs-embedding': { type: 'boolean' },
       'filter-history': { type: 'boolean' },
       ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
     },
@@ -187,7 +191,8 @@ function parse(argv: string[]): ParsedArgs {
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
-    demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false };
+    demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false,
+    skipTfjsEmbedding: (v['skip-tfjs-embedding'] as boolean | undefined) ?? false };
 }
 
 
@@ -200,6 +205,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     return 2;
   }
   const log = (line: string) => console.log(line);
+  rejectFlag(args.skipTfjsEmbedding && !(command === 'bench' && sub === 'ops'), '--skip-tfjs-embedding', 'bench ops');
   if (command === 'demo') {
     if (sub != null) throw new UsageError(`demo takes no argument, received '${sub}'`);
     rejectFlag(Object.values(args.trainStep).some((x) => x != null), '--train-batch/--train-length', 'bench ops');
@@ -230,7 +236,8 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
     const backend = await useBackend(args.backend);
     const trainStep = Object.fromEntries(Object.entries(args.trainStep).filter(([, x]) => x != null));
-    const result = await benchOps({ backend: backend as 'wasm' | 'cpu', trainStep, webgpu: args.webgpu, log });
+    const result = await benchOps({ backend: backend as 'wasm' | 'cpu', trainStep, webgpu: args.webgpu, log,
+      ...(args.skipTfjsEmbedding ? { embedding: { skipTfjs: true } } : {}) });
     console.log(`\n${formatBenchOps(result)}`);
     writeJson(args.json, result);
     return 0;
