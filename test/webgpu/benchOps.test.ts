@@ -11,6 +11,7 @@ const TINY = {
   embedding: { rows: 40, width: 8, indices: 300, oursRuns: 1, skipTfjs: true },
   collectiveAttention: { batch: 2, tk: 16, width: 16, numHeads: 2, poolSize: 8, warmup: 1, iterations: 1 },
   trainStep: { batch: 2, length: 6, hiddenDim: 8, numItems: 20, poolSize: 8, warmup: 0, steps: 1 },
+  attentionMatMul: { entries: 2, length: 8, headDim: 4, rounds: 1 },
   bytes: { widths: [64] },
 };
 
