@@ -74,7 +74,8 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
           { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
-            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
+            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}),
+            ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
           trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };

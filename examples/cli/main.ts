@@ -85,6 +85,8 @@ Options:
                      sub-routers of sqrt(pool size) columns; the pool size must be a square),
                      nearest (the row nearest to a learned projection, trained as a VQ-VAE codebook)
                      or nearest-product (nearest over a product-quantized pool; pool size a square)
+  --quantization-weight X  CollectiveKV, router nearest or nearest-product: weight of the VQ loss
+                     (default 1/64)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
@@ -141,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'routing-bias-rate', 'gate', 'router', 'warm-start'] as const;
+  'routing-bias-rate', 'gate', 'router', 'quantization-weight', 'warm-start'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -183,7 +185,8 @@ function parse(argv: string[]): ParsedArgs {
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')),
-    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ATTENTION_ROUTER_KINDS), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ATTENTION_ROUTER_KINDS),
+    quantizationWeight: nonNegativeNumber('--quantization-weight', str('quantization-weight')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),

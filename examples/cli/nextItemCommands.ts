@@ -40,6 +40,8 @@ export interface NextItemArgs {
   gate?: GateMode;
   /** CollectiveKV router: 'dense' (default), 'product' (product keys), 'nearest' or 'nearest-product'. */
   router?: AttentionRouterKind;
+  /** Weight of the VQ loss of the nearest routers (default DEFAULT_QUANTIZATION_WEIGHT); refused with other routers. */
+  quantizationWeight?: number;
   loss?: string;
   seed?: number;
   validateEvery?: number;
@@ -106,13 +108,16 @@ export function lossKind(value: string | undefined): SasrecLoss {
 }
 
 export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha' | 'collectivekv'): ZooModelOptions {
+  if (a.quantizationWeight != null && !isNearestRouter(a.router)) {
+    throw new UsageError(`--quantization-weight applies to --router nearest or nearest-product, received router '${a.router ?? 'dense'}'`);
+  }
   return {
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
     dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
       ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}),
       ...(a.router != null ? { router: a.router } : {}),
       // The layer's default, written out so a saved model or a JSON result says which weight it ran at.
-      ...(isNearestRouter(a.router) ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {}) },
+      ...(isNearestRouter(a.router) ? { quantizationWeight: a.quantizationWeight ?? DEFAULT_QUANTIZATION_WEIGHT } : {}) },
   };
 }
 

@@ -22,12 +22,15 @@ export interface ConversionOptions {
   router?: SwapRouterKind;
   /** Balance-loss weight of the converted layers (for the fine-tune); see swapAttention. */
   balanceWeight?: number;
+  /** VQ loss weight of converted nearest routers; see swapAttention. */
+  quantizationWeight?: number;
 }
 
 /** The converted layers' CollectiveKV options (what the caller's model builder needs). */
 export function convertedCollective(o: ConversionOptions) {
   return { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
-    ...(o.router != null ? { router: o.router } : {}), ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}) };
+    ...(o.router != null ? { router: o.router } : {}), ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}),
+    ...(o.quantizationWeight != null ? { quantizationWeight: o.quantizationWeight } : {}) };
 }
 
 /**

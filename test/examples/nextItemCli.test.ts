@@ -140,6 +140,21 @@ describe('bench quality --warm-start', () => {
     expect(r.out).toMatch(/collectivekv by warm start: \d+ mha steps, converted \(\d+ s\), then \d+ steps/);
   });
 
+  it('passes --quantization-weight to a nearest router (recorded in the options), and refuses it with other routers', async () => {
+    const json = join(dir, 'quality-warm-qweight.json');
+    const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
+      '--router', 'nearest-product', '--quantization-weight', '0.25', ...small]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(json, 'utf8')).options.collective.quantizationWeight).toBe(0.25);
+    for (const router of [[], ['--router', 'product']]) {
+      const bad = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', ...router, '--quantization-weight', '0.25', ...small]);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain(`--quantization-weight applies to --router nearest or nearest-product, received router '${router[1] ?? 'dense'}'`);
+    }
+    expect((await run(['train', '--quantization-weight', 'x'])).err).toMatch(/--quantization-weight must be/);
+  });
+
   it('refuses a fraction outside (0, 1), product keys, and the flag on train and eval', async () => {
     for (const bad of ['0', '1', '1.5', 'x']) {
       const q = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', bad]);
