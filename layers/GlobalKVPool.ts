@@ -204,6 +204,14 @@ export function isNearestRouter(kind: AttentionRouterKind | undefined): boolean 
   return kind === 'nearest' || kind === 'nearest-product';
 }
 
+/**
+ * `{ quantizationWeight }` a layer with this router runs at (the given weight, else the default),
+ * `{}` for routers without a VQ loss: for options that record the weight even when defaulted.
+ */
+export function recordedQuantizationWeight(kind: AttentionRouterKind | undefined, given?: number): { quantizationWeight?: number } {
+  return isNearestRouter(kind) ? { quantizationWeight: given ?? DEFAULT_QUANTIZATION_WEIGHT } : {};
+}
+
 /** A nearest-routed side: the pool and the collective projection enc(x) = x W (+ b) whose nearest row is chosen. */
 export interface NearestWeights {
   /** [poolSize, dg] (with subPools: productPool(a, b)) */

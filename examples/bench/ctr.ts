@@ -9,8 +9,8 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, isNearestRouter, itemPopularity,
-  parseCtrLabel, readInteractions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
+  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
 import { buildDin } from '../zoo/ctr/din';
@@ -152,14 +152,11 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   };
 }
 
-/** A nearest router's VQ loss weight, written into the JSON even when defaulted (its default changed once: see readme-results). */
-function nearestDefaults(c: CollectiveOptions | undefined): CollectiveOptions {
-  return isNearestRouter(c?.router) ? { quantizationWeight: DEFAULT_QUANTIZATION_WEIGHT } : {};
-}
-
 function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
   return {
-    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...nearestDefaults(o.collective), ...o.collective },
+    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...o.collective,
+      // Written into the JSON even when defaulted (the default changed once: see readme-results).
+      ...recordedQuantizationWeight(o.collective?.router, o.collective?.quantizationWeight) },
     collectiveExact: (o.swap ?? 'all') === 'all',
     attentionWidth: o.attentionWidth ?? 256, embeddingDim: o.embeddingDim ?? 32, numHeads: o.numHeads ?? 4,
     longLength: o.longLength ?? 1000, shortLength: o.shortLength ?? 50, topK: o.topK,

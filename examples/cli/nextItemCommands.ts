@@ -2,8 +2,8 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  DEFAULT_QUANTIZATION_WEIGHT, GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink,
-  isNearestRouter, leaveOneOut, readSequences, useFastEmbeddingGradients,
+  GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink,
+  isNearestRouter, leaveOneOut, readSequences, recordedQuantizationWeight, useFastEmbeddingGradients,
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
@@ -116,8 +116,8 @@ export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha'
     dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
       ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}),
       ...(a.router != null ? { router: a.router } : {}),
-      // The layer's default, written out so a saved model or a JSON result says which weight it ran at.
-      ...(isNearestRouter(a.router) ? { quantizationWeight: a.quantizationWeight ?? DEFAULT_QUANTIZATION_WEIGHT } : {}) },
+      // Written out even when defaulted, so a saved model or a JSON result says which weight it ran at.
+      ...recordedQuantizationWeight(a.router, a.quantizationWeight) },
   };
 }
 

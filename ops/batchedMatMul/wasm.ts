@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { kernelInput } from '../util/validate';
+import { ownBatchMatMul } from './ownKernel';
 
 // Equals BATCHED_MAT_MUL in ./index (not imported: TDZ, see grad.ts).
 const BATCHED_MAT_MUL = 'CollectiveKVBatchedMatMul';
@@ -51,11 +52,7 @@ function batchedMatMulWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} })
   const [m, k, n] = [a.shape[rank - 2], a.shape[rank - 1], b.shape[rank - 1]];
   const lead = a.shape.slice(0, -2);
   const batch = lead.reduce((x, y) => x * y, 1);
-  if (batch <= 1 || m * k * n < MIN_MACS_PER_ENTRY) {
-    const own = tf.getKernel(tf.BatchMatMul, 'wasm');
-    if (own == null) throw new Error(`${OP}: the wasm backend has no BatchMatMul kernel`);
-    return own.kernelFunc({ inputs: { a, b }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
-  }
+  if (batch <= 1 || m * k * n < MIN_MACS_PER_ENTRY) return ownBatchMatMul('wasm', a, b, backend);
   const out = backend.makeOutput([...lead, m, n], 'float32');
   const internals = backend as unknown as WasmInternals;
   const product = singleProduct(internals);
