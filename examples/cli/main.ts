@@ -76,7 +76,8 @@ Options:
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
   --batch-size N     (default 128)           --patience N    validations without improvement (default 3)
-  --loss NAME        softmax (default) or bce (SASRec/HSTU)
+  --loss NAME        softmax (default), sampled (512 shared uniform negatives per batch) or bce
+                     (SASRec/HSTU)
   --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
   --routing-bias-rate X  CollectiveKV loss-free load balancing step (default 0: off, the paper's)
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,

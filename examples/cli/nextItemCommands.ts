@@ -9,7 +9,7 @@ import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
 } from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem } from '../zoo/nextItemTraining';
-import type { SasrecLoss } from '../zoo/sasrecTraining';
+import { SASREC_LOSSES, SasrecLoss } from '../zoo/sasrecTraining';
 
 import { UsageError } from './flags';
 
@@ -103,8 +103,8 @@ function attentionKind(value: string | undefined): 'mha' | 'collectivekv' {
 
 export function lossKind(value: string | undefined): SasrecLoss {
   const l = value ?? 'softmax';
-  if (l !== 'softmax' && l !== 'bce') throw new UsageError(`unknown loss '${l}': expected softmax or bce`);
-  return l;
+  if (!(SASREC_LOSSES as readonly string[]).includes(l)) throw new UsageError(`unknown loss '${l}': expected one of ${SASREC_LOSSES.join(', ')}`);
+  return l as SasrecLoss;
 }
 
 export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha' | 'collectivekv'): ZooModelOptions {

@@ -3,7 +3,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, catalogCrossEntropy, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches, trainingExamples,
+  LeaveOneOutSplit, NextItemCase, catalogCrossEntropy, linear, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches,
+  trainingExamples,
 } from 'collectivekv';
 import { Sasrec, forward, scoreNext } from './sasrec';
 import {
@@ -14,9 +15,17 @@ export type { EpochReport, EvaluateOptions, FitResult, TrainStepResult } from '.
 
 /**
  * 'softmax': cross-entropy over the whole catalog at every position (best quality on small catalogs).
+ * 'sampled': cross-entropy of the target against SAMPLED_SOFTMAX_NEGATIVES items drawn uniformly
+ *   per batch and shared by its positions (a draw equal to a position's target is masked there);
+ *   its cost does not grow with the catalog.
  * 'bce': SASRec's original loss, one sampled negative per position (cost independent of the catalog).
  */
-export type SasrecLoss = 'softmax' | 'bce';
+export type SasrecLoss = 'softmax' | 'sampled' | 'bce';
+
+export const SASREC_LOSSES: readonly SasrecLoss[] = ['softmax', 'sampled', 'bce'];
+
+/** Negatives per batch of the 'sampled' loss (capped at the catalog's size). */
+export const SAMPLED_SOFTMAX_NEGATIVES = 512;
 
 /**
  * What a teacher-forced (or cloze) step needs from a model: the hidden states of input ids and the
@@ -48,20 +57,23 @@ export function sasrecHost(sasrec: Sasrec): StepHost {
 export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
   const targets = batchTensor(batch.targets, batch.batchSize, batch.maxLength);
-  const valid = loss === 'softmax' ? validPositions(batch) : null;
+  const valid = loss === 'bce' ? null : validPositions(batch);
   const negatives = loss === 'bce' ? sampleNegatives(batch, host.numItems, seed) : null;
+  const shared = loss === 'sampled' ? sharedNegatives(host.numItems, SAMPLED_SOFTMAX_NEGATIVES, seed, valid!.targetIds) : null;
   const variables = host.model.trainableWeights.map((w) => w.read() as tf.Variable);
   let aux: tf.Scalar | null = null;
   const total = optimizer.minimize(() => {
     const hidden = host.hidden(inputs, true);
-    const mean = valid != null ? softmaxLoss(host, hidden, valid) : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const mean = loss === 'softmax' ? softmaxLoss(host, hidden, valid!)
+      : loss === 'sampled' ? sampledSoftmaxLoss(host, hidden, valid!, shared!)
+        : bceLoss(host, hidden, targets, negatives as tf.Tensor);
     const main = batch.lossWeight == null || batch.lossWeight === 1 ? mean : tf.mul(mean, batch.lossWeight);
     const auxiliary = sumLosses(host.model.calculateLosses());
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;
   }, true, variables) as tf.Scalar;
   const [lossValue, auxValue] = [total.dataSync()[0], (aux as tf.Scalar | null)?.dataSync()[0] ?? 0];
-  tf.dispose([inputs, targets, total, ...(negatives ? [negatives] : []), ...(aux ? [aux] : []), ...(valid ? [valid.rows, valid.targets] : [])]);
+  tf.dispose([inputs, targets, total, ...(negatives ? [negatives] : []), ...(shared ? [shared.ids, shared.hitPenalty] : []), ...(aux ? [aux] : []), ...(valid ? [valid.rows, valid.targets] : [])]);
   return { loss: lossValue, auxLoss: auxValue };
 }
 
@@ -71,11 +83,18 @@ export function sumLosses(losses: tf.Scalar[]): tf.Scalar {
 }
 
 /** Flat indices [n] of the positions with a target, and those targets [n] (int32). */
-function validPositions(batch: SequenceBatch): { rows: tf.Tensor1D; targets: tf.Tensor1D } {
+interface ValidPositions {
+  rows: tf.Tensor1D;
+  targets: tf.Tensor1D;
+  /** The targets, as read. */
+  targetIds: number[];
+}
+
+function validPositions(batch: SequenceBatch): ValidPositions {
   const rows: number[] = [];
   const targets: number[] = [];
   batch.targets.forEach((t, i) => { if (t !== 0) { rows.push(i); targets.push(t); } });
-  return { rows: tf.tensor1d(rows, 'int32'), targets: tf.tensor1d(targets, 'int32') };
+  return { rows: tf.tensor1d(rows, 'int32'), targets: tf.tensor1d(targets, 'int32'), targetIds: targets };
 }
 
 /**
@@ -83,10 +102,49 @@ function validPositions(batch: SequenceBatch): { rows: tf.Tensor1D; targets: tf.
  * against the catalog (at window 200 on ML-1M a third of the slots are padding), by
  * `catalogCrossEntropy`, which never keeps the [positions, catalog] logits on the tape.
  */
-function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: { rows: tf.Tensor1D; targets: tf.Tensor1D }): tf.Scalar {
+function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: ValidPositions): tf.Scalar {
   const d = hidden.shape[hidden.shape.length - 1] as number;
   const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
   return catalogCrossEntropy(h, host.table() as tf.Tensor2D, valid.targets);
+}
+
+/**
+ * Mean over the positions with a target of  logSumExp(s(target), s(n) for the shared negatives n)
+ * - s(target). A negative equal to a position's target is pushed to -1e9 there (it would count the
+ * target against itself). Uniform draws need no log-probability correction (it is a constant).
+ */
+function sampledSoftmaxLoss(host: StepHost, hidden: tf.Tensor, valid: ValidPositions, negatives: SharedNegatives): tf.Scalar {
+  const d = hidden.shape[hidden.shape.length - 1] as number;
+  const table = host.table();
+  const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
+  const positive = tf.sum(tf.mul(h, tf.gather(table, valid.targets)), -1, true);
+  const negativeLogits = linear(h, tf.transpose(tf.gather(table, negatives.ids)), null);
+  const logits = tf.concat([positive, tf.sub(negativeLogits, negatives.hitPenalty)], 1);
+  return tf.mean(tf.sub(tf.logSumExp(logits, -1), tf.reshape(positive, [-1]))) as tf.Scalar;
+}
+
+interface SharedNegatives {
+  /** int32 [count]: distinct items. */
+  ids: tf.Tensor1D;
+  /** float32 [positions, count]: 1e9 where the negative is that position's target, else 0. */
+  hitPenalty: tf.Tensor2D;
+}
+
+/** `count` distinct items of 1..numItems drawn uniformly (seeded partial Fisher-Yates), and their hits. */
+function sharedNegatives(numItems: number, count: number, seed: number, targets: readonly number[]): SharedNegatives {
+  const rand = seededRandom(seed);
+  const ids = Int32Array.from({ length: numItems }, (_, i) => i + 1);
+  const n = Math.min(count, numItems);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rand() * (numItems - i));
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+  }
+  const column = new Map<number, number>();
+  for (let k = 0; k < n; k++) column.set(ids[k], k);
+  const hits = Int32Array.from(targets, (t) => column.get(t) ?? -1);
+  // A negative index gives an all-zero row.
+  const hitPenalty = tf.tidy(() => tf.mul(tf.oneHot(tf.tensor1d(hits, 'int32'), n), 1e9) as tf.Tensor2D);
+  return { ids: tf.tensor1d(ids.subarray(0, n), 'int32'), hitPenalty };
 }
 
 /** -log sigmoid(s(target)) - log(1 - sigmoid(s(negative))) per non-padding position (SASRec's loss). */

@@ -196,6 +196,12 @@ describe('collectivekv command errors', () => {
     }
   });
 
+  it('an unknown loss: exit 2 listing the losses', async () => {
+    const r = await run(['train', ...withData(base), '--loss', 'hinge']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown loss 'hinge': expected one of softmax, sampled, bce/);
+  });
+
   it('a file that does not parse in the given format: exit 2 naming file and line', async () => {
     const bad = join(dir, 'bad.txt');
     writeFileSync(bad, '1 2\n1 x y z\n');

@@ -54,6 +54,42 @@ describe.each(['mha', 'collectivekv'] as const)('SASRec with %s', (attention) =>
     m.model.dispose();
   });
 
+  it("the 'sampled' loss is the catalog softmax when its negatives cover the catalog (hits masked)", () => {
+    // 60 items < SAMPLED_SOFTMAX_NEGATIVES: the shared negatives are every item, each target among them.
+    const m = buildSasrec({ ...tiny, attention, dropout: 0 });
+    const batch = trainingBatches(trainingExamples(split.train, tiny.maxLength), 32, 2).next().value!;
+    const expected = tf.tidy(() => {
+      const ids = tf.tensor2d(batch.inputs, [batch.batchSize, batch.maxLength], 'int32');
+      const hidden = tf.reshape(forward(m.parts, ids, { training: true }), [-1, 16]);
+      const rows = [...batch.targets.keys()].filter((i) => batch.targets[i] !== 0);
+      const table = m.parts.itemEmbedding.getWeights()[0];
+      const logits = tf.matMul(tf.gather(hidden, rows), tf.slice(table, [1, 0], [data.numItems, -1]), false, true);
+      const targets = tf.tensor1d(rows.map((i) => batch.targets[i] - 1), 'int32');
+      return tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, data.numItems)), -1))).dataSync()[0];
+    });
+    const optimizer = tf.train.sgd(0);
+    const step = trainStep(m, optimizer, batch, 'sampled', 5);
+    expect(step.loss - step.auxLoss).toBeCloseTo(expected * (batch.lossWeight ?? 1), 4);
+    const before = tf.memory().numTensors;
+    trainStep(m, optimizer, batch, 'sampled', 6);
+    expect(tf.memory().numTensors).toBe(before);
+    optimizer.dispose();
+    m.model.dispose();
+  });
+
+  it("a few training steps lower the 'sampled' loss", () => {
+    const m = buildSasrec({ ...tiny, numItems: 600, attention, dropout: 0 });
+    const remapped = split.train.map((seq) => seq.map((id) => 1 + ((id * 37) % 600)));
+    const batch = trainingBatches(trainingExamples(remapped, tiny.maxLength), 64, 1).next().value!;
+    const optimizer = tf.train.adam(0.02);
+    const first = trainStep(m, optimizer, batch, 'sampled', 0);
+    let last = first;
+    for (let i = 1; i < 9; i++) last = trainStep(m, optimizer, batch, 'sampled', i);
+    expect(last.loss).toBeLessThan(first.loss - 0.3);
+    optimizer.dispose();
+    m.model.dispose();
+  });
+
   it('cached decode of the last position equals the full forward', () => {
     const m = buildSasrec({ ...tiny, attention });
     const seqs = [...split.train.slice(0, 4), [5], [1, 2]];
