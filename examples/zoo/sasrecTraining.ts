@@ -56,25 +56,38 @@ export function sasrecHost(sasrec: Sasrec): StepHost {
  */
 export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
-  const targets = batchTensor(batch.targets, batch.batchSize, batch.maxLength);
-  const valid = loss === 'bce' ? null : validPositions(batch);
-  const negatives = loss === 'bce' ? sampleNegatives(batch, host.numItems, seed) : null;
-  const shared = loss === 'sampled' ? sharedNegatives(host.numItems, SAMPLED_SOFTMAX_NEGATIVES, seed, valid!.targetIds) : null;
+  const objective = preparedLoss(host, batch, loss, seed);
   const variables = host.model.trainableWeights.map((w) => w.read() as tf.Variable);
   let aux: tf.Scalar | null = null;
   const total = optimizer.minimize(() => {
-    const hidden = host.hidden(inputs, true);
-    const mean = loss === 'softmax' ? softmaxLoss(host, hidden, valid!)
-      : loss === 'sampled' ? sampledSoftmaxLoss(host, hidden, valid!, shared!)
-        : bceLoss(host, hidden, targets, negatives as tf.Tensor);
+    const mean = objective.of(host.hidden(inputs, true));
     const main = batch.lossWeight == null || batch.lossWeight === 1 ? mean : tf.mul(mean, batch.lossWeight);
     const auxiliary = sumLosses(host.model.calculateLosses());
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;
   }, true, variables) as tf.Scalar;
   const [lossValue, auxValue] = [total.dataSync()[0], (aux as tf.Scalar | null)?.dataSync()[0] ?? 0];
-  tf.dispose([inputs, targets, total, ...(negatives ? [negatives] : []), ...(shared ? [shared.ids, shared.hitPenalty] : []), ...(aux ? [aux] : []), ...(valid ? [valid.rows, valid.targets] : [])]);
+  tf.dispose([inputs, total, ...objective.tensors, ...(aux ? [aux] : [])]);
   return { loss: lossValue, auxLoss: auxValue };
+}
+
+/** A batch's loss as a function of the hidden states, and the tensors it holds (disposed after the step). */
+interface PreparedLoss {
+  of(hidden: tf.Tensor): tf.Scalar;
+  tensors: tf.Tensor[];
+}
+
+function preparedLoss(host: StepHost, batch: SequenceBatch, loss: SasrecLoss, seed: number): PreparedLoss {
+  if (loss === 'bce') {
+    const targets = batchTensor(batch.targets, batch.batchSize, batch.maxLength);
+    const negatives = sampleNegatives(batch, host.numItems, seed);
+    return { of: (hidden) => bceLoss(host, hidden, targets, negatives), tensors: [targets, negatives] };
+  }
+  const valid = validPositions(batch);
+  const validTensors = [valid.rows, valid.targets];
+  if (loss === 'softmax') return { of: (hidden) => softmaxLoss(host, hidden, valid), tensors: validTensors };
+  const negatives = sharedNegatives(host.numItems, SAMPLED_SOFTMAX_NEGATIVES, seed, valid.targetIds);
+  return { of: (hidden) => sampledSoftmaxLoss(host, hidden, valid, negatives), tensors: [...validTensors, negatives.ids, negatives.hitPenalty] };
 }
 
 export function sumLosses(losses: tf.Scalar[]): tf.Scalar {
