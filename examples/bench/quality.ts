@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LeaveOneOutSplit, useFastEmbeddingGradients } from 'collectivekv';
 import { ZooModel, ZooModelName, buildZooModel } from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
-import { warmStartCollective } from '../zoo/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, warmStartCollective } from '../zoo/conversion';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
@@ -27,6 +27,8 @@ export interface QualityRow {
   /** collectivekv trained by warm start (--warm-start): the mha part, the conversion and the fine-tune. */
   warmStart?: {
     fraction: number; mhaSteps: number; fineTuneSteps: number; convertSeconds: number;
+    /** The fine-tune's learning rate as a share of the baseline's. */
+    fineTuneRate: number;
     /** Test NDCG@10 of the mha part, and of the converted model before its fine-tune. */
     mhaPartNdcg10: number; convertedNdcg10: number;
   };
@@ -42,6 +44,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
+  if (a.fineTuneRate != null && a.warmStart == null) throw new UsageError('--fine-tune-rate applies with --warm-start only');
   if (a.warmStart != null && a.router === 'product') {
     throw new UsageError('--warm-start converts to router dense, nearest or nearest-product (swapAttention); drop --router product');
   }
@@ -73,13 +76,13 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       let warmStart: QualityRow['warmStart'];
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
-          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
+          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
             seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}),
             ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
           trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };
-        warmStart = { fraction: a.warmStart, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
+        warmStart = { fraction: a.warmStart, fineTuneRate: a.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
           mhaPartNdcg10: r.mhaPartScore ?? NaN, convertedNdcg10: r.convertedScore ?? NaN };
       } else {
         m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
@@ -153,7 +156,8 @@ export function formatQuality(r: { model: string; mha: QualityRow; collectivekv:
   for (const [label, get] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(14)}${get(r.collectivekv).padStart(16)}`);
   const warm = r.collectivekv.warmStart;
   if (warm != null) {
-    lines.push(`collectivekv by warm start: ${warm.mhaSteps} mha steps, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`);
+    lines.push(`collectivekv by warm start: ${warm.mhaSteps} mha steps, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`
+      + ` at ${warm.fineTuneRate} of the learning rate`);
     if (warm.mhaPartNdcg10 != null) {
       lines.push(`  test NDCG@10 of its mha part ${f4(warm.mhaPartNdcg10)}, converted before the fine-tune ${f4(warm.convertedNdcg10)}`);
     }

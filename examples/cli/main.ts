@@ -72,6 +72,8 @@ Options:
   --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: mha
                      for (1 - X) of them, convert (k-means pools), fine-tune X at a quarter of --lr;
                      to --router dense (default), nearest or nearest-product
+  --fine-tune-rate X bench quality --warm-start: the fine-tune's learning rate as a share of --lr
+                     (default 0.25)
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
@@ -144,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'routing-bias-rate', 'gate', 'router', 'quantization-weight', 'warm-start'] as const;
+  'routing-bias-rate', 'gate', 'router', 'quantization-weight', 'warm-start', 'fine-tune-rate'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -192,6 +194,7 @@ function parse(argv: string[]): ParsedArgs {
     filterHistory: v['filter-history'] === true ? true : undefined,
     maxSteps: positiveInt('--max-steps', str('max-steps')),
     warmStart: openUnitFraction('--warm-start', str('warm-start')),
+    fineTuneRate: positiveNumber('--fine-tune-rate', str('fine-tune-rate')),
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,

@@ -55,6 +55,8 @@ export interface NextItemArgs {
    * fine-tune after converting an mha model trained for the rest (zoo/conversion).
    */
   warmStart?: number;
+  /** bench quality --warm-start: the fine-tune's learning rate as a share of the baseline's (default 0.25). */
+  fineTuneRate?: number;
   log: (line: string) => void;
   /** Progress display (stderr by default). */
   progress?: ProgressSink;
@@ -99,6 +101,11 @@ function attentionKind(value: string | undefined): 'mha' | 'collectivekv' {
   const a = value ?? 'mha';
   if (a !== 'mha' && a !== 'collectivekv') throw new UsageError(`unknown attention '${a}': expected mha or collectivekv`);
   return a;
+}
+
+function refuseWarmStartFlags(a: NextItemArgs): void {
+  if (a.warmStart != null) throw new UsageError('--warm-start applies to bench quality only');
+  if (a.fineTuneRate != null) throw new UsageError('--fine-tune-rate applies to bench quality --warm-start only');
 }
 
 export function lossKind(value: string | undefined): SasrecLoss {
@@ -150,7 +157,7 @@ export const f4 = (x: number) => x.toFixed(4);
 // ---------------------------------------------------------------- train / eval
 
 export async function trainCommand(a: NextItemArgs): Promise<number> {
-  if (a.warmStart != null) throw new UsageError('--warm-start applies to bench quality only');
+  refuseWarmStartFlags(a);
   // A new model's names are checked before the (slow) data read.
   const fresh = a.modelDir == null ? { name: modelName(a.model), attention: attentionKind(a.attention), loss: lossKind(a.loss) } : null;
   const split = await loadSplit(a.data, a.format);
@@ -216,7 +223,7 @@ export async function evalCommand(a: NextItemArgs): Promise<number> {
   const dir = a.modelDir ?? a.out;
   if (dir == null) throw new UsageError('eval needs --model-dir DIR (a directory written by `collectivekv train --out DIR`)');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only');
-  if (a.warmStart != null) throw new UsageError('--warm-start applies to bench quality only');
+  refuseWarmStartFlags(a);
   requireModelDir(dir);
   const split = await loadSplit(a.data, a.format);
   const m = await loadZooModel(dir);

@@ -74,12 +74,15 @@ export function conversionSample(split: LeaveOneOutSplit, users: number, maxLeng
   return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
 }
 
+/** The warm start's fine-tune learning rate as a share of the baseline's (see bench convert). */
+export const DEFAULT_FINE_TUNE_RATE_SCALE = 0.25;
+
 export interface WarmStartOptions extends ConversionOptions {
   /** Share of the step budget given to the CollectiveKV fine-tune after the conversion, in (0, 1). */
   fraction: number;
   /** Total optimizer steps: the baseline's part plus the fine-tune. */
   steps: number;
-  /** Fine-tune learning rate as a share of the baseline's. Default 0.25 (see bench convert). */
+  /** Fine-tune learning rate as a share of the baseline's. Default DEFAULT_FINE_TUNE_RATE_SCALE. */
   fineTuneRateScale?: number;
   /**
    * Scores a model (e.g. test NDCG@10); when given, the mha part and the converted model before its
@@ -117,7 +120,8 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
   const base = build();
   let converted: ZooModel | null = null;
   try {
-    log(`warm start: ${baselineSteps} mha steps, then convert, then ${o.steps - baselineSteps} CollectiveKV steps`);
+    const fineTuneRate = (fit.learningRate ?? 1e-3) * (o.fineTuneRateScale ?? DEFAULT_FINE_TUNE_RATE_SCALE);
+    log(`warm start: ${baselineSteps} mha steps, then convert, then ${o.steps - baselineSteps} CollectiveKV steps at learning rate ${fineTuneRate}`);
     const baselineFit = fitNextItem(base, split, { ...fit, maxSteps: baselineSteps, label: `${fit.label ?? ''} (mha part)` });
     const mhaPartScore = o.evaluate?.(base);
     const start = performance.now();
@@ -126,7 +130,7 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
     const convertSeconds = (performance.now() - start) / 1000;
     const convertedScore = o.evaluate?.(converted);
     const fineTuneFit = fitNextItem(converted, split, { ...fit, maxSteps: o.steps - (baselineFit.steps ?? baselineSteps),
-      learningRate: (fit.learningRate ?? 1e-3) * (o.fineTuneRateScale ?? 0.25), label: `${fit.label ?? ''} (fine-tune)` });
+      learningRate: fineTuneRate, label: `${fit.label ?? ''} (fine-tune)` });
     const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds,
       ...(mhaPartScore != null ? { mhaPartScore } : {}), ...(convertedScore != null ? { convertedScore } : {}) };
     converted = null;

@@ -122,6 +122,7 @@ describe('bench quality --warm-start', () => {
     const q = JSON.parse(readFileSync(json, 'utf8'));
     const ws = q.collectivekv.warmStart;
     expect(ws.fraction).toBe(0.25);
+    expect(ws.fineTuneRate).toBe(0.25);
     expect(ws.mhaSteps).toBe(Math.round(0.75 * q.mha.steps));
     expect(ws.mhaSteps + ws.fineTuneSteps).toBe(q.mha.steps);
     expect(q.collectivekv.steps).toBe(q.mha.steps);
@@ -153,6 +154,24 @@ describe('bench quality --warm-start', () => {
       expect(bad.err).toContain(`--quantization-weight applies to --router nearest or nearest-product, received router '${router[1] ?? 'dense'}'`);
     }
     expect((await run(['train', '--quantization-weight', 'x'])).err).toMatch(/--quantization-weight must be/);
+  });
+
+  it('--fine-tune-rate sets the fine-tune\'s learning rate (recorded; only with --warm-start)', async () => {
+    for (const [rate, lr] of [[undefined, '0.0025'], ['4', '0.04']] as [string | undefined, string][]) {
+      const json = join(dir, `quality-warm-rate-${rate}.json`);
+      const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
+        ...(rate != null ? ['--fine-tune-rate', rate] : []), ...small]);
+      expect(r.err).toBe('');
+      expect(JSON.parse(readFileSync(json, 'utf8')).collectivekv.warmStart.fineTuneRate).toBe(Number(rate ?? 0.25));
+      // --lr 0.01 (small) times the rate.
+      expect(r.out).toMatch(new RegExp(`then \\d+ CollectiveKV steps at learning rate ${lr.replace('.', '\\.')}\\b`));
+    }
+    const bad = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--fine-tune-rate', '0.5']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--fine-tune-rate applies with --warm-start only');
+    const t = await run(['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--fine-tune-rate', '0.5']);
+    expect(t.code).toBe(2);
+    expect(t.err).toContain('--fine-tune-rate applies to bench quality --warm-start only');
   });
 
   it('refuses a fraction outside (0, 1), product keys, and the flag on train and eval', async () => {
