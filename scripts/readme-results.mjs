@@ -70,7 +70,8 @@ export function qualityRows(q, label) {
 export function convertRows(c, label) {
   const base = c.rows.find((x) => x.model === 'baseline mha');
   const conv = c.rows.find((x) => x.model === 'converted + fine-tune');
-  const gate = `${c.gate === 'straight-through' ? ', straight-through gate' : ''}${c.fineTuneBalanceWeight === 0 ? ', balance loss off' : ''}`;
+  const gate = `${c.gate === 'straight-through' ? ', straight-through gate' : ''}${c.fineTuneBalanceWeight === 0 ? ', balance loss off' : ''}`
+    + `${c.loss != null && c.loss !== 'softmax' ? `, ${c.loss} loss` : ''}`;
   return [[`Converted SASRec + fine-tune (${pct(c.fineTuneShare, 0)} of the baseline's steps${gate}), test NDCG@10 (${label})`, f4(conv?.testNdcg10),
     `${f4(base?.testNdcg10)} (trained mha)`, pct(c.convertedRatio, 1)]];
 }

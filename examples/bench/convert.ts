@@ -9,7 +9,7 @@ import {
 } from 'collectivekv';
 import { ConversionOptions, convertTrainedModel, convertedCollective } from '../zoo/conversion';
 import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
-import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
+import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
 import { requireModelDir } from '../cli/nextItemCommands';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../cli/flags';
@@ -61,6 +61,8 @@ export interface BenchConvertOptions {
   baseline?: { sasrec: Sasrec; epochs: number; steps: number; trainSeconds: number };
   /** Also train CollectiveKV from scratch under the baseline's budget. Default true. */
   scratch?: boolean;
+  /** Next-item loss of every training here (a given baseline's own, from its options.json). Default 'softmax'. */
+  loss?: SasrecLoss;
   log?: (line: string) => void;
   /** Progress of each training (bar on a TTY, periodic lines otherwise); default none. */
   progress?: ProgressSink;
@@ -89,12 +91,14 @@ export interface BenchConvertResult {
   gate?: GateMode;
   /** The fine-tune's balance-loss weight (absent in reports written before it existed, which used 1). */
   fineTuneBalanceWeight?: number;
+  /** The loss of the trainings (absent in reports written before it existed: 'softmax'). */
+  loss?: SasrecLoss;
 }
 
 export async function benchConvert(options: BenchConvertOptions): Promise<BenchConvertResult> {
   const o = { maxLength: 50, hiddenDim: 32, numBlocks: 2, epochs: 10, fineTuneFraction: 0.2, poolSize: 256, userDim: 1, sampleUsers: 512,
     timeBudgetSeconds: 0, seed: 1, validationUsers: 0, batchSize: 128, learningRate: 1e-3, scratch: true, gate: 'scaled' as GateMode,
-    fineTuneBalanceWeight: 0, log: () => undefined, ...options };
+    fineTuneBalanceWeight: 0, loss: 'softmax' as SasrecLoss, log: () => undefined, ...options };
   if (!(o.fineTuneFraction > 0 && o.fineTuneFraction <= 1)) throw new Error(`benchConvert: fineTuneFraction must be in (0, 1], received ${o.fineTuneFraction}`);
   useFastEmbeddingGradients();
   const data = o.data ?? (o.dataPath != null ? await readSequences(o.dataPath, o.format != null ? { format: o.format } : {}) : null);
@@ -107,7 +111,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   }
   const rows: BenchConvertRow[] = [];
   const fit = { maxEpochs: o.epochs, patience: 3, seed: o.seed, timeBudgetSeconds: o.timeBudgetSeconds, validationUsers: o.validationUsers,
-    batchSize: o.batchSize, learningRate: o.learningRate, ...(o.progress != null ? { output: o.progress, progress: 'auto' as const } : {}),
+    batchSize: o.batchSize, learningRate: o.learningRate, loss: o.loss, ...(o.progress != null ? { output: o.progress, progress: 'auto' as const } : {}),
     onEpoch: (r: { epoch: number; loss: number; validationNdcg10: number; seconds: number }) =>
       o.log(`  epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, val NDCG@10 ${r.validationNdcg10.toFixed(4)} (${r.seconds.toFixed(0)} s)`) };
 
@@ -133,7 +137,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   // A share of the baseline's steps, not of its epochs rounded up: "at most 20%" must hold.
   const tuneSteps = Math.max(1, Math.floor(o.fineTuneFraction * baseRun.steps));
   const tuneRate = o.fineTuneLearningRate ?? o.learningRate / 4;
-  o.log(`fine-tune: ${tuneSteps} steps (${(100 * o.fineTuneFraction).toFixed(0)}% of the baseline's ${baseRun.steps}), learning rate ${tuneRate}`);
+  o.log(`fine-tune: ${tuneSteps} steps (${(100 * o.fineTuneFraction).toFixed(0)}% of the baseline's ${baseRun.steps}), learning rate ${tuneRate}, loss ${o.loss}`);
   const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: o.epochs, maxSteps: tuneSteps, timeBudgetSeconds: 0, learningRate: tuneRate,
     label: 'fine-tune' });
   rows.push(testRow('converted + fine-tune', converted, split, tuneFit.epochs, tuneFit.steps ?? 0, convertSeconds + tuneFit.trainSeconds));
@@ -148,7 +152,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   if (o.baseline == null) base.model.dispose();
   converted.model.dispose();
   return { rows, conversion: layers, convertedRatio: rows[2].testNdcg10 / rows[0].testNdcg10, fineTuneShare: (tuneFit.steps ?? 0) / Math.max(1, baseRun.steps),
-    fineTuneLearningRate: tuneRate, gate: o.gate, fineTuneBalanceWeight: o.fineTuneBalanceWeight };
+    fineTuneLearningRate: tuneRate, gate: o.gate, fineTuneBalanceWeight: o.fineTuneBalanceWeight, loss: o.loss };
 }
 
 export interface SasrecConversion {
@@ -206,6 +210,8 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --validation-users N     validate on the first N users (default all)
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
   --fine-tune-lr X         learning rate of the fine-tune (default: --lr / 4)
+  --loss NAME              softmax (default), sampled or bce: of a baseline trained here (a
+                           --model-dir model's own loss is used, for the fine-tune and from scratch)
   --gate MODE              the fine-tune's gate: scaled (default) or straight-through
   --fine-tune-balance-weight X  the fine-tune's balance-loss weight (default 0: the k-means routing
                            is not pulled toward equal row use; 1 is the layer's own default)
@@ -232,6 +238,7 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
   await tf.ready();
   const { options, modelDir, baselineSteps, json } = args;
   let baseline: BenchConvertOptions['baseline'];
+  let loadedLoss: SasrecLoss = 'softmax';
   if (modelDir != null) {
     try {
       requireModelDir(modelDir);
@@ -240,6 +247,7 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
       return 2;
     }
     const { sasrec, file } = await loadSasrec(modelDir);
+    loadedLoss = file.loss ?? 'softmax';
     if (sasrec.options.attention !== 'mha') {
       sasrec.model.dispose();
       console.error(`collectivekv bench convert: --model-dir: expected an mha sasrec, received attention '${sasrec.options.attention}'`);
@@ -251,10 +259,15 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
       console.error(`collectivekv bench convert: ${modelDir}/options.json does not record the training steps; give --baseline-steps N`);
       return 2;
     }
+    if (options.loss != null && options.loss !== file.loss) {
+      sasrec.model.dispose();
+      console.error(`collectivekv bench convert: --loss ${options.loss}: the model in ${modelDir} was trained with loss '${file.loss}' (drop --loss to use it)`);
+      return 2;
+    }
     baseline = { sasrec, steps, epochs: file.training?.epochs ?? 0, trainSeconds: file.training?.trainSeconds ?? 0 };
   }
   try {
-    const result = await benchConvert({ ...options, baseline, log, progress: process.stderr });
+    const result = await benchConvert({ ...options, ...(baseline != null ? { loss: loadedLoss } : {}), baseline, log, progress: process.stderr });
     log(formatBenchConvert(result));
     if (json != null) {
       writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
@@ -273,7 +286,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     args: argv, allowPositionals: true, strict: true,
     options: {
       ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate', 'fine-tune-balance-weight'].map((k) => [k, { type: 'string' as const }])),
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -301,7 +314,7 @@ export function parseBenchConvertArgs(argv: string[]): {
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
       scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,
-      fineTuneLearningRate: fineTuneLr, gate, fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
+      fineTuneLearningRate: fineTuneLr, gate, loss: optionalOneOf('--loss', v.loss, SASREC_LOSSES), fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };
 }

@@ -276,6 +276,20 @@ describe('collectivekv bench convert', () => {
     expect(result.rows[0].testNdcg10).toBeCloseTo(JSON.parse(readFileSync(join(dir, 'mha-eval.json'), 'utf8')).test.ndcg10, 6);
   });
 
+  it('trains the fine-tune with the saved model\'s loss, and refuses another --loss for it', async () => {
+    const out = join(dir, 'sasrec-mha-sampled');
+    expect((await run(['train', '--model', 'sasrec', '--attention', 'mha', '--data', pairs, '--format', 'pairs', '--loss', 'sampled', '--out', out, ...small])).code).toBe(0);
+    const json = join(dir, 'convert-sampled.json');
+    const r = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--pool-size', '8', '--sample-users', '16',
+      '--no-scratch', '--json', json]);
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/fine-tune: \d+ steps .*, loss sampled/);
+    expect(JSON.parse(readFileSync(json, 'utf8')).loss).toBe('sampled');
+    const other = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--loss', 'softmax']);
+    expect(other.code).toBe(2);
+    expect(other.err).toContain(`--loss softmax: the model in ${out} was trained with loss 'sampled'`);
+  });
+
   it('fails with a clear message on a missing directory, a collectivekv model, a bad fraction or no data', async () => {
     const missing = await run(['bench', 'convert', '--model-dir', join(dir, 'nope'), '--data', pairs]);
     expect(missing.code).toBe(2);
