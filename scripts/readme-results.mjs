@@ -47,6 +47,8 @@ export function isBenchCtr(json) {
 }
 
 const baseName = (path) => String(path ?? '').split('/').pop();
+/** The training loss, when a run records one other than the default catalog softmax. */
+const lossNote = (t) => (t.loss != null && t.loss !== 'softmax' ? `, ${t.loss} loss` : '');
 /** How the test ranking treated history items, when a run says it filtered them. */
 const filtered = (t) => (t.test?.filterHistory ? ', history items filtered from the ranking' : '');
 
@@ -57,7 +59,7 @@ export function qualityRows(q, label) {
   // Files before 2026-12 do not record the fine-tune rate (it was 0.25 then).
   const rate = ws?.fineTuneRate != null && ws.fineTuneRate !== 0.25 ? ` at ${ws.fineTuneRate} of the learning rate` : '';
   const warm = ws ? `; collectivekv by warm start: ${ws.mhaSteps} mha steps, converted, ${ws.fineTuneSteps} steps${rate}` : '';
-  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${label ? `; ${label}` : ''}`;
+  const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${lossNote(q)}${label ? `; ${label}` : ''}`;
   // Nearest routers' VQ loss weight where the file records it (bench quality files before 2026-11-30 do not).
   const weight = o.collective?.quantizationWeight != null ? ` (quantizationWeight ${o.collective.quantizationWeight})` : '';
   const router = o.collective?.router != null && o.collective.router !== 'dense' ? `, ${o.collective.router} router${weight}` : '';
@@ -81,7 +83,7 @@ export function trainPairRow(mha, ckv, ckvPath) {
   const run = (t) => `${t.attention} ${t.total?.epochs ?? t.epochs} epochs / ${t.total?.steps ?? t.steps} steps in ${fmt((t.total?.trainSeconds ?? t.trainSeconds) / 60)} min`;
   const what = isEvalRun(mha) ? `saved models ${baseName(mha.modelDir)}, ${baseName(ckv.modelDir)}`
     : `train runs: ${run(mha)}; ${run(ckv)}${ckvPath ? ` (${baseName(ckvPath)})` : ''}`;
-  return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (${what}${filtered(mha)})`,
+  return [`Next-item test NDCG@10, ${mha.model} on ${baseName(mha.data)} (${what}${lossNote(mha)}${filtered(mha)})`,
     `${f4(ckv.test.ndcg10)} (${ckv.bytesPerToken} B/token)`, `${f4(mha.test.ndcg10)} (${mha.bytesPerToken} B/token, full KV)`,
     `${pct(ckv.test.ndcg10 / mha.test.ndcg10, 1)} of NDCG@10, ${fmt(mha.bytesPerToken / ckv.bytesPerToken)}x smaller cache`];
 }
@@ -89,7 +91,7 @@ export function trainPairRow(mha, ckv, ckvPath) {
 /** One row per `train` (or `eval`) file. */
 export function trainRows(t) {
   const what = isEvalRun(t) ? `saved model ${baseName(t.modelDir)}` : `${t.epochs} epochs in ${fmt(t.trainSeconds / 60)} min`;
-  return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${what}${filtered(t)}`, f4(t.test.ndcg10),
+  return [[`Test NDCG@10, ${t.model} (${t.attention}) on ${baseName(t.data)}, ${what}${lossNote(t)}${filtered(t)}`, f4(t.test.ndcg10),
     `HR@10 ${f4(t.test.hr10)}`, '']];
 }
 

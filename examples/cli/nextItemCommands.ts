@@ -175,7 +175,7 @@ export async function trainCommand(a: NextItemArgs): Promise<number> {
     const test = testMetrics(m, split.test, a.filterHistory);
     const training = { epochs: (before?.epochs ?? 0) + fit.epochs, steps: (before?.steps ?? 0) + (fit.steps ?? 0),
       trainSeconds: (before?.trainSeconds ?? 0) + fit.trainSeconds };
-    const summary = { model: name, attention, data: a.data, format: a.format, options: m.options, test, bytesPerToken: m.bytesPerToken(), ...fitSummary(fit),
+    const summary = { model: name, attention, data: a.data, format: a.format, loss, options: m.options, test, bytesPerToken: m.bytesPerToken(), ...fitSummary(fit),
       ...(before != null ? { continuedFrom: a.modelDir, total: training } : {}) };
     a.log(`${name} (${attention}): test HR@10 ${f4(test.hr10)}, NDCG@10 ${f4(test.ndcg10)}, MRR@10 ${f4(test.mrr10)}${filterNote(test)}; ` +
       `${fit.epochs} epochs (best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s; ${summary.bytesPerToken} cache bytes/token`

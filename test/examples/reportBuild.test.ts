@@ -129,6 +129,20 @@ describe('scripts/readme-results.mjs', () => {
     expect(readFileSync(md, 'utf8')).toBe(once);
   });
 
+  test('train runs: a loss other than the catalog softmax is named in the row', () => {
+    const train = (loss?: string) => ({ model: 'sasrec', attention: 'mha', data: 'x/ml-1m.txt', format: 'pairs', ...(loss ? { loss } : {}),
+      options: {}, test: { hr10: 0.2, ndcg10: 0.1, mrr10: 0.05, users: 10, filterHistory: false }, bytesPerToken: 1024, epochs: 3,
+      steps: 30, trainSeconds: 120 });
+    const md = join(dir, 'README.md');
+    for (const [loss, note] of [[undefined, ''], ['softmax', ''], ['sampled', ', sampled loss']]) {
+      const json = join(dir, 'train.json');
+      writeFileSync(json, JSON.stringify(train(loss)));
+      writeFileSync(md, readme);
+      expect(run(json, md).status).toBe(0);
+      expect(readFileSync(md, 'utf8')).toContain(`| Test NDCG@10, sasrec (mha) on ml-1m.txt, 3 epochs in 2.0 min${note} | 0.1000 | HR@10 0.2000 |  |`);
+    }
+  });
+
   test('bench ops JSON still supported (detected by shape), idempotent', () => {
     const ops = { bytesPerToken: { d256: { full: 2048, collectivekv: 12, ratio: 12 / 2048 }, d64: { full: 512, collectivekv: 12, ratio: 12 / 512 } },
       embeddingGradient: { oursMs: 1.5, tfjsMs: 120000, speedup: 80000 }, collectiveAttention: { fusedMs: 3, compositeMs: 9, speedup: 3 },
