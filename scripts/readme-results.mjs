@@ -100,6 +100,13 @@ function nearestRouter(s) {
   return s.collective?.router === 'nearest' || s.collective?.router === 'nearest-product';
 }
 
+/** The AUC difference, and with runs that record them, the gAUC one and both standard errors. */
+function ctrDifference(c) {
+  const d = c.comparison ?? {};
+  if (d.aucDeltaStandardError == null) return `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`;
+  return `${fmt(d.aucDelta, 4)} +- ${fmt(d.aucDeltaStandardError, 4)} AUC, ${fmt(d.gaucDelta, 4)} +- ${fmt(d.gaucDeltaStandardError, 4)} gAUC`;
+}
+
 /** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
 export function ctrRows(c) {
   const s = c.settings ?? {};
@@ -113,7 +120,7 @@ export function ctrRows(c) {
     + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
-      `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, `${fmt(c.collectivekv.auc - c.mha.auc, 4)} AUC`],
+      `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, ctrDifference(c)],
     [`CTR training throughput, ${setting}`, `${fmt(c.collectivekv.samplesPerSecond, 0)} samples/s`, `${fmt(c.mha.samplesPerSecond, 0)} samples/s`,
       `${fmt(c.comparison.throughputRatio, 2)}x${c.comparison.stepThroughputRatio != null
         ? ` (steps timed side by side: ${fmt(c.comparison.stepThroughputRatio, 2)}x)` : ''}`],

@@ -10,7 +10,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
-  parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
+  PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom,
+  shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
 import { buildDin } from '../zoo/ctr/din';
@@ -19,7 +20,7 @@ import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
 import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
-import { evaluateCtr, fitCtr, interleavedStepTimes } from '../zoo/ctr/training';
+import { fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
 import { integerAtLeast, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
@@ -98,7 +99,14 @@ export interface BenchCtrResult {
    * collectivekv minus mha (AUC, gAUC) and collectivekv / mha (throughput of the two training runs;
    * stepThroughputRatio: of the interleaved steps, mha step ms / collectivekv step ms).
    */
-  comparison: { aucDelta: number; gaucDelta: number; throughputRatio: number; stepThroughputRatio?: number };
+  comparison: {
+    aucDelta: number; gaucDelta: number; throughputRatio: number; stepThroughputRatio?: number;
+    /**
+     * Standard errors of aucDelta (DeLong, paired by test sample) and gaucDelta (over users), the
+     * test set's sampling noise: absent in reports written before they existed.
+     */
+    aucDeltaStandardError?: number; gaucDeltaStandardError?: number;
+  };
   /** The interleaved step timing (absent with timingRounds 0 and in reports written before it existed). */
   stepTiming?: { batchSize: number; rounds: number; mhaMs: number; collectivekvMs: number };
 }
@@ -139,6 +147,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   const mha = mhaRun.variant;
   const ckv = ckvRun.variant;
   ckv.compressionRatio = ckv.bytesPerToken / mha.bytesPerToken;
+  const paired = pairedTestDifferences(split, mhaRun.testScores, ckvRun.testScores, log);
   return {
     model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
     settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxUsers: options.maxUsers ?? 0,
@@ -147,6 +156,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
     samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
     popularity, mha, collectivekv: ckv,
     comparison: { aucDelta: ckv.auc - mha.auc, gaucDelta: ckv.gauc - mha.gauc, throughputRatio: ckv.samplesPerSecond / mha.samplesPerSecond,
+      ...(paired != null ? { aucDeltaStandardError: paired.auc.standardError, gaucDeltaStandardError: paired.gauc.standardError } : {}),
       ...(stepTiming != null ? { stepThroughputRatio: stepTiming.mhaMs / stepTiming.collectivekvMs } : {}) },
     ...(stepTiming != null ? { stepTiming } : {}),
   };
@@ -163,16 +173,44 @@ function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number)
   };
 }
 
-/** Trains and tests one variant; the caller disposes the returned model (the step timing reuses it). */
+/**
+ * The test samples' AUC and gAUC differences of two variants with their standard errors, logged;
+ * null (and logged) when the test set is too small for them (fewer than 2 samples of a class or 2
+ * users with both).
+ */
+function pairedTestDifferences(split: CtrSplit, baseline: Float32Array, candidate: Float32Array,
+  log: (line: string) => void): { auc: PairedDifference; gauc: PairedDifference } | null {
+  const labels = split.test.map((s) => s.label);
+  let paired: { auc: PairedDifference; gauc: PairedDifference };
+  try {
+    paired = { auc: pairedAucDifference(baseline, candidate, labels),
+      gauc: pairedGaucDifference(baseline, candidate, labels, split.test.map((s) => s.user)) };
+  } catch (e) {
+    log(`no standard errors of the differences: ${(e as Error).message}`);
+    return null;
+  }
+  log(`collectivekv - mha on the test samples: AUC ${signed(paired.auc)}, gAUC ${signed(paired.gauc)} (+- one standard error: DeLong, paired by sample; over users)`);
+  return paired;
+}
+
+function signed(d: PairedDifference): string {
+  return `${d.difference >= 0 ? '+' : ''}${d.difference.toFixed(4)} +- ${d.standardError.toFixed(4)}`;
+}
+
+/**
+ * Trains and tests one variant; the caller disposes the returned model (the step timing reuses it).
+ * testScores: its click probabilities of the test samples, in order.
+ */
 function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit,
-  log: (line: string) => void): { variant: BenchCtrVariant; model: CtrModel } {
+  log: (line: string) => void): { variant: BenchCtrVariant; model: CtrModel; testScores: Float32Array } {
   const model = BUILDERS[o.model]({ ...modelOptions, attention });
   try {
     const fit = fitCtr(model, split, {
       maxEpochs: o.maxEpochs ?? 10, batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, seed: modelOptions.seed,
       maxSeconds: (o.maxMinutes ?? 0) * 60, onProgress: (line) => log(`[${attention}] ${line}`),
     });
-    const test = evaluateCtr(model, split.data, split.test);
+    const testScores = predictCtr(model, split.data, split.test);
+    const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
     const variant = {
       auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
       epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
@@ -180,7 +218,7 @@ function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: C
     };
     log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
       + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
-    return { variant, model };
+    return { variant, model, testScores };
   } catch (e) {
     model.dispose();
     throw e;

@@ -85,6 +85,115 @@ export function ctrMetrics(probabilities: Scores, labels: Labels, users: UserIds
   return { auc: auc(probabilities, labels), ...gauc(probabilities, labels, users), logloss: logloss(probabilities, labels, eps) };
 }
 
+/** A candidate's metric minus a baseline's on the same samples, with the standard error of that difference. */
+export interface PairedDifference {
+  difference: number;
+  standardError: number;
+}
+
+/**
+ * AUC(candidate) - AUC(baseline) on the same labelled samples, with DeLong's standard error of the
+ * difference (DeLong, DeLong & Clarke-Pearson, 1988): each model's AUC is the mean of per-positive
+ * and per-negative placement values, and the two models' placements are paired by sample, so a
+ * shared hard sample does not count as noise twice. Ties count one half, as in `auc`.
+ */
+export function pairedAucDifference(baseline: Scores, candidate: Scores, labels: Labels): PairedDifference {
+  validate('pairedAucDifference', baseline, labels);
+  validate('pairedAucDifference', candidate, labels);
+  const positives: number[] = [];
+  const negatives: number[] = [];
+  for (let k = 0; k < labels.length; k++) (labels[k] === 1 ? positives : negatives).push(k);
+  if (positives.length < 2 || negatives.length < 2) {
+    throw new Error(`pairedAucDifference: needs at least 2 samples of each class, received ${positives.length} positives and ${negatives.length} negatives`);
+  }
+  const a = placements(baseline, positives, negatives);
+  const b = placements(candidate, positives, negatives);
+  const variance = varianceOfDifference(a.positive, b.positive) / positives.length
+    + varianceOfDifference(a.negative, b.negative) / negatives.length;
+  return { difference: mean(b.positive) - mean(a.positive), standardError: Math.sqrt(Math.max(0, variance)) };
+}
+
+/**
+ * gAUC(candidate) - gAUC(baseline), with the standard error of that difference over users: gAUC
+ * is a sample-weighted mean of per-user AUCs, so the difference is the weighted mean of per-user
+ * differences, and its error is that of a weighted mean over independent users. Users with a single
+ * class are skipped (as in `gauc`).
+ */
+export function pairedGaucDifference(baseline: Scores, candidate: Scores, labels: Labels, users: UserIds): PairedDifference {
+  validate('pairedGaucDifference', baseline, labels);
+  validate('pairedGaucDifference', candidate, labels);
+  validateUsers('pairedGaucDifference', users, labels.length);
+  const groups = groupIndices(users);
+  const weights: number[] = [];
+  const differences: number[] = [];
+  for (let g = 0; g + 1 < groups.start.length; g++) {
+    const at = (k: number) => groups.order[k];
+    const a = splitByLabel(baseline, labels, groups.start[g], groups.start[g + 1], at);
+    if (a.pos.length === 0 || a.neg.length === 0) continue;
+    const b = splitByLabel(candidate, labels, groups.start[g], groups.start[g + 1], at);
+    weights.push(a.pos.length + a.neg.length);
+    differences.push(sortedAuc(b.pos, b.neg) - sortedAuc(a.pos, a.neg));
+  }
+  if (weights.length < 2) throw new Error(`pairedGaucDifference: needs at least 2 users with both classes, received ${weights.length}`);
+  const total = weights.reduce((x, w) => x + w, 0);
+  const difference = differences.reduce((x, d, u) => x + weights[u] * d, 0) / total;
+  const spread = differences.reduce((x, d, u) => x + (weights[u] * (d - difference)) ** 2, 0);
+  // n / (n - 1): the usual small-sample correction of a mean's variance.
+  const n = weights.length;
+  return { difference, standardError: Math.sqrt((spread * n) / (n - 1)) / total };
+}
+
+/**
+ * DeLong placement values: per positive, the share of negatives it outscores (ties one half); per
+ * negative, the share of positives that outscore it.
+ */
+function placements(scores: Scores, positives: readonly number[], negatives: readonly number[]): { positive: Float64Array; negative: Float64Array } {
+  const pos = Float64Array.from(positives, (k) => scores[k]).sort();
+  const neg = Float64Array.from(negatives, (k) => scores[k]).sort();
+  const positive = Float64Array.from(positives, (k) => {
+    const s = scores[k];
+    return (lowerBound(neg, s) + upperBound(neg, s)) / 2 / neg.length;
+  });
+  const negative = Float64Array.from(negatives, (k) => {
+    const s = scores[k];
+    return (2 * pos.length - lowerBound(pos, s) - upperBound(pos, s)) / 2 / pos.length;
+  });
+  return { positive, negative };
+}
+
+/** Sample variance of x - y (n - 1 in the denominator). */
+function varianceOfDifference(x: Float64Array, y: Float64Array): number {
+  const d = Float64Array.from(x, (v, i) => v - y[i]);
+  const m = mean(d);
+  return d.reduce((sum, v) => sum + (v - m) ** 2, 0) / (d.length - 1);
+}
+
+function mean(x: Float64Array): number {
+  return x.reduce((sum, v) => sum + v, 0) / x.length;
+}
+
+/** First index whose value is >= s (sorted ascending). */
+function lowerBound(sorted: Float64Array, s: number): number {
+  let [lo, hi] = [0, sorted.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index whose value is > s (sorted ascending). */
+function upperBound(sorted: Float64Array, s: number): number {
+  let [lo, hi] = [0, sorted.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function identity(k: number): number {
   return k;
 }

@@ -224,7 +224,8 @@ describe('scripts/readme-results.mjs', () => {
     const ctrProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'product' } },
       comparison: { throughputRatio: 0.82, stepThroughputRatio: 0.62 } };
     const ctrNearest = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest' } } };
-    const ctrNearestProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest-product', quantizationWeight: 0.25 } } };
+    const ctrNearestProduct = { ...ctr, settings: { attentionWidth: 256, collective: { poolSize: 1024, router: 'nearest-product', quantizationWeight: 0.25 } },
+      comparison: { throughputRatio: 0.9, aucDelta: -0.01, gaucDelta: -0.01, aucDeltaStandardError: 0.0042, gaucDeltaStandardError: 0.0051 } };
     const paths = ['em.json', 'ek.json', 'ctr.json', 'ctr2.json', 'ctr3.json', 'ctr4.json'].map((f) => join(dir, f));
     [evalRun('mha', 0.15, 1024), evalRun('collectivekv', 0.14, 20), ctr, ctrProduct, ctrNearest, ctrNearestProduct].forEach((j, i) => writeFileSync(paths[i], JSON.stringify(j)));
     const md = join(dir, 'README.md');
@@ -237,6 +238,8 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, product-key router | 110 samples/s | 350 samples/s | 0.82x (steps timed side by side: 0.62x) |');
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router, quantizationWeight 1 | 0.6600 / 0.6800'); // files without it ran at the then default
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router over a product-quantized pool, quantizationWeight 0.25 | 0.6600 / 0.6800');
+    // Newer files record the paired standard errors of the differences.
+    expect(out).toContain('quantizationWeight 0.25 | 0.6600 / 0.6800 (24 B/token) | 0.6700 / 0.6900 (4096 B/token); popularity 0.8000 | -0.0100 +- 0.0042 AUC, -0.0100 +- 0.0051 gAUC |');
   });
 
   test('unknown JSON shape or missing markers: exit 1, README unchanged', () => {

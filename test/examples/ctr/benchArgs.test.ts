@@ -62,6 +62,10 @@ describe('bench ctr command line', () => {
     expect(r.stepTiming).toMatchObject({ batchSize: 16, rounds: 2 });
     expect(r.stepTiming!.mhaMs).toBeGreaterThan(0);
     expect(r.comparison.stepThroughputRatio).toBeCloseTo(r.stepTiming!.mhaMs / r.stepTiming!.collectivekvMs, 10);
+    // The paired differences are the differences of the reported metrics, with a positive error.
+    expect(r.comparison.aucDelta).toBeCloseTo(r.collectivekv.auc - r.mha.auc, 10);
+    expect(r.comparison.aucDeltaStandardError).toBeGreaterThan(0);
+    expect(r.comparison.gaucDeltaStandardError).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
   }, 120000);
 
