@@ -186,8 +186,12 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private readonly auxLosses = new PendingLosses();
   private sides: { key: SideWeights; value: SideWeights } | null = null;
-  /** Nearest-routed sides whose pool is known to be set from data (saves reading the flag each call). */
-  private readonly poolsReady = new Set<Side>();
+  /**
+   * Nearest-routed sides whose pool is known to be set from data (saves reading the flag each call),
+   * with the flag's data as read then: a write of the flag (setWeights, or a model-level load that
+   * writes the variable directly) gives it new data, and the next training call reads it again.
+   */
+  private readonly poolsReady = new Map<Side, object>();
 
   constructor(args: CollectiveKVAttentionArgs) {
     const name = CollectiveKVAttention.className;
@@ -390,10 +394,10 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   /** Training forward of a nearest-routed side; the first call sets the pool from the data. */
   private nearestForward(side: Side, pool: PoolVariables, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null,
     tail: tf.Tensor): { values: tf.Tensor; loss: tf.Scalar } {
-    if (!this.poolsReady.has(side)) {
+    if (this.poolsReady.get(side) !== encoder.poolReady.read().dataId) {
       const ready = () => encoder.poolReady.read().dataSync()[0] > 0;
       if (!ready()) this.initializePoolFromData(side, pool, encoder, source, mask);
-      if (ready()) this.poolsReady.add(side);
+      if (ready()) this.poolsReady.set(side, encoder.poolReady.read().dataId);
     }
     const lossRows = this.samplers[side].sample(source.size / (source.shape[source.rank - 1] as number));
     const { rows, loss } = nearestTrainingRows(source, this.nearestWeights(pool, encoder), mask, this, { tail, lossRows });

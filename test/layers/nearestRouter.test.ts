@@ -356,6 +356,16 @@ describeEachBackend('nearest-row router', () => {
     (copy.apply(other, { training: true }) as tf.Tensor).dispose();
     copy.auxiliaryLoss().dispose();
     expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(1);
+    // A model-level load writes the variables directly (no layer.setWeights): the flag is read again too.
+    const trainedPool = weightBySuffix(copy, 'value_pool').read().clone();
+    const zero = tf.zeros([1]);
+    weightBySuffix(copy, 'value_pool_ready').write(zero);
+    const third = randomTensor([2, 4, 5], 33, 1);
+    (copy.apply(third, { training: true }) as tf.Tensor).dispose();
+    copy.auxiliaryLoss().dispose();
+    expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(1);
+    expect(maxAbsDiff(trainedPool, weightBySuffix(copy, 'value_pool').read())).toBeGreaterThan(1e-3);
+    tf.dispose([trainedPool, zero, third]);
     fresh.dispose();
     tf.dispose([x, pool, other, y]);
     l.dispose();
