@@ -100,6 +100,12 @@ function nearestRouter(s) {
   return s.collective?.router === 'nearest' || s.collective?.router === 'nearest-product';
 }
 
+/** History windows that differ from the defaults (long 1000, short 50); DIN and HSTU-CTR read only the short one. */
+function historyLengths(model, s) {
+  const long = s.longLength != null && s.longLength !== 1000 && model !== 'din' && model !== 'hstu-ctr' ? `, long history ${s.longLength}` : '';
+  return `${long}${s.shortLength != null && s.shortLength !== 50 ? `, short history ${s.shortLength}` : ''}`;
+}
+
 /** The AUC difference, and with runs that record them, the gAUC one and both standard errors. */
 function ctrDifference(c) {
   const d = c.comparison ?? {};
@@ -111,6 +117,7 @@ function ctrDifference(c) {
 export function ctrRows(c) {
   const s = c.settings ?? {};
   const setting = `${c.model} on ${baseName(c.data)}, ${c.users ?? '?'} users, ${c.mha.epochs} epoch(s), pool ${s.collective?.poolSize ?? '?'}, width ${s.attentionWidth ?? '?'}`
+    + historyLengths(c.model, s)
     + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`
     + `${s.collective?.routerDim ? `, routerDim ${s.collective.routerDim}` : ''}`
     + `${s.collective?.router === 'product' ? ', product-key router' : ''}`
