@@ -238,6 +238,15 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| CTR training throughput, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, product-key router | 110 samples/s | 350 samples/s | 0.82x (steps timed side by side: 0.62x) |');
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router, quantizationWeight 1 | 0.6600 / 0.6800'); // files without it ran at the then default
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router over a product-quantized pool, quantizationWeight 0.25 | 0.6600 / 0.6800');
+    // History windows other than the defaults are named (HSTU-CTR reads only the short one).
+    const windows = [{ ...ctr, settings: { ...ctr.settings, longLength: 200, shortLength: 50 } },
+      { ...ctr, model: 'hstu-ctr', settings: { ...ctr.settings, longLength: 200, shortLength: 20 } }];
+    const windowPaths = windows.map((j, i) => { const p = join(dir, `w${i}.json`); writeFileSync(p, JSON.stringify(j)); return p; });
+    writeFileSync(md, readme);
+    expect(spawnSync(process.execPath, [script, ...windowPaths, md], { encoding: 'utf8' }).status).toBe(0);
+    const windowed = readFileSync(md, 'utf8');
+    expect(windowed).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, long history 200, balanceTokens 2048 |');
+    expect(windowed).toContain('| CTR test AUC / gAUC, hstu-ctr on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, short history 20, balanceTokens 2048 |');
     // Newer files record the paired standard errors of the differences.
     expect(out).toContain('quantizationWeight 0.25 | 0.6600 / 0.6800 (24 B/token) | 0.6700 / 0.6900 (4096 B/token); popularity 0.8000 | -0.0100 +- 0.0042 AUC, -0.0100 +- 0.0051 gAUC |');
   });
