@@ -489,12 +489,6 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     return this.sides[side];
   }
 
-  override setWeights(weights: tf.Tensor[]): void {
-    super.setWeights(weights);
-    // The pool-ready flags may have changed with the weights: read them again on the next training call.
-    this.poolsReady.clear();
-  }
-
   override dispose(): DisposeResult {
     this.auxLosses.clear();
     return super.dispose();

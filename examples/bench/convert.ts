@@ -259,9 +259,9 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
       console.error(`collectivekv bench convert: ${modelDir}/options.json does not record the training steps; give --baseline-steps N`);
       return 2;
     }
-    if (options.loss != null && options.loss !== file.loss) {
+    if (options.loss != null && options.loss !== loadedLoss) {
       sasrec.model.dispose();
-      console.error(`collectivekv bench convert: --loss ${options.loss}: the model in ${modelDir} was trained with loss '${file.loss}' (drop --loss to use it)`);
+      console.error(`collectivekv bench convert: --loss ${options.loss}: the model in ${modelDir} was trained with loss '${loadedLoss}' (drop --loss to use it)`);
       return 2;
     }
     baseline = { sasrec, steps, epochs: file.training?.epochs ?? 0, trainSeconds: file.training?.trainSeconds ?? 0 };

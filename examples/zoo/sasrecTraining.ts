@@ -95,7 +95,6 @@ export function sumLosses(losses: tf.Scalar[]): tf.Scalar {
   return losses.length === 1 ? losses[0] : (tf.addN(losses) as tf.Scalar);
 }
 
-/** Flat indices [n] of the positions with a target, and those targets [n] (int32). */
 interface ValidPositions {
   rows: tf.Tensor1D;
   targets: tf.Tensor1D;
@@ -103,6 +102,7 @@ interface ValidPositions {
   targetIds: number[];
 }
 
+/** Flat indices [n] of the positions with a target, and those targets [n] (int32). */
 function validPositions(batch: SequenceBatch): ValidPositions {
   const rows: number[] = [];
   const targets: number[] = [];
@@ -116,9 +116,13 @@ function validPositions(batch: SequenceBatch): ValidPositions {
  * `catalogCrossEntropy`, which never keeps the [positions, catalog] logits on the tape.
  */
 function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: ValidPositions): tf.Scalar {
+  return catalogCrossEntropy(validHidden(hidden, valid), host.table() as tf.Tensor2D, valid.targets);
+}
+
+/** The hidden states [n, d] of the positions with a target. */
+function validHidden(hidden: tf.Tensor, valid: ValidPositions): tf.Tensor2D {
   const d = hidden.shape[hidden.shape.length - 1] as number;
-  const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
-  return catalogCrossEntropy(h, host.table() as tf.Tensor2D, valid.targets);
+  return tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
 }
 
 /**
@@ -127,9 +131,8 @@ function softmaxLoss(host: StepHost, hidden: tf.Tensor, valid: ValidPositions): 
  * target against itself). Uniform draws need no log-probability correction (it is a constant).
  */
 function sampledSoftmaxLoss(host: StepHost, hidden: tf.Tensor, valid: ValidPositions, negatives: SharedNegatives): tf.Scalar {
-  const d = hidden.shape[hidden.shape.length - 1] as number;
   const table = host.table();
-  const h = tf.gather(tf.reshape(hidden, [-1, d]), valid.rows) as tf.Tensor2D;
+  const h = validHidden(hidden, valid);
   const positive = tf.sum(tf.mul(h, tf.gather(table, valid.targets)), -1, true);
   const negativeLogits = linear(h, tf.transpose(tf.gather(table, negatives.ids)), null);
   const logits = tf.concat([positive, tf.sub(negativeLogits, negatives.hitPenalty)], 1);
