@@ -113,6 +113,13 @@ function ctrDifference(c) {
   return `${fmt(d.aucDelta, 4)} +- ${fmt(d.aucDeltaStandardError, 4)} AUC, ${fmt(d.gaucDelta, 4)} +- ${fmt(d.gaucDeltaStandardError, 4)} gAUC`;
 }
 
+/** How a warm-started collectivekv was trained (bench ctr --warm-start). */
+function ctrWarmStart(ws) {
+  if (ws == null) return '';
+  return `; collectivekv by warm start: the mha run to step ${ws.forkStep} of ${ws.budgetSteps}, converted, ${ws.fineTuneSteps} steps`
+    + `${ws.fineTuneRate !== 0.25 ? ` at ${ws.fineTuneRate} of the learning rate` : ''}`;
+}
+
 /** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
 export function ctrRows(c) {
   const s = c.settings ?? {};
@@ -124,7 +131,9 @@ export function ctrRows(c) {
     + `${s.collective?.router === 'nearest' ? ', nearest-row router' : ''}`
     + `${s.collective?.router === 'nearest-product' ? ', nearest-row router over a product-quantized pool' : ''}`
     + `${nearestRouter(s) ? `, quantizationWeight ${s.collective.quantizationWeight ?? 1}` : ''}`
-    + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`;
+    + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`
+    + `${s.learningRate != null && s.learningRate !== 0.001 ? `, lr ${s.learningRate}` : ''}`
+    + ctrWarmStart(c.collectivekv.warmStart);
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
       `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, ctrDifference(c)],

@@ -10,18 +10,20 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
-  PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom,
+  LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
-import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
+import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
 import { buildDin } from '../zoo/ctr/din';
 import { buildEta } from '../zoo/ctr/eta';
 import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
 import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
-import { fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
-import { integerAtLeast, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from '../cli/flags';
+import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
+import { convertCtrModel } from '../zoo/ctr/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE } from '../zoo/conversion';
+import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -64,6 +66,15 @@ export interface BenchCtrOptions {
    * 0 skips it.
    */
   timingRounds?: number;
+  /**
+   * Train collectivekv by warm start instead of from scratch: this share of the step budget
+   * (--epochs) is its fine-tune. The mha run is forked at step round((1 - warmStart) x budget): its
+   * weights there are converted (convertCtrModel) and the CollectiveKV model trains on from the
+   * next batch to the end of the budget. In (0, 1); not with maxMinutes (no step budget).
+   */
+  warmStart?: number;
+  /** With warmStart: the fine-tune's learning rate as a share of learningRate. Default DEFAULT_FINE_TUNE_RATE_SCALE. */
+  fineTuneRate?: number;
   log?: (line: string) => void;
 }
 
@@ -81,6 +92,20 @@ export interface BenchCtrVariant {
   /** The epoch whose weights were restored (early stopping) and the validation AUC after each epoch. */
   bestEpoch?: number;
   validationAuc?: number[];
+  /** collectivekv by warm start (--warm-start); trainSeconds then counts the mha part, the conversion and the fine-tune. */
+  warmStart?: CtrWarmStart;
+}
+
+export interface CtrWarmStart {
+  /** The fine-tune's share of the step budget, and its learning rate as a share of the baseline's. */
+  fraction: number; fineTuneRate: number;
+  /** The budget's steps, the mha run's step at the fork, and the fine-tune's steps (the rest). */
+  budgetSteps: number; forkStep: number; fineTuneSteps: number;
+  /** Training seconds of the mha run up to the fork, of the conversion and of the fine-tune. */
+  mhaPartSeconds: number; convertSeconds: number; fineTuneSeconds: number;
+  /** Test AUC of the mha weights at the fork, and of the converted model before its fine-tune. */
+  mhaPartAuc: number; convertedAuc: number;
+  layers: LayerConversionReport[];
 }
 
 export interface BenchCtrResult {
@@ -126,11 +151,12 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   const popularity = popularityScores(split);
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
   const modelOptions = resolveModelOptions(options, data.numItems, seed);
-  const mhaRun = runVariant(options, 'mha', modelOptions, split, log);
+  const fork = options.warmStart != null ? warmStartFork(options, split) : null;
+  const mhaRun = runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
   let ckvRun: ReturnType<typeof runVariant> | null = null;
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
-    ckvRun = runVariant(options, 'collectivekv', modelOptions, split, log);
+    ckvRun = fork != null ? runWarmStart(options, modelOptions, split, fork, log) : runVariant(options, 'collectivekv', modelOptions, split, log);
     const rounds = options.timingRounds ?? 10;
     if (rounds > 0) {
       const batchSize = options.batchSize ?? 256;
@@ -143,6 +169,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   } finally {
     mhaRun.model.dispose();
     ckvRun?.model.dispose();
+    tf.dispose(fork?.weights ?? []);
   }
   const mha = mhaRun.variant;
   const ckv = ckvRun.variant;
@@ -150,7 +177,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   const paired = pairedTestDifferences(split, mhaRun.testScores, ckvRun.testScores, log);
   return {
     model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
-    settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxUsers: options.maxUsers ?? 0,
+    settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxEpochs: options.maxEpochs ?? 10, maxUsers: options.maxUsers ?? 0,
       trainPositions: options.trainPositions ?? 10, negatives: options.negatives ?? 1, batchSize: options.batchSize ?? 256, learningRate: options.learningRate ?? 1e-3 },
     users: data.sequences.length, items: data.numItems,
     samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
@@ -202,26 +229,105 @@ function signed(d: PairedDifference): string {
  * testScores: its click probabilities of the test samples, in order.
  */
 function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit,
-  log: (line: string) => void): { variant: BenchCtrVariant; model: CtrModel; testScores: Float32Array } {
+  log: (line: string) => void, onStep?: (model: CtrModel, step: number, trainSeconds: number) => void): VariantRun {
   const model = BUILDERS[o.model]({ ...modelOptions, attention });
   try {
-    const fit = fitCtr(model, split, {
-      maxEpochs: o.maxEpochs ?? 10, batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, seed: modelOptions.seed,
-      maxSeconds: (o.maxMinutes ?? 0) * 60, onProgress: (line) => log(`[${attention}] ${line}`),
-    });
-    const testScores = predictCtr(model, split.data, split.test);
-    const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
-    const variant = {
-      auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
-      epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
-      bestEpoch: fit.bestEpoch, validationAuc: fit.history.map((h) => h.validationAuc),
-    };
-    log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
-      + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
-    return { variant, model, testScores };
+    const fit = fitCtr(model, split, { ...fitOptions(o, modelOptions), onProgress: (line) => log(`[${attention}] ${line}`),
+      ...(onStep != null ? { onStep: (step: number, seconds: number) => onStep(model, step, seconds) } : {}) });
+    return testVariant(attention, model, fit, split, log);
   } catch (e) {
     model.dispose();
     throw e;
+  }
+}
+
+type VariantRun = { variant: BenchCtrVariant; model: CtrModel; testScores: Float32Array };
+
+function fitOptions(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrFitOptions {
+  return { maxEpochs: o.maxEpochs ?? 10, batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, seed: modelOptions.seed,
+    maxSeconds: (o.maxMinutes ?? 0) * 60 };
+}
+
+/** Test scores and the variant's figures of a trained model. */
+function testVariant(attention: CtrAttention, model: CtrModel, fit: CtrFitResult, split: CtrSplit, log: (line: string) => void): VariantRun {
+  const testScores = predictCtr(model, split.data, split.test);
+  const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
+  const variant = {
+    auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
+    epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
+    bestEpoch: fit.bestEpoch, validationAuc: fit.history.map((h) => h.validationAuc),
+  };
+  log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
+    + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
+  return { variant, model, testScores };
+}
+
+/** Where the warm start forks the mha run, and (filled in by `capture` during that run) its weights there. */
+interface WarmStartFork {
+  budgetSteps: number;
+  forkStep: number;
+  weights: tf.Tensor[] | null;
+  mhaPartSeconds: number;
+  capture: (model: CtrModel, step: number, trainSeconds: number) => void;
+}
+
+function warmStartFork(o: BenchCtrOptions, split: CtrSplit): WarmStartFork {
+  const budgetSteps = (o.maxEpochs ?? 10) * ctrStepsPerEpoch(split.train.length, o.batchSize ?? 256);
+  if (budgetSteps < 2) throw new Error(`bench ctr: --warm-start needs a budget of 2 steps or more, received ${budgetSteps}`);
+  const fraction = o.warmStart as number;
+  const fork: WarmStartFork = {
+    budgetSteps, forkStep: Math.max(1, Math.min(budgetSteps - 1, Math.round((1 - fraction) * budgetSteps))), weights: null, mhaPartSeconds: 0,
+    capture: (model, step, seconds) => {
+      if (step !== fork.forkStep) return;
+      fork.weights = model.getWeights();
+      fork.mhaPartSeconds = seconds;
+    },
+  };
+  return fork;
+}
+
+/**
+ * collectivekv by warm start: the mha weights at the fork, converted, then trained from the fork's
+ * next batch to the end of the budget at fineTuneRate x the learning rate, with a linear user part
+ * (which the conversion needs) and the balance loss off (it pulls the k-means routing toward equal
+ * row use; see swapAttention).
+ */
+function runWarmStart(o: BenchCtrOptions, modelOptions: CtrModelOptions, split: CtrSplit, fork: WarmStartFork, log: (line: string) => void): VariantRun {
+  if (fork.weights == null) {
+    throw new Error(`bench ctr: the mha run stopped (early stopping) before step ${fork.forkStep}, where --warm-start forks it: use fewer --epochs`);
+  }
+  const fraction = o.warmStart as number;
+  const rate = o.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE;
+  const learningRate = (o.learningRate ?? 1e-3) * rate;
+  const base = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' }) as CtrModelBase;
+  const model = BUILDERS[o.model]({ ...modelOptions, attention: 'collectivekv',
+    collective: { ...modelOptions.collective, userActivation: 'linear', balanceWeight: 0 } }) as CtrModelBase;
+  try {
+    base.setWeights(fork.weights);
+    const testAuc = (m: CtrModel) => ctrMetrics(predictCtr(m, split.data, split.test), split.test.map((s) => s.label), split.test.map((s) => s.user)).auc;
+    const mhaPartAuc = testAuc(base);
+    log(`[collectivekv] warm start: the mha run at step ${fork.forkStep} of ${fork.budgetSteps} (test AUC ${mhaPartAuc.toFixed(4)}), converted, `
+      + `then ${fork.budgetSteps - fork.forkStep} steps at learning rate ${learningRate}`);
+    const start = performance.now();
+    const layers = convertCtrModel(base, model, split.data, split.train, { seed: modelOptions.seed });
+    const convertSeconds = (performance.now() - start) / 1000;
+    const convertedAuc = testAuc(model);
+    log(`[collectivekv] converted in ${convertSeconds.toFixed(1)} s: test AUC ${convertedAuc.toFixed(4)} before the fine-tune; `
+      + layers.map((l) => `${l.layer} relative inertia K ${l.key?.relativeInertia.toFixed(3) ?? '-'} V ${l.value?.relativeInertia.toFixed(3) ?? '-'}`).join(', '));
+    const fit = fitCtr(model, split, { ...fitOptions(o, modelOptions), learningRate, startStep: fork.forkStep,
+      onProgress: (line) => log(`[collectivekv] ${line}`) });
+    const run = testVariant('collectivekv', model, fit, split, log);
+    run.variant.trainSeconds = fork.mhaPartSeconds + convertSeconds + fit.trainSeconds;
+    run.variant.warmStart = {
+      fraction, fineTuneRate: rate, budgetSteps: fork.budgetSteps, forkStep: fork.forkStep, fineTuneSteps: fork.budgetSteps - fork.forkStep,
+      mhaPartSeconds: fork.mhaPartSeconds, convertSeconds, fineTuneSeconds: fit.trainSeconds, mhaPartAuc, convertedAuc, layers,
+    };
+    return run;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    base.dispose();
   }
 }
 
@@ -294,6 +400,10 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --timing-rounds N    interleaved training steps of the two trained models timed side by side
                        (default 10; 0 = skip): the throughput ratio a load change cannot bias
   --lr X               Adam learning rate (default 0.001)
+  --warm-start X       train collectivekv by warm start: fork the mha run at (1 - X) of the --epochs
+                       step budget, convert its weights (k-means pools over its own K/V; router
+                       dense, nearest or nearest-product), fine-tune to the end of the budget
+  --fine-tune-rate X   --warm-start: the fine-tune's learning rate as a share of --lr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
   --seed N             (default 1)
   --backend wasm|cpu   (default wasm)`;
 
@@ -324,6 +434,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     args: argv, allowPositionals: true, strict: true,
     options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
+      'warm-start', 'fine-tune-rate',
     ].map((k) => [k, { type: 'string' as const }])),
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
@@ -342,7 +453,15 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
   if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
+  const warmStart = openUnitFraction('--warm-start', v['warm-start']);
+  const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
+  if (fineTuneRate != null && warmStart == null) throw new Error('--fine-tune-rate applies with --warm-start only');
+  if (warmStart != null && (minutes ?? 0) > 0) throw new Error('--warm-start forks a step budget (--epochs); drop --max-minutes');
+  if (warmStart != null && collective.router === 'product') {
+    throw new Error('--warm-start converts to router dense, nearest or nearest-product; drop --router product');
+  }
   return {
+    warmStart, fineTuneRate,
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,

@@ -10,6 +10,7 @@ import { CollectiveKVAttention } from '../../layers/CollectiveKVAttention';
 import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
 import { CacheSide } from '../../layers/KVCacheBlock';
 import { attentionInputRoles } from '../../layers/attentionBase';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
@@ -60,6 +61,48 @@ export function captureAttentionInputs(model: tfl.LayersModel, inputs: tf.Tensor
   });
   tf.dispose([...values.values()]);
   return sites;
+}
+
+/**
+ * What reaches each of `layers` while `run` executes, for models with a custom forward (no
+ * LayersModel graph to probe): every call's K/V source and mask, concatenated along the batch in
+ * call order. Each layer's `call` is wrapped for the duration of `run` and restored after, even when
+ * it throws. A layer that `run` never calls is an error, as is one whose calls disagree on the
+ * source's length or width.
+ */
+export function recordAttentionInputs(layers: AttentionLayer[], run: () => void): AttentionSite[] {
+  const calls = layers.map(() => [] as { kvSource: tf.Tensor; mask: tf.Tensor | null }[]);
+  layers.forEach((layer, i) => {
+    const original = layer.call;
+    layer.call = function recorded(this: AttentionLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+      const { source, mask } = attentionInputRoles(Array.isArray(inputs) ? inputs : [inputs], (t) => t.rank);
+      calls[i].push({ kvSource: tf.keep(tf.clone(source)), mask: mask == null ? null : tf.keep(tf.cast(mask, 'float32')) });
+      return original.call(this, inputs, kwargs);
+    };
+  });
+  try {
+    run();
+    return layers.map((layer, i) => joinCalls(layer, calls[i]));
+  } finally {
+    // The wrapper is an own property over the prototype's method: removing it restores the layer.
+    for (const layer of layers) Reflect.deleteProperty(layer, 'call');
+    calls.forEach((list) => tf.dispose(list.flatMap((c) => (c.mask == null ? [c.kvSource] : [c.kvSource, c.mask]))));
+  }
+}
+
+function joinCalls(layer: AttentionLayer, calls: { kvSource: tf.Tensor; mask: tf.Tensor | null }[]): AttentionSite {
+  if (calls.length === 0) throw new ArgumentError('recordAttentionInputs', 'run', `a forward that calls layer '${layer.name}'`, 'no call');
+  const [t, de] = [dim(calls[0].kvSource, 1), dim(calls[0].kvSource, 2)];
+  const odd = calls.find((c) => dim(c.kvSource, 1) !== t || dim(c.kvSource, 2) !== de);
+  if (odd != null) {
+    throw new ArgumentError('recordAttentionInputs', 'run', `calls of layer '${layer.name}' with one source shape [*, ${t}, ${de}]`,
+      `[${odd.kvSource.shape.join(', ')}]`);
+  }
+  const anyMask = calls.some((c) => c.mask != null);
+  const kvSource = tf.concat(calls.map((c) => c.kvSource), 0);
+  // A call without a mask had every token valid.
+  const mask = anyMask ? tf.tidy(() => tf.concat(calls.map((c) => c.mask ?? tf.ones([dim(c.kvSource, 0), t])), 0)) : null;
+  return { layer, kvSource, mask };
 }
 
 export function disposeSites(sites: AttentionSite[]): void {

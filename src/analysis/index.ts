@@ -5,5 +5,5 @@ export { analyzeSpectrum, suggestUserDim, pearson, quantile, summarize, USER_DIM
 export type { SpectrumAnalysis, SpectrumOptions, CorrelationSummary, Quantiles } from './spectrum';
 export { gram, matrix, project, symmetricEigen, thinSvd } from './linalg';
 export type { Matrix, SymmetricEigen, ThinSvd } from './linalg';
-export { attentionLayers, captureAttentionInputs, disposeSites, keysAndValues } from './capture';
+export { attentionLayers, captureAttentionInputs, disposeSites, keysAndValues, recordAttentionInputs } from './capture';
 export type { AttentionLayer, AttentionSite } from './capture';

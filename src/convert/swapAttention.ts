@@ -98,6 +98,8 @@ export interface SwapAttentionResult {
 type PassedThrough = 'share' | 'gate' | 'peakWeight' | 'balanceWeight' | 'commitmentWeight' | 'quantizationWeight';
 type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | PassedThrough | 'name' | 'userDim'>>
   & Pick<SwapAttentionOptions, PassedThrough> & { name: string; userDim: (layer: string) => number };
+/** What the per-layer initialization reads. */
+type LayerInit = Pick<Resolved, 'poolSize' | 'router' | 'seed' | 'kmeansIterations' | 'gateLogit' | 'maxTokens'>;
 
 /**
  * Returns a new model in which every MultiHeadAttention is a CollectiveKVAttention with the same
@@ -145,6 +147,52 @@ export function swapAttention(model: tfl.LayersModel, options: SwapAttentionOpti
   } finally {
     disposeSites(sites);
   }
+}
+
+/** Options of convertAttentionLayer (the pool size, router and userDim are the target layer's). */
+export interface ConvertAttentionLayerOptions {
+  /** Seed of the token sampling and k-means++. Default 1. */
+  seed?: number;
+  /** Valid tokens fed to k-means (uniform sample). Default max(8192, 8 * poolSize). */
+  maxTokens?: number;
+  /** Lloyd iterations at most. Default 25. */
+  kmeansIterations?: number;
+  /** See SwapAttentionOptions.gateLogit. Default 3. */
+  gateLogit?: number;
+}
+
+/**
+ * swapAttention's per-layer step, for models swapAttention cannot rebuild (a custom forward, such
+ * as the CTR zoo's): initializes the built CollectiveKVAttention `target` from the trained
+ * MultiHeadAttention `trained` and what reached `trained` on a sample (see recordAttentionInputs).
+ * The pool size, router ('dense', 'nearest' or 'nearest-product') and userDim are the target's;
+ * give the target a linear userActivation (its user part then reproduces the trained K/V's last
+ * userDim columns). Everything else about the result is as in swapAttention.
+ */
+export function convertAttentionLayer(trained: MultiHeadAttention, target: CollectiveKVAttention,
+  site: { kvSource: tf.Tensor; mask: tf.Tensor | null }, options: ConvertAttentionLayerOptions = {}): LayerConversionReport {
+  const fn = 'convertAttentionLayer';
+  if (!(trained instanceof MultiHeadAttention)) throw new ArgumentError(fn, 'trained', 'a MultiHeadAttention', className(trained));
+  if (!(target instanceof CollectiveKVAttention)) throw new ArgumentError(fn, 'target', 'a CollectiveKVAttention', className(target));
+  if (!trained.built || !target.built) throw new ArgumentError(fn, trained.built ? 'target' : 'trained', 'a built layer (called once)', 'an unbuilt layer');
+  for (const key of ['numHeads', 'keyDim', 'valueDim', 'useBias'] as const) {
+    if (trained[key] !== target[key]) throw new ArgumentError(fn, `target.${key}`, `${trained[key]} (the trained layer's)`, String(target[key]));
+  }
+  if (!(SWAP_ROUTER_KINDS as readonly string[]).includes(target.router)) {
+    throw new ArgumentError(fn, 'target.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, target.router);
+  }
+  const o: LayerInit = {
+    poolSize: target.poolSize, router: target.router as SwapRouterKind, seed: options.seed ?? 1, kmeansIterations: options.kmeansIterations ?? 25,
+    gateLogit: options.gateLogit ?? 3, maxTokens: options.maxTokens ?? Math.max(8192, 8 * target.poolSize),
+  };
+  for (const key of ['maxTokens', 'kmeansIterations'] as const) {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new ArgumentError(fn, `options.${key}`, 'a positive integer', String(o[key]));
+  }
+  return initializeLayer(trained, target, site.kvSource, site.mask, o);
+}
+
+function className(value: unknown): string {
+  return value instanceof tfl.layers.Layer ? value.getClassName() : String(value);
 }
 
 function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolved {
@@ -220,7 +268,7 @@ export function copyWeightsByName(from: tfl.LayersModel, to: tfl.LayersModel, sk
 // ---------------------------------------------------------------- per-layer initialization
 
 function initializeLayer(old: MultiHeadAttention, next: CollectiveKVAttention, kvSource: tf.Tensor, mask: tf.Tensor | null,
-  o: Resolved): LayerConversionReport {
+  o: LayerInit): LayerConversionReport {
   const byName = weightsByName(old);
   for (const name of ['query_kernel', 'query_bias', 'output_kernel', 'output_bias', 'relative_position_bias']) copyWeight(next, name, byName.get(name));
   const { k, v } = keysAndValues(old, kvSource, mask);
@@ -257,7 +305,7 @@ function copyWeight(layer: tfl.layers.Layer, name: string, value: tf.Tensor | un
 
 /** k-means pool, centroid router and copied user projection of one shared side. */
 function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', old: Map<string, tf.Tensor>, values: tf.Tensor,
-  kvSource: tf.Tensor, pick: Int32Array, o: Resolved): SideConversionReport {
+  kvSource: tf.Tensor, pick: Int32Array, o: LayerInit): SideConversionReport {
   const width = dim(values, 2);
   const du = next.userDim;
   const dg = width - du;
@@ -296,7 +344,7 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
  * pool is marked set, so the first training call does not set it from data again.
  */
 function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', kernel: tf.Tensor, bias: tf.Tensor | null,
-  points: Float64Array, pick: Int32Array, kvSource: tf.Tensor, o: Resolved): Omit<SideConversionReport, 'tokens' | 'poolWidth'> {
+  points: Float64Array, pick: Int32Array, kvSource: tf.Tensor, o: LayerInit): Omit<SideConversionReport, 'tokens' | 'poolWidth'> {
   const n = pick.length;
   const dg = points.length / n;
   const options = { seed: o.seed, maxIterations: o.kmeansIterations };

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { CollectiveKVAttention, MultiHeadAttention } from '../../src/index';
-import { copyWeightsByName, swapAttention } from '../../src/convert/index';
+import { convertAttentionLayer, copyWeightsByName, swapAttention } from '../../src/convert/index';
+import { recordAttentionInputs } from '../../src/analysis/index';
 import { describeEachBackend, maxAbsDiff } from '../util/backends';
 
 const [B, T, E] = [24, 10, 8];
@@ -213,6 +214,45 @@ describeEachBackend('swapAttention', () => {
     const { x, mask } = sampleInputs(8);
     expect(() => swapAttention(model, { sample: [x, mask], poolSize: 16, router: 'product' as never })).toThrow(/'options.router' must be one of dense, nearest, nearest-product, received product/);
     tf.dispose([x, mask]);
+    model.dispose();
+  });
+
+  test('convertAttentionLayer on inputs recorded from a forward gives swapAttention\'s layer; recordAttentionInputs restores the layer', () => {
+    const model = functionalModel();
+    const { x, mask } = sampleInputs(9);
+    const { model: converted } = swapAttention(model, { sample: [x, mask], poolSize: 16, userDim: 2, seed: 3, router: 'nearest-product' });
+    const old = model.getLayer('att') as MultiHeadAttention;
+    const target = new CollectiveKVAttention({ numHeads: 2, keyDim: 4, causal: true, poolSize: 16, userDim: 2, userActivation: 'linear', router: 'nearest-product' });
+    tf.tidy(() => { target.apply([x, x, mask]); });
+    // Two calls of 12 rows each: the recording joins them along the batch.
+    const forward = () => {
+      for (const start of [0, 12]) tf.tidy(() => { model.predict([tf.slice(x, start, 12), tf.slice(mask, start, 12)]); });
+    };
+    const before = tf.memory().numTensors;
+    const sites = recordAttentionInputs([old], forward);
+    expect(Object.prototype.hasOwnProperty.call(old, 'call')).toBe(false);
+    expect(sites[0].kvSource.shape).toEqual([B, T, E]);
+    const report = convertAttentionLayer(old, target, sites[0], { seed: 3 });
+    expect(report.key!.poolWidth).toBe(6);
+    const reference = converted.getLayer('att');
+    for (const w of ['query_kernel', 'key_pool_a', 'key_pool_b', 'key_encoder_kernel', 'key_user_kernel', 'value_pool_a', 'value_user_kernel', 'output_kernel']) {
+      expect(maxAbsDiff(weightOf(target, w), weightOf(reference, w))).toBeLessThan(1e-6);
+    }
+    tf.dispose(sites.flatMap((site) => [site.kvSource, site.mask!]));
+    expect(tf.memory().numTensors).toBe(before);
+    // Clear errors, and nothing left wrapped when the forward never reaches the layer.
+    expect(() => recordAttentionInputs([old], () => undefined)).toThrow(/'run' must be a forward that calls layer 'att', received no call/);
+    expect(Object.prototype.hasOwnProperty.call(old, 'call')).toBe(false);
+    const narrow = new CollectiveKVAttention({ numHeads: 1, keyDim: 4, poolSize: 16 });
+    const product = new CollectiveKVAttention({ numHeads: 2, keyDim: 4, poolSize: 16, router: 'product' });
+    tf.tidy(() => { narrow.apply([x, x]); product.apply([x, x]); });
+    const site = { kvSource: x, mask };
+    expect(() => convertAttentionLayer(old, narrow, site)).toThrow(/'target.numHeads' must be 2 \(the trained layer's\), received 1/);
+    expect(() => convertAttentionLayer(old, product, site)).toThrow(/'target.router' must be one of dense, nearest, nearest-product, received product/);
+    expect(() => convertAttentionLayer(old, new CollectiveKVAttention({ numHeads: 2, keyDim: 4 }), site)).toThrow(/'target' must be a built layer/);
+    [narrow, product, target].forEach((l) => l.dispose());
+    tf.dispose([x, mask]);
+    converted.dispose();
     model.dispose();
   });
 

@@ -1,5 +1,5 @@
 import {
-  CtrSample, ctrBatch, ctrSamples, generateSynthetic, itemPopularity, parseCtrLabel, positionBucket, seededRandom, sampleNegatives,
+  CtrSample, ctrBatch, ctrBatches, ctrSamples, generateSynthetic, itemPopularity, parseCtrLabel, positionBucket, seededRandom, sampleNegatives,
   timeGapBucket, withSyntheticEventFeatures,
 } from 'collectivekv';
 
@@ -104,6 +104,15 @@ describe('features and negatives', () => {
     expect(positionBucket(1e9)).toBe(11);
     expect(timeGapBucket(0)).toBe(1);
     expect(timeGapBucket(1e12)).toBe(23);
+  });
+
+  it('ctrBatches skipBatches leaves out the first batches of the same seeded order', () => {
+    const split = ctrSamples(data, { seed: 3 });
+    const options = { historyLength: 6, seed: 4, epoch: 1 };
+    const all = [...ctrBatches(data, split.train, 16, options)];
+    expect([...ctrBatches(data, split.train, 16, { ...options, skipBatches: 2 })]).toEqual(all.slice(2));
+    expect([...ctrBatches(data, split.train, 16, { ...options, skipBatches: all.length + 1 })]).toEqual([]);
+    expect(() => ctrBatches(data, split.train, 16, { ...options, skipBatches: -1 }).next()).toThrow('skipBatches must be a non-negative integer, received -1');
   });
 
   it('sampleNegatives avoids seen items and stops at what is left', () => {

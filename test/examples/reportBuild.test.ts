@@ -240,13 +240,18 @@ describe('scripts/readme-results.mjs', () => {
     expect(out).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, nearest-row router over a product-quantized pool, quantizationWeight 0.25 | 0.6600 / 0.6800');
     // History windows other than the defaults are named (HSTU-CTR reads only the short one).
     const windows = [{ ...ctr, settings: { ...ctr.settings, longLength: 200, shortLength: 50 } },
-      { ...ctr, model: 'hstu-ctr', settings: { ...ctr.settings, longLength: 200, shortLength: 20 } }];
+      { ...ctr, model: 'hstu-ctr', settings: { ...ctr.settings, longLength: 200, shortLength: 20 } },
+      // A learning rate other than the default, and collectivekv by warm start.
+      { ...ctr, settings: { ...ctr.settings, learningRate: 0.003 }, collectivekv: { ...ctr.collectivekv,
+        warmStart: { forkStep: 1510, budgetSteps: 1888, fineTuneSteps: 378, fineTuneRate: 1 } } }];
     const windowPaths = windows.map((j, i) => { const p = join(dir, `w${i}.json`); writeFileSync(p, JSON.stringify(j)); return p; });
     writeFileSync(md, readme);
     expect(spawnSync(process.execPath, [script, ...windowPaths, md], { encoding: 'utf8' }).status).toBe(0);
     const windowed = readFileSync(md, 'utf8');
     expect(windowed).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, long history 200, balanceTokens 2048 |');
     expect(windowed).toContain('| CTR test AUC / gAUC, hstu-ctr on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, short history 20, balanceTokens 2048 |');
+    expect(windowed).toContain('| CTR test AUC / gAUC, sim on ml-1m.txt, 600 users, 1 epoch(s), pool 1024, width 256, balanceTokens 2048, lr 0.003; '
+      + 'collectivekv by warm start: the mha run to step 1510 of 1888, converted, 378 steps at 1 of the learning rate |');
     // Newer files record the paired standard errors of the differences.
     expect(out).toContain('quantizationWeight 0.25 | 0.6600 / 0.6800 (24 B/token) | 0.6700 / 0.6900 (4096 B/token); popularity 0.8000 | -0.0100 +- 0.0042 AUC, -0.0100 +- 0.0051 gAUC |');
   });

@@ -189,6 +189,30 @@ export class WeightStore {
     }
   }
 
+  /**
+   * Copies `source`'s weights into this store's, variables and layers by position (a store filled
+   * by the same builder with the same options), except the layers `skip` picks in this store.
+   */
+  copyFrom(source: WeightStore, skip: (layer: tfl.layers.Layer) => boolean): void {
+    if (source.variables.length !== this.variables.length || source.layers.length !== this.layers.length) {
+      throw new Error(`copyFrom: expected a store of ${this.variables.length} variables and ${this.layers.length} layers (same builder), `
+        + `received ${source.variables.length} and ${source.layers.length}`);
+    }
+    this.variables.forEach((v, i) => {
+      const from = source.variables[i];
+      if (!tf.util.arraysEqual(v.shape, from.shape)) throw new Error(`copyFrom: variable ${i} has shape [${v.shape}], the source's [${from.shape}]`);
+      v.assign(from);
+    });
+    this.layers.forEach((layer, i) => {
+      if (skip(layer)) return;
+      const from = source.layers[i];
+      if (from.getClassName() !== layer.getClassName()) {
+        throw new Error(`copyFrom: layer ${i} ('${layer.name}') is a ${layer.getClassName()}, the source's a ${from.getClassName()}`);
+      }
+      layer.setWeights(from.getWeights());
+    });
+  }
+
   dispose(): void {
     tf.dispose(this.variables);
     for (const l of this.layers) if (l.built) l.dispose();
@@ -364,6 +388,15 @@ export abstract class CtrModelBase implements CtrModel {
 
   getWeights(): tf.Tensor[] {
     return this.store.getWeights();
+  }
+
+  /**
+   * Copies every weight of `source` (a model of the same builder and options but for the attention
+   * kind) into this one, except into this model's CollectiveKVAttention layers: their weights are
+   * the conversion's (see convertCtrModel).
+   */
+  copyWeightsFrom(source: CtrModelBase): void {
+    this.store.copyFrom(source.store, (layer) => layer instanceof CollectiveKVAttention);
   }
 
   setWeights(weights: readonly tf.Tensor[]): void {

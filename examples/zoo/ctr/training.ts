@@ -68,6 +68,14 @@ export interface CtrFitOptions {
   onProgress?: (line: string) => void;
   /** Seconds between progress lines inside an epoch. Default 15. */
   progressEverySeconds?: number;
+  /**
+   * Optimizer steps already taken by the run this one continues (a warm start's fine-tune): training
+   * starts in that run's epoch at its next batch, in the same seeded order, and ends where that run
+   * would have (maxEpochs). Default 0.
+   */
+  startStep?: number;
+  /** Called after every optimizer step with the run's step count so far (startStep included) and its training seconds so far. */
+  onStep?: (step: number, trainSeconds: number) => void;
 }
 
 export interface CtrEpochReport {
@@ -97,15 +105,21 @@ export interface CtrFitResult {
  */
 export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions = {}): CtrFitResult {
   const o = { maxEpochs: 10, patience: 2, batchSize: 256, learningRate: 1e-3, seed: 1, maxSeconds: 0, progressEverySeconds: 15,
-    maxValidationSamples: Number.POSITIVE_INFINITY, ...options };
+    maxValidationSamples: Number.POSITIVE_INFINITY, startStep: 0, ...options };
+  const perEpoch = ctrStepsPerEpoch(split.train.length, o.batchSize);
+  if (!Number.isInteger(o.startStep) || o.startStep < 0 || o.startStep >= o.maxEpochs * perEpoch) {
+    throw new Error(`fitCtr: startStep must be an integer in [0, ${o.maxEpochs * perEpoch}) (maxEpochs x ${perEpoch} steps), received ${o.startStep}`);
+  }
   const validation = split.validation.slice(0, o.maxValidationSamples);
   const optimizer = tf.train.adam(o.learningRate);
   const history: CtrEpochReport[] = [];
   let best = { epoch: 0, auc: -1, weights: [] as tf.Tensor[] };
-  const clock = { seconds: 0, samples: 0, lastLine: 0 };
+  const clock = { seconds: 0, samples: 0, lastLine: 0, steps: o.startStep };
+  const firstEpoch = Math.floor(o.startStep / perEpoch);
   try {
-    for (let epoch = 0; epoch < o.maxEpochs; epoch++) {
-      const run = runEpoch(model, optimizer, split, epoch, o, clock);
+    for (let epoch = firstEpoch; epoch < o.maxEpochs; epoch++) {
+      const skipBatches = epoch === firstEpoch ? o.startStep - firstEpoch * perEpoch : 0;
+      const run = runEpoch(model, optimizer, split, epoch, skipBatches, o, clock);
       const auc = evaluateCtr(model, split.data, validation).auc;
       const improved = auc > best.auc;
       if (improved) {
@@ -116,7 +130,7 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
       history.push(report);
       o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}: loss ${run.loss.toFixed(4)} (aux ${run.auxLoss.toFixed(4)}), `
         + `validation AUC ${auc.toFixed(4)}${improved ? ' *' : ''}, ${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
-      if (run.fraction < 1 || epoch + 1 - Math.ceil(best.epoch) >= o.patience) break;
+      if (run.stoppedEarly || epoch + 1 - Math.ceil(best.epoch) >= o.patience) break;
     }
     if (best.weights.length > 0) model.setWeights(best.weights);
   } finally {
@@ -128,15 +142,26 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
     samplesPerSecond: clock.samples / Math.max(clock.seconds, 1e-9), history };
 }
 
-interface EpochRun extends CtrStepResult {
-  /** Share of the epoch's samples trained on (< 1 when the budget ended it). */
-  fraction: number;
+/** Optimizer steps of one epoch over `samples` training samples (the last batch may be short). */
+export function ctrStepsPerEpoch(samples: number, batchSize: number): number {
+  return Math.max(1, Math.ceil(samples / batchSize));
 }
 
-function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epoch: number,
-  o: Required<Omit<CtrFitOptions, 'onProgress'>> & Pick<CtrFitOptions, 'onProgress'>, clock: { seconds: number; samples: number; lastLine: number }): EpochRun {
-  let [sum, auxSum, steps, seen] = [0, 0, 0, 0];
-  const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch });
+interface EpochRun extends CtrStepResult {
+  /** Share of the epoch's samples trained on so far (< 1 when the budget ended it, or a resumed run started it late). */
+  fraction: number;
+  /** The time budget ended the epoch. */
+  stoppedEarly: boolean;
+}
+
+type FitClock = { seconds: number; samples: number; lastLine: number; steps: number };
+
+function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epoch: number, skipBatches: number,
+  o: Required<Omit<CtrFitOptions, 'onProgress' | 'onStep'>> & Pick<CtrFitOptions, 'onProgress' | 'onStep'>, clock: FitClock): EpochRun {
+  let [sum, auxSum, steps] = [0, 0, 0];
+  let seen = Math.min(split.train.length, skipBatches * o.batchSize);
+  let stoppedEarly = false;
+  const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch, skipBatches });
   for (;;) {
     const start = performance.now();
     const next = batches.next();
@@ -151,14 +176,19 @@ function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epo
     clock.samples += next.value.batchSize;
     seen += next.value.batchSize;
     [sum, auxSum, steps] = [sum + step.loss, auxSum + step.auxLoss, steps + 1];
+    clock.steps++;
+    o.onStep?.(clock.steps, clock.seconds);
     if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
       clock.lastLine = clock.seconds;
       o.onProgress(`${model.name} epoch ${epoch + 1}: ${seen}/${split.train.length} samples, loss ${(sum / steps).toFixed(4)}, `
         + `${(clock.samples / clock.seconds).toFixed(0)} samples/s`);
     }
-    if (o.maxSeconds > 0 && clock.seconds >= o.maxSeconds) break;
+    if (o.maxSeconds > 0 && clock.seconds >= o.maxSeconds) {
+      stoppedEarly = seen < split.train.length;
+      break;
+    }
   }
-  return { loss: steps ? sum / steps : NaN, auxLoss: steps ? auxSum / steps : 0, fraction: split.train.length ? seen / split.train.length : 1 };
+  return { loss: steps ? sum / steps : NaN, auxLoss: steps ? auxSum / steps : 0, fraction: split.train.length ? seen / split.train.length : 1, stoppedEarly };
 }
 
 export interface InterleavedStepTimes {

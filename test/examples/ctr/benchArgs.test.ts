@@ -69,6 +69,39 @@ describe('bench ctr command line', () => {
     expect(tf.memory().numTensors).toBe(before);
   }, 120000);
 
+  it('--warm-start and --fine-tune-rate: parsed, and refused where they cannot apply', () => {
+    expect(parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--fine-tune-rate', '1'])).toMatchObject({ warmStart: 0.2, fineTuneRate: 1 });
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '1'])).toThrow("--warm-start must be a number in (0, 1), received '1'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--fine-tune-rate', '0.5'])).toThrow('--fine-tune-rate applies with --warm-start only');
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--max-minutes', '5'])).toThrow('--warm-start forks a step budget (--epochs); drop --max-minutes');
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--router', 'product'])).toThrow(/drop --router product/);
+  });
+
+  it('bench ctr --warm-start (tiny): collectivekv forks the mha run, converts, and fine-tunes to the end of the budget', async () => {
+    await useBackend('wasm');
+    const before = tf.memory().numTensors;
+    const lines: string[] = [];
+    const r = await benchCtr({ model: 'twin', maxUsers: 24, maxEpochs: 2, trainPositions: 3, longLength: 30, shortLength: 8, topK: 6,
+      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 0, collective: { poolSize: 16, router: 'nearest-product' },
+      backend: 'wasm', warmStart: 0.25, fineTuneRate: 0.5, learningRate: 0.002, log: (line) => lines.push(line) });
+    const w = r.collectivekv.warmStart!;
+    const perEpoch = Math.ceil(r.samples.train / 16);
+    expect(w.budgetSteps).toBe(2 * perEpoch);
+    expect(w.forkStep).toBe(Math.round(0.75 * w.budgetSteps));
+    expect(w.fineTuneSteps).toBe(w.budgetSteps - w.forkStep);
+    expect(w.fineTuneRate).toBe(0.5);
+    expect(lines.some((l) => l.includes(`then ${w.fineTuneSteps} steps at learning rate 0.001`))).toBe(true);
+    expect(w.layers.map((l) => l.layer)).toEqual(['short_attention', 'exact_attention']);
+    for (const key of ['mhaPartAuc', 'convertedAuc', 'mhaPartSeconds', 'convertSeconds', 'fineTuneSeconds'] as const) expect(Number.isFinite(w[key])).toBe(true);
+    expect(r.collectivekv.trainSeconds).toBeCloseTo(w.mhaPartSeconds + w.convertSeconds + w.fineTuneSeconds, 6);
+    // The fine-tune ends where the mha run did: its epochs are on the same scale.
+    expect(r.collectivekv.epochs).toBe(2);
+    expect(r.collectivekv.validationAuc).toHaveLength(1);
+    expect(r.mha.warmStart).toBeUndefined();
+    expect(r.collectivekv.bytesPerToken).toBeLessThan(r.mha.bytesPerToken / 10);
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120000);
+
   it('samples users reproducibly and keeps the per-event columns aligned', () => {
     const data = { sequences: [[1], [2, 3], [4], [5, 6, 7]], numItems: 7, ratings: [[1], [2, 3], [4], [5, 5, 5]] };
     const a = subsetUsers(data, 2, 3);

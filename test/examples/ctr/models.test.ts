@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
 import { useBackend } from '../../util/backends';
+import { logitsOf as logitsOfSamples } from './helpers';
 import { CtrModel, CtrModelOptions, cacheBytesPerToken, disposeInputs, toInputs } from '../../../examples/zoo/ctr/common';
 import { buildDin } from '../../../examples/zoo/ctr/din';
 import { buildEta } from '../../../examples/zoo/ctr/eta';
@@ -28,13 +29,7 @@ function batchFor(model: CtrModel, n: number) {
 }
 
 function logitsOf(model: CtrModel, n: number): Float32Array {
-  const inputs = toInputs(batchFor(model, n));
-  model.prepare(inputs);
-  const out = model.logits(inputs, false);
-  const values = out.dataSync() as Float32Array;
-  out.dispose();
-  disposeInputs(inputs);
-  return values;
+  return logitsOfSamples(model, data, split.train.slice(0, n));
 }
 
 /** The variants under test: the two attentions, and CollectiveKV with product keys (pool 16 = 4 x 4) and with nearest-row routing. */
