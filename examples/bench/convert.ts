@@ -7,7 +7,7 @@ import {
   GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
   LeaveOneOutSplit, Sequences, copyWeightsByName, leaveOneOut, readSequences, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
-import { ConversionOptions, convertTrainedModel, convertedCollective } from '../zoo/conversion';
+import { ConversionOptions, DEFAULT_FINE_TUNE_RATE_SCALE, convertTrainedModel, convertedCollective } from '../zoo/conversion';
 import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
 import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
 import { loadSasrec } from '../zoo/nextItem';
@@ -39,10 +39,12 @@ export interface BenchConvertOptions {
   batchSize?: number;
   learningRate?: number;
   /**
-   * Of the fine-tune. Default learningRate / 4: the converted model starts near a trained optimum, and
-   * on ML-1M the baseline's rate (2e-3) lost quality in the fine-tune (68% of the baseline) where
-   * 5e-4 gained (91.6%).
+   * Of the fine-tune, as a share of learningRate. Default DEFAULT_FINE_TUNE_RATE_SCALE (1/4): the
+   * converted model starts near a trained optimum, and on ML-1M the baseline's rate (2e-3) lost
+   * quality in the fine-tune (68% of the baseline) where 5e-4 gained (91.6%).
    */
+  fineTuneRate?: number;
+  /** Of the fine-tune, absolute; overrides fineTuneRate. */
   fineTuneLearningRate?: number;
   /** The converted model's training gate (fine-tune). Default 'scaled'. */
   gate?: GateMode;
@@ -136,7 +138,7 @@ export async function benchConvert(options: BenchConvertOptions): Promise<BenchC
   rows.push(testRow('converted (no fine-tune)', converted, split, 0, 0, convertSeconds));
   // A share of the baseline's steps, not of its epochs rounded up: "at most 20%" must hold.
   const tuneSteps = Math.max(1, Math.floor(o.fineTuneFraction * baseRun.steps));
-  const tuneRate = o.fineTuneLearningRate ?? o.learningRate / 4;
+  const tuneRate = o.fineTuneLearningRate ?? o.learningRate * (o.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE);
   o.log(`fine-tune: ${tuneSteps} steps (${(100 * o.fineTuneFraction).toFixed(0)}% of the baseline's ${baseRun.steps}), learning rate ${tuneRate}, loss ${o.loss}`);
   const tuneFit = fitSasrec(converted, split, { ...fit, maxEpochs: o.epochs, maxSteps: tuneSteps, timeBudgetSeconds: 0, learningRate: tuneRate,
     label: 'fine-tune' });
@@ -209,7 +211,9 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --max-length N, --hidden-dim N   baseline trained here only (defaults 50, 32)
   --validation-users N     validate on the first N users (default all)
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
-  --fine-tune-lr X         learning rate of the fine-tune (default: --lr / 4)
+  --fine-tune-rate X       learning rate of the fine-tune as a share of --lr, as in bench quality
+                           and bench ctr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
+  --fine-tune-lr X         learning rate of the fine-tune, absolute (instead of --fine-tune-rate)
   --loss NAME              softmax (default), sampled or bce: of a baseline trained here (a
                            --model-dir model's own loss is used, for the fine-tune and from scratch)
   --gate MODE              the fine-tune's gate: scaled (default) or straight-through
@@ -286,7 +290,7 @@ export function parseBenchConvertArgs(argv: string[]): {
     args: argv, allowPositionals: true, strict: true,
     options: {
       ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'gate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'fine-tune-rate', 'gate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -300,6 +304,8 @@ export function parseBenchConvertArgs(argv: string[]): {
   if (fraction != null && !(fraction > 0 && fraction <= 1)) throw new Error(`--fine-tune-fraction must be in (0, 1], received '${v['fine-tune-fraction']}'`);
   const minutes = positiveNumber('--max-minutes', v['max-minutes']);
   const lr = positiveNumber('--lr', v.lr);
+  const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
+  if (fineTuneRate != null && v['fine-tune-lr'] != null) throw new Error('give --fine-tune-rate (a share of --lr) or --fine-tune-lr (absolute), not both');
   const fineTuneLr = positiveNumber('--fine-tune-lr', v['fine-tune-lr']);
   const gate = optionalOneOf('--gate', v.gate, GATE_MODES);
   const backend = v.backend ?? 'wasm';
@@ -314,7 +320,7 @@ export function parseBenchConvertArgs(argv: string[]): {
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
       scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,
-      fineTuneLearningRate: fineTuneLr, gate, loss: optionalOneOf('--loss', v.loss, SASREC_LOSSES), fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
+      fineTuneRate, fineTuneLearningRate: fineTuneLr, gate, loss: optionalOneOf('--loss', v.loss, SASREC_LOSSES), fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };
 }

@@ -264,12 +264,15 @@ describe('collectivekv bench convert', () => {
     // One sample user holds at most 8 tokens, too few for 16 pool rows: the sample grows to enough users.
     const fewUsers = join(dir, 'convert-few.json');
     const few = await run(['bench', 'convert', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--pool-size', '16', '--sample-users', '1',
-      '--fine-tune-fraction', '0.1', '--no-scratch', '--gate', 'straight-through', '--fine-tune-balance-weight', '1', '--json', fewUsers]);
+      '--fine-tune-fraction', '0.1', '--no-scratch', '--gate', 'straight-through', '--fine-tune-balance-weight', '1', '--fine-tune-rate', '0.5', '--json', fewUsers]);
     expect(few.err).toBe('');
     const fewResult = JSON.parse(readFileSync(fewUsers, 'utf8'));
     expect(fewResult.conversion[0].key.tokens).toBeGreaterThanOrEqual(16);
     expect(fewResult).toMatchObject({ gate: 'straight-through', fineTuneBalanceWeight: 1 });
     expect(result).toMatchObject({ gate: 'scaled', fineTuneBalanceWeight: 0 });
+    // The fine-tune's rate: a share of --lr (default 1e-3), a quarter by default.
+    expect(fewResult.fineTuneLearningRate).toBeCloseTo(0.5e-3, 12);
+    expect(result.fineTuneLearningRate).toBeCloseTo(0.25e-3, 12);
     // The baseline row is the saved model's test score, as eval gives it.
     const evaluated = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--json', join(dir, 'mha-eval.json')]);
     expect(evaluated.code).toBe(0);
@@ -300,6 +303,9 @@ describe('collectivekv bench convert', () => {
     const fraction = await run(['bench', 'convert', '--data', pairs, '--fine-tune-fraction', '1.5']);
     expect(fraction.code).toBe(2);
     expect(fraction.err).toMatch(/--fine-tune-fraction must be in \(0, 1\], received '1.5'/);
+    const both = await run(['bench', 'convert', '--data', pairs, '--fine-tune-rate', '0.5', '--fine-tune-lr', '1e-4']);
+    expect(both.code).toBe(2);
+    expect(both.err).toContain('give --fine-tune-rate (a share of --lr) or --fine-tune-lr (absolute), not both');
     const noData = await run(['bench', 'convert']);
     expect(noData.code).toBe(2);
     expect(noData.err).toMatch(/--data PATH is required/);
