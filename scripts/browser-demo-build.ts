@@ -29,6 +29,8 @@ async function ensureWeights(dir: string, log: (s: string) => void): Promise<voi
     log(`training the demo model (key ${key}) on the cpu backend...`);
     const tf = await import('@tensorflow/tfjs-core');
     await import('@tensorflow/tfjs-backend-cpu');
+    // The cpu backend's "install tfjs-node" banner: that package cannot serve the page's training here.
+    tf.env().set('IS_TEST', true);
     await tf.setBackend('cpu');
     const { trainDemo } = await import('../examples/browser/train');
     const trained = trainDemo(key, { log });

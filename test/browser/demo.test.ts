@@ -19,6 +19,8 @@ import { loadDemoModel, topItems, type DemoManifest, type DemoModel } from '../.
 import type { DemoState } from '../../examples/browser/app';
 import { serveDir } from '../../scripts/browser-demo-serve';
 
+tf.env().set('IS_TEST', true); // no tfjs-node banner
+
 const CHROMIUM = '/usr/bin/chromium';
 const REQUIRED = process.env.REQUIRE_BROWSER_WEBGPU === '1';
 const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',

@@ -6,6 +6,8 @@ import { decodeCache, encodeCache } from '../../src/cache/codec';
 import { modelFingerprint } from '../../src/cache/fingerprint';
 import { rng } from './helpers';
 
+tf.env().set('IS_TEST', true); // no tfjs-node banner
+
 const FP = modelFingerprint({ m: 1 }, []);
 
 beforeAll(async () => {

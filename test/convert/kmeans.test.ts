@@ -4,6 +4,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { kmeans } from '../../src/convert/kmeans';
 import { normals } from '../analysis/planted';
 
+tf.env().set('IS_TEST', true); // no tfjs-node banner
+
 /** n points around `centers` well-separated centers in `dim` dimensions. */
 function blobs(centers: number, perCenter: number, dim: number, seed: number): Float64Array {
   const z = normals(seed);
