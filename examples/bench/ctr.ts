@@ -3,6 +3,7 @@
 // logloss, cache bytes per token, compression ratio and training throughput side by side, next to
 // a popularity-only scorer.
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
@@ -23,6 +24,10 @@ import { buildTwin } from '../zoo/ctr/twin';
 import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
 import { convertCtrModel } from '../zoo/ctr/conversion';
 import { DEFAULT_FINE_TUNE_RATE_SCALE } from '../zoo/conversion';
+import {
+  CtrBaselineKey, SavedCheckpoint, checkpointSteps, forkStepOf, readCtrBaseline, readFinalWeights, readWeights, writeCtrBaseline, writeFinalWeights,
+  writeWeights,
+} from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../cli/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
@@ -75,6 +80,12 @@ export interface BenchCtrOptions {
   warmStart?: number;
   /** With warmStart: the fine-tune's learning rate as a share of learningRate. Default DEFAULT_FINE_TUNE_RATE_SCALE. */
   fineTuneRate?: number;
+  /**
+   * Where the trained mha baseline is kept: trained and saved there (final weights, checkpoints at
+   * every 5% of the step budget) when the directory has none, reused when it has one trained on
+   * the same data with the same settings (anything else is refused). Not with maxMinutes.
+   */
+  baselineDir?: string;
   log?: (line: string) => void;
 }
 
@@ -94,6 +105,8 @@ export interface BenchCtrVariant {
   validationAuc?: number[];
   /** collectivekv by warm start (--warm-start); trainSeconds then counts the mha part, the conversion and the fine-tune. */
   warmStart?: CtrWarmStart;
+  /** mha read from --baseline-dir (its training figures are the saved run's, its test figures scored again here). */
+  reusedBaseline?: { dir: string; savedAt: string };
 }
 
 export interface CtrWarmStart {
@@ -152,7 +165,9 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
   const modelOptions = resolveModelOptions(options, data.numItems, seed);
   const fork = options.warmStart != null ? warmStartFork(options, split) : null;
-  const mhaRun = runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
+  const mhaRun = options.baselineDir != null
+    ? savedOrTrainedBaseline(options, options.baselineDir, modelOptions, split, fork, log)
+    : runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
   let ckvRun: ReturnType<typeof runVariant> | null = null;
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
@@ -271,12 +286,17 @@ interface WarmStartFork {
   capture: (model: CtrModel, step: number, trainSeconds: number) => void;
 }
 
+/** Optimizer steps of the --epochs budget. */
+function budgetStepsOf(o: BenchCtrOptions, split: CtrSplit): number {
+  return (o.maxEpochs ?? 10) * ctrStepsPerEpoch(split.train.length, o.batchSize ?? 256);
+}
+
 function warmStartFork(o: BenchCtrOptions, split: CtrSplit): WarmStartFork {
-  const budgetSteps = (o.maxEpochs ?? 10) * ctrStepsPerEpoch(split.train.length, o.batchSize ?? 256);
+  const budgetSteps = budgetStepsOf(o, split);
   if (budgetSteps < 2) throw new Error(`bench ctr: --warm-start needs a budget of 2 steps or more, received ${budgetSteps}`);
   const fraction = o.warmStart as number;
   const fork: WarmStartFork = {
-    budgetSteps, forkStep: Math.max(1, Math.min(budgetSteps - 1, Math.round((1 - fraction) * budgetSteps))), weights: null, mhaPartSeconds: 0,
+    budgetSteps, forkStep: forkStepOf(budgetSteps, fraction), weights: null, mhaPartSeconds: 0,
     capture: (model, step, seconds) => {
       if (step !== fork.forkStep) return;
       fork.weights = model.getWeights();
@@ -284,6 +304,85 @@ function warmStartFork(o: BenchCtrOptions, split: CtrSplit): WarmStartFork {
     },
   };
   return fork;
+}
+
+/**
+ * The mha baseline of --baseline-dir: the saved one when `dir` holds one trained with these
+ * settings (its final weights loaded and scored again; the warm start's fork read from its
+ * checkpoints), else trained here and saved there.
+ */
+function savedOrTrainedBaseline(o: BenchCtrOptions, dir: string, modelOptions: CtrModelOptions, split: CtrSplit,
+  fork: WarmStartFork | null, log: (line: string) => void): VariantRun {
+  const key = baselineKey(o, modelOptions);
+  const saved = readCtrBaseline<BenchCtrVariant>(dir, key);
+  if (saved == null) return trainAndSaveBaseline(o, dir, key, modelOptions, split, fork, log);
+  log(`[mha] reusing the baseline in ${dir} (saved ${saved.savedAt}; trained ${saved.variant.epochs} epochs in ${saved.variant.trainSeconds.toFixed(0)} s)`);
+  if (fork != null) {
+    const checkpoint = saved.checkpoints.find((c) => c.step === fork.forkStep);
+    if (checkpoint == null) {
+      throw new Error(`--baseline-dir ${dir}: no checkpoint at step ${fork.forkStep}, where --warm-start ${o.warmStart} forks (saved: steps `
+        + `${saved.checkpoints.map((c) => c.step).join(', ')}, the forks of shares 0.05, 0.1, ..., 0.95)`);
+    }
+    fork.weights = readWeights(dir, checkpoint.file);
+    fork.mhaPartSeconds = checkpoint.seconds;
+  }
+  const model = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' });
+  try {
+    const weights = readFinalWeights(dir);
+    try {
+      model.setWeights(weights);
+    } finally {
+      tf.dispose(weights);
+    }
+    const testScores = predictCtr(model, split.data, split.test);
+    const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
+    const variant = { ...saved.variant, auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model),
+      reusedBaseline: { dir: resolve(dir), savedAt: saved.savedAt } };
+    log(`[mha] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)} (the saved baseline)`);
+    return { variant, model, testScores };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+function trainAndSaveBaseline(o: BenchCtrOptions, dir: string, key: CtrBaselineKey, modelOptions: CtrModelOptions, split: CtrSplit,
+  fork: WarmStartFork | null, log: (line: string) => void): VariantRun {
+  const budgetSteps = budgetStepsOf(o, split);
+  const wanted = new Set(checkpointSteps(budgetSteps));
+  const checkpoints: SavedCheckpoint[] = [];
+  const run = runVariant(o, 'mha', modelOptions, split, log, (model, step, seconds) => {
+    fork?.capture(model, step, seconds);
+    if (!wanted.has(step)) return;
+    const weights = model.getWeights();
+    try {
+      writeWeights(dir, `step-${step}`, weights);
+    } finally {
+      tf.dispose(weights);
+    }
+    checkpoints.push({ step, seconds, file: `step-${step}` });
+  });
+  const weights = run.model.getWeights();
+  try {
+    writeFinalWeights(dir, weights);
+  } finally {
+    tf.dispose(weights);
+  }
+  writeCtrBaseline(dir, { key, variant: run.variant, budgetSteps, checkpoints, savedAt: new Date().toISOString() });
+  log(`[mha] saved the baseline in ${dir} (final weights and ${checkpoints.length} checkpoints)`);
+  return run;
+}
+
+/** What the baseline's training depended on: the data, its sampling, the model's options but the CollectiveKV ones, the optimizer. */
+function baselineKey(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrBaselineKey {
+  const { collective: _collective, collectiveExact: _exact, ...mhaOptions } = modelOptions;
+  void _collective;
+  void _exact;
+  return {
+    model: o.model, data: o.data == null ? 'synthetic' : resolve(o.data), format: o.format ?? 'auto', label: o.label ?? { kind: 'next-item' },
+    maxUsers: o.maxUsers ?? 0, trainPositions: o.trainPositions ?? 10, negatives: o.negatives ?? 1, maxEpochs: o.maxEpochs ?? 10,
+    batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, backend: o.backend ?? 'wasm', ...mhaOptions,
+  };
 }
 
 /**
@@ -404,6 +503,10 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
                        step budget, convert its weights (k-means pools over its own K/V; router
                        dense, nearest or nearest-product), fine-tune to the end of the budget
   --fine-tune-rate X   --warm-start: the fine-tune's learning rate as a share of --lr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
+  --baseline-dir DIR   keep the trained mha baseline in DIR (final weights, checkpoints at every 5% of
+                       the budget): trained and saved when DIR has none, reused when DIR has one
+                       trained with the same data and settings (runs that change only CollectiveKV,
+                       e.g. --pool-size or --warm-start in steps of 0.05)
   --seed N             (default 1)
   --backend wasm|cpu   (default wasm)`;
 
@@ -434,7 +537,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     args: argv, allowPositionals: true, strict: true,
     options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
-      'warm-start', 'fine-tune-rate',
+      'warm-start', 'fine-tune-rate', 'baseline-dir',
     ].map((k) => [k, { type: 'string' as const }])),
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
@@ -457,11 +560,12 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
   if (fineTuneRate != null && warmStart == null) throw new Error('--fine-tune-rate applies with --warm-start only');
   if (warmStart != null && (minutes ?? 0) > 0) throw new Error('--warm-start forks a step budget (--epochs); drop --max-minutes');
+  if (v['baseline-dir'] != null && (minutes ?? 0) > 0) throw new Error('--baseline-dir keeps a step budget\'s checkpoints (--epochs); drop --max-minutes');
   if (warmStart != null && collective.router === 'product') {
     throw new Error('--warm-start converts to router dense, nearest or nearest-product; drop --router product');
   }
   return {
-    warmStart, fineTuneRate,
+    warmStart, fineTuneRate, baselineDir: v['baseline-dir'],
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,

@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BENCH_CTR_USAGE, benchCtr, parseBenchCtrArgs, runBenchCtrCommand, subsetUsers } from '../../../examples/bench/ctr';
+import { checkpointSteps, forkStepOf } from '../../../examples/bench/ctrBaseline';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
@@ -101,6 +105,45 @@ describe('bench ctr command line', () => {
     expect(r.collectivekv.bytesPerToken).toBeLessThan(r.mha.bytesPerToken / 10);
     expect(tf.memory().numTensors).toBe(before);
   }, 120000);
+
+  it('--baseline-dir: trains and saves the mha baseline once, reuses it for other CollectiveKV settings, refuses other training settings', async () => {
+    await useBackend('wasm');
+    const dir = mkdtempSync(join(tmpdir(), 'ckv-baseline-'));
+    try {
+      const base = { model: 'sim' as const, maxUsers: 24, maxEpochs: 2, trainPositions: 3, longLength: 30, shortLength: 8, topK: 6,
+        attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 0, backend: 'wasm' as const, baselineDir: dir };
+      const first: string[] = [];
+      const a = await benchCtr({ ...base, collective: { poolSize: 16, router: 'nearest-product' }, warmStart: 0.25, log: (l) => first.push(l) });
+      expect(first.some((l) => l.startsWith('[mha] sim epoch'))).toBe(true);
+      expect(first).toContain(`[mha] saved the baseline in ${dir} (final weights and ${checkpointSteps(a.collectivekv.warmStart!.budgetSteps).length} checkpoints)`);
+      expect(a.mha.reusedBaseline).toBeUndefined();
+      const before = tf.memory().numTensors;
+      const second: string[] = [];
+      const b = await benchCtr({ ...base, collective: { poolSize: 4, router: 'nearest-product' }, warmStart: 0.5, log: (l) => second.push(l) });
+      // No mha training the second time; the same baseline, scored again.
+      expect(second.some((l) => l.startsWith('[mha] sim epoch'))).toBe(false);
+      expect(second.some((l) => l.startsWith(`[mha] reusing the baseline in ${dir}`))).toBe(true);
+      expect(b.mha.auc).toBe(a.mha.auc);
+      expect(b.mha.trainSeconds).toBe(a.mha.trainSeconds);
+      expect(b.mha.reusedBaseline?.dir).toBe(dir);
+      // The fork of share 0.5 is a saved checkpoint, with the run's seconds at that step.
+      expect(b.collectivekv.warmStart!.forkStep).toBe(forkStepOf(b.collectivekv.warmStart!.budgetSteps, 0.5));
+      expect(b.collectivekv.warmStart!.mhaPartSeconds).toBeGreaterThan(0);
+      expect(b.collectivekv.warmStart!.mhaPartSeconds).toBeLessThan(a.mha.trainSeconds);
+      expect(tf.memory().numTensors).toBe(before);
+      await expect(benchCtr({ ...base, learningRate: 0.002 })).rejects.toThrow(/its baseline was trained with other settings \(learningRate 0.001, here 0.002\)/);
+      // A baseline without the checkpoint a warm start needs (fewer saved, as by an early stop) says so.
+      const record = JSON.parse(readFileSync(join(dir, 'baseline.json'), 'utf8'));
+      const forkStep = a.collectivekv.warmStart!.forkStep;
+      record.checkpoints = record.checkpoints.filter((c: { step: number }) => c.step !== forkStep);
+      writeFileSync(join(dir, 'baseline.json'), JSON.stringify(record));
+      await expect(benchCtr({ ...base, collective: { poolSize: 16 }, warmStart: 0.25 })).rejects.toThrow(`no checkpoint at step ${forkStep}, where --warm-start 0.25 forks`);
+      expect(() => parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir, '--max-minutes', '3'])).toThrow(/--baseline-dir keeps a step budget's checkpoints/);
+      expect(parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir])).toMatchObject({ baselineDir: dir });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180000);
 
   it('samples users reproducibly and keeps the per-event columns aligned', () => {
     const data = { sequences: [[1], [2, 3], [4], [5, 6, 7]], numItems: 7, ratings: [[1], [2, 3], [4], [5, 5, 5]] };
