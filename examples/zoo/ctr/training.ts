@@ -2,7 +2,7 @@
 // CollectiveKV layers' auxiliary losses, Adam, early stopping on validation AUC, a time budget,
 // seeded batch order) and the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
-import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics } from 'collectivekv';
+import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics, formatDuration } from 'collectivekv';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {
@@ -180,8 +180,12 @@ function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epo
     o.onStep?.(clock.steps, clock.seconds);
     if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
       clock.lastLine = clock.seconds;
+      const rate = clock.samples / clock.seconds;
+      // Training time only (validation excluded); early stopping or a time budget can end the run sooner.
+      const epochLeft = (split.train.length - seen) / rate;
+      const runLeft = epochLeft + (o.maxEpochs - epoch - 1) * (split.train.length / rate);
       o.onProgress(`${model.name} epoch ${epoch + 1}: ${seen}/${split.train.length} samples, loss ${(sum / steps).toFixed(4)}, `
-        + `${(clock.samples / clock.seconds).toFixed(0)} samples/s`);
+        + `${rate.toFixed(0)} samples/s, ETA epoch ${formatDuration(epochLeft)}, run ${formatDuration(runLeft)}`);
     }
     if (o.maxSeconds > 0 && clock.seconds >= o.maxSeconds) {
       stoppedEarly = seen < split.train.length;

@@ -95,6 +95,12 @@ describe('fitCtr startStep (a warm start\'s fine-tune goes on where the forked r
     const fit = fitCtr(model, split, { maxEpochs: 2, batchSize, startStep: start, onStep: (step) => steps.push(step) });
     expect(steps).toEqual(Array.from({ length: 2 * perEpoch - start }, (_, i) => start + 1 + i));
     expect(fit.history.map((h) => h.epoch)).toEqual([2]);
+    // Progress lines inside an epoch carry the time left, of the epoch and of the run.
+    const lines: string[] = [];
+    fitCtr(model, split, { maxEpochs: 2, batchSize, progressEverySeconds: 0, onProgress: (l) => lines.push(l) });
+    const within = lines.filter((l) => l.includes('samples/s, ETA'));
+    expect(within.length).toBeGreaterThan(0);
+    for (const l of within) expect(l).toMatch(/^din epoch [12]: \d+\/\d+ samples, loss \d\.\d{4}, \d+ samples\/s, ETA epoch \d+:\d\d, run \d+:\d\d$/);
     expect(() => fitCtr(model, split, { maxEpochs: 2, batchSize, startStep: 2 * perEpoch }))
       .toThrow(`startStep must be an integer in [0, ${2 * perEpoch}) (maxEpochs x ${perEpoch} steps), received ${2 * perEpoch}`);
     model.dispose();
