@@ -165,9 +165,15 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
   const modelOptions = resolveModelOptions(options, data.numItems, seed);
   const fork = options.warmStart != null ? warmStartFork(options, split) : null;
-  const mhaRun = options.baselineDir != null
-    ? savedOrTrainedBaseline(options, options.baselineDir, modelOptions, split, fork, log)
-    : runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
+  let mhaRun: VariantRun;
+  try {
+    mhaRun = options.baselineDir != null
+      ? savedOrTrainedBaseline(options, options.baselineDir, modelOptions, split, fork, log)
+      : runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
+  } catch (e) {
+    tf.dispose(fork?.weights ?? []);
+    throw e;
+  }
   let ckvRun: ReturnType<typeof runVariant> | null = null;
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
