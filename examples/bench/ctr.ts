@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
@@ -21,12 +21,11 @@ import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
 import { buildSdim } from '../zoo/ctr/sdim';
 import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
-import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
+import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, evaluateCtr, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
 import { convertCtrModel } from '../zoo/ctr/conversion';
 import { DEFAULT_FINE_TUNE_RATE_SCALE } from '../zoo/conversion';
 import {
-  CtrBaselineKey, SavedCheckpoint, checkpointSteps, forkStepOf, readCtrBaseline, readFinalWeights, readWeights, writeCtrBaseline, writeFinalWeights,
-  writeWeights,
+  CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, forkStepOf, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
 } from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../cli/flags';
 
@@ -271,8 +270,7 @@ function fitOptions(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrFitOp
 
 /** Test scores and the variant's figures of a trained model. */
 function testVariant(attention: CtrAttention, model: CtrModel, fit: CtrFitResult, split: CtrSplit, log: (line: string) => void): VariantRun {
-  const testScores = predictCtr(model, split.data, split.test);
-  const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
+  const { testScores, test } = scoreTest(model, split);
   const variant = {
     auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
     epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
@@ -281,6 +279,12 @@ function testVariant(attention: CtrAttention, model: CtrModel, fit: CtrFitResult
   log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
     + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
   return { variant, model, testScores };
+}
+
+/** The model's click probabilities of the test samples (in order; the paired differences need them) and their metrics. */
+function scoreTest(model: CtrModel, split: CtrSplit): { testScores: Float32Array; test: CtrMetrics } {
+  const testScores = predictCtr(model, split.data, split.test);
+  return { testScores, test: ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user)) };
 }
 
 /** Where the warm start forks the mha run, and (filled in by `capture` during that run) its weights there. */
@@ -334,14 +338,13 @@ function savedOrTrainedBaseline(o: BenchCtrOptions, dir: string, modelOptions: C
   }
   const model = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' });
   try {
-    const weights = readFinalWeights(dir);
+    const weights = readWeights(dir, FINAL_WEIGHTS);
     try {
       model.setWeights(weights);
     } finally {
       tf.dispose(weights);
     }
-    const testScores = predictCtr(model, split.data, split.test);
-    const test = ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user));
+    const { testScores, test } = scoreTest(model, split);
     const variant = { ...saved.variant, auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model),
       reusedBaseline: { dir: resolve(dir), savedAt: saved.savedAt } };
     log(`[mha] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)} (the saved baseline)`);
@@ -360,20 +363,10 @@ function trainAndSaveBaseline(o: BenchCtrOptions, dir: string, key: CtrBaselineK
   const run = runVariant(o, 'mha', modelOptions, split, log, (model, step, seconds) => {
     fork?.capture(model, step, seconds);
     if (!wanted.has(step)) return;
-    const weights = model.getWeights();
-    try {
-      writeWeights(dir, `step-${step}`, weights);
-    } finally {
-      tf.dispose(weights);
-    }
+    writeModelWeights(dir, `step-${step}`, model);
     checkpoints.push({ step, seconds, file: `step-${step}` });
   });
-  const weights = run.model.getWeights();
-  try {
-    writeFinalWeights(dir, weights);
-  } finally {
-    tf.dispose(weights);
-  }
+  writeModelWeights(dir, FINAL_WEIGHTS, run.model);
   writeCtrBaseline(dir, { key, variant: run.variant, budgetSteps, checkpoints, savedAt: new Date().toISOString() });
   log(`[mha] saved the baseline in ${dir} (final weights and ${checkpoints.length} checkpoints)`);
   return run;
@@ -409,7 +402,7 @@ function runWarmStart(o: BenchCtrOptions, modelOptions: CtrModelOptions, split: 
     collective: { ...modelOptions.collective, userActivation: 'linear', balanceWeight: 0 } }) as CtrModelBase;
   try {
     base.setWeights(fork.weights);
-    const testAuc = (m: CtrModel) => ctrMetrics(predictCtr(m, split.data, split.test), split.test.map((s) => s.label), split.test.map((s) => s.user)).auc;
+    const testAuc = (m: CtrModel) => evaluateCtr(m, split.data, split.test).auc;
     const mhaPartAuc = testAuc(base);
     log(`[collectivekv] warm start: the mha run at step ${fork.forkStep} of ${fork.budgetSteps} (test AUC ${mhaPartAuc.toFixed(4)}), converted, `
       + `then ${fork.budgetSteps - fork.forkStep} steps at learning rate ${learningRate}`);

@@ -30,7 +30,8 @@ export interface SavedCtrBaseline<V> {
 }
 
 const BASELINE_FILE = 'baseline.json';
-const FINAL_WEIGHTS = 'final';
+/** The name (writeWeights / readWeights) of the baseline's final, restored-best weights. */
+export const FINAL_WEIGHTS = 'final';
 
 /** Steps where a warm start of share j/20 (j = 1..19) forks a budget of `budgetSteps`: the checkpoints a saved baseline keeps. */
 export function checkpointSteps(budgetSteps: number): number[] {
@@ -62,12 +63,14 @@ export function writeCtrBaseline<V>(dir: string, baseline: SavedCtrBaseline<V>):
   atomicWrite(join(dir, BASELINE_FILE), `${JSON.stringify(baseline, null, 2)}\n`);
 }
 
-export function writeFinalWeights(dir: string, weights: readonly tf.Tensor[]): void {
-  writeWeights(dir, FINAL_WEIGHTS, weights);
-}
-
-export function readFinalWeights(dir: string): tf.Tensor[] {
-  return readWeights(dir, FINAL_WEIGHTS);
+/** writeWeights of a model's current weights (copies, freed after the write). */
+export function writeModelWeights(dir: string, name: string, model: { getWeights(): tf.Tensor[] }): void {
+  const weights = model.getWeights();
+  try {
+    writeWeights(dir, name, weights);
+  } finally {
+    tf.dispose(weights);
+  }
 }
 
 /** Writes `weights` as DIR/NAME.bin (float32 and int32 values, in order) and DIR/NAME.json (their shapes and dtypes). */

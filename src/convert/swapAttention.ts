@@ -178,17 +178,32 @@ export function convertAttentionLayer(trained: MultiHeadAttention, target: Colle
   for (const key of ['numHeads', 'keyDim', 'valueDim', 'useBias'] as const) {
     if (trained[key] !== target[key]) throw new ArgumentError(fn, `target.${key}`, `${trained[key]} (the trained layer's)`, String(target[key]));
   }
-  if (!(SWAP_ROUTER_KINDS as readonly string[]).includes(target.router)) {
-    throw new ArgumentError(fn, 'target.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, target.router);
-  }
+  const router = target.router;
+  if (!isSwapRouterKind(router)) throw new ArgumentError(fn, 'target.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, router);
   const o: LayerInit = {
-    poolSize: target.poolSize, router: target.router as SwapRouterKind, seed: options.seed ?? 1, kmeansIterations: options.kmeansIterations ?? 25,
-    gateLogit: options.gateLogit ?? 3, maxTokens: options.maxTokens ?? Math.max(8192, 8 * target.poolSize),
+    poolSize: target.poolSize, router, seed: options.seed ?? LAYER_DEFAULTS.seed, kmeansIterations: options.kmeansIterations ?? LAYER_DEFAULTS.kmeansIterations,
+    gateLogit: options.gateLogit ?? LAYER_DEFAULTS.gateLogit, maxTokens: options.maxTokens ?? defaultMaxTokens(target.poolSize),
   };
-  for (const key of ['maxTokens', 'kmeansIterations'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 1) throw new ArgumentError(fn, `options.${key}`, 'a positive integer', String(o[key]));
-  }
+  requirePositiveIntegers(fn, { maxTokens: o.maxTokens, kmeansIterations: o.kmeansIterations });
   return initializeLayer(trained, target, site.kvSource, site.mask, o);
+}
+
+/** Per-layer defaults shared by swapAttention and convertAttentionLayer. */
+const LAYER_DEFAULTS = { seed: 1, kmeansIterations: 25, gateLogit: 3 };
+
+/** Enough tokens per centroid for a big pool: with 8192 tokens, a 4096-row pool would fit 2 each. */
+function defaultMaxTokens(poolSize: number): number {
+  return Math.max(8192, 8 * poolSize);
+}
+
+function isSwapRouterKind(kind: string): kind is SwapRouterKind {
+  return (SWAP_ROUTER_KINDS as readonly string[]).includes(kind);
+}
+
+function requirePositiveIntegers(fn: string, sizes: Record<string, number>): void {
+  for (const [key, value] of Object.entries(sizes)) {
+    if (!Number.isInteger(value) || value < 1) throw new ArgumentError(fn, `options.${key}`, 'a positive integer', String(value));
+  }
 }
 
 function className(value: unknown): string {
@@ -199,19 +214,15 @@ function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolve
   if (options == null || options.sample == null) {
     throw new ArgumentError('swapAttention', 'options.sample', 'the model inputs of a data sample', String(options?.sample));
   }
-  if (options.router != null && !(SWAP_ROUTER_KINDS as readonly string[]).includes(options.router)) {
+  if (options.router != null && !isSwapRouterKind(options.router)) {
     throw new ArgumentError('swapAttention', 'options.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, String(options.router));
   }
   const o = {
-    poolSize: 1024, userActivation: 'linear', seed: 1, kmeansIterations: 25, gateLogit: 3, router: 'dense' as SwapRouterKind,
+    poolSize: 1024, userActivation: 'linear', ...LAYER_DEFAULTS, router: 'dense' as SwapRouterKind,
     batchSize: 64, ...options, name: options.name ?? `${model.name}_collectivekv`,
   };
-  // Enough tokens per centroid for a big pool: with 8192 tokens, a 4096-row pool would fit 2 each.
-  const maxTokens = options.maxTokens ?? Math.max(8192, 8 * o.poolSize);
-  const sizes = { poolSize: o.poolSize, maxTokens, kmeansIterations: o.kmeansIterations, batchSize: o.batchSize };
-  for (const [key, value] of Object.entries(sizes)) {
-    if (!Number.isInteger(value) || value < 1) throw new ArgumentError('swapAttention', `options.${key}`, 'a positive integer', String(value));
-  }
+  const maxTokens = options.maxTokens ?? defaultMaxTokens(o.poolSize);
+  requirePositiveIntegers('swapAttention', { poolSize: o.poolSize, maxTokens, kmeansIterations: o.kmeansIterations, batchSize: o.batchSize });
   const du = options.userDim ?? 1;
   const userDim = typeof du === 'number' ? () => du : (layer: string) => du[layer] ?? 1;
   return { ...o, maxTokens, userDim };
