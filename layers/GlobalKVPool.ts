@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
-import { SubRouterLogits, fusedRoutingLoss, gatherRows, productRouteTop1, productRouteWithLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
+import { SubRouterLogits, fusedRoutingLoss, gatherRows, linearGradients, productRouteTop1, productRouteWithLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 import { keptView, tapeIsRecording } from '../ops/util/tape';
 import {
@@ -280,7 +280,9 @@ export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
     const input = args[0] as tf.Tensor;
     const index = tf.tidy(() => {
       const { router, routerBias, subKeys } = nearestRouter(w);
-      return routeTokens(input, { pool: w.pool, router, routerBias, subKeys }).index;
+      // The index alone: routeTokens would also join the logits and compute the gates, unread here.
+      if (subKeys == null) return routeTop1(dense(input, router, routerBias)).index;
+      return productRouteTop1(subRouterLogits(input, { pool: w.pool, router, routerBias }, subKeys)).index;
     });
     return { value: index, gradFunc: () => tf.zerosLike(input) };
   }) as (input: tf.Tensor) => tf.Tensor;
@@ -288,13 +290,30 @@ export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
 }
 
 /**
- * Value of `rows`; the gradient goes unchanged to `rows` and, straight through, to `encoded` (same
- * shape). Reshapes, not clones: a view shares the data (on wasm a clone is a copy of [tokens, width]).
+ * Value of `rows`; the gradient goes unchanged to `rows` and, straight through, to enc = x kernel
+ * (+ bias), of rows' shape: to x, kernel and bias as linear's gradient sends it. enc itself is
+ * never computed (nothing reads its value), which saves a [tokens, width] product per side. The
+ * value is a reshape, not a clone (on wasm a clone is a copy of [tokens, width]).
  */
-const straightThrough = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const rows = args[0] as tf.Tensor;
-  return { value: tf.reshape(rows, rows.shape), gradFunc: (dy: tf.Tensor) => [dy, tf.reshape(dy, dy.shape)] };
-}) as (rows: tf.Tensor, encoded: tf.Tensor) => tf.Tensor;
+function straightThroughLinear(rows: tf.Tensor, x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
+  if (!tapeIsRecording()) return tf.reshape(rows, rows.shape);
+  // The gradient reads x and kernel from views that outlive the caller's tidy (see keptView) and disposes them.
+  const refs = [keptView(x), keptView(kernel)];
+  const inputs = bias == null ? [rows, x, kernel] : [rows, x, kernel, bias];
+  return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const r = args[0] as tf.Tensor;
+    return {
+      value: tf.reshape(r, r.shape),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = dy as tf.Tensor;
+        const encoded = linearGradients(d, refs[0], refs[1]);
+        const grads = tf.tidy(() => [tf.reshape(d, d.shape), encoded.x(), encoded.kernel(), ...(bias == null ? [] : [encoded.bias()])]);
+        tf.dispose(refs);
+        return grads;
+      },
+    };
+  })(...inputs);
+}
 
 /** t [..., width] with `extra` zero columns after its last one. */
 function padColumns(t: tf.Tensor, extra: number): tf.Tensor {
@@ -387,7 +406,7 @@ export function nearestTrainingRows(x: tf.Tensor, w: NearestWeights, mask: tf.Te
     // drops the padding's columns, and zero columns send nothing to x).
     const tailWidth = tail == null ? 0 : dim(tail, tail.rank - 1);
     const padded = (t: tf.Tensor | null) => (t == null ? null : padColumns(t, tailWidth));
-    const out = straightThrough(joined, dense(x, padded(w.kernel) as tf.Tensor, padded(w.bias)));
+    const out = straightThroughLinear(joined, x, padded(w.kernel) as tf.Tensor, padded(w.bias));
     if (lossRows == null) return [out, chosenIndex, vqLoss(gatherRows(w.pool, chosenIndex), dense(x, w.kernel, w.bias), mask, lossWeights)];
     // The loss over sampled tokens only (rows [S] of the flattened tokens), their encodings
     // computed anew from their inputs, so its gradient stays [S]-sized.

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, assertFloatDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
 import './grad';
+export { linearGradients } from './grad';
 import './kernel';
 
 export const LINEAR = 'CollectiveKVLinear';

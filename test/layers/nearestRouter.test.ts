@@ -215,12 +215,12 @@ describeEachBackend('nearest-row router', () => {
     const maskValues = [1, 1, 0, 1, 1, 1, 0, 1, 1];
     const mask = tf.tensor1d(maskValues);
     const before = tf.memory().numTensors;
-    const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor) => {
-      const { rows, index, loss } = nearestTrainingRows(x, { pool: p, kernel: k, bias: b }, mask, lossWeights, { tail: t });
+    const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor, input: tf.Tensor) => {
+      const { rows, index, loss } = nearestTrainingRows(input, { pool: p, kernel: k, bias: b }, mask, lossWeights, { tail: t });
       index.dispose();
       return tf.add(tf.sum(tf.mul(rows, probe)), loss) as tf.Scalar;
     };
-    const got = tf.grads(f)([pool, kernel, bias, tail]);
+    const got = tf.grads(f)([pool, kernel, bias, tail, x]);
     const { rows, index, loss } = nearestTrainingRows(x, { pool, kernel, bias }, mask, lossWeights, { tail });
     // By hand: idx = argmin ||e - P_j||, w_i = mask_i / count, diff = P_idx - e.
     const e = tf.tidy(() => tf.add(tf.matMul(x, kernel), bias)) as tf.Tensor2D;
@@ -241,6 +241,7 @@ describeEachBackend('nearest-row router', () => {
         rows: tf.concat([chosen, tail], -1), loss: lossValue,
         pool: segmentSum(toRows, idx, m),
         kernel: tf.matMul(x, toEncoded, true, false), bias: tf.sum(toEncoded, 0), tail: tf.slice(probe, [0, dg], [n, du]),
+        x: tf.matMul(toEncoded, kernel, false, true),
       };
     });
     expect(maxAbsDiff(rows, want.rows)).toBe(0);
@@ -250,6 +251,7 @@ describeEachBackend('nearest-row router', () => {
     expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[2], want.bias)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[3], want.tail)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(got[4], want.x)).toBeLessThan(1e-4);
     tf.dispose([...got, rows, index, loss, e, ...Object.values(want)]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, pool, kernel, bias, tail, probe, mask]);
