@@ -330,7 +330,7 @@ export function attentionInputRoles<T>(list: readonly T[], rank: (input: T) => n
 }
 
 /** kwargs.mask from tfjs's executor: a tensor, or one per input (then the kvSource's, else the first). */
-function kwargsMask(kwargs: Kwargs): tf.Tensor | null {
+export function kwargsMask(kwargs: Kwargs): tf.Tensor | null {
   const m: unknown = kwargs.mask;
   if (m instanceof tf.Tensor) return m;
   if (Array.isArray(m)) {

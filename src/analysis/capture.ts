@@ -9,7 +9,7 @@ import { ArgumentError, dim } from '../../ops/util/validate';
 import { CollectiveKVAttention } from '../../layers/CollectiveKVAttention';
 import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
 import { CacheSide } from '../../layers/KVCacheBlock';
-import { attentionInputRoles } from '../../layers/attentionBase';
+import { attentionInputRoles, kwargsMask } from '../../layers/attentionBase';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
@@ -72,11 +72,16 @@ export function captureAttentionInputs(model: tfl.LayersModel, inputs: tf.Tensor
  */
 export function recordAttentionInputs(layers: AttentionLayer[], run: () => void): AttentionSite[] {
   const calls = layers.map(() => [] as { kvSource: tf.Tensor; mask: tf.Tensor | null }[]);
+  // An own `call` a caller set before (another wrapper) is put back as it was; otherwise the
+  // wrapper, an own property over the prototype's method, is removed.
+  const ownCalls = layers.map((layer) => Object.getOwnPropertyDescriptor(layer, 'call'));
   layers.forEach((layer, i) => {
     const original = layer.call;
     layer.call = function recorded(this: AttentionLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-      const { source, mask } = attentionInputRoles(Array.isArray(inputs) ? inputs : [inputs], (t) => t.rank);
-      calls[i].push({ kvSource: tf.keep(tf.clone(source)), mask: mask == null ? null : tf.keep(tf.cast(mask, 'float32')) });
+      const roles = attentionInputRoles(Array.isArray(inputs) ? inputs : [inputs], (t) => t.rank);
+      // As the layer reads it: the mask input, else the one tfjs's executor passes in kwargs.
+      const mask = roles.mask ?? kwargsMask(kwargs ?? {});
+      calls[i].push({ kvSource: tf.keep(tf.clone(roles.source)), mask: mask == null ? null : tf.keep(tf.cast(mask, 'float32')) });
       return original.call(this, inputs, kwargs);
     };
   });
@@ -84,8 +89,11 @@ export function recordAttentionInputs(layers: AttentionLayer[], run: () => void)
     run();
     return layers.map((layer, i) => joinCalls(layer, calls[i]));
   } finally {
-    // The wrapper is an own property over the prototype's method: removing it restores the layer.
-    for (const layer of layers) Reflect.deleteProperty(layer, 'call');
+    layers.forEach((layer, i) => {
+      const own = ownCalls[i];
+      if (own == null) Reflect.deleteProperty(layer, 'call');
+      else Object.defineProperty(layer, 'call', own);
+    });
     calls.forEach((list) => tf.dispose(list.flatMap((c) => (c.mask == null ? [c.kvSource] : [c.kvSource, c.mask]))));
   }
 }

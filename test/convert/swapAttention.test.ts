@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { CollectiveKVAttention, MultiHeadAttention } from '../../src/index';
 import { convertAttentionLayer, copyWeightsByName, swapAttention } from '../../src/convert/index';
 import { recordAttentionInputs } from '../../src/analysis/index';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import { describeEachBackend, maxAbsDiff } from '../util/backends';
 
 const [B, T, E] = [24, 10, 8];
@@ -243,6 +244,18 @@ describeEachBackend('swapAttention', () => {
     // Clear errors, and nothing left wrapped when the forward never reaches the layer.
     expect(() => recordAttentionInputs([old], () => undefined)).toThrow(/'run' must be a forward that calls layer 'att', received no call/);
     expect(Object.prototype.hasOwnProperty.call(old, 'call')).toBe(false);
+    // A mask passed in kwargs (as tfjs's executor does) is recorded as the layer reads it; a
+    // caller's own wrapper of call is put back afterwards.
+    const callerWrapper = function wrapped(this: MultiHeadAttention, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+      return MultiHeadAttention.prototype.call.call(this, inputs, kwargs);
+    };
+    old.call = callerWrapper;
+    const viaKwargs = recordAttentionInputs([old], () => tf.tidy(() => { old.call(x, { mask }); }));
+    expect(old.call).toBe(callerWrapper);
+    expect(maxAbsDiff(viaKwargs[0].mask!, mask)).toBe(0);
+    expect(maxAbsDiff(viaKwargs[0].kvSource, x)).toBe(0);
+    tf.dispose([viaKwargs[0].kvSource, viaKwargs[0].mask!]);
+    Reflect.deleteProperty(old, 'call');
     const narrow = new CollectiveKVAttention({ numHeads: 1, keyDim: 4, poolSize: 16 });
     const product = new CollectiveKVAttention({ numHeads: 2, keyDim: 4, poolSize: 16, router: 'product' });
     tf.tidy(() => { narrow.apply([x, x]); product.apply([x, x]); });
