@@ -29,12 +29,13 @@ export function gatherRowsInto(table: Float32Array, width: number, index: Int32A
   const stride = width + tailWidth;
   for (let p = 0, dst = 0; p < index.length; p++, dst += stride) {
     const src = index[p] * width;
-    if (gate == null && width >= BLOCK_COPY_WIDTH) {
+    // A gate of exactly 1 (the ones a taped call passes for "no gate") copies: 1 * v is v.
+    const g = gate == null ? 1 : gate[p];
+    if (g === 1 && width >= BLOCK_COPY_WIDTH) {
       out.set(table.subarray(src, src + width), dst);
-    } else if (gate == null) {
+    } else if (g === 1) {
       for (let k = 0; k < width; k++) out[dst + k] = table[src + k];
     } else {
-      const g = gate[p];
       for (let k = 0; k < width; k++) out[dst + k] = g * table[src + k];
     }
     if (tail != null) {

@@ -27,10 +27,10 @@ export function scatterAddInto(out: NumericArray, rows: NumericArray, index: Int
     const r = index[p];
     if (r < 0 || r >= numRows) continue;
     const dst = r * width;
-    if (scale == null) {
+    const g = scale == null ? 1 : scale[p];
+    if (g === 1) {
       for (let k = 0; k < width; k++) out[dst + k] += rows[src + k];
     } else {
-      const g = scale[p];
       for (let k = 0; k < width; k++) out[dst + k] += g * rows[src + k];
     }
   }

@@ -83,6 +83,25 @@ describeEachBackend('gatherRows', (backend) => {
     ours.forEach((d, i) => expect(maxAbsDiff(d, reference[i])).toBeLessThan(1e-5));
   });
 
+  it('a gate with entries of exactly 1 (the copy path) among others matches the reference, forward and table gradient', () => {
+    const [numRows, width] = [9, 40];
+    const table = randomTensor([numRows, width], 41);
+    const index = randomIndex([5, 7], numRows, 42);
+    const mixed = Array.from(randomTensor([35], 43).dataSync(), (v, p) => (p % 3 === 0 ? 1 : v));
+    const gate = tf.tensor2d(mixed, [5, 7]);
+    const w = randomTensor([5, 7, width], 44);
+    const out = gatherRows(table, index, gate);
+    const ref = reference(table.dataSync() as Float32Array, width, index.dataSync() as Int32Array, gate.dataSync() as Float32Array);
+    expect(maxAbsDiff(out, tf.tensor(ref, out.shape))).toBe(0);
+    const ours = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(gatherRows(t, index, gate), w)))(table);
+    // By hand: row index[p] of the gradient gathers gate[p] * w[p].
+    const [idx, g, wv] = [index.dataSync(), gate.dataSync(), w.dataSync()];
+    const want = new Float32Array(numRows * width);
+    idx.forEach((r, p) => { for (let k = 0; k < width; k++) want[r * width + k] += g[p] * wv[p * width + k]; });
+    expect(maxAbsDiff(ours, tf.tensor2d(want, [numRows, width]))).toBeLessThan(1e-5);
+    tf.dispose([table, index, gate, w, out, ours]);
+  });
+
   it.each(CASES.map((c) => [c]))('matches the plain reference, with and without gate: %j', (c: Case) => {
     const table = randomTensor([c.numRows, c.width], c.numRows + c.width);
     const index = randomIndex(c.indexShape, c.numRows, 3 * c.numRows);
