@@ -8,7 +8,7 @@ import type { DisposeResult, LayerArgs } from '@tensorflow/tfjs-layers/dist/engi
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import { SubRouterLogits, fusedRoutingLoss, gatherRows, linearGradients, productRouteTop1, productRouteWithLoss, productSubKeys, routeTop1, routeWithLoss } from '../ops/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
-import { keptView, tapeIsRecording } from '../ops/util/tape';
+import { keepForGradient, tapeIsRecording } from '../ops/util/tape';
 import {
   BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
   checkOneOf, checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
@@ -297,8 +297,8 @@ export function nearestIndex(x: tf.Tensor, w: NearestWeights): tf.Tensor {
  */
 function straightThroughLinear(rows: tf.Tensor, x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
   if (!tapeIsRecording()) return tf.reshape(rows, rows.shape);
-  // The gradient reads x and kernel from views that outlive the caller's tidy (see keptView) and disposes them.
-  const refs = [keptView(x), keptView(kernel)];
+  // The gradient reads x and kernel from views that outlive the caller's tidy (see keepForGradient) and releases them.
+  const kept = keepForGradient([x, kernel]);
   const inputs = bias == null ? [rows, x, kernel] : [rows, x, kernel, bias];
   return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const r = args[0] as tf.Tensor;
@@ -306,9 +306,9 @@ function straightThroughLinear(rows: tf.Tensor, x: tf.Tensor, kernel: tf.Tensor,
       value: tf.reshape(r, r.shape),
       gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
         const d = dy as tf.Tensor;
-        const encoded = linearGradients(d, refs[0], refs[1]);
+        const encoded = linearGradients(d, kept.refs[0], kept.refs[1]);
         const grads = tf.tidy(() => [tf.reshape(d, d.shape), encoded.x(), encoded.kernel(), ...(bias == null ? [] : [encoded.bias()])]);
-        tf.dispose(refs);
+        kept.release();
         return grads;
       },
     };
@@ -350,20 +350,22 @@ function vqLoss(rows: tf.Tensor, encoded: tf.Tensor, mask: tf.Tensor | null, wei
     return tf.div(w, tf.maximum(norm, 1e-12));
   });
   if (!tapeIsRecording()) return tf.tidy(() => value(rows, encoded, relativeWeights()));
-  // The gradient recomputes the difference from views of the inputs (see keptView) and the
-  // weights kept here; it disposes all three.
-  const tokenWeights = tf.keep(relativeWeights());
+  // The gradient recomputes the difference from views of the inputs and reads the token weights
+  // (see keepForGradient); it releases all three.
+  const tokenWeights = relativeWeights();
+  const kept = keepForGradient([rows, encoded, tokenWeights]);
+  tokenWeights.dispose();
   return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [r, e] = args as tf.Tensor[];
-    const refs = [keptView(r), keptView(e)];
+    const [rowsRef, encodedRef, weightsRef] = kept.refs;
     return {
-      value: value(r, e, tokenWeights),
+      value: value(r, e, weightsRef),
       gradFunc: (dy: tf.Tensor) => {
         const grads = tf.tidy(() => {
-          const scaled = tf.mul(tf.sub(refs[0], refs[1]), tf.expandDims(tf.mul(tokenWeights, tf.mul(dy, 2 * scale)), -1));
+          const scaled = tf.mul(tf.sub(rowsRef, encodedRef), tf.expandDims(tf.mul(weightsRef, tf.mul(dy, 2 * scale)), -1));
           return [scaled, tf.mul(scaled, -commitment)];
         });
-        tf.dispose([...refs, tokenWeights]);
+        kept.release();
         return grads;
       },
     };

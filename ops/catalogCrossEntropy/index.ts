@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { scatterAddRows } from '../scatterAddRows/index';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, dim } from '../util/validate';
-import { keptView, tapeIsRecording } from '../util/tape';
+import { keepForGradient, tapeIsRecording } from '../util/tape';
 
 const OP = 'catalogCrossEntropy';
 
@@ -19,8 +19,7 @@ const CHUNK_ELEMENTS = 1 << 25;
 /**
  * mean over rows r of  logSumExp_v(hidden[r] . table[v]) - hidden[r] . table[targets[r]].
  * hidden: float32 [rows, d]; table: float32 [catalog, d]; targets: int32 [rows] in [0, catalog).
- * Differentiable in hidden and table; nothing of size [rows, catalog] outlives the call. (When the
- * tape records the call but the gradient never runs, two tensor references stay alive.)
+ * Differentiable in hidden and table; nothing of size [rows, catalog] outlives the call.
  */
 export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   checkInputs(hidden, table, targets);
@@ -28,13 +27,13 @@ export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, tar
   if (!tapeIsRecording()) return lossValue(hidden, table, targets, chunk);
   const loss = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [h, t] = inputs as [tf.Tensor2D, tf.Tensor2D];
-    // The backward pass needs h and t (see keptView); the gradient disposes them.
-    const refs: [tf.Tensor2D, tf.Tensor2D] = [keptView(h), keptView(t)];
+    // The backward pass needs h and t (see keepForGradient); the gradient releases them.
+    const kept = keepForGradient<[tf.Tensor2D, tf.Tensor2D]>([h, t]);
     return {
       value: lossValue(h, t, targets, chunk),
       gradFunc: (dy: tf.Tensor) => {
-        const grads = gradients(dy, refs, targets, chunk);
-        tf.dispose(refs);
+        const grads = gradients(dy, kept.refs, targets, chunk);
+        kept.release();
         return grads;
       },
     };

@@ -257,6 +257,27 @@ describeEachBackend('nearest-row router', () => {
     tf.dispose([x, pool, kernel, bias, tail, probe, mask]);
   });
 
+  test('references kept for a gradient that never runs (frozen inputs and weights) are released by the next step', () => {
+    const x = randomTensor([6, 4], 50, 1);
+    const w = { pool: randomTensor([5, 3], 51, 1), kernel: randomTensor([4, 3], 52, 1), bias: randomTensor([3], 53, 1) };
+    const other = tf.variable(tf.scalar(1));
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => {
+        const { rows, index, loss } = nearestTrainingRows(x, w, null, { quantizationWeight: 1, commitmentWeight: 0.25 });
+        index.dispose();
+        // Only `other` is asked for a gradient, and neither the rows nor the loss depend on it.
+        return tf.add(tf.mul(other, tf.sum(rows)), loss) as tf.Scalar;
+      }, [other]);
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    step();
+    const afterOne = tf.memory().numTensors;
+    step();
+    step();
+    expect(tf.memory().numTensors).toBe(afterOne);
+    tf.dispose([x, w.pool, w.kernel, w.bias, other]);
+  });
+
   test('the VQ loss is relative: scaling the encodings and the pool together leaves it unchanged', () => {
     const x = randomTensor([2, 5, 3], 25, 1);
     const base = { pool: randomTensor([4, 6], 26, 1), kernel: randomTensor([3, 6], 27, 1), bias: randomTensor([6], 28, 1) };
