@@ -139,9 +139,19 @@ function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSpl
       m.dispose();
     }
   }
-  // 0.85: the baseline leaves a margin for CollectiveKV's validation and test evaluation and for
-  // step-time noise on a shared machine, so the second run is not the one the clock cuts.
-  return (0.85 * seconds[0]) / (seconds[0] + seconds[1]);
+  return baselineTimeShare(seconds[0], seconds[1], a.warmStart);
+}
+
+/**
+ * Share of a --max-minutes budget the mha baseline may take, from the two variants' step times:
+ * the CollectiveKV run costs its steps at its own rate, or by warm start (fraction X) the
+ * baseline's rate for 1 - X of them and its own for X. 0.85: the baseline leaves a margin for
+ * CollectiveKV's validation, test evaluation and conversion and for step-time noise on a shared
+ * machine, so the second run is not the one the clock cuts.
+ */
+export function baselineTimeShare(mhaStepSeconds: number, collectiveStepSeconds: number, warmStart?: number): number {
+  const collectiveRun = warmStart == null ? collectiveStepSeconds : (1 - warmStart) * mhaStepSeconds + warmStart * collectiveStepSeconds;
+  return (0.85 * mhaStepSeconds) / (mhaStepSeconds + collectiveRun);
 }
 
 export function formatQuality(r: { model: string; mha: QualityRow; collectivekv: QualityRow; ndcg10Ratio: number; truncatedByTime: boolean }): string {
