@@ -58,7 +58,9 @@ export function qualityRows(q, label) {
   const ws = q.collectivekv.warmStart;
   // Files before 2026-12 do not record the fine-tune rate (it was 0.25 then).
   const rate = ws?.fineTuneRate != null && ws.fineTuneRate !== 0.25 ? ` at ${ws.fineTuneRate} of the learning rate` : '';
-  const warm = ws ? `; collectivekv by warm start: ${ws.mhaSteps} mha steps, converted, ${ws.fineTuneSteps} steps${rate}` : '';
+  // forkedBaseline: the mha part is the baseline's own run (files before 2026-11-30 evening trained a second one).
+  const part = ws?.forkedBaseline ? `the mha run to step ${ws.mhaSteps}` : `${ws?.mhaSteps} mha steps`;
+  const warm = ws ? `; collectivekv by warm start: ${part}, converted, ${ws.fineTuneSteps} steps${rate}` : '';
   const budget = `${q.mha.epochs} vs ${q.collectivekv.epochs} epochs, ${q.mha.steps ?? '?'} vs ${q.collectivekv.steps ?? '?'} steps${warm}${lossNote(q)}${label ? `; ${label}` : ''}`;
   // Nearest routers' VQ loss weight where the file records it (bench quality files before 2026-11-30 do not).
   const weight = o.collective?.quantizationWeight != null ? ` (quantizationWeight ${o.collective.quantizationWeight})` : '';

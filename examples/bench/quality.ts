@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LeaveOneOutSplit, useFastEmbeddingGradients } from 'collectivekv';
 import { ZooModel, ZooModelName, buildZooModel } from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, warmStartCollective } from '../zoo/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, warmStartCollective } from '../zoo/conversion';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
@@ -31,6 +31,8 @@ export interface QualityRow {
     fineTuneRate: number;
     /** Test NDCG@10 of the mha part, and of the converted model before its fine-tune. */
     mhaPartNdcg10: number; convertedNdcg10: number;
+    /** Whether the mha part is the baseline's own run (forked at mhaSteps), not a second mha run. */
+    forkedBaseline: boolean;
   };
 }
 
@@ -59,6 +61,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const share = budget > 0 ? mhaTimeShare(name, a, split, loss) : 0.5;
   const rows: Partial<Record<'mha' | 'collectivekv', QualityRow>> = {};
   let mhaFit: FitResult | null = null;
+  let snapshots: RunSnapshots | null = null;
   let truncatedByTime = false;
   for (const attention of ['mha', 'collectivekv'] as const) {
     let m: ZooModel | null = null;
@@ -76,16 +79,25 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       let warmStart: QualityRow['warmStart'];
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
-          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
+          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, fork: snapshots?.atOrBefore(Math.round((1 - a.warmStart) * (mhaFit?.steps ?? 0))) ?? null, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
             seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}),
             ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
           trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };
-        warmStart = { fraction: a.warmStart, fineTuneRate: a.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
+        warmStart = { fraction: a.warmStart, fineTuneRate: a.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE, forkedBaseline: r.forked, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
           mhaPartNdcg10: r.mhaPartScore ?? NaN, convertedNdcg10: r.convertedScore ?? NaN };
       } else {
         m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+        if (attention === 'mha' && a.warmStart != null) {
+          // The warm start forks this run: its weights every 1% of the epoch budget, up to the
+          // last step a fork can take (1 - X of the budget, plus one interval).
+          const model = m;
+          const budgetSteps = (base.maxEpochs ?? 20) * Math.ceil(split.train.length / (base.batchSize ?? 128));
+          const interval = Math.max(1, Math.round(budgetSteps / 100));
+          snapshots = new RunSnapshots(() => model.model.getWeights(), interval, Math.ceil((1 - a.warmStart) * budgetSteps) + interval);
+          options = { ...options, onStep: snapshots.onStep, onEpoch: snapshots.onEpoch };
+        }
         fit = fitNextItem(m, split, options);
       }
       if (attention === 'mha') mhaFit = fit;
@@ -166,7 +178,8 @@ export function formatQuality(r: { model: string; mha: QualityRow; collectivekv:
   for (const [label, get] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(14)}${get(r.collectivekv).padStart(16)}`);
   const warm = r.collectivekv.warmStart;
   if (warm != null) {
-    lines.push(`collectivekv by warm start: ${warm.mhaSteps} mha steps, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`
+    const part = warm.forkedBaseline ? `the mha run to step ${warm.mhaSteps}` : `${warm.mhaSteps} mha steps`;
+    lines.push(`collectivekv by warm start: ${part}, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`
       + ` at ${warm.fineTuneRate} of the learning rate`);
     if (warm.mhaPartNdcg10 != null) {
       lines.push(`  test NDCG@10 of its mha part ${f4(warm.mhaPartNdcg10)}, converted before the fine-tune ${f4(warm.convertedNdcg10)}`);

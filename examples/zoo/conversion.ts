@@ -90,6 +90,72 @@ export interface WarmStartOptions extends ConversionOptions {
    * conversion each cost.
    */
   evaluate?: (m: ZooModel) => number;
+  /**
+   * The baseline's own run at a step of it (see RunSnapshots): the warm start converts these
+   * weights instead of training an mha model of its own for the first part, so its mha part is
+   * exactly the baseline's, and fine-tunes for steps - fork.step steps.
+   */
+  fork?: WarmStartFork | null;
+}
+
+/** A model's weights (getWeights order) at some step of its training run. */
+export interface WarmStartFork {
+  step: number;
+  /** Epochs started by then (the last one maybe partial). */
+  epochs: number;
+  /** Training seconds by then. */
+  seconds: number;
+  weights: Float32Array[];
+}
+
+/**
+ * Copies of a model's weights every `interval` optimizer steps up to `lastStep`, taken from
+ * fitNextItem's onStep, for a warm start to fork the baseline's own run once its length is known
+ * (early stopping and time bounds decide it). Plain arrays, not tensors: they stay off the backend.
+ */
+export class RunSnapshots {
+  private readonly saved = new Map<number, WarmStartFork>();
+  private epochs = 1;
+
+  constructor(private readonly weights: () => tf.Tensor[], readonly interval: number, readonly lastStep: number) {
+    if (!Number.isInteger(interval) || interval < 1) throw new Error(`RunSnapshots: interval must be a positive integer, received ${interval}`);
+  }
+
+  /** For fitNextItem's onStep. */
+  readonly onStep = (step: number, seconds: number): void => {
+    if (step % this.interval !== 0 || step > this.lastStep) return;
+    this.saved.set(step, { step, epochs: this.epochs, seconds, weights: this.weights().map((w) => w.dataSync().slice() as Float32Array) });
+  };
+
+  /** For fitNextItem's onEpoch: steps after it belong to the next epoch. */
+  readonly onEpoch = (): void => {
+    this.epochs += 1;
+  };
+
+  /** The latest snapshot at or before `step` (null when none is). */
+  atOrBefore(step: number): WarmStartFork | null {
+    let found: WarmStartFork | null = null;
+    for (const snapshot of this.saved.values()) if (snapshot.step <= step && (found == null || snapshot.step > found.step)) found = snapshot;
+    return found;
+  }
+}
+
+/** The mha part of a forked warm start: `base` set to the fork's weights; its fit summary. */
+function forkedBaseline(base: ZooModel, fork: WarmStartFork, steps: number): FitResult {
+  if (!Number.isInteger(fork.step) || fork.step < 1 || fork.step >= steps) {
+    throw new Error(`warmStartCollective: fork.step must be an integer in [1, ${steps - 1}], received ${fork.step}`);
+  }
+  const shapes = base.model.weights.map((w) => w.shape as number[]);
+  if (fork.weights.length !== shapes.length || fork.weights.some((v, i) => v.length !== shapes[i].reduce((a, b) => a * b, 1))) {
+    throw new Error(`warmStartCollective: fork.weights must be the ${shapes.length} weights of the mha model, received ${fork.weights.length} arrays of other sizes`);
+  }
+  const tensors = fork.weights.map((v, i) => tf.tensor(v, shapes[i], 'float32'));
+  try {
+    base.model.setWeights(tensors);
+  } finally {
+    tf.dispose(tensors);
+  }
+  return { epochs: fork.epochs, bestEpoch: fork.epochs, bestValidationNdcg10: NaN, trainSeconds: fork.seconds, history: [], steps: fork.step };
 }
 
 export interface WarmStartResult {
@@ -100,6 +166,8 @@ export interface WarmStartResult {
   layers: LayerConversionReport[];
   /** Seconds of the conversion itself. */
   convertSeconds: number;
+  /** Whether the mha part is options.fork (the baseline's own run). */
+  forked: boolean;
   /** options.evaluate of the mha part and of the converted model before the fine-tune (absent without it). */
   mhaPartScore?: number;
   convertedScore?: number;
@@ -107,7 +175,7 @@ export interface WarmStartResult {
 
 /**
  * CollectiveKV trained by warm start within a step budget: the mha model of `options` for
- * round((1 - fraction) * steps) steps, converted (k-means pools, routers from the centroids), then
+ * round((1 - fraction) * steps) steps (or the baseline's own run at options.fork), converted (k-means pools, routers from the centroids), then
  * fine-tuned for the remaining steps at fineTuneRateScale times the learning rate with the balance
  * loss off (unless balanceWeight says otherwise). The returned model is pure CollectiveKV; the
  * caller disposes it.
@@ -116,13 +184,15 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
   o: WarmStartOptions, log: (line: string) => void = () => undefined): WarmStartResult {
   if (!(o.fraction > 0 && o.fraction < 1)) throw new Error(`warmStartCollective: fraction must be in (0, 1), received ${o.fraction}`);
   if (!Number.isInteger(o.steps) || o.steps < 2) throw new Error(`warmStartCollective: steps must be an integer >= 2, received ${o.steps}`);
-  const baselineSteps = Math.max(1, Math.min(o.steps - 1, Math.round((1 - o.fraction) * o.steps)));
+  const baselineSteps = o.fork?.step ?? Math.max(1, Math.min(o.steps - 1, Math.round((1 - o.fraction) * o.steps)));
   const base = build();
   let converted: ZooModel | null = null;
   try {
     const fineTuneRate = (fit.learningRate ?? 1e-3) * (o.fineTuneRateScale ?? DEFAULT_FINE_TUNE_RATE_SCALE);
-    log(`warm start: ${baselineSteps} mha steps, then convert, then ${o.steps - baselineSteps} CollectiveKV steps at learning rate ${fineTuneRate}`);
-    const baselineFit = fitNextItem(base, split, { ...fit, maxSteps: baselineSteps, label: `${fit.label ?? ''} (mha part)` });
+    log(`warm start: ${o.fork != null ? `the baseline's run at step ${baselineSteps} of ${o.steps}` : `${baselineSteps} mha steps`}, ` +
+      `then convert, then ${o.steps - baselineSteps} CollectiveKV steps at learning rate ${fineTuneRate}`);
+    const baselineFit = o.fork != null ? forkedBaseline(base, o.fork, o.steps)
+      : fitNextItem(base, split, { ...fit, maxSteps: baselineSteps, label: `${fit.label ?? ''} (mha part)` });
     const mhaPartScore = o.evaluate?.(base);
     const start = performance.now();
     const conversion = convertZooModel(base, split, loss, { balanceWeight: 0, ...o });
@@ -131,7 +201,7 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
     const convertedScore = o.evaluate?.(converted);
     const fineTuneFit = fitNextItem(converted, split, { ...fit, maxSteps: o.steps - (baselineFit.steps ?? baselineSteps),
       learningRate: fineTuneRate, label: `${fit.label ?? ''} (fine-tune)` });
-    const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds,
+    const result = { model: converted, baselineFit, fineTuneFit, layers: conversion.layers, convertSeconds, forked: o.fork != null,
       ...(mhaPartScore != null ? { mhaPartScore } : {}), ...(convertedScore != null ? { convertedScore } : {}) };
     converted = null;
     return result;

@@ -80,6 +80,8 @@ export interface NextItemFitOptions {
   label?: string;
   checkpointDir?: string;
   onEpoch?: (report: EpochReport) => void;
+  /** Called after each optimizer step with the steps so far and the seconds since the start. */
+  onStep?: (step: number, seconds: number) => void;
 }
 
 export interface EpochReport {
@@ -133,6 +135,7 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
       maxMinutes: o.timeBudgetSeconds / 60, maxSteps: o.maxSteps, progress: o.progress ?? (o.output == null ? 'none' : 'auto'), output: o.output, label: o.label, logEverySeconds: o.logEverySeconds,
       checkpointDir: o.checkpointDir,
       onEpoch: (r) => o.onEpoch?.(toReport(r)),
+      onStep: o.onStep,
     });
     return { epochs: result.epochs, bestEpoch: result.bestEpoch, bestValidationNdcg10: result.bestMetric, trainSeconds: result.trainSeconds,
       history: result.history.map(toReport), stoppedBy: result.stoppedBy, steps: result.steps };

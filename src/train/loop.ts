@@ -62,6 +62,8 @@ export interface TrainLoopOptions {
   checkpointDir?: string;
   /** Called after each epoch. */
   onEpoch?: (record: EpochRecord) => void;
+  /** Called after each optimizer step with the steps run so far (1-based) and the seconds since the start. */
+  onStep?: (step: number, seconds: number) => void;
   /** Time source in ms (tests). Default performance.now. */
   now?: () => number;
 }
@@ -128,7 +130,8 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       // The previous validation may have used up the time: do not start an epoch with no steps.
       const before = epoch > 0 ? exhausted() : null;
       if (before != null) { stoppedBy = before; break; }
-      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, o.maxEpochs);
+      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, o.maxEpochs,
+        () => options.onStep?.(globalStep, elapsed()));
       const outOfBudget = exhausted();
       const outOfTime = outOfBudget != null;
       const last = epoch === o.maxEpochs - 1 || outOfTime;
@@ -189,7 +192,7 @@ function metricOf(validation: Record<string, number>, metric: string): number {
 interface EpochRun { loss: number; extras: Record<string, number>; steps: number; items: number; partial: boolean }
 
 function runEpoch<B>(spec: TrainLoopSpec<B>, epoch: number, seed: number, nextStep: () => number, outOfTime: () => boolean,
-  progress: ProgressReporter, maxEpochs: number): EpochRun {
+  progress: ProgressReporter, maxEpochs: number, stepDone: () => void): EpochRun {
   let lossSum = 0;
   let steps = 0;
   let items = 0;
@@ -204,6 +207,7 @@ function runEpoch<B>(spec: TrainLoopSpec<B>, epoch: number, seed: number, nextSt
     items += outcome.items ?? 1;
     for (const [key, value] of Object.entries(outcome.extras ?? {})) extraSums[key] = (extraSums[key] ?? 0) + value;
     progress.step(steps, items, lossSum / steps);
+    stepDone();
   }
   return summarize(false);
 

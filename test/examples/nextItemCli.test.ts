@@ -126,6 +126,8 @@ describe('bench quality --warm-start', () => {
     expect(ws.mhaSteps).toBe(Math.round(0.75 * q.mha.steps));
     expect(ws.mhaSteps + ws.fineTuneSteps).toBe(q.mha.steps);
     expect(q.collectivekv.steps).toBe(q.mha.steps);
+    // The mha part is the baseline's own run, forked (not a second mha run).
+    expect(ws.forkedBaseline).toBe(true);
     // What the shorter mha training and the conversion each leave, scored on the test users.
     for (const score of [ws.mhaPartNdcg10, ws.convertedNdcg10]) {
       expect(score).toBeGreaterThanOrEqual(0);
@@ -138,7 +140,7 @@ describe('bench quality --warm-start', () => {
     expect(q.options.collective.router).toBe(router === 'dense' ? undefined : router);
     // A nearest router's VQ loss weight is written out even when defaulted.
     expect(q.options.collective.quantizationWeight).toBe(router === 'dense' ? undefined : 1 / 64);
-    expect(r.out).toMatch(/collectivekv by warm start: \d+ mha steps, converted \(\d+ s\), then \d+ steps/);
+    expect(r.out).toMatch(/collectivekv by warm start: the mha run to step \d+, converted \(\d+ s\), then \d+ steps/);
   });
 
   it('passes --quantization-weight to a nearest router (recorded in the options), and refuses it with other routers', async () => {
