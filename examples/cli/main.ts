@@ -69,9 +69,10 @@ Options:
   --max-minutes N    train, bench quality: bound on the whole run's time
   --max-steps N      train: stop after N optimizer steps (e.g. another run's step count: a budget the
                      machine's load does not change)
-  --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: mha
-                     for (1 - X) of them, convert (k-means pools), fine-tune X at a quarter of --lr;
-                     to --router dense (default), nearest or nearest-product
+  --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: the
+                     baseline's own run at (1 - X) of its steps (a copy of its weights every 1% of the
+                     epoch budget), converted (k-means pools), fine-tuned for the rest at
+                     --fine-tune-rate of --lr; to --router dense (default), nearest or nearest-product
   --fine-tune-rate X bench quality --warm-start: the fine-tune's learning rate as a share of --lr
                      (default 0.25)
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
