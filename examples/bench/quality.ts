@@ -90,11 +90,13 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       } else {
         m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
         if (attention === 'mha' && a.warmStart != null) {
-          // The warm start forks this run: its weights every 1% of the epoch budget, up to the
-          // last step a fork can take (1 - X of the budget, plus one interval).
+          // The warm start forks this run: its weights every 1% of the epoch budget (sparser when
+          // that would hold more than SNAPSHOT_BYTES), up to the last step a fork can take (1 - X
+          // of the budget, plus one interval).
           const model = m;
           const budgetSteps = (base.maxEpochs ?? 20) * Math.ceil(split.train.length / (base.batchSize ?? 128));
-          const interval = Math.max(1, Math.round(budgetSteps / 100));
+          const modelBytes = 4 * model.model.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+          const interval = Math.max(1, Math.round(budgetSteps / 100), Math.ceil(budgetSteps * modelBytes / SNAPSHOT_BYTES));
           snapshots = new RunSnapshots(() => model.model.getWeights(), interval, Math.ceil((1 - a.warmStart) * budgetSteps) + interval);
           options = { ...options, onStep: snapshots.onStep, onEpoch: snapshots.onEpoch };
         }
@@ -153,6 +155,9 @@ function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSpl
   }
   return baselineTimeShare(seconds[0], seconds[1], a.warmStart);
 }
+
+/** Memory bench quality may hold in copies of the baseline's weights for a forked warm start. */
+const SNAPSHOT_BYTES = 1 << 30;
 
 /**
  * Share of a --max-minutes budget the mha baseline may take, from the two variants' step times:
