@@ -72,12 +72,20 @@ function dist2(x: Float64Array, i: number, c: Float64Array, j: number, dim: numb
   return s;
 }
 
-/** k-means++ (Arthur & Vassilvitskii 2007): each next center drawn with probability ~ D(x)^2. */
+/**
+ * k-means++ (Arthur & Vassilvitskii 2007): each next center drawn with probability ~ D(x)^2.
+ * Updating D(x) for a new center c_j skips the points it cannot be nearer to, by the triangle
+ * inequality: ||x - c_j|| >= ||c_j - c_a|| - ||x - c_a|| with c_a x's nearest center so far, so
+ * ||c_j - c_a||^2 >= 4 D(x)^2 rules c_j out (with a margin far above rounding, so D is exactly
+ * what the full update gives). Late in the draw, when D is small, most points are skipped.
+ */
 function kmeansPlusPlus(x: Float64Array, n: number, dim: number, k: number, rand: () => number): Float64Array {
   const c = new Float64Array(k * dim);
   const copy = (j: number, i: number) => c.set(x.subarray(i * dim, (i + 1) * dim), j * dim);
   copy(0, Math.floor(rand() * n));
   const d = new Float64Array(n);
+  const nearest = new Int32Array(n);
+  const fromNewest = new Float64Array(k);
   for (let i = 0; i < n; i++) d[i] = dist2(x, i, c, 0, dim);
   for (let j = 1; j < k; j++) {
     const total = d.reduce((s, v) => s + v, 0);
@@ -90,10 +98,21 @@ function kmeansPlusPlus(x: Float64Array, n: number, dim: number, k: number, rand
       pick = Math.floor(rand() * n);
     }
     copy(j, pick);
-    for (let i = 0; i < n; i++) d[i] = Math.min(d[i], dist2(x, i, c, j, dim));
+    for (let a = 0; a < j; a++) fromNewest[a] = dist2(c, j, c, a, dim);
+    for (let i = 0; i < n; i++) {
+      if (fromNewest[nearest[i]] >= 4 * d[i] * PRUNE_MARGIN) continue;
+      const e = dist2(x, i, c, j, dim);
+      if (e < d[i]) {
+        d[i] = e;
+        nearest[i] = j;
+      }
+    }
   }
   return c;
 }
+
+/** 1 + 1e-6: c_j is skipped only when it is farther than D(x) by far more than float64 rounding. */
+const PRUNE_MARGIN = 1 + 1e-6;
 
 function assign(x: Float64Array, n: number, dim: number, c: Float64Array, k: number): { assignment: Int32Array; distances: Float64Array } {
   if (n * k * dim < MATMUL_ASSIGN_MIN_WORK) return assignExact(x, n, dim, c, k);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { kmeans } from '../../src/convert/kmeans';
+import { seededRandom } from '../../src/data/random';
 import { normals } from '../analysis/planted';
 
 tf.env().set('IS_TEST', true); // no tfjs-node banner
@@ -53,6 +54,33 @@ describe('kmeans', () => {
       const d = (j: number) => (data[2 * i] - r.centroids[2 * j]) ** 2 + (data[2 * i + 1] - r.centroids[2 * j + 1]) ** 2;
       for (let j = 0; j < 20; j++) expect(d(r.assignment[i])).toBeLessThanOrEqual(d(j) + 1e-9);
     }
+  });
+
+  test('the k-means++ draw skips points by the triangle inequality yet picks exactly the centers of the full update', () => {
+    // Many small clusters, more centers than clusters: late draws are near most points' centers, so most are skipped.
+    const [dim, k] = [6, 60];
+    const x = blobs(40, 12, dim, 4);
+    const n = x.length / dim;
+    const rand = seededRandom(5);
+    const want = new Float64Array(k * dim);
+    const copy = (j: number, i: number) => want.set(x.subarray(i * dim, (i + 1) * dim), j * dim);
+    const dist = (i: number, j: number) => {
+      let s = 0;
+      for (let t = 0; t < dim; t++) s += (x[i * dim + t] - want[j * dim + t]) ** 2;
+      return s;
+    };
+    copy(0, Math.floor(rand() * n));
+    const d = Float64Array.from({ length: n }, (_, i) => dist(i, 0));
+    for (let j = 1; j < k; j++) {
+      const total = d.reduce((s, v) => s + v, 0);
+      let pick = 0;
+      let target = rand() * total;
+      while (pick < n - 1 && (target -= d[pick]) > 0) pick++;
+      copy(j, pick);
+      for (let i = 0; i < n; i++) d[i] = Math.min(d[i], dist(i, j));
+    }
+    // maxIterations 0: the centroids are the k-means++ draw itself.
+    expect(Array.from(kmeans(x, n, dim, k, { seed: 5, maxIterations: 0 }).centroids)).toEqual(Array.from(want));
   });
 
   test('argument errors name the argument and the value', () => {
