@@ -23,9 +23,9 @@ import { buildSim } from '../zoo/ctr/sim';
 import { buildTwin } from '../zoo/ctr/twin';
 import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, evaluateCtr, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
 import { convertCtrModel } from '../zoo/ctr/conversion';
-import { DEFAULT_FINE_TUNE_RATE_SCALE } from '../zoo/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, forkStepOf } from '../zoo/conversion';
 import {
-  CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, forkStepOf, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
+  CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
 } from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../cli/flags';
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readJsonFile } from '../zoo/fileIO';
+import { forkStepOf } from '../zoo/conversion';
 
 /** Everything the baseline's training depended on; a saved baseline is reused only when this matches. */
 export type CtrBaselineKey = Record<string, unknown>;
@@ -37,11 +38,6 @@ export const FINAL_WEIGHTS = 'final';
 export function checkpointSteps(budgetSteps: number): number[] {
   const steps = Array.from({ length: 19 }, (_, i) => forkStepOf(budgetSteps, (i + 1) / 20));
   return [...new Set(steps)].sort((a, b) => a - b);
-}
-
-/** The mha run's step at which a warm start with fine-tune share `fraction` forks it. */
-export function forkStepOf(budgetSteps: number, fraction: number): number {
-  return Math.max(1, Math.min(budgetSteps - 1, Math.round((1 - fraction) * budgetSteps)));
 }
 
 /** The saved baseline in `dir`, or null when there is none. Refuses one trained on or with anything else. */

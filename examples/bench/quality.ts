@@ -2,10 +2,10 @@
 // data set, under the same split, seed, optimizer, early-stopping rule and budget; JSON with one
 // object per variant under "mha" and "collectivekv".
 import * as tf from '@tensorflow/tfjs-core';
-import { LeaveOneOutSplit, useFastEmbeddingGradients } from 'collectivekv';
+import { LeaveOneOutSplit, sizeOf, useFastEmbeddingGradients } from 'collectivekv';
 import { ZooModel, ZooModelName, buildZooModel } from '../zoo/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, warmStartCollective } from '../zoo/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollective } from '../zoo/conversion';
 import type { SasrecLoss } from '../zoo/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
@@ -79,7 +79,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       let warmStart: QualityRow['warmStart'];
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
-          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, fork: snapshots?.atOrBefore(Math.round((1 - a.warmStart) * (mhaFit?.steps ?? 0))) ?? null, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
+          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, fork: snapshots?.atOrBefore(forkStepOf(mhaFit?.steps ?? 0, a.warmStart)) ?? null, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
             seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}),
             ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
@@ -95,10 +95,10 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
           // of the budget, plus one interval).
           const model = m;
           const budgetSteps = (base.maxEpochs ?? 20) * Math.ceil(split.train.length / (base.batchSize ?? 128));
-          const modelBytes = 4 * model.model.weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+          const modelBytes = 4 * model.model.weights.reduce((sum, w) => sum + sizeOf(w.shape as number[]), 0);
           const interval = Math.max(1, Math.round(budgetSteps / 100), Math.ceil(budgetSteps * modelBytes / SNAPSHOT_BYTES));
           snapshots = new RunSnapshots(() => model.model.getWeights(), interval, Math.ceil((1 - a.warmStart) * budgetSteps) + interval);
-          options = { ...options, onStep: snapshots.onStep, onEpoch: snapshots.onEpoch };
+          options = { ...options, onStep: snapshots.onStep };
         }
         fit = fitNextItem(m, split, options);
       }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, swapAttention,
-  trainingBatches, trainingExamples,
+  sizeOf, trainingBatches, trainingExamples,
 } from 'collectivekv';
 import { ZooModel, buildZooModel } from './nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';
@@ -74,6 +74,11 @@ export function conversionSample(split: LeaveOneOutSplit, users: number, maxLeng
   return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
 }
 
+/** The mha run's step at which a warm start with fine-tune share `fraction` forks a run of `steps` steps (1 to steps - 1). */
+export function forkStepOf(steps: number, fraction: number): number {
+  return Math.max(1, Math.min(steps - 1, Math.round((1 - fraction) * steps)));
+}
+
 /** The warm start's fine-tune learning rate as a share of the baseline's (see bench convert). */
 export const DEFAULT_FINE_TUNE_RATE_SCALE = 0.25;
 
@@ -115,21 +120,15 @@ export interface WarmStartFork {
  */
 export class RunSnapshots {
   private readonly saved = new Map<number, WarmStartFork>();
-  private epochs = 1;
 
   constructor(private readonly weights: () => tf.Tensor[], readonly interval: number, readonly lastStep: number) {
     if (!Number.isInteger(interval) || interval < 1) throw new Error(`RunSnapshots: interval must be a positive integer, received ${interval}`);
   }
 
   /** For fitNextItem's onStep. */
-  readonly onStep = (step: number, seconds: number): void => {
+  readonly onStep = (step: number, seconds: number, epoch: number): void => {
     if (step % this.interval !== 0 || step > this.lastStep) return;
-    this.saved.set(step, { step, epochs: this.epochs, seconds, weights: this.weights().map((w) => w.dataSync().slice() as Float32Array) });
-  };
-
-  /** For fitNextItem's onEpoch: steps after it belong to the next epoch. */
-  readonly onEpoch = (): void => {
-    this.epochs += 1;
+    this.saved.set(step, { step, epochs: epoch, seconds, weights: this.weights().map((w) => w.dataSync().slice() as Float32Array) });
   };
 
   /** The latest snapshot at or before `step` (null when none is). */
@@ -146,7 +145,7 @@ function forkedBaseline(base: ZooModel, fork: WarmStartFork, steps: number): Fit
     throw new Error(`warmStartCollective: fork.step must be an integer in [1, ${steps - 1}], received ${fork.step}`);
   }
   const shapes = base.model.weights.map((w) => w.shape as number[]);
-  if (fork.weights.length !== shapes.length || fork.weights.some((v, i) => v.length !== shapes[i].reduce((a, b) => a * b, 1))) {
+  if (fork.weights.length !== shapes.length || fork.weights.some((v, i) => v.length !== sizeOf(shapes[i]))) {
     throw new Error(`warmStartCollective: fork.weights must be the ${shapes.length} weights of the mha model, received ${fork.weights.length} arrays of other sizes`);
   }
   const tensors = fork.weights.map((v, i) => tf.tensor(v, shapes[i], 'float32'));
@@ -184,7 +183,7 @@ export function warmStartCollective(build: () => ZooModel, split: LeaveOneOutSpl
   o: WarmStartOptions, log: (line: string) => void = () => undefined): WarmStartResult {
   if (!(o.fraction > 0 && o.fraction < 1)) throw new Error(`warmStartCollective: fraction must be in (0, 1), received ${o.fraction}`);
   if (!Number.isInteger(o.steps) || o.steps < 2) throw new Error(`warmStartCollective: steps must be an integer >= 2, received ${o.steps}`);
-  const baselineSteps = o.fork?.step ?? Math.max(1, Math.min(o.steps - 1, Math.round((1 - o.fraction) * o.steps)));
+  const baselineSteps = o.fork?.step ?? forkStepOf(o.steps, o.fraction);
   const base = build();
   let converted: ZooModel | null = null;
   try {

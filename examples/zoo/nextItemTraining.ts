@@ -80,8 +80,8 @@ export interface NextItemFitOptions {
   label?: string;
   checkpointDir?: string;
   onEpoch?: (report: EpochReport) => void;
-  /** Called after each optimizer step with the steps so far and the seconds since the start. */
-  onStep?: (step: number, seconds: number) => void;
+  /** Called after each optimizer step with the steps so far, the seconds since the start and the epoch (1-based). */
+  onStep?: (step: number, seconds: number, epoch: number) => void;
 }
 
 export interface EpochReport {

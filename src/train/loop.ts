@@ -62,8 +62,8 @@ export interface TrainLoopOptions {
   checkpointDir?: string;
   /** Called after each epoch. */
   onEpoch?: (record: EpochRecord) => void;
-  /** Called after each optimizer step with the steps run so far (1-based) and the seconds since the start. */
-  onStep?: (step: number, seconds: number) => void;
+  /** Called after each optimizer step with the steps run so far (1-based), the seconds since the start and the epoch (1-based). */
+  onStep?: (step: number, seconds: number, epoch: number) => void;
   /** Time source in ms (tests). Default performance.now. */
   now?: () => number;
 }
@@ -131,7 +131,7 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       const before = epoch > 0 ? exhausted() : null;
       if (before != null) { stoppedBy = before; break; }
       const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, o.maxEpochs,
-        () => options.onStep?.(globalStep, elapsed()));
+        () => options.onStep?.(globalStep, elapsed(), epoch + 1));
       const outOfBudget = exhausted();
       const outOfTime = outOfBudget != null;
       const last = epoch === o.maxEpochs - 1 || outOfTime;

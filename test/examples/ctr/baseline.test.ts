@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { checkpointSteps, forkStepOf, readCtrBaseline, readWeights, writeCtrBaseline, writeWeights } from '../../../examples/bench/ctrBaseline';
+import { checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeWeights } from '../../../examples/bench/ctrBaseline';
+import { forkStepOf } from '../../../examples/zoo/conversion';
 
 beforeAll(() => useBackend('cpu'));
 

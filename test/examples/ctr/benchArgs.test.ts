@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_CTR_USAGE, benchCtr, parseBenchCtrArgs, runBenchCtrCommand, subsetUsers } from '../../../examples/bench/ctr';
-import { checkpointSteps, forkStepOf } from '../../../examples/bench/ctrBaseline';
+import { checkpointSteps } from '../../../examples/bench/ctrBaseline';
+import { forkStepOf } from '../../../examples/zoo/conversion';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {

@@ -24,9 +24,9 @@ describe('warm start forked from the baseline run', () => {
     const snapshots = new RunSnapshots(() => baseline.model.getWeights(), 2, 7);
     const weightsAt = new Map<number, Float32Array[]>();
     const baselineFit = fitNextItem(baseline, split, {
-      ...fit, onEpoch: snapshots.onEpoch,
-      onStep: (step, seconds) => {
-        snapshots.onStep(step, seconds);
+      ...fit,
+      onStep: (step, seconds, epoch) => {
+        snapshots.onStep(step, seconds, epoch);
         weightsAt.set(step, baseline.model.getWeights().map((w) => w.dataSync().slice() as Float32Array));
       },
     });
