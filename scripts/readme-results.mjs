@@ -50,7 +50,11 @@ const baseName = (path) => String(path ?? '').split('/').pop();
 /** The training loss, when a run records one other than the default catalog softmax. */
 const lossNote = (t) => (t.loss != null && t.loss !== 'softmax' ? `, ${t.loss} loss` : '');
 /** How the test ranking treated history items, when a run says it filtered them. */
-const filtered = (t) => (t.test?.filterHistory ? ', history items filtered from the ranking' : '');
+const filtered = (t) => {
+  if (!t.test?.filterHistory) return '';
+  return t.test.historyWindow == null ? ', history items filtered from the ranking'
+    : `, the last ${t.test.historyWindow} history items (the model's input) filtered from the ranking`;
+};
 
 /** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
 export function qualityRows(q, label) {
@@ -233,7 +237,7 @@ export function resultsBlock(inputs, jsonPath) {
     const next = list[i + 1]?.json;
     // An mha train run followed by the collectivekv run of the same model and data: one row.
     if (isTrainRun(json) && isTrainRun(next) && isEvalRun(json) === isEvalRun(next) && json.attention === 'mha' && next.attention === 'collectivekv'
-      && json.model === next.model && baseName(json.data) === baseName(next.data) && Boolean(json.test.filterHistory) === Boolean(next.test.filterHistory)) {
+      && json.model === next.model && baseName(json.data) === baseName(next.data) && Boolean(json.test.filterHistory) === Boolean(next.test.filterHistory) && json.test.historyWindow === next.test.historyWindow) {
       rows.push(trainPairRow(json, next, list[i + 1].path));
       i++;
       continue;

@@ -63,6 +63,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   let mhaFit: FitResult | null = null;
   let snapshots: RunSnapshots | null = null;
   let truncatedByTime = false;
+  let historyWindow: number | undefined;
   for (const attention of ['mha', 'collectivekv'] as const) {
     let m: ZooModel | null = null;
     try {
@@ -109,6 +110,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
           `${mhaFit?.steps} steps (${mhaFit?.epochs} epochs). The comparison is NOT at equal budget.`);
       }
       const test = testMetrics(m, split.test, a.filterHistory);
+      historyWindow = test.historyWindow;
       const bytes = m.bytesPerToken();
       rows[attention] = { hr10: test.hr10, ndcg10: test.ndcg10, mrr10: test.mrr10, bytesPerToken: bytes,
         compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit), ...(warmStart != null ? { warmStart } : {}) } as QualityRow;
@@ -124,7 +126,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const result = {
     model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems,
     options: modelOptions(a, split.numItems, 'collectivekv'), fit: fitOptions(a, ''), loss, maxMinutes: a.maxMinutes ?? 0,
-    filterHistory: a.filterHistory ?? false, mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
+    filterHistory: (a.filterHistory ?? false) !== false, ...(historyWindow != null ? { historyWindow } : {}), mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
     totalSeconds: (performance.now() - start) / 1000,
   };
   delete (result.fit as Partial<NextItemFitOptions>).output;

@@ -62,3 +62,11 @@ export function oneOf<T extends string>(flag: string, value: string, allowed: re
 export function optionalOneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
   return value == null ? undefined : oneOf(flag, value, allowed);
 }
+
+/** --filter-history (the whole history) or --filter-window (the model's input window); not both. */
+export function historyFilter(wholeHistory: boolean, window: boolean): true | 'window' | undefined {
+  if (wholeHistory && window) {
+    throw new UsageError('--filter-history and --filter-window exclude each other: the first filters the whole history, the second only the input window');
+  }
+  return wholeHistory ? true : window ? 'window' : undefined;
+}

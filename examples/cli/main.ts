@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
+import { UsageError, historyFilter, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
 import { ATTENTION_ROUTER_KINDS, GATE_MODES } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
@@ -95,6 +95,8 @@ Options:
   --validation-users N  validate on the first N users only (default all)
   --filter-history   train, eval, bench quality: test metrics without each user's history items in the
                      ranking (default: they stay in; the JSON says which)
+  --filter-window    as --filter-history, but only the history items in the model's input window (the
+                     protocol of the published ML-1M anchors: the HSTU reference code filters those)
   --train-batch N    bench ops: batch of the training-step measurement (default 128)
   --train-length N   bench ops: sequence length of the training-step measurement (default 200)
   --skip-tfjs-embedding  bench ops: time only our embedding gradient, not tfjs's default (which
@@ -166,6 +168,7 @@ function parse(argv: string[]): ParsedArgs {
       webgpu: { type: 'boolean' },
       'skip-tfjs-embedding': { type: 'boolean' },
       'filter-history': { type: 'boolean' },
+      'filter-window': { type: 'boolean' },
       ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
     },
   });
@@ -192,12 +195,12 @@ function parse(argv: string[]): ParsedArgs {
     routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ATTENTION_ROUTER_KINDS),
     quantizationWeight: nonNegativeNumber('--quantization-weight', str('quantization-weight')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
-    filterHistory: v['filter-history'] === true ? true : undefined,
+    filterHistory: historyFilter(v['filter-history'] === true, v['filter-window'] === true),
     maxSteps: positiveInt('--max-steps', str('max-steps')),
     warmStart: openUnitFraction('--warm-start', str('warm-start')),
     fineTuneRate: positiveNumber('--fine-tune-rate', str('fine-tune-rate')),
   };
-  const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history'].filter((f) => v[f] != null).map((f) => `--${f}`);
+  const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
     demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false,
     skipTfjsEmbedding: (v['skip-tfjs-embedding'] as boolean | undefined) ?? false };

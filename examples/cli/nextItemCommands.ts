@@ -46,8 +46,11 @@ export interface NextItemArgs {
   seed?: number;
   validateEvery?: number;
   validationUsers?: number;
-  /** Test metrics: drop each user's history items from the ranking (default false: they stay in). */
-  filterHistory?: boolean;
+  /**
+   * Test metrics: drop each user's history items from the ranking: true for the whole history,
+   * 'window' for the items in the model's input window (default false: they stay in).
+   */
+  filterHistory?: boolean | 'window';
   /** train: stop after this many optimizer steps (a step budget that does not depend on the machine's load). */
   maxSteps?: number;
   /**
@@ -69,6 +72,8 @@ export interface TestMetrics {
   users: number;
   /** Whether each user's history items were removed from the ranking (reported with the figures). */
   filterHistory: boolean;
+  /** Present when only the last historyWindow items of each history (the model's input) were removed. */
+  historyWindow?: number;
 }
 
 // ---------------------------------------------------------------- shared pieces
@@ -136,14 +141,17 @@ export function fitOptions(a: NextItemArgs, label: string): NextItemFitOptions {
   };
 }
 
-export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory = false): TestMetrics {
+export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory: boolean | 'window' = false): TestMetrics {
   const r = evaluateNextItem(m, cases, { ks: [10], filterHistory });
-  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory };
+  const window = filterHistory === 'window' ? { historyWindow: m.historyWindow ?? m.maxLength } : {};
+  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory: filterHistory !== false, ...window };
 }
 
-/** ' (history items filtered from the ranking)' when they were, for the printed result lines. */
+/** Says which history items were filtered from the ranking, if any, for the printed result lines. */
 export function filterNote(test: TestMetrics): string {
-  return test.filterHistory ? ' (history items filtered from the ranking)' : '';
+  if (!test.filterHistory) return '';
+  return test.historyWindow == null ? ' (history items filtered from the ranking)'
+    : ` (the last ${test.historyWindow} history items, the model's input, filtered from the ranking)`;
 }
 
 export function writeJson(path: string | undefined, value: unknown, log: (line: string) => void): void {

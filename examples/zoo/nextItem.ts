@@ -74,7 +74,8 @@ function wrapHstu(m: Hstu, options: ZooModelOptions, loss: SasrecLoss): ZooModel
 
 function wrapBert4rec(m: Bert4rec, options: ZooModelOptions): ZooModel {
   const host = bert4recHost(m);
-  return { ...common(m.model, m.options.maxLength), name: 'bert4rec', options,
+  // The last input slot holds the mask token, so a history's last maxLength - 1 items are read.
+  return { ...common(m.model, m.options.maxLength), name: 'bert4rec', options, historyWindow: Math.max(1, m.options.maxLength - 1),
     batches: (train, batchSize, seed, epoch) => clozeBatches(m, train, batchSize, seed, epoch),
     step: (optimizer, batch, seed) => hostStep(host, optimizer, batch, 'softmax', seed),
     scoreNext: (ids) => bert4recScoreNext(m, ids) };

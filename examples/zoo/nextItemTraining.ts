@@ -26,6 +26,8 @@ export interface NextItemTrainable<B> {
   model: tfl.LayersModel;
   /** Window length: evaluation histories keep their last `maxLength` items (models may use fewer). */
   maxLength: number;
+  /** History items a model reads when scoring (default maxLength; BERT4Rec's mask slot takes one). */
+  historyWindow?: number;
   /** Batches of one epoch from the training sequences, seeded. */
   batches(train: readonly (readonly number[])[], batchSize: number, seed: number, epoch: number): Iterable<B>;
   batchRows(batch: B): number;
@@ -37,14 +39,20 @@ export interface NextItemTrainable<B> {
 export interface EvaluateOptions {
   ks?: number[];
   batchSize?: number;
-  filterHistory?: boolean;
+  /**
+   * Remove history items from the ranking: true for the whole history, 'window' for the ones the
+   * model reads (the published anchors' protocol). Default false.
+   */
+  filterHistory?: boolean | 'window';
   /** Also return every case's 1-based rank (in the order of `cases`), for paired comparisons. */
   keepRanks?: boolean;
 }
 
 /** Full-ranking metrics of next-item cases (history -> target); `ranks` with `keepRanks`. */
 export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult & { ranks?: Int32Array } {
-  const evaluator = new RankingEvaluator(options.ks ?? [10], { filterHistory: options.filterHistory ?? false });
+  const filter = options.filterHistory ?? false;
+  const evaluator = new RankingEvaluator(options.ks ?? [10],
+    { filterHistory: filter !== false, ...(filter === 'window' ? { historyWindow: m.historyWindow ?? m.maxLength } : {}) });
   const ranks = options.keepRanks ? new Int32Array(cases.length) : null;
   let done = 0;
   for (const batch of evaluationBatches(cases, options.batchSize ?? 256, m.maxLength)) {

@@ -12,6 +12,12 @@ import { dim } from '../../ops/util/validate';
 export interface RankOptions {
   /** Remove each row's history items (other than the target) from the ranking. Default false. */
   filterHistory?: boolean;
+  /**
+   * With filterHistory: remove only each history's last N items, the ones a model with an N-item
+   * input window reads. This is the protocol of the published ML-1M anchors (the HSTU reference
+   * code filters the ids of the input window). Default: the whole history.
+   */
+  historyWindow?: number;
 }
 
 /** 1-based ranks of targets [B] (int32 or numbers) in scores [B, numItems + 1]. Reads only B numbers back. */
@@ -21,9 +27,10 @@ export function rankTargets(scores: tf.Tensor, targets: ArrayLike<number>, histo
   if (options.filterHistory && (histories == null || histories.length !== batch)) {
     throw new Error(`rankTargets: filterHistory needs one history per row (${batch}), received ${histories?.length ?? 'none'}`);
   }
+  const window = historyWindowOf(options);
   const counts = tf.tidy(() => {
     let ranked = tf.slice(scores, [0, 1], [batch, width - 1]);
-    if (options.filterHistory && histories) ranked = tf.add(ranked, historyPenalty(targets, histories, width));
+    if (options.filterHistory && histories) ranked = tf.add(ranked, historyPenalty(targets, histories, width, window));
     const index = tf.tensor2d(Int32Array.from(targets, (t) => t - 1), [batch, 1], 'int32');
     const own = tf.gatherND(ranked, tf.concat([tf.reshape(tf.range(0, batch, 1, 'int32'), [batch, 1]), index], 1));
     const target = tf.reshape(own, [batch, 1]);
@@ -50,12 +57,20 @@ function validateScores(scores: tf.Tensor, targets: ArrayLike<number>): [number,
   return [batch, width];
 }
 
-/** -Infinity at each row's history items except its target, 0 elsewhere: [B, numItems]. */
-function historyPenalty(targets: ArrayLike<number>, histories: readonly (readonly number[])[], width: number): tf.Tensor {
+/** RankOptions.historyWindow, checked: a positive integer, or Infinity (the whole history) when absent. */
+function historyWindowOf(options: RankOptions): number {
+  const window = options.historyWindow;
+  if (window == null) return Infinity;
+  if (!Number.isInteger(window) || window < 1) throw new Error(`rankTargets: historyWindow must be a positive integer, received ${window}`);
+  return window;
+}
+
+/** -Infinity at each row's last `window` history items except its target, 0 elsewhere: [B, numItems]. */
+function historyPenalty(targets: ArrayLike<number>, histories: readonly (readonly number[])[], width: number, window: number): tf.Tensor {
   const numItems = width - 1;
   const penalty = new Float32Array(histories.length * numItems);
   histories.forEach((history, row) => {
-    for (const id of history) {
+    for (const id of history.slice(Math.max(0, history.length - window))) {
       if (id >= 1 && id <= numItems && id !== targets[row]) penalty[row * numItems + id - 1] = -Infinity;
     }
   });

@@ -77,6 +77,23 @@ describe('collectivekv train / eval', () => {
     expect(f.test.hr10).toBeGreaterThanOrEqual(e.test.hr10);
     expect(f.test.ndcg10).toBeGreaterThanOrEqual(e.test.ndcg10 - 1e-9);
     expect(filtered.out).toMatch(/history items filtered from the ranking/);
+
+    // --filter-window: only the items the model reads leave the ranking (histories here run past the window of 8).
+    const windowJson = join(dir, `${model}-eval-window.json`);
+    const windowed = await run(['eval', '--model-dir', out, '--data', pairs, '--format', 'pairs', '--filter-window', '--json', windowJson]);
+    expect(windowed.code).toBe(0);
+    const w = JSON.parse(readFileSync(windowJson, 'utf8'));
+    const window = model === 'bert4rec' ? 7 : 8;
+    expect(w.test).toMatchObject({ filterHistory: true, historyWindow: window });
+    expect(w.test.ndcg10).toBeGreaterThanOrEqual(e.test.ndcg10 - 1e-9);
+    expect(w.test.ndcg10).toBeLessThanOrEqual(f.test.ndcg10 + 1e-9);
+    expect(windowed.out).toContain(`(the last ${window} history items, the model's input, filtered from the ranking)`);
+  });
+
+  it('refuses --filter-history with --filter-window', async () => {
+    const r = await run(['eval', '--model-dir', dir, '--data', pairs, '--format', 'pairs', '--filter-history', '--filter-window']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--filter-history and --filter-window exclude each other/);
   });
 
   it('train --max-steps stops after that many steps; eval and bench quality refuse it', async () => {

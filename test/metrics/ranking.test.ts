@@ -26,6 +26,18 @@ describe('rankTargets', () => {
     s.dispose();
   });
 
+  it('filters only the last historyWindow items of each history', () => {
+    const s = scores();
+    // Row 0: item 1 (above the target) is outside a 1-item window, so it still counts: rank 2.
+    // Row 1: a 1-item window drops item 4 (the only one above) but not the ties 2 and 3: rank 3.
+    const ranks = rankTargets(s, targets, [[1, 2], [2, 3, 4], []], { filterHistory: true, historyWindow: 1 });
+    expect(Array.from(ranks)).toEqual([2, 3, 1]);
+    const wider = rankTargets(s, targets, [[1, 2], [2, 3, 4], []], { filterHistory: true, historyWindow: 2 });
+    expect(Array.from(wider)).toEqual([1, 2, 1]);
+    expect(() => rankTargets(s, targets, [[1], [2], [3]], { filterHistory: true, historyWindow: 0 })).toThrow(/historyWindow must be a positive integer, received 0/);
+    s.dispose();
+  });
+
   it('ranks a NaN target last and rejects bad targets', () => {
     const s = tf.tensor2d([[0, NaN, 1, 2]]);
     expect(Array.from(rankTargets(s, [1]))).toEqual([3]);
