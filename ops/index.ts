@@ -11,3 +11,4 @@ export * from './routerStep/index';
 export * from './catalogCrossEntropy/index';
 export * from './productRoute/index';
 export * from './batchedMatMul/index';
+export * from './transposeMatrix/index';

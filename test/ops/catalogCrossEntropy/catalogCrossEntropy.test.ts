@@ -25,6 +25,23 @@ describeEachBackend('catalogCrossEntropy', () => {
       tf.dispose([h, t, y, ...ours, ...theirs]);
     });
 
+  it.each([[1, 'forward'], [2, 'forward'], [4, 'forward'], [2, 'backward'], [9, 'backward']] as const)(
+    'gives the same value and gradients in chunks of %i rows, gradients computed in the %s pass', (chunkRows, gradients) => {
+    const h = randomTensor([5, 3], 7) as tf.Tensor2D;
+    const t = randomTensor([9, 3], 8) as tf.Tensor2D;
+    const y = tf.tensor1d([2, 2, 8, 0, 5], 'int32');
+    const options = { chunkRows, gradients };
+    expect(Math.abs(catalogCrossEntropy(h, t, y, options).dataSync()[0] - catalogCrossEntropyComposite(h, t, y).dataSync()[0])).toBeLessThan(1e-5);
+    // A loss scaled after the op: the kept gradients are multiplied by the incoming dy.
+    const ours = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, y, options), 3))([h, t]);
+    const theirs = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(catalogCrossEntropyComposite(a as tf.Tensor2D, b as tf.Tensor2D, y), 3))([h, t]);
+    expect(maxAbsDiff(ours[0], theirs[0])).toBeLessThan(1e-5);
+    expect(maxAbsDiff(ours[1], theirs[1])).toBeLessThan(1e-5);
+    expect(() => catalogCrossEntropy(h, t, y, { chunkRows: 0 })).toThrow(/options.chunkRows.*positive integer.*0/);
+    expect(() => catalogCrossEntropy(h, t, y, { gradients: 'later' as 'backward' })).toThrow(/options.gradients.*'forward' or 'backward'.*'later'/);
+    tf.dispose([h, t, y, ...ours, ...theirs]);
+  });
+
   it('matches finite differences, with repeated targets', () => {
     const h = randomTensor([6, 4], 3) as tf.Tensor2D;
     const t = randomTensor([5, 4], 4) as tf.Tensor2D;
@@ -71,9 +88,9 @@ describeEachBackend('catalogCrossEntropy', () => {
     const t = randomTensor([6, 3], 2) as tf.Tensor2D;
     const y = targets(4, 6, 0);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) {
+    for (const gradients of ['forward', 'backward'] as const) {
       catalogCrossEntropy(h, t, y).dispose();
-      tf.grads((a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, y))([h, t]).forEach((g) => g.dispose());
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, y, { gradients }))([h, t]).forEach((g) => g.dispose());
     }
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([h, t, y]);

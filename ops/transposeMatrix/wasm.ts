@@ -1,0 +1,20 @@
+// wasm kernel for transposeMatrix: the cpu routine on views of the wasm heap (no copies).
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { heapNumeric } from '../util/wasm';
+import { transposeInput, transposeInto } from './cpu';
+
+// Equals TRANSPOSE_MATRIX in ./index (not imported: see cpu.ts).
+const TRANSPOSE_MATRIX = 'CollectiveKVTransposeMatrix';
+
+function transposeMatrixWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const x = transposeInput(args.inputs);
+  const [rows, cols] = x.shape;
+  const out = backend.makeOutput([cols, rows], x.dtype);
+  // Views after the allocation (it may have grown and detached the heap).
+  transposeInto(heapNumeric(backend, x), heapNumeric(backend, out) as Float32Array | Int32Array, rows, cols);
+  return out;
+}
+
+tf.registerKernel({ kernelName: TRANSPOSE_MATRIX, backendName: 'wasm', kernelFunc: transposeMatrixWasm as tf.KernelFunc });
