@@ -86,13 +86,14 @@ function gradientsNow(h: tf.Tensor2D, t: tf.Tensor2D, targets: tf.Tensor1D, chun
  * gradients in the backward pass, with the softmax again.
  */
 function gradientsLater(h: tf.Tensor2D, t: tf.Tensor2D, targets: tf.Tensor1D, chunk: number): CustomGradResult {
+  // The targets too: a caller's tidy around the forward pass (tf.grads has one) may dispose them.
   // The gradient releases them (see keepForGradient).
-  const kept = keepForGradient<[tf.Tensor2D, tf.Tensor2D]>([h, t]);
+  const kept = keepForGradient<[tf.Tensor2D, tf.Tensor2D, tf.Tensor1D]>([h, t, targets]);
   return {
     value: lossAndGradients(h, t, targets, chunk, false).loss,
     gradFunc: (dy: tf.Tensor) => {
       const grads = tf.tidy(() => {
-        const { dh, dt } = lossAndGradients(kept.refs[0], kept.refs[1], targets, chunk, true);
+        const { dh, dt } = lossAndGradients(kept.refs[0], kept.refs[1], kept.refs[2], chunk, true);
         return [tf.mul(dh as tf.Tensor, dy), tf.mul(dt as tf.Tensor, dy)];
       });
       kept.release();

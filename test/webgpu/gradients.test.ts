@@ -9,6 +9,7 @@ import { routeTop1 } from '../../ops/routeTop1/index';
 import { routeWithLoss } from '../../ops/routerStep/index';
 import { productRouteTop1, productRoutingLoss } from '../../ops/productRoute/index';
 import { scatterAddRows } from '../../ops/scatterAddRows/index';
+import { catalogCrossEntropy } from '../../ops/catalogCrossEntropy/index';
 import { compareWithCpu, describeWebGPU, finiteDifferenceErrorAsync, leakAcrossRepeats, randomFloats, randomInts } from '../util/webgpu';
 
 const NUM_ROWS = 257;
@@ -134,6 +135,19 @@ describeWebGPU('gradients through the kernels', () => {
     const diffs = await compareWithCpu(() => {
       const [ta, tb] = [tf.tensor(a, [tokens, s]), tf.tensor(b, [tokens, s])];
       return [tf.cast(productRouteTop1({ a: ta, b: tb }).index, 'float32'), objective(ta, tb), ...tf.grads(objective)([ta, tb])];
+    });
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('catalogCrossEntropy: value and gradients match cpu (webgpu computes them in the backward pass)', async () => {
+    const [rows, catalog] = [40, 23];
+    const h = randomFloats(rows * WIDTH, 19);
+    const targets = randomInts(rows, catalog, 20);
+    const diffs = await compareWithCpu(() => {
+      const objective = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.mul(catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, tf.tensor1d(targets, 'int32'), { chunkRows: 16 }), 2) as tf.Scalar;
+      const inputs = [tf.tensor(h, [rows, WIDTH]), tf.tensor(table.slice(0, catalog * WIDTH), [catalog, WIDTH])];
+      return [objective(inputs[0], inputs[1]), ...tf.grads(objective)(inputs)];
     });
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });

@@ -42,6 +42,18 @@ describeEachBackend('catalogCrossEntropy', () => {
     tf.dispose([h, t, y, ...ours, ...theirs]);
   });
 
+  it.each(['forward', 'backward'] as const)('computes the gradients (%s) of targets made inside tf.grads' function (disposed with its forward pass; webgpu needs them kept)', (gradients) => {
+    const h = randomTensor([4, 3], 9) as tf.Tensor2D;
+    const t = randomTensor([5, 3], 10) as tf.Tensor2D;
+    const objective = (a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, tf.tensor1d([0, 4, 4, 2], 'int32'), { gradients });
+    const reference = (a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropyComposite(a as tf.Tensor2D, b as tf.Tensor2D, tf.tensor1d([0, 4, 4, 2], 'int32'));
+    const ours = tf.grads(objective)([h, t]);
+    const theirs = tf.grads(reference)([h, t]);
+    expect(maxAbsDiff(ours[0], theirs[0])).toBeLessThan(1e-5);
+    expect(maxAbsDiff(ours[1], theirs[1])).toBeLessThan(1e-5);
+    tf.dispose([h, t, ...ours, ...theirs]);
+  });
+
   it('matches finite differences, with repeated targets', () => {
     const h = randomTensor([6, 4], 3) as tf.Tensor2D;
     const t = randomTensor([5, 4], 4) as tf.Tensor2D;
