@@ -42,7 +42,7 @@ describeEachBackend('catalogCrossEntropy', () => {
     tf.dispose([h, t, y, ...ours, ...theirs]);
   });
 
-  it.each(['forward', 'backward'] as const)('computes the gradients (%s) of targets made inside tf.grads' function (disposed with its forward pass; webgpu needs them kept)', (gradients) => {
+  it.each(['forward', 'backward'] as const)('computes the gradients (%s) of targets made inside the function tf.grads differentiates (disposed with its forward pass; webgpu needs them kept)', (gradients) => {
     const h = randomTensor([4, 3], 9) as tf.Tensor2D;
     const t = randomTensor([5, 3], 10) as tf.Tensor2D;
     const objective = (a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, tf.tensor1d([0, 4, 4, 2], 'int32'), { gradients });
