@@ -49,6 +49,9 @@ export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, tar
   if (options.gradients != null && options.gradients !== 'forward' && options.gradients !== 'backward') {
     throw new ArgumentError(OP, 'options.gradients', "'forward' or 'backward'", `'${String(options.gradients)}'`);
   }
+  // No rows: 0, with zero gradients (the products below would have an empty inner dimension, which
+  // XNNPACK refuses, leaving wasm's outputs unwritten).
+  if (dim(hidden, 0) === 0) return noRows(hidden, table);
   if (!tapeIsRecording()) return tf.tidy(() => lossAndGradients(hidden, table, targets, chunk, false).loss);
   const loss = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [h, t] = inputs as [tf.Tensor2D, tf.Tensor2D];
@@ -56,6 +59,14 @@ export function catalogCrossEntropy(hidden: tf.Tensor2D, table: tf.Tensor2D, tar
     return when === 'forward' ? gradientsNow(h, t, targets, chunk) : gradientsLater(h, t, targets, chunk);
   });
   return loss(hidden, table) as tf.Scalar;
+}
+
+function noRows(hidden: tf.Tensor2D, table: tf.Tensor2D): tf.Scalar {
+  const zero = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [h, t] = inputs as [tf.Tensor, tf.Tensor];
+    return { value: tf.scalar(0), gradFunc: () => [tf.zerosLike(h), tf.zerosLike(t)] };
+  });
+  return zero(hidden, table) as tf.Scalar;
 }
 
 /** What a customGrad function returns. */
@@ -122,7 +133,6 @@ export function catalogCrossEntropyComposite(hidden: tf.Tensor2D, table: tf.Tens
 function chunks(rows: number, chunk: number): [number, number][] {
   const out: [number, number][] = [];
   for (let start = 0; start < rows; start += chunk) out.push([start, Math.min(chunk, rows - start)]);
-  if (out.length === 0) out.push([0, 0]);
   return out;
 }
 

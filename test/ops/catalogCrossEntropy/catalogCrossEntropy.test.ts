@@ -54,6 +54,17 @@ describeEachBackend('catalogCrossEntropy', () => {
     tf.dispose([h, t, ...ours, ...theirs]);
   });
 
+  it('gives 0 and zero gradients for no rows', () => {
+    const h = tf.zeros([0, 4]) as tf.Tensor2D;
+    const t = randomTensor([5, 4], 11) as tf.Tensor2D;
+    const y = tf.tensor1d([], 'int32');
+    expect(catalogCrossEntropy(h, t, y).dataSync()[0]).toBe(0);
+    const [dh, dt] = tf.grads((a: tf.Tensor, b: tf.Tensor) => catalogCrossEntropy(a as tf.Tensor2D, b as tf.Tensor2D, y))([h, t]);
+    expect(dh.shape).toEqual([0, 4]);
+    expect(Array.from(dt.dataSync())).toEqual(new Array(20).fill(0));
+    tf.dispose([h, t, y, dh, dt]);
+  });
+
   it('matches finite differences, with repeated targets', () => {
     const h = randomTensor([6, 4], 3) as tf.Tensor2D;
     const t = randomTensor([5, 4], 4) as tf.Tensor2D;
