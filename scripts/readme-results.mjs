@@ -162,6 +162,9 @@ export function opsRows(bench) {
     // Older runs had no attentionMatMul measurement.
     ...(bench.attentionMatMul ? [[`Attention's two products and their gradients (${bench.attentionMatMul.backend}; ${bench.attentionMatMul.entries} x [${bench.attentionMatMul.length} x ${bench.attentionMatMul.headDim}] per-head matrices)`,
       `${fmt(bench.attentionMatMul.oursMs)} ms (batchedMatMul)`, `${fmt(bench.attentionMatMul.tfjsMs)} ms (tf.matMul)`, `${fmt(bench.attentionMatMul.speedup, 2)}x faster`]] : []),
+    // Runs before 2026-11-30 had no catalogLoss measurement.
+    ...(bench.catalogLoss ? [[`Next-item catalog softmax loss and its gradients (${bench.catalogLoss.backend}; ${bench.catalogLoss.rows} positions x ${bench.catalogLoss.catalog} items, d=${bench.catalogLoss.width})`,
+      `${fmt(bench.catalogLoss.oursMs)} ms (catalogCrossEntropy)`, `${fmt(bench.catalogLoss.compositeMs)} ms (matMul + logSumExp)`, `${fmt(bench.catalogLoss.speedup, 2)}x faster`]] : []),
   ];
 }
 

@@ -299,7 +299,7 @@ function quickOps(log: (line: string) => void): Parameters<typeof benchOps>[0] {
     log, backend: 'cpu', embedding: { rows: 64, width: 8, indices: 128, oursRuns: 1, skipTfjs: true },
     collectiveAttention: { batch: 2, tq: 1, tk: 16, width: 16, numHeads: 2, poolSize: 16, warmup: 1, iterations: 1 },
     trainStep: { batch: 4, length: 8, hiddenDim: 8, numItems: 20, poolSize: 8, warmup: 1, steps: 1 }, bytes: { widths: [64] },
-    attentionMatMul: { entries: 2, length: 8, headDim: 4, rounds: 1 },
+    attentionMatMul: { entries: 2, length: 8, headDim: 4, rounds: 1 }, catalogLoss: { rows: 16, catalog: 20, width: 8, rounds: 1 },
   };
 }
 

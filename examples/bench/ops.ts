@@ -3,8 +3,8 @@
 // with each attention layer, and cache bytes per token read from real cache blocks.
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CollectiveKVAttention, MultiHeadAttention, SequenceBatch, batchedMatMul, isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients,
-  trainingBatches, trainingExamples, useFastEmbeddingGradients,
+  CollectiveKVAttention, MultiHeadAttention, SequenceBatch, batchedMatMul, catalogCrossEntropy, catalogCrossEntropyComposite,
+  isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients,
 } from 'collectivekv';
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
 import { benchWebGPU, WebGPUBenchOptions, WebGPUBenchResult, webgpuTableRows } from './webgpu';
@@ -47,6 +47,17 @@ export interface AttentionMatMulBenchOptions {
   rounds?: number;
 }
 
+export interface CatalogLossBenchOptions {
+  /** Scored positions. Default 6400 (a full batch of 32 x 200). */
+  rows?: number;
+  /** Catalog items. Default 3417 (ML-1M's items and padding). */
+  catalog?: number;
+  /** Hidden width. Default 64. */
+  width?: number;
+  /** Interleaved timed rounds (each times both). Default 3. */
+  rounds?: number;
+}
+
 export interface BytesBenchOptions {
   widths?: number[];
   numHeads?: number;
@@ -61,6 +72,7 @@ export interface BenchOpsOptions {
   collectiveAttention?: CollectiveAttentionBenchOptions;
   trainStep?: TrainStepBenchOptions;
   attentionMatMul?: AttentionMatMulBenchOptions;
+  catalogLoss?: CatalogLossBenchOptions;
   bytes?: BytesBenchOptions;
   /**
    * Also run the kernels on tfjs's webgpu backend in Node (npm package `webgpu`) against cpu: the
@@ -83,6 +95,12 @@ export interface BenchOpsResult {
    */
   attentionMatMul: { oursMs: number; tfjsMs: number; speedup: number; maxRelativeError: number; backend: string; entries: number;
     length: number; headDim: number; rounds: number };
+  /**
+   * The next-item loss with its gradients: catalogCrossEntropy against the composite (tf.matMul,
+   * logSumExp and autodiff) on the same inputs, timed alternately (medians).
+   */
+  catalogLoss: { oursMs: number; compositeMs: number; speedup: number; maxRelativeError: number; backend: string; rows: number; catalog: number;
+    width: number; rounds: number };
   bytesPerToken: Record<string, { full: number; collectivekv: number; ratio: number; compression: number }>;
   /** Only with the webgpu option: correctness vs cpu; timings labelled software when the adapter is. */
   webgpu?: WebGPUBenchResult;
@@ -106,10 +124,12 @@ export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsR
     const collectiveAttention = { fusedMs: c.fusedMs, compositeMs: c.compositeMs, speedup: c.speedup, maxAbsError: c.maxAbsError, backend: c.backend };
     log(`attention products (${backend}) ...`);
     const attentionMatMul = benchAttentionMatMul(options.attentionMatMul ?? {}, backend);
+    log(`catalog loss (${backend}) ...`);
+    const catalogLoss = benchCatalogLoss(options.catalogLoss ?? {}, backend);
     // Last: a failure here (a wasm abort leaves the wasm backend unusable) costs no other number.
     log(`training step (${backend}) ...`);
     const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend, log);
-    const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, attentionMatMul, bytesPerToken };
+    const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, attentionMatMul, catalogLoss, bytesPerToken };
     if (options.webgpu) {
       log('webgpu kernels vs cpu ...');
       result.webgpu = await benchWebGPU(options.webgpu === true ? {} : options.webgpu);
@@ -196,6 +216,40 @@ function benchAttentionMatMul(o: AttentionMatMulBenchOptions, backend: string): 
     return { oursMs, tfjsMs, speedup: tfjsMs / oursMs, maxRelativeError, backend, ...s };
   } finally {
     tf.dispose([q, k, v, up]);
+  }
+}
+
+/** Loss and gradients of the catalog softmax, ours against the composite; errors relative to each result's largest entry. */
+function benchCatalogLoss(o: CatalogLossBenchOptions, backend: string): BenchOpsResult['catalogLoss'] {
+  const s = { rows: 6400, catalog: 3417, width: 64, rounds: 3, ...o };
+  const hidden = tf.randomNormal([s.rows, s.width], 0, 0.3, 'float32', 5) as tf.Tensor2D;
+  const table = tf.randomNormal([s.catalog, s.width], 0, 0.3, 'float32', 6) as tf.Tensor2D;
+  const targets = tf.tensor1d(Array.from({ length: s.rows }, (_, i) => (i * 7919) % s.catalog), 'int32');
+  type Loss = (h: tf.Tensor2D, t: tf.Tensor2D, y: tf.Tensor1D) => tf.Scalar;
+  const withGrads = (loss: Loss) => tf.valueAndGrads((h: tf.Tensor, t: tf.Tensor) => loss(h as tf.Tensor2D, t as tf.Tensor2D, targets));
+  const [ours, composite] = [withGrads(catalogCrossEntropy), withGrads(catalogCrossEntropyComposite)];
+  const once = (f: typeof ours) => {
+    const start = performance.now();
+    const { value, grads } = f([hidden, table]);
+    [value, ...grads].forEach((g) => g.dataSync());
+    tf.dispose([value, ...grads]);
+    return performance.now() - start;
+  };
+  try {
+    const maxRelativeError = tf.tidy(() => {
+      const [a, b] = [ours([hidden, table]), composite([hidden, table])];
+      const pairs = [[a.value, b.value], ...a.grads.map((g, i) => [g, b.grads[i]])];
+      return Math.max(...pairs.map(([x, y]) => tf.max(tf.abs(tf.sub(x, y))).dataSync()[0] / Math.max(1e-30, tf.max(tf.abs(y)).dataSync()[0])));
+    });
+    const [oursTimes, compositeTimes] = [[] as number[], [] as number[]];
+    for (let round = 0; round < s.rounds; round++) {
+      oursTimes.push(once(ours));
+      compositeTimes.push(once(composite));
+    }
+    const [oursMs, compositeMs] = [median(oursTimes), median(compositeTimes)];
+    return { oursMs, compositeMs, speedup: compositeMs / oursMs, maxRelativeError, backend, ...s };
+  } finally {
+    tf.dispose([hidden, table, targets]);
   }
 }
 
@@ -298,6 +352,9 @@ export function formatBenchOps(r: BenchOpsResult): string {
     [`attention products + grads, ${r.attentionMatMul.backend}, [${r.attentionMatMul.entries}, ${r.attentionMatMul.length}, ${r.attentionMatMul.headDim}]`,
       `${ms(r.attentionMatMul.oursMs)} (batchedMatMul)`, `${ms(r.attentionMatMul.tfjsMs)} (tf.matMul)`,
       `${times(r.attentionMatMul.speedup)} faster (max rel err ${r.attentionMatMul.maxRelativeError.toExponential(1)})`],
+    [`catalog softmax loss + grads, ${r.catalogLoss.backend}, ${r.catalogLoss.rows} x ${r.catalogLoss.catalog} items, d${r.catalogLoss.width}`,
+      `${ms(r.catalogLoss.oursMs)} (catalogCrossEntropy)`, `${ms(r.catalogLoss.compositeMs)} (matMul + logSumExp)`,
+      `${times(r.catalogLoss.speedup)} faster (max rel err ${r.catalogLoss.maxRelativeError.toExponential(1)})`],
     [`SASRec train step, ${t.backend}, B${t.batch} L${t.length} d${t.hiddenDim} pool ${t.poolSize}`, `${ms(t.collectivekvMs)} (CollectiveKV)`,
       `${ms(t.mhaMs)} (MHA)`, t.ratio == null ? `failed: ${t.error ?? ''}` : `${t.ratio.toFixed(2)}x the MHA step`],
     ...Object.entries(r.bytesPerToken).map(([key, b]) => [`cache bytes/token/module, ${key}, fp32`, `${b.collectivekv} B`, `${b.full} B`,

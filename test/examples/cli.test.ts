@@ -59,6 +59,7 @@ describe('bench ops', () => {
       collectiveAttention: { batch: 2, tk: 16, width: 16, numHeads: 2, poolSize: 8, warmup: 1, iterations: 2 },
       trainStep: { batch: 4, length: 8, hiddenDim: 16, numItems: 30, poolSize: 8, warmup: 1, steps: 2 },
       attentionMatMul: { entries: 6, length: 40, headDim: 32, rounds: 2 },
+      catalogLoss: { rows: 50, catalog: 31, width: 8, rounds: 2 },
       log: (line) => lines.push(line),
     });
     const json = JSON.parse(JSON.stringify(result));
@@ -70,11 +71,14 @@ describe('bench ops', () => {
     for (const key of ['oursMs', 'tfjsMs', 'speedup']) expect(json.attentionMatMul[key]).toBeGreaterThan(0);
     expect(json.attentionMatMul).toMatchObject({ backend: 'wasm', entries: 6, length: 40, headDim: 32, rounds: 2 });
     expect(json.attentionMatMul.maxRelativeError).toBeLessThan(1e-5);
+    for (const key of ['oursMs', 'compositeMs', 'speedup']) expect(json.catalogLoss[key]).toBeGreaterThan(0);
+    expect(json.catalogLoss).toMatchObject({ backend: 'wasm', rows: 50, catalog: 31, width: 8, rounds: 2 });
+    expect(json.catalogLoss.maxRelativeError).toBeLessThan(1e-4);
     // Read from real cache blocks: d=256, 8 heads, pool 1024 (uint16 index), userDim 1, fp32.
     expect(json.bytesPerToken.d256).toMatchObject({ full: 2048, collectivekv: 12 });
     expect(json.bytesPerToken.d256.ratio).toBeCloseTo(12 / 2048);
     expect(json.bytesPerToken.d64).toMatchObject({ full: 512, collectivekv: 12 });
-    expect(formatBenchOps(result)).toMatch(/embedding grad[\s\S]*collectiveAttention[\s\S]*attention products[\s\S]*train step[\s\S]*d256/);
+    expect(formatBenchOps(result)).toMatch(/embedding grad[\s\S]*collectiveAttention[\s\S]*attention products[\s\S]*catalog softmax loss[\s\S]*train step[\s\S]*d256/);
     expect(lines.length).toBeGreaterThan(0);
     // Restores what it found: the backend and tfjs's default embedding gradient.
     expect(tf.getBackend()).toBe('cpu');

@@ -161,6 +161,11 @@ describe('scripts/readme-results.mjs', () => {
     writeFileSync(json, JSON.stringify(newer));
     expect(run(json, md).status).toBe(0);
     expect(readFileSync(md, 'utf8')).toContain("| Attention's two products and their gradients (wasm; 1024 x [101 x 64] per-head matrices) | 150.0 ms (batchedMatMul) | 900.0 ms (tf.matMul) | 6.00x faster |");
+    expect(readFileSync(md, 'utf8')).not.toContain('catalog softmax loss');
+    const newest = { ...newer, catalogLoss: { oursMs: 500, compositeMs: 2000, speedup: 4, maxRelativeError: 1e-6, backend: 'wasm', rows: 6400, catalog: 3417, width: 64, rounds: 3 } };
+    writeFileSync(json, JSON.stringify(newest));
+    expect(run(json, md).status).toBe(0);
+    expect(readFileSync(md, 'utf8')).toContain('| Next-item catalog softmax loss and its gradients (wasm; 6400 positions x 3417 items, d=64) | 500.0 ms (catalogCrossEntropy) | 2000.0 ms (matMul + logSumExp) | 4.00x faster |');
   });
 
   test('several files (bench quality, bench convert, train): one table in file order, idempotent', () => {
