@@ -12,6 +12,7 @@ const TINY = {
   collectiveAttention: { batch: 2, tk: 16, width: 16, numHeads: 2, poolSize: 8, warmup: 1, iterations: 1 },
   trainStep: { batch: 2, length: 6, hiddenDim: 8, numItems: 20, poolSize: 8, warmup: 0, steps: 1 },
   attentionMatMul: { entries: 2, length: 8, headDim: 4, rounds: 1 },
+  catalogLoss: { rows: 16, catalog: 20, width: 8, rounds: 1 },
   bytes: { widths: [64] },
 };
 
