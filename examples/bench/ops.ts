@@ -193,27 +193,10 @@ function benchAttentionMatMul(o: AttentionMatMulBenchOptions, backend: string): 
     tf.sum(tf.mul(product(tf.sigmoid(product(qq, kk, false, true)), vv, false, false), up));
   const ours = tf.grads(attend(batchedMatMul));
   const theirs = tf.grads(attend((a, b, ta, tb) => tf.matMul(a, b, ta, tb)));
-  const once = (f: typeof ours) => {
-    const start = performance.now();
-    const grads = f([q, k, v]);
-    grads.forEach((g) => g.dataSync());
-    tf.dispose(grads);
-    return performance.now() - start;
-  };
   try {
     // Relative to the gradients' largest entry: their scale grows with the length.
-    const maxRelativeError = tf.tidy(() => {
-      const [a, b] = [ours([q, k, v]), theirs([q, k, v])];
-      return Math.max(...a.map((g, i) => tf.max(tf.abs(tf.sub(g, b[i]))).dataSync()[0] / Math.max(1e-30, tf.max(tf.abs(b[i])).dataSync()[0])));
-    });
-    const oursTimes: number[] = [];
-    const tfjsTimes: number[] = [];
-    for (let round = 0; round < s.rounds; round++) {
-      oursTimes.push(once(ours));
-      tfjsTimes.push(once(theirs));
-    }
-    const [oursMs, tfjsMs] = [median(oursTimes), median(tfjsTimes)];
-    return { oursMs, tfjsMs, speedup: tfjsMs / oursMs, maxRelativeError, backend, ...s };
+    const c = compareAlternately(() => ours([q, k, v]), () => theirs([q, k, v]), s.rounds);
+    return { oursMs: c.oursMs, tfjsMs: c.referenceMs, speedup: c.referenceMs / c.oursMs, maxRelativeError: c.maxRelativeError, backend, ...s };
   } finally {
     tf.dispose([q, k, v, up]);
   }
@@ -228,29 +211,42 @@ function benchCatalogLoss(o: CatalogLossBenchOptions, backend: string): BenchOps
   type Loss = (h: tf.Tensor2D, t: tf.Tensor2D, y: tf.Tensor1D) => tf.Scalar;
   const withGrads = (loss: Loss) => tf.valueAndGrads((h: tf.Tensor, t: tf.Tensor) => loss(h as tf.Tensor2D, t as tf.Tensor2D, targets));
   const [ours, composite] = [withGrads(catalogCrossEntropy), withGrads(catalogCrossEntropyComposite)];
-  const once = (f: typeof ours) => {
-    const start = performance.now();
+  const outputs = (f: typeof ours) => () => {
     const { value, grads } = f([hidden, table]);
-    [value, ...grads].forEach((g) => g.dataSync());
-    tf.dispose([value, ...grads]);
-    return performance.now() - start;
+    return [value, ...grads];
   };
   try {
-    const maxRelativeError = tf.tidy(() => {
-      const [a, b] = [ours([hidden, table]), composite([hidden, table])];
-      const pairs = [[a.value, b.value], ...a.grads.map((g, i) => [g, b.grads[i]])];
-      return Math.max(...pairs.map(([x, y]) => tf.max(tf.abs(tf.sub(x, y))).dataSync()[0] / Math.max(1e-30, tf.max(tf.abs(y)).dataSync()[0])));
-    });
-    const [oursTimes, compositeTimes] = [[] as number[], [] as number[]];
-    for (let round = 0; round < s.rounds; round++) {
-      oursTimes.push(once(ours));
-      compositeTimes.push(once(composite));
-    }
-    const [oursMs, compositeMs] = [median(oursTimes), median(compositeTimes)];
-    return { oursMs, compositeMs, speedup: compositeMs / oursMs, maxRelativeError, backend, ...s };
+    const c = compareAlternately(outputs(ours), outputs(composite), s.rounds);
+    return { oursMs: c.oursMs, compositeMs: c.referenceMs, speedup: c.referenceMs / c.oursMs, maxRelativeError: c.maxRelativeError, backend, ...s };
   } finally {
     tf.dispose([hidden, table, targets]);
   }
+}
+
+/**
+ * Two computations of the same tensors, ours and a reference: the largest error of each output
+ * relative to the reference output's largest entry, and the median ms of `rounds` runs of each,
+ * alternated (a run ends when its outputs are read back).
+ */
+function compareAlternately(ours: () => tf.Tensor[], reference: () => tf.Tensor[], rounds: number):
+  { oursMs: number; referenceMs: number; maxRelativeError: number } {
+  const maxRelativeError = tf.tidy(() => {
+    const [a, b] = [ours(), reference()];
+    return Math.max(...a.map((x, i) => tf.max(tf.abs(tf.sub(x, b[i]))).dataSync()[0] / Math.max(1e-30, tf.max(tf.abs(b[i])).dataSync()[0])));
+  });
+  const once = (f: () => tf.Tensor[]) => {
+    const start = performance.now();
+    const out = f();
+    out.forEach((t) => t.dataSync());
+    tf.dispose(out);
+    return performance.now() - start;
+  };
+  const [oursTimes, referenceTimes] = [[] as number[], [] as number[]];
+  for (let round = 0; round < rounds; round++) {
+    oursTimes.push(once(ours));
+    referenceTimes.push(once(reference));
+  }
+  return { oursMs: median(oursTimes), referenceMs: median(referenceTimes), maxRelativeError };
 }
 
 // ---------------------------------------------------------------- training step

@@ -8,7 +8,7 @@ import {
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
 } from '../zoo/nextItem';
-import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem } from '../zoo/nextItemTraining';
+import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem, historyWindowOf } from '../zoo/nextItemTraining';
 import { SASREC_LOSSES, SasrecLoss } from '../zoo/sasrecTraining';
 
 import { UsageError } from './flags';
@@ -143,7 +143,7 @@ export function fitOptions(a: NextItemArgs, label: string): NextItemFitOptions {
 
 export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory: boolean | 'window' = false): TestMetrics {
   const r = evaluateNextItem(m, cases, { ks: [10], filterHistory });
-  const window = filterHistory === 'window' ? { historyWindow: m.historyWindow ?? m.maxLength } : {};
+  const window = filterHistory === 'window' ? { historyWindow: historyWindowOf(m) } : {};
   return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory: filterHistory !== false, ...window };
 }
 

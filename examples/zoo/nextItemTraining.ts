@@ -52,7 +52,7 @@ export interface EvaluateOptions {
 export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly NextItemCase[], options: EvaluateOptions = {}): RankingResult & { ranks?: Int32Array } {
   const filter = options.filterHistory ?? false;
   const evaluator = new RankingEvaluator(options.ks ?? [10],
-    { filterHistory: filter !== false, ...(filter === 'window' ? { historyWindow: m.historyWindow ?? m.maxLength } : {}) });
+    { filterHistory: filter !== false, ...(filter === 'window' ? { historyWindow: historyWindowOf(m) } : {}) });
   const ranks = options.keepRanks ? new Int32Array(cases.length) : null;
   let done = 0;
   for (const batch of evaluationBatches(cases, options.batchSize ?? 256, m.maxLength)) {
@@ -64,6 +64,11 @@ export function evaluateNextItem<B>(m: NextItemTrainable<B>, cases: readonly Nex
     tf.dispose([ids, scores]);
   }
   return ranks == null ? evaluator.result() : { ...evaluator.result(), ranks };
+}
+
+/** History items `m` reads when scoring: its historyWindow, else its maxLength. */
+export function historyWindowOf<B>(m: NextItemTrainable<B>): number {
+  return m.historyWindow ?? m.maxLength;
 }
 
 export interface NextItemFitOptions {

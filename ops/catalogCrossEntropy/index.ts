@@ -170,11 +170,13 @@ function lossAndGradients(h: tf.Tensor2D, t: tf.Tensor2D, targets: tf.Tensor1D, 
       if (tableGrad != null) tf.dispose([tableGrad, part[2]]);
       tableGrad = next;
     }
-    const picked = tf.sum(tf.mul(h, tf.gather(t, targets)));
-    const scale = 1 / Math.max(1, rows);
+    const targetRows = tf.gather(t, targets);
+    const picked = tf.sum(tf.mul(h, targetRows));
+    // rows > 0: catalogCrossEntropy answers an empty batch itself.
+    const scale = 1 / rows;
     const loss = tf.mul(tf.sub(tf.addN(sums), picked), scale) as tf.Scalar;
     if (!withGradients) return { loss };
-    const dh = tf.mul(tf.sub(tf.concat(hParts), tf.gather(t, targets)), scale);
+    const dh = tf.mul(tf.sub(tf.concat(hParts), targetRows), scale);
     const dt = tf.mul(tf.sub(tableGrad as tf.Tensor, scatterAddRows(h, targets, dim(t, 0))), scale);
     return { loss, dh, dt };
   });
