@@ -34,9 +34,24 @@ export class CacheStoreError extends CacheError {
   }
 }
 
-/** Appends kept colliding with concurrent appends to the same key; gave up after `attempts`. */
-export class CacheAppendConflictError extends CacheError {
+/**
+ * A write kept losing the compare-and-swap against concurrent writers of the same key; gave up
+ * after `attempts`. Nothing was written by this call: retrying it is safe.
+ */
+export class CacheConflictError extends CacheError {
+  readonly retryable = true;
   constructor(readonly key: string, readonly attempts: number) {
-    super(`append to '${key}' lost the race ${attempts} times in a row`);
+    super(`write to '${key}' lost the race against concurrent writers ${attempts} times in a row; retry the call`);
+  }
+}
+
+/**
+ * The user has no usable cache entry (missing, corrupt or written by another model) and the engine
+ * has no history to rebuild it from: the call fails rather than create a truncated cache.
+ */
+export class HistoryRequiredError extends CacheError {
+  constructor(readonly userId: string, readonly reason: string) {
+    super(`user ${JSON.stringify(userId.slice(0, 64))} has no usable cache entry (${reason}) and there is no history to rebuild it from: `
+      + "give the engine a history log (options.histories), or pass the user's prior events as options.history ([] for a new user)");
   }
 }

@@ -8,7 +8,7 @@ export {
 } from './codec';
 export type { AppendPlan, DecodeOptions, DecodedCache, EncodeOptions } from './codec';
 export {
-  CacheAppendConflictError, CacheCorruptError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError,
+  CacheConflictError, CacheCorruptError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError, HistoryRequiredError,
 } from './errors';
 export { modelFingerprint } from './fingerprint';
 export { FP16_MAX, fromHalfBits, toHalfBits } from './fp16';

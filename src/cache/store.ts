@@ -7,7 +7,7 @@
 // so no tokens are lost and the header always matches the chunks (nothing can tear).
 
 import { peekHeaderBytes, planAppend, type AppendPlan, type DecodeOptions } from './codec';
-import { CacheAppendConflictError } from './errors';
+import { CacheConflictError } from './errors';
 import type { UserCache } from './types';
 
 export type { AppendPlan } from './codec';
@@ -83,7 +83,7 @@ export async function readStoredHeader(store: CacheStore, key: string): Promise<
 }
 
 export interface AppendOptions extends DecodeOptions {
-  /** Tries before CacheAppendConflictError (default 50). */
+  /** Tries before CacheConflictError (default 50). */
   maxAttempts?: number;
 }
 
@@ -103,7 +103,7 @@ export async function appendToStore(
     if (result !== 'conflict') return result;
     await backoff(attempt);
   }
-  throw new CacheAppendConflictError(key, maxAttempts);
+  throw new CacheConflictError(key, maxAttempts);
 }
 
 /** Jittered, capped exponential backoff so colliding appenders spread out. */
