@@ -1,17 +1,21 @@
-// Binary format of one user's cache (all attention layers), version 1. All integers little endian.
+// Binary format of one user's cache (all attention layers), version 2. All integers little endian.
+// docs/cache.md describes it with the reasons behind each field.
 //
-//   header (44 + 20 * L bytes)
+//   header (64 + 20 * L bytes)
 //     0   4  magic 0x89 'C' 'K' 'V' (high bit set: catches 7-bit/text mangling, like PNG)
-//     4   2  u16 format version (1)
-//     6   2  u16 header bytes, CRC included (= 44 + 20 * L)
+//     4   2  u16 format version (2)
+//     6   2  u16 header bytes, CRC included (= 64 + 20 * L)
 //     8  16  model fingerprint (first 16 bytes of SHA-256, see fingerprint.ts)
 //    24   1  u8 value dtype: 0 fp32, 1 fp16, 2 int8 (per-token absmax scale)
 //    25   1  u8 reserved, 0
 //    26   2  u16 layer count L (>= 1)
-//    28   4  u32 token count T
-//    32   4  u32 chunk count C
+//    28   4  u32 token count T (>= 1)
+//    32   4  u32 chunk count C (1..T)
 //    36   4  u32 record bytes R (one token over all layers; redundant, checked)
-//    40  20L per layer: u8 share mode (0 none/full-KV, 1 kv, 2 k, 3 v), u8 K index bytes,
+//    40   8  entry id: first 8 bytes of SHA-256 of the store key the entry was written for
+//    48   8  write id: random, new at every whole-entry write, kept by appends
+//    56   4  u32 events: history events the entry reflects (T plus what window slides dropped)
+//    60  20L per layer: u8 share mode (0 none/full-KV, 1 kv, 2 k, 3 v), u8 K index bytes,
 //            u8 V index bytes (0 for a full side, else 1/2/4 from the pool size), u8 reserved 0,
 //            u32 K pool size (0 if full), u32 K width (userDim or full width),
 //            u32 V pool size, u32 V width
@@ -20,25 +24,30 @@
 //     4      u32 tokens n (>= 1)
 //     n * R  token records: per layer, K side then V side; a side is
 //              [index (index bytes)] [f32 scale, int8 only, when width > 0] [width values in dtype]
-//     4      u32 CRC-32 of the chunk's count and records
+//     4      u32 CRC-32 of (fingerprint, entry id, write id, u32 first token) then the chunk's
+//            count and records: a chunk moved to another position, entry or user fails its CRC
 //
-// Appending tokens appends one chunk and rewrites only the fixed-size header (new T, C and header
-// CRC); nothing already stored is read or rewritten. Every single changed byte is caught: header
-// bytes by the header CRC, payload bytes by their chunk CRC, truncation by the exact-length check.
+// Appending tokens appends one chunk and rewrites only the fixed-size header (new T, C, events and
+// header CRC); nothing already stored is read or rewritten. Every single changed byte is caught:
+// header bytes by the header CRC, payload bytes by their chunk CRC, truncation by the exact-length
+// check. The header doubles as the compare-and-swap token of the stores: appends change T, whole
+// writes change the write id, so a header never comes back after it was replaced.
 
 import { indexBytesForPool } from '../../layers/KVCacheBlock';
 import { crc32 } from './crc32';
 import { CacheCorruptError, CacheModelMismatchError, CacheVersionError } from './errors';
 import { fromHalfBits, toHalfBits } from './fp16';
 import { bytesToHex, hexToBytes } from './fingerprint';
+import { Sha256 } from './sha256';
 import type {
   CacheDtype, CacheHeader, LayerLayout, CacheShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
 } from './types';
 
 export const CACHE_MAGIC = Uint8Array.of(0x89, 0x43, 0x4b, 0x56);
-export const CACHE_FORMAT_VERSION = 1;
-const SUPPORTED_VERSIONS: readonly number[] = [1];
-const FIXED_HEADER = 40;
+export const CACHE_FORMAT_VERSION = 2;
+const SUPPORTED_VERSIONS: readonly number[] = [2];
+const FIXED_HEADER = 60;
+const ID_BYTES = 8;
 const LAYER_DESCRIPTOR = 20;
 const FINGERPRINT_BYTES = 16;
 /** Chunk framing around the records: u32 count before, u32 CRC after. */
@@ -52,11 +61,19 @@ export interface EncodeOptions {
   fingerprint: string;
   /** Value dtype (default fp32). */
   dtype?: CacheDtype;
+  /** The store key the entry is written under: decoding with another key is refused (default ''). */
+  key?: string;
+  /** History events the entry reflects (default cache.length; more after a window slide). */
+  events?: number;
+  /** 8 bytes identifying this write (default random): only for reproducible bytes in tests. */
+  writeId?: Uint8Array;
 }
 
 export interface DecodeOptions {
   /** When given, a cache written by any other model throws CacheModelMismatchError. */
   fingerprint?: string;
+  /** When given, an entry written for another key throws CacheCorruptError. */
+  key?: string;
 }
 
 export interface DecodedCache {
@@ -70,6 +87,18 @@ export interface DecodedCache {
 /** Bytes of the header for `layers` attention layers. */
 export function headerBytesFor(layers: number): number {
   return FIXED_HEADER + LAYER_DESCRIPTOR * layers + 4;
+}
+
+/** The entry id of a store key: the first 8 bytes of its SHA-256 (UTF-8). */
+export function entryIdOf(key: string): Uint8Array {
+  if (typeof key !== 'string') throw new TypeError(`options.key must be a string, received ${describeValue(key)}`);
+  return new Sha256().update(new TextEncoder().encode(key)).digest().subarray(0, ID_BYTES);
+}
+
+function randomWriteId(): Uint8Array {
+  const id = new Uint8Array(ID_BYTES);
+  globalThis.crypto.getRandomValues(id);
+  return id;
 }
 
 function valueBytes(dtype: CacheDtype): number {
@@ -159,20 +188,30 @@ function describeLayout(layers: readonly LayerLayout[]): string {
 // ---------------------------------------------------------------------------------------------
 // Header
 
+/** What identifies an entry and a write of it: the header's fingerprint, entry id and write id. */
+interface EntryIdentity {
+  fingerprint: Uint8Array;
+  entryId: Uint8Array;
+  writeId: Uint8Array;
+}
+
 function writeHeader(
-  out: Uint8Array, fingerprint: Uint8Array, dtype: CacheDtype, layers: readonly LayerLayout[], tokens: number, chunks: number,
+  out: Uint8Array, id: EntryIdentity, dtype: CacheDtype, layers: readonly LayerLayout[], tokens: number, chunks: number, events: number,
 ): void {
   const v = view(out);
   out.set(CACHE_MAGIC, 0);
   v.setUint16(4, CACHE_FORMAT_VERSION, true);
   v.setUint16(6, headerBytesFor(layers.length), true);
-  out.set(fingerprint, 8);
+  out.set(id.fingerprint, 8);
   v.setUint8(24, DTYPES.indexOf(dtype));
   v.setUint8(25, 0);
   v.setUint16(26, layers.length, true);
   v.setUint32(28, tokens, true);
   v.setUint32(32, chunks, true);
   v.setUint32(36, recordBytesFor(layers, dtype), true);
+  out.set(id.entryId, 40);
+  out.set(id.writeId, 48);
+  v.setUint32(56, events, true);
   layers.forEach((l, i) => writeLayerDescriptor(v, FIXED_HEADER + i * LAYER_DESCRIPTOR, l));
   const crcAt = headerBytesFor(layers.length) - 4;
   v.setUint32(crcAt, crc32(out, 0, crcAt), true);
@@ -194,6 +233,7 @@ function writeLayerDescriptor(v: DataView, at: number, l: LayerLayout): void {
  * so a store can fetch just the header. Throws the typed errors when those bytes are wrong.
  */
 export function peekHeaderBytes(bytes: Uint8Array): number {
+  checkEncoded(bytes);
   if (bytes.length < 8) throw new CacheCorruptError(`cache is truncated: ${bytes.length} bytes, the header alone needs more`);
   for (let i = 0; i < 4; i++) {
     if (bytes[i] !== CACHE_MAGIC[i]) throw new CacheCorruptError('not a collectivekv cache: bad magic bytes');
@@ -203,7 +243,7 @@ export function peekHeaderBytes(bytes: Uint8Array): number {
   if (!SUPPORTED_VERSIONS.includes(version)) throw new CacheVersionError(version, SUPPORTED_VERSIONS);
   const headerBytes = v.getUint16(6, true);
   if (headerBytes < headerBytesFor(1) || (headerBytes - headerBytesFor(0)) % LAYER_DESCRIPTOR !== 0) {
-    throw new CacheCorruptError(`header length ${headerBytes} is not 44 + 20 * layers`);
+    throw new CacheCorruptError(`header length ${headerBytes} is not ${headerBytesFor(0)} + ${LAYER_DESCRIPTOR} * layers`);
   }
   return headerBytes;
 }
@@ -222,6 +262,9 @@ export function readHeader(bytes: Uint8Array, options: DecodeOptions = {}): Cach
   if (v.getUint32(crcAt, true) !== crc32(bytes, 0, crcAt)) throw new CacheCorruptError('header CRC mismatch');
   const header = parseHeaderFields(v, bytes, headerBytes);
   if (options.fingerprint !== undefined) checkFingerprint(header.fingerprint, options.fingerprint);
+  if (options.key !== undefined && header.entryId !== bytesToHex(entryIdOf(options.key))) {
+    throw new CacheCorruptError(`entry was written for another key than ${JSON.stringify(options.key.slice(0, 64))}`);
+  }
   return header;
 }
 
@@ -241,11 +284,15 @@ function parseHeaderFields(v: DataView, bytes: Uint8Array, headerBytes: number):
   if (recordBytes !== recordBytesFor(layers, dtype)) {
     throw new CacheCorruptError(`record bytes ${recordBytes} disagree with the layer layout (${recordBytesFor(layers, dtype)})`);
   }
-  if ((chunks === 0) !== (length === 0) || chunks > length) {
-    throw new CacheCorruptError(`${chunks} chunks cannot hold ${length} tokens`);
+  if (length < 1 || chunks < 1 || chunks > length) {
+    throw new CacheCorruptError(`${chunks} chunks cannot hold ${length} tokens (an entry holds at least 1 token in 1..tokens chunks)`);
   }
+  const events = v.getUint32(56, true);
+  if (events < length) throw new CacheCorruptError(`the entry reflects ${events} events but holds ${length} tokens`);
   const fingerprint = bytesToHex(bytes.subarray(8, 8 + FINGERPRINT_BYTES));
-  return { version: v.getUint16(4, true), fingerprint, dtype, layers, length, chunks, recordBytes, headerBytes };
+  const entryId = bytesToHex(bytes.subarray(40, 40 + ID_BYTES));
+  const writeId = bytesToHex(bytes.subarray(48, 48 + ID_BYTES));
+  return { version: v.getUint16(4, true), fingerprint, dtype, layers, length, chunks, recordBytes, headerBytes, entryId, writeId, events };
 }
 
 function readLayerDescriptor(v: DataView, at: number, i: number): LayerLayout {
@@ -279,8 +326,23 @@ function checkFingerprint(found: string, expected: string): void {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-/** Writes tokens [from, to) of `cache` as one chunk at `out[at]`; returns the end offset. */
-function writeChunk(out: Uint8Array, at: number, cache: UserCache, dtype: CacheDtype, from: number, to: number): number {
+/**
+ * The CRC state a chunk's CRC starts from: the entry's identity and the chunk's first token, so
+ * a chunk only verifies at its own position in its own write of its own entry.
+ */
+function chunkSeed(header: Uint8Array, firstToken: number): number {
+  const seed = new Uint8Array(FINGERPRINT_BYTES + 2 * ID_BYTES + 4);
+  seed.set(header.subarray(8, 8 + FINGERPRINT_BYTES), 0);
+  seed.set(header.subarray(40, 40 + 2 * ID_BYTES), FINGERPRINT_BYTES);
+  view(seed).setUint32(FINGERPRINT_BYTES + 2 * ID_BYTES, firstToken, true);
+  return crc32(seed);
+}
+
+/**
+ * Writes tokens [from, to) of `cache` as one chunk at `out[at]`, CRC seeded with `seed`
+ * (chunkSeed); returns the end offset.
+ */
+function writeChunk(out: Uint8Array, at: number, cache: UserCache, dtype: CacheDtype, from: number, to: number, seed: number): number {
   const v = view(out);
   const start = at;
   v.setUint32(at, to - from, true);
@@ -291,7 +353,7 @@ function writeChunk(out: Uint8Array, at: number, cache: UserCache, dtype: CacheD
       at = writeSide(v, at, layer.values, t, dtype, `layers[${li}].values`);
     });
   }
-  v.setUint32(at, crc32(out, start, at), true);
+  v.setUint32(at, crc32(out, start, at, seed), true);
   return at + 4;
 }
 
@@ -370,7 +432,9 @@ function readChunk(bytes: Uint8Array, at: number, header: CacheHeader, cache: Us
   if (n < 1 || first + n > header.length || end + 4 > bytes.length) {
     throw new CacheCorruptError(`chunk at byte ${at} claims ${n} tokens, which do not fit`);
   }
-  if (v.getUint32(end, true) !== crc32(bytes, at, end)) throw new CacheCorruptError(`chunk at byte ${at}: CRC mismatch`);
+  if (v.getUint32(end, true) !== crc32(bytes, at, end, chunkSeed(bytes, first))) {
+    throw new CacheCorruptError(`chunk at byte ${at}: CRC mismatch (damaged, or moved from another position or entry)`);
+  }
   let p = at + 4;
   for (let t = first; t < first + n; t++) {
     header.layers.forEach((layer, li) => {
@@ -393,11 +457,11 @@ function readSide(v: DataView, at: number, layout: SideLayout, side: UserCacheSi
 
 function readValues(v: DataView, at: number, dst: Float32Array, offset: number, count: number, dtype: CacheDtype): number {
   if (dtype === 'fp32') {
-    for (let i = 0; i < count; i++) dst[offset + i] = v.getFloat32(at + 4 * i, true);
+    for (let i = 0; i < count; i++) dst[offset + i] = finite(v.getFloat32(at + 4 * i, true));
     return at + 4 * count;
   }
   if (dtype === 'fp16') {
-    for (let i = 0; i < count; i++) dst[offset + i] = fromHalfBits(v.getUint16(at + 2 * i, true));
+    for (let i = 0; i < count; i++) dst[offset + i] = finite(fromHalfBits(v.getUint16(at + 2 * i, true)));
     return at + 2 * count;
   }
   if (count === 0) return at;
@@ -407,22 +471,57 @@ function readValues(v: DataView, at: number, dst: Float32Array, offset: number, 
   return at + 4 + count;
 }
 
+/** Encoding refuses NaN and infinities, so a stored one means the bytes were damaged. */
+function finite(x: number): number {
+  if (!Number.isFinite(x)) throw new CacheCorruptError(`stored value ${x} is not finite`);
+  return x;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public encode / decode / append
 
 /** Encodes one user's cache (all layers) as one chunk. */
 export function encodeCache(cache: UserCache, options: EncodeOptions): Uint8Array {
+  if (options == null || typeof options !== 'object') {
+    throw new TypeError(`encodeCache: argument 'options' must be an object with a fingerprint, received ${describeValue(options)}`);
+  }
   const dtype = checkDtype(options.dtype ?? 'fp32');
-  const fingerprint = hexToBytes(options.fingerprint, 'options.fingerprint');
+  const id: EntryIdentity = {
+    fingerprint: hexToBytes(options.fingerprint, 'options.fingerprint'),
+    entryId: entryIdOf(options.key ?? ''),
+    writeId: options.writeId === undefined ? randomWriteId() : checkWriteId(options.writeId),
+  };
   const layers = layoutOf(cache);
+  if (cache.length < 1) throw new RangeError('cache.length must be at least 1 (an entry holds at least one token), received 0');
+  const events = options.events ?? cache.length;
+  checkCount(events, cache.length, 0xffffffff, 'options.events');
   const out = new Uint8Array(encodedBytesFor(layers, dtype, cache.length));
-  writeHeader(out, fingerprint, dtype, layers, cache.length, cache.length > 0 ? 1 : 0);
-  if (cache.length > 0) writeChunk(out, headerBytesFor(layers.length), cache, dtype, 0, cache.length);
+  writeHeader(out, id, dtype, layers, cache.length, 1, events);
+  writeChunk(out, headerBytesFor(layers.length), cache, dtype, 0, cache.length, chunkSeed(out, 0));
   return out;
+}
+
+function checkWriteId(id: Uint8Array): Uint8Array {
+  if (!(id instanceof Uint8Array) || id.length !== ID_BYTES) {
+    throw new TypeError(`options.writeId must be a Uint8Array of ${ID_BYTES} bytes, received ${describeValue(id)}`);
+  }
+  return id;
+}
+
+/** Encoded entries must be byte arrays: anything else is a CacheCorruptError, not a TypeError. */
+function checkEncoded(bytes: unknown): asserts bytes is Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new CacheCorruptError(`an encoded cache must be a Uint8Array, received ${describeValue(bytes)}`);
+}
+
+function describeValue(x: unknown): string {
+  if (x === null) return 'null';
+  if (x instanceof Uint8Array) return `${x.length} bytes`;
+  return Array.isArray(x) ? 'an array' : typeof x;
 }
 
 /** Decodes and checks everything: header, every chunk CRC, exact length, index ranges, fingerprint. */
 export function decodeCache(bytes: Uint8Array, options: DecodeOptions = {}): DecodedCache {
+  checkEncoded(bytes);
   const header = readHeader(bytes, options);
   const expected = encodedBytesFor(header.layers, header.dtype, header.length, header.chunks);
   if (bytes.length !== expected) {
@@ -464,13 +563,21 @@ export function planAppend(header: Uint8Array, tokens: UserCache, options: Decod
   }
   if (tokens.length < 1) throw new RangeError('tokens.length must be at least 1, received 0');
   if (h.length + tokens.length > 0xffffffff) throw new RangeError(`cache would exceed ${0xffffffff} tokens`);
+  if (h.events + tokens.length > 0xffffffff) throw new RangeError(`the entry would reflect more than ${0xffffffff} events`);
   const expectHeader = header.slice(0, h.headerBytes);
   const newHeader = new Uint8Array(h.headerBytes);
-  const fingerprint = expectHeader.subarray(8, 8 + FINGERPRINT_BYTES);
-  writeHeader(newHeader, fingerprint, h.dtype, h.layers, h.length + tokens.length, h.chunks + 1);
+  writeHeader(newHeader, identityOf(expectHeader), h.dtype, h.layers, h.length + tokens.length, h.chunks + 1, h.events + tokens.length);
   const tail = new Uint8Array(CHUNK_OVERHEAD + tokens.length * h.recordBytes);
-  writeChunk(tail, 0, tokens, h.dtype, 0, tokens.length);
+  writeChunk(tail, 0, tokens, h.dtype, 0, tokens.length, chunkSeed(newHeader, h.length));
   return { expectHeader, newHeader, tail };
+}
+
+function identityOf(header: Uint8Array): EntryIdentity {
+  return {
+    fingerprint: header.subarray(8, 8 + FINGERPRINT_BYTES),
+    entryId: header.subarray(40, 40 + ID_BYTES),
+    writeId: header.subarray(48, 48 + ID_BYTES),
+  };
 }
 
 /** Applies an AppendPlan to an encoded cache held in memory (what the stores do atomically). */
@@ -516,7 +623,7 @@ function mergeChunks(encoded: Uint8Array, header: CacheHeader): Uint8Array {
     dst += len;
     src += len + CHUNK_OVERHEAD;
   }
-  v.setUint32(dst, crc32(out, header.headerBytes, dst), true);
+  v.setUint32(dst, crc32(out, header.headerBytes, dst, chunkSeed(out, 0)), true);
   return out;
 }
 

@@ -14,9 +14,12 @@ function buildTable(): Uint32Array {
   return table;
 }
 
-/** CRC-32 of `bytes[start, end)`, as an unsigned 32-bit number. */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let c = 0xffffffff;
+/**
+ * CRC-32 of `bytes[start, end)`, as an unsigned 32-bit number. `previous` continues a CRC:
+ * crc32(b, 0, b.length, crc32(a)) is the CRC of a followed by b.
+ */
+export function crc32(bytes: Uint8Array, start = 0, end = bytes.length, previous = 0): number {
+  let c = (previous ^ 0xffffffff) >>> 0;
   for (let i = start; i < end; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

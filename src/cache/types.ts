@@ -66,8 +66,14 @@ export interface CacheHeader {
   layers: LayerLayout[];
   /** Tokens stored. */
   length: number;
-  /** Appended chunks (1 after encode, +1 per append; 0 for an empty cache). */
+  /** Appended chunks (1 after encode, +1 per append). */
   chunks: number;
+  /** Hex of the 8-byte entry id: the first 8 bytes of SHA-256 of the key it was written for ('' key: zeros). */
+  entryId: string;
+  /** Hex of the 8-byte write id, new at every whole-entry write (kept by appends). */
+  writeId: string;
+  /** History events the entry reflects: its tokens plus those a window slide dropped. */
+  events: number;
   /** Bytes of one token's record over all layers and sides. */
   recordBytes: number;
   /** Bytes of the header itself, CRC included. */

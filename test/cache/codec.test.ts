@@ -12,6 +12,8 @@ import type { CacheDtype, UserCache } from '../../src/cache/types';
 import { LayerSpec, maxAbsError, randomCache, rng, sameBits, sliceCache } from './helpers';
 
 const FP = modelFingerprint({ model: 'test' }, [Float32Array.of(1, 2, 3)]);
+/** A fixed write id, for tests that compare the bytes of two encodes. */
+const WID = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
 const DTYPES: CacheDtype[] = ['fp32', 'fp16', 'int8'];
 /** Pool sizes at the edges of each index width: 1, 2 and 4 bytes. */
 const POOLS: Array<[number, number]> = [[256, 1], [257, 2], [65536, 2], [65537, 4]];
@@ -132,7 +134,7 @@ describe('codec round trips', () => {
           else expect(maxAbsError(x, b[i])).toBeLessThanOrEqual((3 / 254) * (1 + 1e-6));
         });
         // Decoding is deterministic: the decoded values re-encode to the same bytes.
-        expect(encodeCache(back, { fingerprint: FP, dtype })).toEqual(encodeCache(cache, { fingerprint: FP, dtype }));
+        expect(encodeCache(back, { fingerprint: FP, dtype, writeId: WID })).toEqual(encodeCache(cache, { fingerprint: FP, dtype, writeId: WID }));
       }
     }
   });
@@ -146,11 +148,19 @@ describe('codec round trips', () => {
     expect(back.values.kind === 'full' && Array.from(back.values.values)).toEqual([0, 0]);
   });
 
-  it('encodes an empty cache and the paper\'s per-token sizes', () => {
+  it('refuses an empty cache at encode and at decode alike; the paper\'s per-token sizes', () => {
     const empty = randomCache(specsFor(1024).kv, 0);
-    const bytes = encodeCache(empty, { fingerprint: FP });
-    expect(bytes.length).toBe(headerBytesFor(2));
-    expect(decodeCache(bytes).cache.length).toBe(0);
+    expect(() => encodeCache(empty, { fingerprint: FP })).toThrow(/cache\.length must be at least 1/);
+    // The bytes an empty cache would have (T = 0, C = 0), with a valid header CRC.
+    const one = encodeCache(randomCache(specsFor(1024).kv, 1), { fingerprint: FP });
+    const zero = one.slice(0, headerBytesFor(2));
+    const v = new DataView(zero.buffer);
+    v.setUint32(28, 0, true);
+    v.setUint32(32, 0, true);
+    v.setUint32(56, 0, true);
+    v.setUint32(headerBytesFor(2) - 4, crc32(zero, 0, headerBytesFor(2) - 4), true);
+    expect(() => decodeCache(zero)).toThrow(CacheCorruptError);
+    expect(() => decodeCache(zero)).toThrow(/0 chunks cannot hold 0 tokens/);
     // d = 256, du = 1, pool 1024 (uint16 index): 12 B per token and module vs 2048 for full KV.
     const pooled = readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP }));
     const full = readHeader(encodeCache(randomCache([{ kWidth: 256, vWidth: 256 }], 1), { fingerprint: FP }));
@@ -183,9 +193,9 @@ describe('append', () => {
   it.each(DTYPES)('append then decode equals encoding the whole history (%s)', (dtype) => {
     const specs = specsFor(5000).mixed;
     const all = randomCache(specs, 20, 3);
-    let bytes = encodeCache(sliceCache(all, 0, 7), { fingerprint: FP, dtype });
+    let bytes = encodeCache(sliceCache(all, 0, 7), { fingerprint: FP, dtype, writeId: WID });
     for (const [a, b] of [[7, 8], [8, 15], [15, 20]]) bytes = appendTokens(bytes, sliceCache(all, a, b), { fingerprint: FP });
-    const whole = encodeCache(all, { fingerprint: FP, dtype });
+    const whole = encodeCache(all, { fingerprint: FP, dtype, writeId: WID });
     const x = decodeCache(bytes, { fingerprint: FP });
     const y = decodeCache(whole);
     expect(x.header.chunks).toBe(4);
@@ -193,10 +203,12 @@ describe('append', () => {
     expect(compactCache(bytes)).toEqual(whole);
   });
 
-  it('appends to an empty cache', () => {
-    const all = randomCache(specsFor(100).k, 3);
-    const bytes = appendTokens(encodeCache(sliceCache(all, 0, 0), { fingerprint: FP }), all);
-    expect(compactCache(bytes)).toEqual(encodeCache(all, { fingerprint: FP }));
+  it('counts the history events the entry reflects', () => {
+    const all = randomCache(specsFor(100).k, 5);
+    const bytes = encodeCache(sliceCache(all, 0, 3), { fingerprint: FP, events: 40 });
+    expect(readHeader(bytes).events).toBe(40);
+    expect(readHeader(appendTokens(bytes, sliceCache(all, 3, 5))).events).toBe(42);
+    expect(() => encodeCache(sliceCache(all, 0, 3), { fingerprint: FP, events: 2 })).toThrow(/options\.events must be an integer in \[3, /);
   });
 
   it('plans from the header alone and refuses another layout or model', () => {
@@ -258,11 +270,84 @@ describe('decoding rejects every damage', () => {
   it('another version and another model with their own error classes', () => {
     const bytes = small();
     const newer = bytes.slice();
-    newer[4] = 2;
+    newer[4] = 3;
     expect(() => decodeCache(newer)).toThrow(CacheVersionError);
+    // Version 1 entries (before chunks were bound to their entry) are refused, so they get rebuilt.
+    const older = bytes.slice();
+    older[4] = 1;
+    expect(() => decodeCache(older)).toThrow(CacheVersionError);
     const other = modelFingerprint({ model: 'test' }, [Float32Array.of(1, 2, 3.0000002)]);
     expect(() => decodeCache(bytes, { fingerprint: other })).toThrow(CacheModelMismatchError);
     expect(decodeCache(bytes, { fingerprint: FP.toUpperCase() }).header.fingerprint).toBe(FP);
+  });
+});
+
+describe('chunks are bound to their position, entry and user', () => {
+  const specs: LayerSpec[] = [{ kPool: 300, vPool: 300, kWidth: 2, vWidth: 2 }];
+  /** An entry of 3 chunks of 2 tokens each (equal sizes, so chunks can be swapped in place). */
+  const chunked = (key: string, seed: number, writeId?: Uint8Array): Uint8Array => {
+    const all = randomCache(specs, 6, seed);
+    let bytes = encodeCache(sliceCache(all, 0, 2), { fingerprint: FP, key, writeId });
+    for (const [a, b] of [[2, 4], [4, 6]]) bytes = appendTokens(bytes, sliceCache(all, a, b));
+    return bytes;
+  };
+  const chunkBytes = 8 + 2 * readHeader(chunked('a', 1)).recordBytes;
+  const at = (c: number) => headerBytesFor(1) + c * chunkBytes;
+
+  it('swapping two equal-sized chunks is refused', () => {
+    const bytes = chunked('user-a', 1);
+    expect(() => decodeCache(bytes, { key: 'user-a' })).not.toThrow();
+    const swapped = bytes.slice();
+    swapped.set(bytes.subarray(at(0), at(1)), at(1));
+    swapped.set(bytes.subarray(at(1), at(2)), at(0));
+    expect(() => decodeCache(swapped)).toThrow(CacheCorruptError);
+  });
+
+  it('a chunk spliced in from another user, or from an older write of the same user, is refused', () => {
+    const a = chunked('user-a', 1);
+    const b = chunked('user-b', 2);
+    const spliced = a.slice();
+    spliced.set(b.subarray(at(1), at(2)), at(1));
+    expect(() => decodeCache(spliced)).toThrow(/CRC mismatch/);
+    const older = chunked('user-a', 3);
+    const mixed = a.slice();
+    mixed.set(older.subarray(at(2), at(3)), at(2));
+    expect(() => decodeCache(mixed)).toThrow(CacheCorruptError);
+  });
+
+  it('a whole entry stored under another key is refused when the key is given', () => {
+    const a = chunked('user-a', 1);
+    expect(decodeCache(a, { key: 'user-a' }).cache.length).toBe(6);
+    expect(() => decodeCache(a, { key: 'user-b' })).toThrow(/written for another key/);
+    expect(() => readHeader(a, { key: 'user-b' })).toThrow(CacheCorruptError);
+  });
+
+  it('NaN and infinities in stored values are refused (fp32 and fp16)', () => {
+    for (const dtype of ['fp32', 'fp16'] as const) {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const cache = randomCache([{ kWidth: 2, vWidth: 1 }], 1, 5);
+        const bytes = encodeCache(cache, { fingerprint: FP, dtype, writeId: WID });
+        // Write the non-finite value into the first stored value and fix the chunk CRC, as a
+        // writer that skipped the encoder's check would.
+        const first = headerBytesFor(1) + 4;
+        const v = new DataView(bytes.buffer);
+        if (dtype === 'fp32') v.setFloat32(first, bad, true);
+        else v.setUint16(first, Number.isNaN(bad) ? 0x7e00 : bad > 0 ? 0x7c00 : 0xfc00, true);
+        const end = bytes.length - 4;
+        const seed = new Uint8Array(36);
+        seed.set(bytes.subarray(8, 24), 0);
+        seed.set(bytes.subarray(40, 56), 16);
+        v.setUint32(end, crc32(bytes, headerBytesFor(1), end, crc32(seed)), true);
+        expect(() => decodeCache(bytes)).toThrow(/stored value .* is not finite/);
+      }
+    }
+  });
+
+  it('null, strings and arrays are CacheCorruptErrors, not TypeErrors', () => {
+    for (const x of [null, undefined, 'abc', [1, 2, 3], 42, {}]) {
+      expect(() => decodeCache(x as unknown as Uint8Array)).toThrow(CacheCorruptError);
+      expect(() => readHeader(x as unknown as Uint8Array)).toThrow(CacheCorruptError);
+    }
   });
 });
 
