@@ -1,18 +1,25 @@
 // The cache engine: ties a recommender model to a cache store. prefill writes a user's cache,
-// append extends it with only the new tokens' K/V (compare-and-swap on the stored header), score
-// decodes batches of users straight from their cached entries.
+// append extends it with only the new tokens' K/V, score decodes batches of users straight from
+// their cached entries. docs/cache.md states the guarantees and what a deployment must provide.
 //
-// Failure policy (the one rule: never score from a wrong cache): every entry is decoded with the
-// model's fingerprint, so a corrupt (CRC, truncation), foreign-version or other-model (stale) entry
-// is rejected by the codec's typed errors. A rejected entry, a missing one, or a store that cannot
-// be reached turns into a recompute from the user's history when the caller can supply it (per
-// call, or through `options.histories`), followed by a best-effort repair of the entry. Without a
-// history the request fails with UnknownUserError; it never falls back to a cache it distrusts.
+// Two rules. (1) Never score from a wrong cache: every entry is decoded with the model's
+// fingerprint and its key, so a corrupt, foreign-version, other-model or other-user entry is
+// rejected by the codec's typed errors and recomputed from the user's history (then repaired).
+// (2) Never lose an acknowledged event: every write is a compare-and-swap against the entry the
+// writer read (the stores' append and replace), so a concurrent write is never overwritten; the
+// loser re-reads and retries, and gives up with a retryable CacheConflictError. With a HistoryLog
+// the events are recorded there first, and each entry's header counts the history events it
+// reflects, so an entry rebuilt from the log and a racing append never both add the same events.
 
-import { decodeCache, encodeCache, planAppend, type DecodeOptions } from './codec';
-import { CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError } from './errors';
+import { decodeCache, encodeCache, planAppend, readHeader } from './codec';
+import {
+  CacheConflictError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError, HistoryRequiredError,
+} from './errors';
+import { isHistoryLog, type HistoryLog, type HistorySource } from './history';
 import type { CacheStore } from './store';
-import type { CacheDtype, LayerLayout, UserCache } from './types';
+import type { CacheDtype, CacheHeader, LayerLayout, UserCache } from './types';
+
+export type { HistoryLog, HistorySource } from './history';
 
 /**
  * What the engine needs from a model. Works on host-side UserCache (the codec's shape), so the
@@ -39,17 +46,18 @@ export interface CacheableRecommender {
   historyOf?(cache: UserCache): number[];
 }
 
-/** Where the engine gets a user's full history when the cache cannot serve (undefined: unknown). */
-export type HistorySource = (userIds: readonly string[]) => Promise<Array<readonly number[] | undefined>>;
-
 export interface CacheEngineOptions {
   /** Stored value dtype (default fp32). */
   dtype?: CacheDtype;
   /** Prepended to user ids to form store keys (default 'u:'). */
   keyPrefix?: string;
-  /** Fallback histories for recompute-and-repair when a call does not pass them. */
-  histories?: HistorySource;
-  /** Append attempts against concurrent writers before CacheAppendConflictError (default 50). */
+  /**
+   * Users' histories of record. A HistoryLog (read and append) makes every append durable: events
+   * are recorded in it before the cache changes, and a missing, corrupt or stale entry is rebuilt
+   * from it. A read-only HistorySource serves scores and repairs only.
+   */
+  histories?: HistorySource | HistoryLog;
+  /** Write attempts against concurrent writers before CacheConflictError (default 50). */
   maxAppendAttempts?: number;
   /** Most users per score() call (default 4096). */
   maxBatch?: number;
@@ -62,11 +70,11 @@ export interface CacheEngineOptions {
 
 export interface EngineStats {
   prefills: number;
-  /** append() calls applied (incremental, by CAS). */
+  /** append() calls applied incrementally (by CAS on the header). */
   appends: number;
   /** Tokens appended incrementally. */
   tokensAppended: number;
-  /** Appends retried because another writer changed the entry first. */
+  /** Writes retried because another writer changed the entry first. */
   appendRetries: number;
   /** Appends that rewrote the entry with a trailing window because the position window was full. */
   windowSlides: number;
@@ -89,6 +97,10 @@ export interface EngineStats {
   repairs: number;
   /** Repairs that failed (store still down); the next request tries again. */
   repairFailures: number;
+  /** Repairs not written because another writer changed the entry meanwhile (its write stands). */
+  repairsSuperseded: number;
+  /** Events recorded in the history log by append(). */
+  eventsLogged: number;
   /** Cache bytes fetched by score/topK/append. */
   bytesFetched: number;
 }
@@ -108,14 +120,19 @@ export interface ScoreCallOptions {
 }
 
 export interface AppendCallOptions {
-  /** The user's history BEFORE `events` (used when the entry is missing, corrupt or stale). */
+  /**
+   * The user's history BEFORE `events` ([] for a new user), used when the entry is missing,
+   * corrupt or stale and the engine has no HistoryLog. Refused together with a HistoryLog, which
+   * is the history of record then.
+   */
   history?: readonly number[];
 }
 
 export interface AppendOutcome {
   /** 'appended': new tokens only; 'created': a new user's first events; 'rebuilt': recomputed from history;
-   *  'slid': rewritten with a trailing window because the position window was full. */
-  kind: 'appended' | 'created' | 'rebuilt' | 'slid';
+   *  'slid': rewritten with a trailing window because the position window was full;
+   *  'present': a concurrent rebuild from the history log already included the events. */
+  kind: 'appended' | 'created' | 'rebuilt' | 'slid' | 'present';
   /** Tokens in the entry after this call. */
   length: number;
 }
@@ -123,13 +140,22 @@ export interface AppendOutcome {
 /** The user has no usable cache and no history was given to rebuild it. */
 export class UnknownUserError extends CacheError {
   constructor(readonly userIds: readonly string[], readonly reason: string) {
-    super(`no usable cache for user${userIds.length > 1 ? 's' : ''} ${userIds.slice(0, 5).map((u) => JSON.stringify(u)).join(', ')}${userIds.length > 5 ? ', ...' : ''} (${reason}) and no history to recompute from`);
+    super(`no usable cache for user${userIds.length > 1 ? 's' : ''} ${userIds.slice(0, 5).map((u) => JSON.stringify(u.slice(0, 64))).join(', ')}${userIds.length > 5 ? ', ...' : ''} (${reason}) and no history to recompute from`);
   }
 }
 
+type Hit = { kind: 'hit'; cache: UserCache; header: CacheHeader; /** The stored header, as read: what a write must expect. */ headerBytes: Uint8Array };
 type Lookup =
-  | { kind: 'hit'; cache: UserCache; /** The stored header, as read (what an append must expect). */ bytes: Uint8Array }
-  | { kind: 'miss' | 'corrupt' | 'stale' | 'outage'; error?: unknown };
+  | Hit
+  | { kind: 'corrupt' | 'stale'; /** The stored value, as read. */ found: Uint8Array; error: unknown }
+  | { kind: 'miss' }
+  | { kind: 'outage'; error: unknown };
+
+/** A conditional write planned from one lookup: applied only if the entry is still as read. */
+type PlannedWrite =
+  | { kind: 'append'; plan: ReturnType<typeof planAppend>; outcome: AppendOutcome; tokens: number }
+  | { kind: 'replace'; expect: Uint8Array | undefined; bytes: Uint8Array; outcome: AppendOutcome }
+  | { kind: 'none'; outcome: AppendOutcome };
 
 const MAX_USER_ID = 256;
 
@@ -137,103 +163,202 @@ export class CacheEngine {
   readonly dtype: CacheDtype;
   readonly keyPrefix: string;
   private readonly historySource?: HistorySource;
+  private readonly historyLog?: HistoryLog;
   private readonly maxAppendAttempts: number;
   private readonly maxBatch: number;
   private readonly fetchChunk: number;
   private readonly counters: EngineStats = emptyEngineStats();
-  private readonly decodeOptions: DecodeOptions;
+  private readonly fingerprint: string;
+  /**
+   * Users whose events reached the history log but whose entry could not be updated (store down,
+   * lost races): their entry may lag the log, so score() recomputes them until a write succeeds.
+   */
+  private readonly lagging = new Set<string>();
 
   constructor(readonly model: CacheableRecommender, readonly store: CacheStore, options: CacheEngineOptions = {}) {
     checkModel(model);
-    if (store == null || typeof store.getMany !== 'function') {
-      throw new TypeError(`CacheEngine: argument 'store' must be a CacheStore (MemoryStore, RedisStore), received ${describe(store)}`);
+    if (store == null || typeof store.getMany !== 'function' || typeof store.replace !== 'function') {
+      throw new TypeError(`CacheEngine: argument 'store' must be a CacheStore (MemoryStore, RedisStore, IndexedDBStore), received ${describe(store)}`);
     }
     this.dtype = options.dtype ?? 'fp32';
     if (!['fp32', 'fp16', 'int8'].includes(this.dtype)) {
       throw new RangeError(`CacheEngine: options.dtype must be 'fp32', 'fp16' or 'int8', received ${String(this.dtype)}`);
     }
     this.keyPrefix = options.keyPrefix ?? 'u:';
-    this.historySource = options.histories;
+    const histories = options.histories;
+    if (isHistoryLog(histories)) this.historyLog = histories;
+    else if (typeof histories === 'function') this.historySource = histories;
+    else if (histories !== undefined) {
+      throw new TypeError(`CacheEngine: options.histories must be a HistorySource function or a HistoryLog ({read, append}), received ${describe(histories)}`);
+    }
     this.maxAppendAttempts = positiveInt('options.maxAppendAttempts', options.maxAppendAttempts ?? 50);
     this.maxBatch = positiveInt('options.maxBatch', options.maxBatch ?? 4096);
     this.fetchChunk = positiveInt('options.fetchChunk', options.fetchChunk ?? 128);
-    this.decodeOptions = { fingerprint: model.fingerprint };
+    this.fingerprint = model.fingerprint.toLowerCase();
   }
 
   // ------------------------------------------------------------------ writes
 
-  /** Computes and stores the cache of a whole history (replaces any entry). Returns the entry's bytes. */
+  /**
+   * Computes and stores the cache of a whole history (`history` is declared to be the user's
+   * complete history: it replaces whatever entry the call reads, by compare-and-swap, so a write
+   * landing meanwhile makes it re-read and retry). Returns the entry's bytes.
+   */
   async prefill(userId: string, history: readonly number[]): Promise<number> {
     checkUserId('prefill', userId);
     const items = this.checkItems('prefill', 'history', history, 1);
-    const bytes = this.encode(this.model.prefill([this.window(items)])[0]);
-    await this.store.set(this.key(userId), bytes);
+    const key = this.key(userId);
+    const bytes = this.encode(key, this.model.prefill([this.window(items)])[0], items.length);
+    for (let attempt = 1; ; attempt++) {
+      const stored = await this.storeCall(() => this.store.get(key));
+      const result = await this.storeCall(() => this.store.replace(key, stored === undefined ? undefined : storedHeaderOrValue(stored), bytes));
+      if (result === 'ok') break;
+      if (attempt === this.maxAppendAttempts) throw new CacheConflictError(key, attempt);
+      this.counters.appendRetries++;
+      await backoff(attempt);
+    }
     this.counters.prefills++;
     return bytes.length;
   }
 
   /**
-   * Appends `events` to the user's cache, computing only their K/V. The entry is read, the new
-   * tokens computed from it, and the store applies them only if the header is still the one read
-   * (CAS): a concurrent append forces a re-read and a recompute of the new tokens, whose positions
-   * and attention context depend on everything before them. A missing entry is created from
-   * `history` + events (or from the events alone: a new user); a corrupt or stale one is rebuilt
-   * from `history`, or refused with UnknownUserError when none is given.
+   * Appends `events` to the user's cache, computing only their K/V. With a HistoryLog the events
+   * are recorded there first. The entry is read, the new tokens computed from it, and the store
+   * applies them only if the entry is still the one read (CAS): a concurrent write forces a
+   * re-read and a recompute of the new tokens, whose positions and attention context depend on
+   * everything before them. A missing, corrupt or stale entry is rebuilt from the history log, or
+   * from `options.history` + events without one; with neither the call fails with
+   * HistoryRequiredError rather than create a truncated cache.
    */
   async append(userId: string, events: readonly number[], options: AppendCallOptions = {}): Promise<AppendOutcome> {
     checkUserId('append', userId);
     const items = this.checkItems('append', 'events', events, 1);
     const history = options.history === undefined ? undefined : this.checkItems('append', 'options.history', options.history, 0);
+    if (history !== undefined && this.historyLog !== undefined) {
+      throw new RangeError("CacheEngine.append: options.history cannot be combined with a history log (options.histories): the log is the user's history of record");
+    }
     const key = this.key(userId);
+    const logged = this.historyLog === undefined ? undefined : await this.record(userId, items);
+    try {
+      const outcome = await this.writeLoop(key, (found) =>
+        (found.kind === 'hit' ? this.planOnEntry(userId, key, found, items, logged) : this.planRebuild(userId, key, found, items, history, logged)));
+      if (logged !== undefined) this.lagging.delete(userId);
+      return outcome;
+    } catch (e) {
+      // The events are in the log: until a write succeeds, scores for this user recompute from it.
+      if (logged !== undefined) this.lagging.add(userId);
+      throw e;
+    }
+  }
+
+  /** Records events in the history log; returns the history's length after them. */
+  private async record(userId: string, items: readonly number[]): Promise<number> {
+    const length = await (this.historyLog as HistoryLog).append(userId, items);
+    if (!Number.isInteger(length) || length < items.length) {
+      throw new CacheError(`CacheEngine.append: the history log returned length ${String(length)} after appending ${items.length} events for user ${JSON.stringify(userId.slice(0, 64))}`);
+    }
+    this.counters.eventsLogged += items.length;
+    return length;
+  }
+
+  /**
+   * Reads the entry, plans a conditional write from it and applies it, retrying from a fresh read
+   * while other writers get there first.
+   */
+  private async writeLoop(key: string, plan: (found: Lookup) => Promise<PlannedWrite> | PlannedWrite): Promise<AppendOutcome> {
     for (let attempt = 1; attempt <= this.maxAppendAttempts; attempt++) {
       const found = await this.lookup(key, true);
-      if (found.kind !== 'hit') return this.rebuildForAppend(userId, key, found, items, history);
-      if (found.cache.length + items.length > this.model.maxLength) return this.slide(key, found.cache, items);
-      const tokens = this.model.extend(found.cache, items);
-      const result = await this.storeCall(() => this.store.append(key, planAppend(found.bytes, tokens, this.decodeOptions)));
+      const write = await plan(found);
+      if (write.kind === 'none') return write.outcome;
+      const result = await this.storeCall(() =>
+        (write.kind === 'append' ? this.store.append(key, write.plan) : this.store.replace(key, write.expect, write.bytes)));
       if (result === 'ok') {
-        this.counters.appends++;
-        this.counters.tokensAppended += items.length;
-        return { kind: 'appended', length: found.cache.length + items.length };
+        this.count(write);
+        return write.outcome;
       }
       this.counters.appendRetries++;
       await backoff(attempt);
     }
-    throw new CacheError(`CacheEngine.append: the entry of user ${JSON.stringify(userId)} kept changing under ${this.maxAppendAttempts} attempts`);
+    throw new CacheConflictError(key, this.maxAppendAttempts);
   }
 
-  private async rebuildForAppend(
-    userId: string, key: string, found: Lookup, items: readonly number[], history: readonly number[] | undefined,
-  ): Promise<AppendOutcome> {
-    if (found.kind === 'outage') throw new CacheStoreError(`CacheEngine.append: store unreachable for user ${JSON.stringify(userId)}`, found.error);
-    const prior = history ?? (found.kind === 'miss' ? [] : undefined);
-    if (prior === undefined) throw new UnknownUserError([userId], `${found.kind} entry`);
-    const full = this.window([...prior, ...items]);
-    await this.storeCall(() => this.store.set(key, this.encode(this.model.prefill([full])[0])));
-    if (found.kind === 'miss' && history === undefined) {
+  private count(write: PlannedWrite): void {
+    if (write.kind === 'append') {
+      this.counters.appends++;
+      this.counters.tokensAppended += write.tokens;
+    } else if (write.outcome.kind === 'slid') {
+      this.counters.windowSlides++;
+    } else if (write.outcome.kind === 'rebuilt') {
+      this.counters.recomputes++;
+      this.counters.repairs++;
+    } else if (write.outcome.kind === 'created' && write.outcome.length > 0) {
       this.counters.prefills++;
-      return { kind: 'created', length: full.length };
     }
-    this.counters.recomputes++;
-    this.counters.repairs++;
-    return { kind: 'rebuilt', length: full.length };
+  }
+
+  /**
+   * The write that brings an existing entry up to date: `items` after it, or, with a log, the
+   * events the entry lacks (it may miss events of an append whose write failed, or already hold
+   * these ones when a concurrent rebuild read the log after they were recorded).
+   */
+  private async planOnEntry(userId: string, key: string, found: Hit, items: readonly number[], logged: number | undefined): Promise<PlannedWrite> {
+    const have = found.header.events;
+    let missing = items;
+    if (logged !== undefined && have !== logged - items.length) {
+      if (have >= logged) return { kind: 'none', outcome: { kind: 'present', length: found.cache.length } };
+      const history = await this.logHistory(userId, logged);
+      missing = history.slice(have);
+    }
+    if (found.cache.length + missing.length > this.model.maxLength) return this.planSlide(key, found, missing);
+    const tokens = this.model.extend(found.cache, missing);
+    return {
+      kind: 'append', plan: planAppend(found.headerBytes, tokens), tokens: missing.length,
+      outcome: { kind: 'appended', length: found.cache.length + missing.length },
+    };
   }
 
   /**
    * The position window is full: rewrite the entry with the most recent half window plus the new
    * events (amortizes the full prefill over maxLength/2 appends). Needs the item ids, which the
-   * model must be able to read back from the cache (historyOf). This rewrite is a plain set: an
-   * append racing with it can be lost (appends themselves are CAS).
+   * model must be able to read back from the cache (historyOf).
    */
-  private async slide(key: string, cache: UserCache, items: readonly number[]): Promise<AppendOutcome> {
+  private planSlide(key: string, found: Hit, items: readonly number[]): PlannedWrite {
     if (this.model.historyOf === undefined) {
       throw new RangeError(`CacheEngine.append: the history would exceed the model's window of ${this.model.maxLength} tokens and the model cannot read item ids back from its cache (historyOf)`);
     }
     const keep = Math.max(0, Math.floor(this.model.maxLength / 2) - items.length);
-    const full = this.window([...this.model.historyOf(cache).slice(cache.length - keep), ...items]);
-    await this.storeCall(() => this.store.set(key, this.encode(this.model.prefill([full])[0])));
-    this.counters.windowSlides++;
-    return { kind: 'slid', length: full.length };
+    const ids = this.model.historyOf(found.cache);
+    const full = this.window([...ids.slice(ids.length - keep), ...items]);
+    const bytes = this.encode(key, this.model.prefill([full])[0], found.header.events + items.length);
+    return { kind: 'replace', expect: found.headerBytes, bytes, outcome: { kind: 'slid', length: full.length } };
+  }
+
+  /** The write that replaces a missing, corrupt or stale entry by one rebuilt from the history. */
+  private async planRebuild(
+    userId: string, key: string, found: Exclude<Lookup, Hit>, items: readonly number[], history: readonly number[] | undefined, logged: number | undefined,
+  ): Promise<PlannedWrite> {
+    if (found.kind === 'outage') throw new CacheStoreError(`CacheEngine.append: store unreachable for user ${JSON.stringify(userId.slice(0, 64))}`, found.error);
+    let full: readonly number[];
+    if (logged !== undefined) {
+      full = await this.logHistory(userId, logged);
+    } else if (history !== undefined) {
+      full = [...history, ...items];
+    } else {
+      const why = found.kind === 'miss' ? 'no entry' : `${found.kind} entry`;
+      throw new HistoryRequiredError(userId, this.historySource ? `${why}; a read-only history source cannot rebuild an append` : why);
+    }
+    const created = found.kind === 'miss' && full.length === items.length;
+    const bytes = this.encode(key, this.model.prefill([this.window(full)])[0], full.length);
+    return { kind: 'replace', expect: expectedValue(found), bytes, outcome: { kind: created ? 'created' : 'rebuilt', length: Math.min(full.length, this.model.maxLength) } };
+  }
+
+  /** The user's history in the log, which must hold at least the `logged` events recorded. */
+  private async logHistory(userId: string, logged: number): Promise<readonly number[]> {
+    const [history] = await (this.historyLog as HistoryLog).read([userId]);
+    if (history === undefined || history.length < logged) {
+      throw new CacheError(`CacheEngine.append: the history log holds ${history?.length ?? 0} events for user ${JSON.stringify(userId.slice(0, 64))} after recording ${logged}`);
+    }
+    return this.checkItems('append', `logged history of ${userId.slice(0, 64)}`, history, 1);
   }
 
   /** Deletes the user's entry; true when there was one. */
@@ -273,13 +398,14 @@ export class CacheEngine {
     const scores = new Float32Array(userIds.length * cands.length);
     const hits: number[] = [];
     const fallbacks: number[] = [];
-    lookups.forEach((l, i) => (l.kind === 'hit' ? hits : fallbacks).push(i));
+    lookups.forEach((l, i) => (l.kind === 'hit' && !this.lagging.has(userIds[i]) ? hits : fallbacks).push(i));
     if (hits.length > 0) {
-      const caches = hits.map((i) => (lookups[i] as Extract<Lookup, { kind: 'hit' }>).cache);
+      const caches = hits.map((i) => (lookups[i] as Hit).cache);
       placeRows(scores, this.model.scoreFromCache(caches, cands), hits, cands.length);
     }
     if (fallbacks.length > 0) await this.recomputeRows(userIds, lookups, fallbacks, cands, scores, options);
-    return { scores, sources: lookups.map((l) => (l.kind === 'hit' ? 'cache' : 'recompute')) };
+    const fromCache = new Set(hits);
+    return { scores, sources: lookups.map((_, i) => (fromCache.has(i) ? 'cache' : 'recompute')) };
   }
 
   /** The k best next items over the whole catalog (ids 1..numItems), best first. */
@@ -319,23 +445,29 @@ export class CacheEngine {
   ): Promise<void> {
     const ids = rows.map((i) => userIds[i]);
     const histories = await this.historiesFor(ids, options);
-    const unknown = ids.filter((_, j) => histories[j] === undefined || histories[j]!.length === 0);
+    const unknown = rows.filter((_, j) => histories[j] === undefined || histories[j]!.length === 0);
     if (unknown.length > 0) {
-      const reasons = [...new Set(rows.filter((_, j) => histories[j] === undefined).map((i) => lookups[i].kind))].join('/');
-      throw new UnknownUserError(unknown, `${reasons || 'empty history'}`);
+      const outage = unknown.find((i) => lookups[i].kind === 'outage');
+      if (outage !== undefined) {
+        throw new CacheStoreError(`CacheEngine.score: store unreachable and no history to recompute user ${JSON.stringify(userIds[outage].slice(0, 64))}`, (lookups[outage] as { error: unknown }).error);
+      }
+      const reasons = [...new Set(unknown.map((i) => (histories[rows.indexOf(i)] === undefined ? lookups[i].kind : 'empty history')))].join('/');
+      throw new UnknownUserError(unknown.map((i) => userIds[i]), reasons);
     }
-    const windows = histories.map((h, j) => this.window(this.checkItems('score', `history of ${ids[j]}`, h as readonly number[], 1)));
+    const full = histories.map((h, j) => this.checkItems('score', `history of ${ids[j].slice(0, 64)}`, h as readonly number[], 1));
+    const windows = full.map((h) => this.window(h));
     placeRows(scores, this.model.recompute(windows, cands), rows, cands.length);
     this.counters.recomputes += rows.length;
-    await this.repair(ids, windows);
+    await this.repair(ids, rows.map((i) => lookups[i]), windows, full.map((h) => h.length));
   }
 
   private async historiesFor(ids: readonly string[], options: ScoreCallOptions): Promise<Array<readonly number[] | undefined>> {
     const given = options.histories;
     const out: Array<readonly number[] | undefined> = ids.map((u) => (given && Object.prototype.hasOwnProperty.call(given, u) ? given[u] : undefined));
     const missing = ids.filter((_, j) => out[j] === undefined);
-    if (missing.length > 0 && this.historySource) {
-      const found = await this.historySource(missing);
+    const source = this.historyLog?.read ?? this.historySource;
+    if (missing.length > 0 && source) {
+      const found = await source(missing);
       let m = 0;
       out.forEach((h, j) => {
         if (h === undefined) out[j] = found[m++];
@@ -344,16 +476,29 @@ export class CacheEngine {
     return out;
   }
 
-  /** Rewrites recomputed users' entries; a store still down is counted, not thrown (the scores stand). */
-  private async repair(ids: readonly string[], windows: readonly (readonly number[])[]): Promise<void> {
+  /**
+   * Rewrites recomputed users' entries, each only over the entry it read (a newer write stands);
+   * a store still down is counted, not thrown (the scores stand).
+   */
+  private async repair(ids: readonly string[], found: readonly Lookup[], windows: readonly (readonly number[])[], events: readonly number[]): Promise<void> {
     const caches = this.model.prefill(windows);
     for (let j = 0; j < ids.length; j++) {
+      const lookup = found[j];
+      if (lookup.kind === 'outage') {
+        this.counters.repairFailures++;
+        continue;
+      }
+      const key = this.key(ids[j]);
       try {
-        await this.store.set(this.key(ids[j]), this.encode(caches[j]));
-        this.counters.repairs++;
+        const result = await this.storeCall(() => this.store.replace(key, expectedValue(lookup), this.encode(key, caches[j], events[j])));
+        if (result === 'ok') {
+          this.counters.repairs++;
+          this.lagging.delete(ids[j]);
+        } else {
+          this.counters.repairsSuperseded++;
+        }
       } catch (e) {
         if (!(e instanceof CacheStoreError)) throw e;
-        this.counters.storeErrors++;
         this.counters.repairFailures++;
       }
     }
@@ -375,31 +520,31 @@ export class CacheEngine {
       if (throwOnOutage) throw e;
       return keys.map(() => ({ kind: 'outage', error: e }));
     }
-    return values.map((v) => this.classify(v));
+    return values.map((v, i) => this.classify(keys[i], v));
   }
 
-  private classify(bytes: Uint8Array | undefined): Lookup {
+  private classify(key: string, bytes: Uint8Array | undefined): Lookup {
     if (bytes === undefined) {
       this.counters.misses++;
       return { kind: 'miss' };
     }
     this.counters.bytesFetched += bytes.length;
     try {
-      const { cache, header } = decodeCache(bytes, this.decodeOptions);
+      const { cache, header } = decodeCache(bytes, { fingerprint: this.fingerprint, key });
       if (!sameLayouts(header.layers, this.model.layouts)) {
         this.counters.stale++;
-        return { kind: 'stale', error: new CacheModelMismatchError(this.model.fingerprint, `${header.fingerprint} (other layout)`) };
+        return { kind: 'stale', found: bytes, error: new CacheModelMismatchError(this.fingerprint, `${header.fingerprint} (other layout)`) };
       }
       this.counters.cacheHits++;
-      return { kind: 'hit', cache, bytes: bytes.subarray(0, header.headerBytes) };
+      return { kind: 'hit', cache, header, headerBytes: bytes.subarray(0, header.headerBytes) };
     } catch (e) {
       if (e instanceof CacheModelMismatchError) {
         this.counters.stale++;
-        return { kind: 'stale', error: e };
+        return { kind: 'stale', found: bytes, error: e };
       }
       if (e instanceof CacheError || e instanceof CacheVersionError) {
         this.counters.corrupt++;
-        return { kind: 'corrupt', error: e };
+        return { kind: 'corrupt', found: bytes, error: e };
       }
       throw e;
     }
@@ -414,8 +559,8 @@ export class CacheEngine {
     }
   }
 
-  private encode(cache: UserCache): Uint8Array {
-    return encodeCache(cache, { fingerprint: this.model.fingerprint, dtype: this.dtype });
+  private encode(key: string, cache: UserCache, events: number): Uint8Array {
+    return encodeCache(cache, { fingerprint: this.fingerprint, dtype: this.dtype, key, events });
   }
 
   private key(userId: string): string {
@@ -441,10 +586,28 @@ export class CacheEngine {
   }
 }
 
+/** The header of a readable entry, else the whole (damaged) value: what a write over it must expect. */
+function storedHeaderOrValue(bytes: Uint8Array): Uint8Array {
+  try {
+    return bytes.subarray(0, readHeader(bytes).headerBytes);
+  } catch {
+    return bytes;
+  }
+}
+
+/** What a write over `found` must expect: its header (an entry), the whole damaged value, or absence. */
+function expectedValue(found: Lookup): Uint8Array | undefined {
+  if (found.kind === 'hit') return found.headerBytes;
+  if (found.kind === 'corrupt' || found.kind === 'stale') return found.found;
+  if (found.kind === 'miss') return undefined;
+  throw new CacheStoreError('CacheEngine: store unreachable', found.error);
+}
+
 export function emptyEngineStats(): EngineStats {
   return {
     prefills: 0, appends: 0, tokensAppended: 0, appendRetries: 0, windowSlides: 0, scoreCalls: 0, usersScored: 0,
-    cacheHits: 0, misses: 0, corrupt: 0, stale: 0, storeErrors: 0, recomputes: 0, repairs: 0, repairFailures: 0, bytesFetched: 0,
+    cacheHits: 0, misses: 0, corrupt: 0, stale: 0, storeErrors: 0, recomputes: 0, repairs: 0, repairFailures: 0, repairsSuperseded: 0,
+    eventsLogged: 0, bytesFetched: 0,
   };
 }
 

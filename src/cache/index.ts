@@ -16,14 +16,15 @@ export { crc32 } from './crc32';
 export { fromBlocks, fromBlocksAsync, fromBlocksBatch, fromBlocksBatchAsync, toBlocks } from './blocks';
 export type { ToBlocksOptions } from './blocks';
 export { appendToStore, readStoredHeader } from './store';
-export type { AppendOptions, AppendResult, CacheStore, StoreStats } from './store';
+export type { AppendOptions, AppendResult, CacheStore, ReplaceResult, StoreStats } from './store';
+export { MemoryHistoryLog } from './history';
 export { MemoryStore } from './memoryStore';
 export type { MemoryStoreOptions } from './memoryStore';
 export { RedisStore } from './redisStore';
 export type { RedisStoreOptions } from './redisStore';
 export { CacheEngine, UnknownUserError, emptyEngineStats } from './engine';
 export type {
-  AppendCallOptions, AppendOutcome, CacheEngineOptions, CacheableRecommender, EngineStats, HistorySource, ScoreCallOptions, ScoreResult,
+  AppendCallOptions, AppendOutcome, CacheEngineOptions, CacheableRecommender, EngineStats, HistoryLog, HistorySource, ScoreCallOptions, ScoreResult,
 } from './engine';
 export { IndexedDBStore } from './indexedDbStore';
 export type { IndexedDBStoreOptions } from './indexedDbStore';

@@ -10,7 +10,8 @@
 import { applyAppend, type AppendPlan } from './codec';
 import { CacheStoreError } from './errors';
 import {
-  checkBytes, checkKey, checkPlan, emptyStats, startsWith, type AppendResult, type CacheStore, type StoreStats,
+  checkBytes, checkKey, checkPlan, checkReplace, countReplace, emptyStats, startsWith,
+  type AppendResult, type CacheStore, type ReplaceResult, type StoreStats,
 } from './store';
 
 export interface IndexedDBStoreOptions {
@@ -70,6 +71,21 @@ export class IndexedDBStore implements CacheStore {
     await this.transact('readwrite', (store, done) => onSuccess(store.put(copy, key), () => done(undefined)));
     this.counters.sets++;
     this.counters.bytesWritten += bytes.length;
+  }
+
+  async replace(key: string, expect: Uint8Array | undefined, bytes: Uint8Array): Promise<ReplaceResult> {
+    checkReplace('IndexedDBStore.replace', key, expect, bytes);
+    const copy = bytes.slice();
+    const result = await this.transact<ReplaceResult>('readwrite', (store, done) => {
+      onSuccess(store.get(key), (raw) => {
+        const value = toBytes(raw);
+        const matches = expect === undefined ? value === undefined : value !== undefined && startsWith(value, expect);
+        if (!matches) return done('conflict');
+        // Still inside the transaction: the put is queued before it can commit.
+        onSuccess(store.put(copy, key), () => done('ok'));
+      });
+    });
+    return countReplace(this.counters, result, bytes);
   }
 
   async append(key: string, plan: AppendPlan): Promise<AppendResult> {

@@ -3,7 +3,8 @@
 
 import { applyAppend, type AppendPlan } from './codec';
 import {
-  checkBytes, checkKey, checkPlan, emptyStats, startsWith, type AppendResult, type CacheStore, type StoreStats,
+  checkBytes, checkKey, checkPlan, checkReplace, countReplace, emptyStats, startsWith,
+  type AppendResult, type CacheStore, type ReplaceResult, type StoreStats,
 } from './store';
 
 export interface MemoryStoreOptions {
@@ -57,6 +58,16 @@ export class MemoryStore implements CacheStore {
     this.put(key, bytes.slice());
     this.counters.sets++;
     this.counters.bytesWritten += bytes.length;
+  }
+
+  async replace(key: string, expect: Uint8Array | undefined, bytes: Uint8Array): Promise<ReplaceResult> {
+    this.checkOpen();
+    checkReplace('MemoryStore.replace', key, expect, bytes);
+    // No await between the check and the write: atomic with respect to every other caller.
+    const value = this.entries.get(key);
+    const matches = expect === undefined ? value === undefined : value !== undefined && startsWith(value, expect);
+    if (matches) this.put(key, bytes.slice());
+    return countReplace(this.counters, matches ? 'ok' : 'conflict', bytes);
   }
 
   async append(key: string, plan: AppendPlan): Promise<AppendResult> {

@@ -8,7 +8,8 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { AppendPlan } from './codec';
 import { CacheStoreError } from './errors';
 import {
-  checkBytes, checkKey, checkPlan, emptyStats, type AppendResult, type CacheStore, type StoreStats,
+  checkBytes, checkKey, checkPlan, checkReplace, countReplace, emptyStats,
+  type AppendResult, type CacheStore, type ReplaceResult, type StoreStats,
 } from './store';
 
 /**
@@ -27,6 +28,22 @@ redis.call('SETRANGE', KEYS[1], 0, ARGV[2])
 redis.call('APPEND', KEYS[1], ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+`;
+
+/**
+ * Conditional whole-value write, atomic for the same reason: ARGV[1] empty means "only if the key
+ * is absent" (SET NX), otherwise the value must start with ARGV[1]. Returns 1 written, 0 conflict.
+ */
+const REPLACE_SCRIPT = `
+local n = string.len(ARGV[1])
+if n == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+elseif redis.call('GETRANGE', KEYS[1], 0, n - 1) ~= ARGV[1] then
+  return 0
+end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) else redis.call('SET', KEYS[1], ARGV[2]) end
 return 1
 `;
 
@@ -49,9 +66,10 @@ export interface RedisStoreOptions {
   clusterOptions?: ClusterOptions;
 }
 
-/** The script as a typed method (defineCommand adds it at run time; EVALSHA with EVAL fallback). */
-interface AppendCommand {
+/** The scripts as typed methods (defineCommand adds them at run time; EVALSHA with EVAL fallback). */
+interface ScriptCommands {
   ckvAppend(key: string, expect: Buffer, header: Buffer, tail: Buffer, ttl: number): Promise<number>;
+  ckvReplace(key: string, expect: Buffer, bytes: Buffer, ttl: number): Promise<number>;
 }
 
 type IoRedis = typeof import('ioredis');
@@ -84,6 +102,7 @@ export class RedisStore implements CacheStore {
     readonly ttlSeconds: number,
   ) {
     client.defineCommand('ckvAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT });
+    client.defineCommand('ckvReplace', { numberOfKeys: 1, lua: REPLACE_SCRIPT });
   }
 
   /** Connects (standalone `url`, `cluster` seed nodes, or an existing `client`). */
@@ -145,7 +164,7 @@ export class RedisStore implements CacheStore {
   async append(key: string, plan: AppendPlan): Promise<AppendResult> {
     checkKey('RedisStore.append', key);
     checkPlan('RedisStore.append', plan);
-    const cmd = this.client as unknown as AppendCommand;
+    const cmd = this.client as unknown as ScriptCommands;
     const r = await this.run('append', () =>
       cmd.ckvAppend(this.keyPrefix + key, buffer(plan.expectHeader), buffer(plan.newHeader), buffer(plan.tail), this.ttlSeconds));
     if (r === -1) return 'missing';
@@ -156,6 +175,14 @@ export class RedisStore implements CacheStore {
     this.counters.appends++;
     this.counters.bytesWritten += plan.newHeader.length + plan.tail.length;
     return 'ok';
+  }
+
+  async replace(key: string, expect: Uint8Array | undefined, bytes: Uint8Array): Promise<ReplaceResult> {
+    checkReplace('RedisStore.replace', key, expect, bytes);
+    const cmd = this.client as unknown as ScriptCommands;
+    const r = await this.run('replace', () =>
+      cmd.ckvReplace(this.keyPrefix + key, expect === undefined ? Buffer.alloc(0) : buffer(expect), buffer(bytes), this.ttlSeconds));
+    return countReplace(this.counters, r === 1 ? 'ok' : 'conflict', bytes);
   }
 
   async delete(key: string): Promise<boolean> {

@@ -15,6 +15,9 @@ export type { AppendPlan } from './codec';
 /** 'ok': applied; 'conflict': the stored header was not `expectHeader`; 'missing': no such key. */
 export type AppendResult = 'ok' | 'conflict' | 'missing';
 
+/** 'ok': written; 'conflict': the stored value was not the expected one (nothing written). */
+export type ReplaceResult = 'ok' | 'conflict';
+
 export interface StoreStats {
   /** get/getMany keys found. */
   hits: number;
@@ -25,6 +28,10 @@ export interface StoreStats {
   appends: number;
   /** Appends refused because another writer changed the header first (then retried). */
   appendConflicts: number;
+  /** Conditional whole-value writes applied (replace). */
+  replaces: number;
+  /** Conditional whole-value writes refused because the stored value had changed. */
+  replaceConflicts: number;
   deletes: number;
   /** Entries dropped to stay under the byte budget (MemoryStore; Redis evicts on its own). */
   evictions: number;
@@ -47,7 +54,15 @@ export interface CacheStore {
   getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>>;
   /** The first `length` bytes (fewer if the value is shorter): enough to read a header. */
   getPrefix(key: string, length: number): Promise<Uint8Array | undefined>;
+  /** Writes unconditionally. The engine never uses it: a plain write can lose a concurrent one. */
   set(key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Compare-and-swap of a whole value, atomically: with `expect` undefined, writes only when the
+   * key is absent; otherwise only when the stored value starts with `expect` (the engine passes
+   * an entry's header, whose token count and write id change with every write, or the whole value
+   * it found damaged). 'conflict' when the stored value is anything else, or missing.
+   */
+  replace(key: string, expect: Uint8Array | undefined, bytes: Uint8Array): Promise<ReplaceResult>;
   /**
    * Atomically: if the value of `key` starts with `plan.expectHeader`, overwrite that prefix with
    * `plan.newHeader` (same length) and append `plan.tail`; otherwise change nothing.
@@ -61,7 +76,10 @@ export interface CacheStore {
 }
 
 export function emptyStats(): StoreStats {
-  return { hits: 0, misses: 0, sets: 0, appends: 0, appendConflicts: 0, deletes: 0, evictions: 0, errors: 0, bytesRead: 0, bytesWritten: 0 };
+  return {
+    hits: 0, misses: 0, sets: 0, appends: 0, appendConflicts: 0, replaces: 0, replaceConflicts: 0, deletes: 0, evictions: 0,
+    errors: 0, bytesRead: 0, bytesWritten: 0,
+  };
 }
 
 /** Headers up to this size (up to 10 layers) come back in the first read. */
@@ -122,6 +140,27 @@ export function checkBytes(fn: string, name: string, bytes: unknown): asserts by
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`${fn}: argument '${name}' must be a Uint8Array, received ${bytes === null ? 'null' : typeof bytes}`);
   }
+}
+
+export function checkReplace(fn: string, key: unknown, expect: unknown, bytes: unknown): void {
+  checkKey(fn, key);
+  if (expect !== undefined) {
+    checkBytes(fn, 'expect', expect);
+    if ((expect as Uint8Array).length === 0) throw new RangeError(`${fn}: argument 'expect' must be undefined (key absent) or non-empty bytes, received 0 bytes`);
+  }
+  checkBytes(fn, 'bytes', bytes);
+  if ((bytes as Uint8Array).length === 0) throw new RangeError(`${fn}: argument 'bytes' must not be empty`);
+}
+
+/** The bookkeeping of a replace outcome, shared by the stores. */
+export function countReplace(stats: StoreStats, result: ReplaceResult, bytes: Uint8Array): ReplaceResult {
+  if (result === 'ok') {
+    stats.replaces++;
+    stats.bytesWritten += bytes.length;
+  } else {
+    stats.replaceConflicts++;
+  }
+  return result;
 }
 
 export function checkPlan(fn: string, plan: AppendPlan): void {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { describeRedis, startRedis, type RedisServer } from '../util/redis';
-import { CacheEngine, MemoryStore, RedisStore, UnknownUserError, generateSynthetic, readHeader } from 'collectivekv';
+import { CacheEngine, HistoryRequiredError, MemoryStore, RedisStore, UnknownUserError, generateSynthetic, readHeader } from 'collectivekv';
 import { buildSasrec, type Sasrec } from '../../examples/zoo/sasrec';
 import { SasrecRecommender } from '../../examples/zoo/sasrecRecommender';
 
@@ -88,7 +88,7 @@ describe('CacheEngine failure handling', () => {
     const h = histories[0];
     await other.prefill('u', h);
     await expect(mine.score(['u'], candidates)).rejects.toThrow(UnknownUserError);
-    await expect(mine.append('u', [1])).rejects.toThrow(UnknownUserError);
+    await expect(mine.append('u', [1])).rejects.toThrow(HistoryRequiredError);
     expect(mine.stats().stale).toBe(2);
     const expected = a.rec.recompute([h], Int32Array.from(candidates));
     const got = await mine.score(['u'], candidates, { histories: { u: h } });
@@ -117,10 +117,12 @@ describe('CacheEngine failure handling', () => {
     expect((await engine.score(['u', 'v'], candidates)).sources).toEqual(['cache', 'cache']);
   });
 
-  it('append: a new user is created, a missing entry is rebuilt from the given history', async () => {
+  it('append: a new user is created, a missing entry is rebuilt from the given history, never from the events alone', async () => {
     const engine = new CacheEngine(a.rec, new MemoryStore());
     const h = histories[3];
-    expect(await engine.append('new', h.slice(0, 2))).toEqual({ kind: 'created', length: 2 });
+    await expect(engine.append('new', h.slice(0, 2))).rejects.toThrow(/has no usable cache entry \(no entry\).*\[\] for a new user/);
+    expect(await engine.length('new')).toBeUndefined();
+    expect(await engine.append('new', h.slice(0, 2), { history: [] })).toEqual({ kind: 'created', length: 2 });
     expect(await engine.append('lost', h.slice(5, 6), { history: h.slice(0, 5) })).toEqual({ kind: 'rebuilt', length: 6 });
     expect(await engine.storedHistory('lost')).toEqual(h.slice(0, 6));
   });

@@ -10,6 +10,7 @@ function client(store: MemoryStore): CacheStore {
     getPrefix: (k, n) => store.getPrefix(k, n),
     set: (k, b) => store.set(k, b),
     append: (k, p) => store.append(k, p),
+    replace: (k, e, b) => store.replace(k, e, b),
     delete: (k) => store.delete(k),
     stats: () => store.stats(),
     close: async () => undefined,

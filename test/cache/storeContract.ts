@@ -114,6 +114,34 @@ export function storeContract(fixture: () => StoreFixture): void {
     await Promise.all(clients.map((c) => c.close()));
   });
 
+  it('replace writes only over the value it expects, or only when absent', async () => {
+    const k = key('replace');
+    const a = encodeCache(tokensWithIds([1, 2]), { fingerprint: FP });
+    const b = encodeCache(tokensWithIds([3]), { fingerprint: FP });
+    const c = encodeCache(tokensWithIds([4, 5, 6]), { fingerprint: FP });
+    expect(await store.replace(k, a.subarray(0, 64), b)).toBe('conflict');
+    expect(await store.get(k)).toBeUndefined();
+    expect(await store.replace(k, undefined, a)).toBe('ok');
+    expect(await store.replace(k, undefined, b)).toBe('conflict');
+    expect(idsOf((await store.get(k))!)).toEqual([1, 2]);
+    expect(await store.replace(k, b.subarray(0, 64), c)).toBe('conflict');
+    expect(await store.replace(k, a.subarray(0, 64), b)).toBe('ok');
+    expect(idsOf((await store.get(k))!)).toEqual([3]);
+    expect(await store.replace(k, b, c)).toBe('ok');
+    expect(idsOf((await store.get(k))!)).toEqual([4, 5, 6]);
+    await expect(store.replace(k, new Uint8Array(0), c)).rejects.toThrow(/argument 'expect' must be undefined .* or non-empty bytes/);
+    await expect(store.replace(k, undefined, [1] as unknown as Uint8Array)).rejects.toThrow(/argument 'bytes' must be a Uint8Array/);
+  });
+
+  it('concurrent creations of one key: exactly one wins', async () => {
+    const clients = await Promise.all(Array.from({ length: 4 }, () => fixture().open()));
+    const k = key('create');
+    const results = await Promise.all(clients.flatMap((c, ci) =>
+      Array.from({ length: 5 }, (_, i) => c.replace(k, undefined, encodeCache(tokensWithIds([ci * 5 + i + 1]), { fingerprint: FP })))));
+    expect(results.filter((r) => r === 'ok').length).toBe(1);
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
   it('rejects bad arguments with errors naming them', async () => {
     await expect(store.get('')).rejects.toThrow(/argument 'key' must be a non-empty string/);
     await expect(store.set(key('x'), [1, 2] as unknown as Uint8Array)).rejects.toThrow(/argument 'bytes' must be a Uint8Array/);
