@@ -6,11 +6,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import { collectiveAttention, dotProductAttention, gatherRows } from '../ops/index';
 import { ArgumentError, dim } from '../ops/util/validate';
-import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
+import { ATTENTION_OPTION_KEYS, AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
-  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkNonNegative, checkNonNegativeInt, checkPositive, checkOneOf, checkPositiveInt, dense,
-  resolveActivation, zeros,
+  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkFits, checkNonNegative, checkNonNegativeInt, checkPositive, checkOneOf,
+  checkPositiveInt, dense, resolveActivation, zeros,
 } from './common';
 import {
   ATTENTION_ROUTER_KINDS, AttentionRouterKind, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, isNearestRouter, nearestRouter, nearestTrainingRows, productPool,
@@ -117,6 +117,13 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   quantizationWeight?: number;
 }
 
+/** The options of CollectiveKVAttentionArgs beyond MultiHeadAttentionArgs'. */
+const COLLECTIVE_OPTION_KEYS: readonly string[] = Object.keys({
+  poolSize: true, userDim: true, share: true, peakWeight: true, balanceWeight: true, balanceTokens: true, userActivation: true,
+  routerDim: true, poolSeed: true, poolStddev: true, routingBiasRate: true, gate: true, router: true, commitmentWeight: true,
+  quantizationWeight: true,
+} satisfies Record<Exclude<keyof CollectiveKVAttentionArgs, keyof MultiHeadAttentionArgs>, true>);
+
 type Side = 'key' | 'value';
 
 /** The weights of one side: a full projection, or pool + router + user projection. */
@@ -195,7 +202,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   constructor(args: CollectiveKVAttentionArgs) {
     const name = CollectiveKVAttention.className;
-    super(args, name);
+    super(args, name, [...ATTENTION_OPTION_KEYS, ...COLLECTIVE_OPTION_KEYS]);
     this.poolSize = checkPositiveInt(name, 'poolSize', args.poolSize ?? 1024);
     this.userDim = checkPositiveInt(name, 'userDim', args.userDim ?? 1);
     this.share = checkOneOf(name, 'share', args.share ?? 'kv', ['kv', 'k', 'v'] as const);
@@ -220,6 +227,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.act = resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
+    this.checkPoolSizes();
     this.addLoss(() => this.auxLosses.take());
   }
 
@@ -245,6 +253,26 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       throw new ArgumentError(CollectiveKVAttention.className, 'userDim',
         `at most numHeads*${dimName} = ${width} (userDim = ${width} leaves a zero-width pool)`, String(this.userDim));
     }
+  }
+
+  /**
+   * The pools (and a low-rank router) fit the backend; the weights whose rows are the K/V source's
+   * features are checked by build, once its width is known (sourceWeightColumns).
+   */
+  private checkPoolSizes(): void {
+    const name = CollectiveKVAttention.className;
+    checkFits(name, 'poolSize', this.poolSize, 1, 'a [poolSize] vector (routing)');
+    for (const side of ['key', 'value'] as const) {
+      const width = this.poolWidth(side);
+      if (width > 0) checkFits(name, 'poolSize', this.poolSize, width, `the ${side} pool [poolSize, numHeads*${side}Dim - userDim = ${width}]`);
+    }
+    const columns = routerColumns(this.poolSize, this.subKeys);
+    if (this.routerDim > 0) checkFits(name, 'routerDim', this.routerDim, columns, `the router [routerDim, ${columns}]`);
+  }
+
+  /** Columns of a shared side's pool rows (H*d - userDim; 0 for an unshared side). */
+  private poolWidth(side: Side): number {
+    return this.isShared(side) ? this.numHeads * (side === 'key' ? this.keyDim : this.valueDim) - this.userDim : 0;
   }
 
   isShared(side: Side): boolean {
@@ -327,6 +355,20 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       key: this.buildSide('key', sourceDim, this.numHeads * this.keyDim),
       value: this.buildSide('value', sourceDim, this.numHeads * this.valueDim),
     };
+  }
+
+  protected override sourceWeightColumns(): Array<[string, number]> {
+    const columns = routerColumns(this.poolSize, this.subKeys);
+    return (['key', 'value'] as const).flatMap((side): Array<[string, number]> => {
+      const width = this.numHeads * (side === 'key' ? this.keyDim : this.valueDim);
+      if (!this.isShared(side)) return [[`${side}_kernel`, width]];
+      return [
+        [`${side}_user_kernel`, this.userDim],
+        // 'nearest' routes with the equivalent dense router [de, columns], computed at inference.
+        this.routerDim > 0 ? [`${side}_router_projection`, this.routerDim] : [this.nearest ? `${side} equivalent router` : `${side}_router`, columns],
+        ...(this.nearest ? [[`${side}_encoder_kernel`, this.poolWidth(side)] as [string, number]] : []),
+      ];
+    });
   }
 
   private buildSide(side: Side, sourceDim: number, width: number): SideWeights {

@@ -10,8 +10,8 @@ import { SubRouterLogits, fusedRoutingLoss, gatherRows, linearGradients, product
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 import { keepForGradient, tapeIsRecording } from '../ops/util/tape';
 import {
-  BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkMask, checkNonNegative, checkNonNegativeInt,
-  checkOneOf, checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
+  BalanceSampler, DEFAULT_BALANCE_TOKENS, InitializerSpec, PACKAGE, PendingLosses, checkBoolean, checkFits, checkLayerArgs, checkMask,
+  checkNonNegative, checkNonNegativeInt, checkOneOf, checkPositiveInt, dense, glorotUniform, resolveInitializer, serializeInitializer, zeros,
 } from './common';
 
 // ---------------------------------------------------------------- shared math
@@ -464,6 +464,12 @@ export interface GlobalKVPoolArgs extends LayerArgs {
   poolInitializer?: InitializerSpec;
 }
 
+/** The options of GlobalKVPoolArgs beyond tfjs's LayerArgs (the constructor rejects other keys by name). */
+const POOL_OPTION_KEYS: readonly string[] = Object.keys({
+  poolSize: true, units: true, useBias: true, peakWeight: true, balanceWeight: true, balanceTokens: true, gate: true, router: true,
+  routerInitializer: true, poolInitializer: true,
+} satisfies Record<Exclude<keyof GlobalKVPoolArgs, keyof LayerArgs>, true>);
+
 /**
  * A global pool with its top-1 router, on its own. Input [..., inputDim] -> [..., units]:
  * gate * pool[argmax(x R + b)] in training, pool[argmax(...)] at inference. Weights `pool`
@@ -491,11 +497,13 @@ export class GlobalKVPool extends tfl.layers.Layer {
   private readonly auxLosses = new PendingLosses();
 
   constructor(args: GlobalKVPoolArgs) {
-    super(args);
+    super(checkLayerArgs(GlobalKVPool.className, args, { required: ['units'], example: '{ units: 16, poolSize: 1024 }', options: POOL_OPTION_KEYS }));
     const name = GlobalKVPool.className;
     this.poolSize = checkPositiveInt(name, 'poolSize', args.poolSize ?? 1024);
     this.units = checkPositiveInt(name, 'units', args.units);
-    this.useBias = args.useBias ?? true;
+    checkFits(name, 'units', this.units, 1, 'units');
+    checkFits(name, 'poolSize', this.poolSize, this.units, `the pool [poolSize, units = ${this.units}]`);
+    this.useBias = checkBoolean(name, 'useBias', args.useBias ?? true);
     this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
     this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
     this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
@@ -514,8 +522,9 @@ export class GlobalKVPool extends tfl.layers.Layer {
     if (inputDim == null) {
       throw new ArgumentError(GlobalKVPool.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
     }
-    this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
     const columns = routerColumns(this.poolSize, this.subKeys);
+    checkFits(GlobalKVPool.className, 'inputs', inputDim, columns, `the router [input width, ${columns}]`, true);
+    this.poolVar = this.addWeight('pool', [this.poolSize, this.units], 'float32', this.poolInit);
     this.routerVar = this.addWeight('router', [inputDim, columns], 'float32', this.routerInit);
     scaleRouterInit(this.routerVar, this.routerInit, this.poolSize, this.subKeys);
     if (this.useBias) this.routerBiasVar = this.addWeight('routerBias', [columns], 'float32', zeros());

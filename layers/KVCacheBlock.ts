@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { dim } from '../ops/util/validate';
+import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 
 /** Storage format of the cached floats (user parts, or full K/V for the baseline). */
 export type CacheValueFormat = 'fp32' | 'fp16';
@@ -34,7 +34,12 @@ export class KVCacheBlock {
     readonly values: CacheSide,
     /** float32 [B, T]: 1 valid, 0 padding. */
     readonly mask: tf.Tensor,
-  ) {}
+  ) {
+    if (!(mask instanceof tf.Tensor) || mask.rank !== 2) {
+      throw new ArgumentError('KVCacheBlock', 'mask', 'a float32 tensor of rank 2 [batch, time] (1 valid, 0 padding)',
+        mask instanceof tf.Tensor ? `shape ${describeShape(mask.shape)} (rank ${mask.rank})` : String(mask));
+    }
+  }
 
   get batchSize(): number { return dim(this.mask, 0); }
   get length(): number { return dim(this.mask, 1); }
@@ -51,6 +56,11 @@ export class KVCacheBlock {
   /** Stored bytes per cached token of this module (both sides), in a storage format of DESIGN.md section 1. */
   bytesPerToken(format: CacheValueFormat = 'fp32'): number {
     return sideBytesPerToken(this.keys, format) + sideBytesPerToken(this.values, format);
+  }
+
+  /** Whether `dispose()` was called (or any of the block's tensors was disposed): the block can no longer be read. */
+  get isDisposed(): boolean {
+    return this.tensors().some((t) => t.isDisposed);
   }
 
   /** All tensors this block owns. */
@@ -74,6 +84,11 @@ function sideBytesPerToken(side: CacheSide, format: CacheValueFormat): number {
  * caller decides whether the old block is still needed (e.g. to serve an in-flight request).
  */
 export function concatBlocks(prev: KVCacheBlock, next: KVCacheBlock): KVCacheBlock {
+  for (const [arg, block] of [['prev', prev], ['next', next]] as const) {
+    if (block.isDisposed) {
+      throw new ArgumentError('concatBlocks', arg, 'a cache block that is not disposed', 'a disposed block (the block was disposed, or one of its tensors was)');
+    }
+  }
   if (prev.batchSize !== next.batchSize) {
     throw new Error(`concatBlocks: batch sizes differ (${prev.batchSize} vs ${next.batchSize})`);
   }

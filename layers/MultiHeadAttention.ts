@@ -32,6 +32,10 @@ export class MultiHeadAttention extends AttentionLayerBase {
     this.valueBias = this.addBias('value_bias', this.numHeads * this.valueDim);
   }
 
+  protected override sourceWeightColumns(): Array<[string, number]> {
+    return [['key_kernel', this.numHeads * this.keyDim], ['value_kernel', this.numHeads * this.valueDim]];
+  }
+
   protected override projectKeyValue(source: tf.Tensor): ProjectedKV {
     return { ...this.keysAndValues(source), aux: null };
   }

@@ -7,7 +7,10 @@ import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';
 import { ArgumentError, describeShape } from '../ops/util/validate';
-import { InitializerSpec, PACKAGE, checkPositiveInt, dense, glorotUniform, resolveActivation, resolveInitializer, serializeInitializer, zeros } from './common';
+import {
+  InitializerSpec, PACKAGE, checkBoolean, checkFits, checkLayerArgs, checkPositiveInt, dense, glorotUniform, resolveActivation, resolveInitializer,
+  serializeInitializer, zeros,
+} from './common';
 
 /** act(x kernel + bias) on x [..., inputDim] -> [..., units]. */
 export function userProjection(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | null,
@@ -26,6 +29,11 @@ export interface UserKVProjectorArgs extends LayerArgs {
   kernelInitializer?: InitializerSpec;
 }
 
+/** The options of UserKVProjectorArgs beyond tfjs's LayerArgs (the constructor rejects other keys by name). */
+const PROJECTOR_OPTION_KEYS: readonly string[] = Object.keys({
+  units: true, activation: true, useBias: true, kernelInitializer: true,
+} satisfies Record<Exclude<keyof UserKVProjectorArgs, keyof LayerArgs>, true>);
+
 /** act(x W + b): [..., inputDim] -> [..., units]. Weights `kernel` [inputDim, units], `bias` [units]. */
 export class UserKVProjector extends tfl.layers.Layer {
   static className = 'UserKVProjector';
@@ -38,12 +46,13 @@ export class UserKVProjector extends tfl.layers.Layer {
   private bias: tfl.LayerVariable | null = null;
 
   constructor(args: UserKVProjectorArgs = {}) {
-    super(args);
+    super(checkLayerArgs(UserKVProjector.className, args, { required: [], example: '{ units: 1 }', options: PROJECTOR_OPTION_KEYS }));
     const name = UserKVProjector.className;
     this.units = checkPositiveInt(name, 'units', args.units ?? 1);
+    checkFits(name, 'units', this.units, 1, 'units');
     this.activation = args.activation ?? 'swish';
     this.act = resolveActivation(name, 'activation', this.activation);
-    this.useBias = args.useBias ?? true;
+    this.useBias = checkBoolean(name, 'useBias', args.useBias ?? true);
     this.kernelInit = resolveInitializer(name, 'kernelInitializer', args.kernelInitializer, glorotUniform);
   }
 
@@ -53,6 +62,7 @@ export class UserKVProjector extends tfl.layers.Layer {
     if (inputDim == null) {
       throw new ArgumentError(UserKVProjector.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
     }
+    checkFits(UserKVProjector.className, 'inputs', inputDim, this.units, `kernel [input width, ${this.units}]`, true);
     this.kernel = this.addWeight('kernel', [inputDim, this.units], 'float32', this.kernelInit);
     if (this.useBias) this.bias = this.addWeight('bias', [this.units], 'float32', zeros());
     this.built = true;

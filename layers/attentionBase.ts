@@ -10,8 +10,8 @@ import { AttentionKind, dotProductAttention, gatherRows } from '../ops/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 import { CacheSide, KVCacheBlock, concatBlocks } from './KVCacheBlock';
 import {
-  InitializerSpec, checkMask, checkNonNegativeInt, checkOneOf, checkPositiveInt, checkRate, checkSequence, dense, glorotUniform,
-  resolveInitializer, serializeInitializer, zeros,
+  InitializerSpec, checkBoolean, checkFits, checkLayerArgs, checkMask, checkNonNegativeInt, checkOneOf, checkPositiveInt, checkRate, checkSequence,
+  dense, describeValue, glorotUniform, resolveInitializer, serializeInitializer, tensorValueLimit, zeros,
 } from './common';
 
 export interface MultiHeadAttentionArgs extends LayerArgs {
@@ -38,6 +38,12 @@ export interface MultiHeadAttentionArgs extends LayerArgs {
    */
   relativePositions?: number;
 }
+
+/** The options of MultiHeadAttentionArgs beyond tfjs's LayerArgs (a constructor rejects other keys by name). */
+export const ATTENTION_OPTION_KEYS: readonly string[] = Object.keys({
+  numHeads: true, keyDim: true, valueDim: true, dropout: true, useBias: true, causal: true, attention: true, kernelInitializer: true,
+  relativePositions: true,
+} satisfies Record<Exclude<keyof MultiHeadAttentionArgs, keyof LayerArgs>, true>);
 
 export interface AttendCachedOptions {
   /** Defaults to the layer's `causal`. Queries are taken as the last Tq positions of the cache. */
@@ -79,17 +85,31 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   /** [numHeads, 2 * relativePositions - 1] when relativePositions > 0. */
   private relativeBias: tfl.LayerVariable | null = null;
 
-  constructor(args: MultiHeadAttentionArgs, private readonly layerType: string) {
-    super(args);
+  /**
+   * `optionKeys`: the keys args may have beyond LayerArgs (a subclass's own added to
+   * ATTENTION_OPTION_KEYS). Nothing here allocates a tensor: weights are created by `build`.
+   */
+  constructor(args: MultiHeadAttentionArgs, private readonly layerType: string, optionKeys: readonly string[] = ATTENTION_OPTION_KEYS) {
+    super(checkLayerArgs(layerType, args, { required: ['numHeads', 'keyDim'], example: '{ numHeads: 4, keyDim: 16 }', options: optionKeys }));
     this.numHeads = checkPositiveInt(layerType, 'numHeads', args.numHeads);
     this.keyDim = checkPositiveInt(layerType, 'keyDim', args.keyDim);
     this.valueDim = checkPositiveInt(layerType, 'valueDim', args.valueDim ?? args.keyDim);
+    checkFits(layerType, 'numHeads', this.numHeads, 1, 'numHeads');
+    checkFits(layerType, 'keyDim', this.keyDim, this.numHeads, `numHeads x keyDim (numHeads = ${this.numHeads})`);
+    checkFits(layerType, 'valueDim', this.valueDim, this.numHeads, `numHeads x valueDim (numHeads = ${this.numHeads})`);
     this.dropout = checkRate(layerType, 'dropout', args.dropout ?? 0);
-    this.useBias = args.useBias ?? true;
-    this.causal = args.causal ?? false;
+    this.useBias = checkBoolean(layerType, 'useBias', args.useBias ?? true);
+    this.causal = checkBoolean(layerType, 'causal', args.causal ?? false);
     this.attention = checkOneOf(layerType, 'attention', args.attention ?? 'softmax', ['softmax', 'hstu'] as const);
     this.kernelInit = resolveInitializer(layerType, 'kernelInitializer', args.kernelInitializer, glorotUniform);
     this.relativePositions = checkNonNegativeInt(layerType, 'relativePositions', args.relativePositions ?? 0);
+    const biasValues = this.numHeads * (2 * this.relativePositions - 1);
+    const limit = tensorValueLimit();
+    if (biasValues > limit.values) {
+      throw new ArgumentError(layerType, 'relativePositions',
+        `at most ${Math.floor((limit.values / this.numHeads + 1) / 2)} so that relative_position_bias [numHeads, 2 relativePositions - 1] fits ${limit.text}`,
+        `${this.relativePositions} (${biasValues} values)`);
+    }
   }
 
   // ------------------------------------------------------------ subclass hooks
@@ -102,6 +122,8 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   protected abstract encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide };
   /** Throws unless `block` was made by a layer of this configuration. */
   protected abstract checkBlock(block: KVCacheBlock): void;
+  /** The K/V weights `buildKeyValue` creates whose rows are the source's features: [name, columns] of each. */
+  protected abstract sourceWeightColumns(): Array<[string, number]>;
   /** Attention of projected queries over a cache block (inside a tidy); [B, Tq, H*dv]. `scoreBias` as in dotProductAttention. */
   protected abstract attendBlock(q: tf.Tensor, block: KVCacheBlock, causal: boolean, scoreBias: tf.Tensor | undefined): tf.Tensor;
 
@@ -111,6 +133,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
     const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as tfl.Shape[];
     this.queryDim = this.lastDim(shapes[0], 'query');
     this.sourceDim = this.lastDim(attentionInputRoles(shapes, (shape) => shape.length).source, 'kvSource');
+    this.checkWeightSizes();
     const dq = this.numHeads * this.keyDim;
     this.queryKernel = this.addWeight('query_kernel', [this.queryDim, dq], 'float32', this.kernelInit);
     if (this.useBias) this.queryBias = this.addWeight('query_bias', [dq], 'float32', zeros());
@@ -121,6 +144,19 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
       this.relativeBias = this.addWeight('relative_position_bias', [this.numHeads, 2 * this.relativePositions - 1], 'float32', zeros());
     }
     this.built = true;
+  }
+
+  /** Every [input width, columns] weight `build` creates fits the backend: checked before any is created. */
+  private checkWeightSizes(): void {
+    const weights: Array<[string, number, string, number]> = [
+      ['query', this.queryDim, 'query_kernel', this.numHeads * this.keyDim],
+      ['query', this.queryDim, 'output_kernel', this.numHeads * this.valueDim],
+      ...this.sourceWeightColumns().map(([name, columns]): [string, number, string, number] => ['kvSource', this.sourceDim, name, columns]),
+    ];
+    // Widest first: the first one too large gives the tightest bound on its input's width.
+    for (const [arg, width, name, columns] of weights.sort((a, b) => b[3] - a[3])) {
+      checkFits(this.layerType, arg, width, columns, `${name} [${arg} width, ${columns}]`, true);
+    }
   }
 
   private lastDim(shape: tfl.Shape, arg: string): number {
@@ -216,12 +252,13 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
    */
   attendCached(query: tf.Tensor, block: KVCacheBlock, options: AttendCachedOptions = {}): tf.Tensor {
     this.assertBuilt('attendCached');
+    this.checkLiveBlock(block, 'block');
     checkSequence(this.layerType, 'query', query, this.queryDim);
     if (dim(query, 0) !== block.batchSize) {
       throw new ArgumentError(this.layerType, 'query', `batch size ${block.batchSize} (the cache block's)`, `shape ${describeShape(query.shape)}`);
     }
     this.checkBlock(block);
-    const causal = options.causal ?? this.causal;
+    const causal = this.attendOptions(options).causal ?? this.causal;
     return tf.tidy(() => {
       const q = dense(query, this.w(this.queryKernel), this.b(this.queryBias));
       const attended = this.attendBlock(q, block, causal, this.scoreBias(dim(q, 1), block.length));
@@ -234,6 +271,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
    * default ones). `block` is NOT disposed (it may still be in use); dispose it when done.
    */
   appendToCache(block: KVCacheBlock, kvSourceStep: tf.Tensor, maskStep?: tf.Tensor): KVCacheBlock {
+    this.checkLiveBlock(block, 'block');
     this.checkBlock(block);
     const step = this.computeCache(kvSourceStep, maskStep);
     try {
@@ -259,6 +297,31 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
     // gatherRows, not tf.gather: wasm has no kernel for tf.gather's gradient (UnsortedSegmentSum).
     const rows = gatherRows(tf.transpose(this.relativeBias.read()), tf.tensor1d(index, 'int32'));
     return tf.reshape(tf.transpose(rows), [1, this.numHeads, tq, tk]);
+  }
+
+  /** `block` is a cache block none of whose tensors was disposed. */
+  protected checkLiveBlock(block: KVCacheBlock, arg: string): void {
+    if (block == null || typeof (block as Partial<KVCacheBlock>).tensors !== 'function') {
+      throw new ArgumentError(this.layerType, arg, 'a KVCacheBlock (from computeCache or appendToCache)', describeValue(block));
+    }
+    if (block.isDisposed) {
+      throw new ArgumentError(this.layerType, arg, 'a cache block that is not disposed',
+        'a disposed block (the block was disposed, or one of its tensors was, before this call)');
+    }
+  }
+
+  /** attendCached's options, checked: an object with no key but `causal`, a boolean when set. */
+  private attendOptions(options: AttendCachedOptions): AttendCachedOptions {
+    if (options == null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new ArgumentError(this.layerType, 'options', 'an options object ({ causal?: boolean })', describeValue(options));
+    }
+    for (const [key, value] of Object.entries(options)) {
+      if (key !== 'causal' && value !== undefined) {
+        throw new ArgumentError(this.layerType, `options.${key}`, 'absent (attendCached\'s only option is causal)', describeValue(value));
+      }
+    }
+    if (options.causal != null) checkBoolean(this.layerType, 'options.causal', options.causal);
+    return options;
   }
 
   protected assertBuilt(method: string): void {
@@ -320,12 +383,13 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
 
 /**
  * Which of an attention call's inputs is the query, the K/V source and the mask: x, [x, mask]
- * (self-attention: a rank-2 second input is the mask, not a kvSource), [query, kvSource] or
+ * (self-attention: a second input of rank 2, or below, is the mask, not a kvSource), [query, kvSource] or
  * [query, kvSource, mask]. Works on tensors, symbolic tensors or shapes through `rank`.
  */
 export function attentionInputRoles<T>(list: readonly T[], rank: (input: T) => number): { query: T; source: T; mask: T | null } {
   const query = list[0];
-  if (list.length === 2 && rank(list[1]) === 2) return { query, source: query, mask: list[1] };
+  // A second input of rank < 3 is a mask (rank 1 is a bad one, which the mask check then names).
+  if (list.length === 2 && rank(list[1]) < 3) return { query, source: query, mask: list[1] };
   return { query, source: list[1] ?? query, mask: list[2] ?? null };
 }
 

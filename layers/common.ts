@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { ActivationIdentifier } from '@tensorflow/tfjs-layers/dist/keras_format/activation_config';
 import { linear } from '../ops/linear/index';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
@@ -15,39 +16,132 @@ export type InitializerSpec = Initializer | string | { className: string; config
 
 // ---------------------------------------------------------------- argument checks
 
+/** A received value as errors show it: strings quoted (so "8" and 8 differ), tensors by shape, objects briefly. */
+export function describeValue(x: unknown): string {
+  if (typeof x === 'string') return JSON.stringify(x);
+  if (x == null || typeof x === 'number' || typeof x === 'boolean' || typeof x === 'bigint') return String(x);
+  if (x instanceof tf.Tensor) return `a tensor of shape ${describeShape(x.shape)}`;
+  if (typeof x === 'function') return 'a function';
+  if (Array.isArray(x)) return `an array of ${x.length} items`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(x);
+  } catch {
+    json = undefined;
+  }
+  if (json == null) return String(x);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
 export function checkPositiveInt(layer: string, arg: string, n: unknown): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    throw new ArgumentError(layer, arg, 'a positive integer', String(n));
+    throw new ArgumentError(layer, arg, 'a positive integer', describeValue(n));
   }
   return n;
 }
 
 export function checkNonNegative(layer: string, arg: string, x: unknown): number {
   if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
-    throw new ArgumentError(layer, arg, 'a finite number >= 0', String(x));
+    throw new ArgumentError(layer, arg, 'a finite number >= 0', describeValue(x));
   }
   return x;
 }
 
 export function checkPositive(layer: string, arg: string, x: unknown): number {
   if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) {
-    throw new ArgumentError(layer, arg, 'a finite number > 0', String(x));
+    throw new ArgumentError(layer, arg, 'a finite number > 0', describeValue(x));
   }
   return x;
 }
 
 export function checkRate(layer: string, arg: string, x: unknown): number {
   if (typeof x !== 'number' || !(x >= 0 && x < 1)) {
-    throw new ArgumentError(layer, arg, 'a number in [0, 1)', String(x));
+    throw new ArgumentError(layer, arg, 'a number in [0, 1)', describeValue(x));
   }
+  return x;
+}
+
+export function checkBoolean(layer: string, arg: string, x: unknown): boolean {
+  if (typeof x !== 'boolean') throw new ArgumentError(layer, arg, 'a boolean (true or false)', describeValue(x));
   return x;
 }
 
 export function checkOneOf<T extends string>(layer: string, arg: string, x: unknown, allowed: readonly T[]): T {
   if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) {
-    throw new ArgumentError(layer, arg, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, JSON.stringify(x));
+    throw new ArgumentError(layer, arg, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describeValue(x));
   }
   return x as T;
+}
+
+/**
+ * The keys of tfjs's LayerArgs, which tfjs-layers' Layer reads itself, plus `customObjects`, which
+ * tfjs's deserialization adds to every saved config it passes to a constructor.
+ */
+export const LAYER_ARG_KEYS: readonly string[] = [...Object.keys({
+  inputShape: true, batchInputShape: true, batchSize: true, dtype: true, name: true, trainable: true, weights: true, inputDType: true,
+} satisfies Record<keyof LayerArgs, true>), 'customObjects'];
+
+/**
+ * A layer's constructor argument, checked before anything reads it: an options object (a missing or
+ * non-object one names the required options), with no key but `options` and LAYER_ARG_KEYS (a key
+ * holding undefined is ignored), and a boolean `trainable`. `example` shows a minimal valid object.
+ */
+export function checkLayerArgs<T>(layer: string, args: T, spec: { required: readonly string[]; example: string; options: readonly string[] }): T {
+  if (args == null || typeof args !== 'object' || Array.isArray(args)) {
+    const needs = spec.required.length === 0 ? 'an options object (or nothing)'
+      : `an options object with ${spec.required.join(' and ')} (e.g. ${spec.example})`;
+    throw new ArgumentError(layer, 'args', needs, describeValue(args));
+  }
+  const known = new Set([...spec.options, ...LAYER_ARG_KEYS]);
+  for (const [key, value] of Object.entries(args as object)) {
+    if (value === undefined || known.has(key)) continue;
+    const near = [...known].find((k) => k.toLowerCase() === key.toLowerCase());
+    const expected = near != null ? `an option of ${layer} (did you mean '${near}'?)`
+      : `an option of ${layer}: ${spec.options.join(', ')} (or tfjs's ${LAYER_ARG_KEYS.join(', ')})`;
+    throw new ArgumentError(layer, key, expected, describeValue(value));
+  }
+  const { trainable } = args as { trainable?: unknown };
+  if (trainable != null) checkBoolean(layer, 'trainable', trainable);
+  return args;
+}
+
+// ---------------------------------------------------------------- allocation bounds
+
+/**
+ * Most float32 values one tensor can hold, by backend: a weight beyond it can never be allocated,
+ * so the layers reject the arguments (or input widths) that would need one before creating any
+ * weight, instead of failing inside tfjs or the backend. Upper bounds, not promises: a tensor
+ * within them can still fail for want of memory.
+ * - wasm: (2^32 - 2^16) / 4 = 1073725440. The module's heap, which holds every tensor, grows to at
+ *   most 4 GiB - 64 KiB (tfjs-backend-wasm 4.x's emscripten build).
+ * - any other backend (cpu, webgl, webgpu, ...): 2^31 - 1, the longest typed array that every
+ *   JavaScript engine allows (V8 allowed no more before 2021; Node 20 allows 2^32); tfjs reads and
+ *   writes a tensor's values through one. A WebGPU device's maxStorageBufferBindingSize may be
+ *   lower still; tfjs reports that limit itself.
+ */
+export const MAX_TENSOR_VALUES = { wasm: (2 ** 32 - 2 ** 16) / 4, other: 2 ** 31 - 1 } as const;
+
+/** The active backend's MAX_TENSOR_VALUES, with the words an error names it by. */
+export function tensorValueLimit(backend: string | null | undefined = tf.getBackend()): { values: number; text: string } {
+  if (backend === 'wasm') {
+    return { values: MAX_TENSOR_VALUES.wasm, text: `the largest tensor the 'wasm' backend can allocate (${MAX_TENSOR_VALUES.wasm} float32 values: its heap is at most 4 GiB - 64 KiB)` };
+  }
+  const name = backend == null ? 'the backend' : `the '${backend}' backend`;
+  return { values: MAX_TENSOR_VALUES.other, text: `the largest tensor ${name} can allocate (${MAX_TENSOR_VALUES.other} values: the longest typed array)` };
+}
+
+/**
+ * Throws unless a weight of `received` x `per` values (`what`, e.g. "the key pool [poolSize, 63]")
+ * fits tensorValueLimit(); `arg` holds `received` (an input's last dimension when `input`), and the
+ * error gives the largest value that fits. `per` must itself fit (check the other factor first).
+ */
+export function checkFits(layer: string, arg: string, received: number, per: number, what: string, input = false): void {
+  const limit = tensorValueLimit();
+  const values = received * per;
+  if (values <= limit.values) return;
+  const most = Math.floor(limit.values / per);
+  throw new ArgumentError(layer, arg, `${input ? 'a last dimension of ' : ''}at most ${most} so that ${what} fits ${limit.text}`,
+    `${input ? 'last dimension ' : ''}${received} (${what} would hold ${values} values)`);
 }
 
 /** A rank-3 float input [B, T, width?]; `width` checked when the layer is already built. */
@@ -63,9 +157,12 @@ export function checkSequence(layer: string, arg: string, t: tf.Tensor, width?: 
 
 /** The padding mask [B, T] as float32 (a new tensor the caller owns), or an error naming `arg`. */
 export function checkMask(layer: string, arg: string, mask: tf.Tensor, batch: number, time: number): tf.Tensor {
+  if (!(mask instanceof tf.Tensor)) {
+    throw new ArgumentError(layer, arg, `a tensor of rank 2 and shape ${describeShape([batch, time])} (1 valid, 0 padding)`, describeValue(mask));
+  }
   if (mask.rank !== 2 || dim(mask, 0) !== batch || dim(mask, 1) !== time) {
-    throw new ArgumentError(layer, arg, `of shape ${describeShape([batch, time])} (1 valid, 0 padding)`,
-      `shape ${describeShape(mask.shape)}`);
+    throw new ArgumentError(layer, arg, `of shape ${describeShape([batch, time])} (rank 2 [batch, time]; 1 valid, 0 padding)`,
+      `shape ${describeShape(mask.shape)} (rank ${mask.rank})`);
   }
   return tf.cast(mask, 'float32');
 }
