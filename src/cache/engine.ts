@@ -309,7 +309,9 @@ export class CacheEngine {
       const history = await this.logHistory(userId, logged);
       missing = history.slice(have);
     }
-    if (found.cache.length + missing.length > this.model.maxLength) return this.planSlide(key, found, missing);
+    const events = have + missing.length;
+    const stays = cacheWindowStart(events, this.model.maxLength) === have - found.cache.length;
+    if (!stays || found.cache.length + missing.length > this.model.maxLength) return this.planSlide(key, found, missing);
     const tokens = this.model.extend(found.cache, missing);
     return {
       kind: 'append', plan: planAppend(found.headerBytes, tokens), tokens: missing.length,
@@ -318,19 +320,23 @@ export class CacheEngine {
   }
 
   /**
-   * The position window is full: rewrite the entry with the most recent half window plus the new
-   * events (amortizes the full prefill over maxLength/2 appends). Needs the item ids, which the
-   * model must be able to read back from the cache (historyOf).
+   * The window moves (cacheWindowStart): rewrite the entry as the new window, read from the
+   * entry's item ids (historyOf) and the new events.
    */
   private planSlide(key: string, found: Hit, items: readonly number[]): PlannedWrite {
-    if (this.model.historyOf === undefined) {
-      throw new RangeError(`CacheEngine.append: the history would exceed the model's window of ${this.model.maxLength} tokens and the model cannot read item ids back from its cache (historyOf)`);
+    const events = found.header.events + items.length;
+    const start = cacheWindowStart(events, this.model.maxLength);
+    const held = found.header.events - found.cache.length;
+    let ids: readonly number[] = [];
+    if (start < found.header.events) {
+      if (this.model.historyOf === undefined) {
+        throw new RangeError(`CacheEngine.append: the history would exceed the model's window of ${this.model.maxLength} tokens and the model cannot read item ids back from its cache (historyOf)`);
+      }
+      ids = this.model.historyOf(found.cache).slice(Math.max(0, start - held));
     }
-    const keep = Math.max(0, Math.floor(this.model.maxLength / 2) - items.length);
-    const ids = this.model.historyOf(found.cache);
-    const full = this.window([...ids.slice(ids.length - keep), ...items]);
-    const bytes = this.encode(key, this.model.prefill([full])[0], found.header.events + items.length);
-    return { kind: 'replace', expect: found.headerBytes, bytes, outcome: { kind: 'slid', length: full.length } };
+    const window = [...ids, ...items.slice(Math.max(0, start - found.header.events))];
+    const bytes = this.encode(key, this.model.prefill([window])[0], events);
+    return { kind: 'replace', expect: found.headerBytes, bytes, outcome: { kind: 'slid', length: window.length } };
   }
 
   /** The write that replaces a missing, corrupt or stale entry by one rebuilt from the history. */
@@ -567,9 +573,9 @@ export class CacheEngine {
     return this.keyPrefix + userId;
   }
 
-  /** The most recent maxLength items (the model's window). */
+  /** The part of a history the cache holds and a recompute reads (cacheWindowStart). */
   private window(items: readonly number[]): readonly number[] {
-    return items.length > this.model.maxLength ? items.slice(items.length - this.model.maxLength) : items;
+    return items.slice(cacheWindowStart(items.length, this.model.maxLength));
   }
 
   private checkItems(fn: string, name: string, items: unknown, min: number): number[] {
@@ -601,6 +607,20 @@ function expectedValue(found: Lookup): Uint8Array | undefined {
   if (found.kind === 'corrupt' || found.kind === 'stale') return found.found;
   if (found.kind === 'miss') return undefined;
   throw new CacheStoreError('CacheEngine: store unreachable', found.error);
+}
+
+/**
+ * Where the cached window of a history of `events` items starts, for a model window of
+ * `maxLength`: 0 until the history outgrows the window, then it jumps by half a window at a time,
+ * so the cache is rewritten once per maxLength/2 events (not at every event) and holds between
+ * maxLength/2 + 1 and maxLength items. A deterministic function of the history's length, so an
+ * entry built by appends, by slides or by a rebuild holds the same items, and a recompute reads
+ * exactly those.
+ */
+export function cacheWindowStart(events: number, maxLength: number): number {
+  if (events <= maxLength) return 0;
+  const step = Math.max(1, Math.floor(maxLength / 2));
+  return Math.ceil((events - maxLength) / step) * step;
 }
 
 export function emptyEngineStats(): EngineStats {

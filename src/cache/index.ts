@@ -22,7 +22,7 @@ export { MemoryStore } from './memoryStore';
 export type { MemoryStoreOptions } from './memoryStore';
 export { RedisStore } from './redisStore';
 export type { RedisStoreOptions } from './redisStore';
-export { CacheEngine, UnknownUserError, emptyEngineStats } from './engine';
+export { CacheEngine, UnknownUserError, cacheWindowStart, emptyEngineStats } from './engine';
 export type {
   AppendCallOptions, AppendOutcome, CacheEngineOptions, CacheableRecommender, EngineStats, HistoryLog, HistorySource, ScoreCallOptions, ScoreResult,
 } from './engine';

@@ -146,8 +146,10 @@ describe('CacheEngine failure handling', () => {
     const engine = new CacheEngine(a.rec, new MemoryStore());
     const h = Array.from({ length: 30 }, (_, i) => (i % 60) + 1);
     await engine.prefill('u', h.slice(0, 24));
-    expect(await engine.append('u', [h[24]])).toEqual({ kind: 'slid', length: 12 });
-    expect(await engine.storedHistory('u')).toEqual(h.slice(13, 25));
+    expect(await engine.append('u', [h[24]])).toEqual({ kind: 'slid', length: 13 });
+    expect(await engine.storedHistory('u')).toEqual(h.slice(12, 25));
+    expect(await engine.append('u', h.slice(25, 30))).toEqual({ kind: 'appended', length: 18 });
+    expect(await engine.storedHistory('u')).toEqual(h.slice(12, 30));
     expect(engine.stats().windowSlides).toBe(1);
   });
 

@@ -1,0 +1,5 @@
+import { modelFingerprint } from '../../src/cache/fingerprint';
+
+export function fingerprintOf(name: string): string {
+  return modelFingerprint({ trace: name }, []);
+}
