@@ -5,23 +5,31 @@
 //   full          the full K/V cache of its 'mha' twin (same sizes, same seed)
 //   recompute     no cache: the users' item histories (int32) are fetched and the model runs the
 //                 whole history (prefill) before scoring
-// Plus a load run: concurrent HTTP clients against startServer on 127.0.0.1, posting events and
-// scores for a bounded time, then a check that the store holds exactly the events acknowledged.
+// Plus a load run: concurrent HTTP clients against startServer on 127.0.0.1 (with a FileHistoryLog
+// as the history of record), posting events (half of them to 4 hot users, so appends to one user
+// race) and scores for a bounded time, with the store restarted without persistence in the middle
+// (Redis killed and started again; the in-memory store emptied); then a check that every
+// acknowledged event is in the history and every user's cache entry holds exactly its window.
 //
 // Figures: p50/p99 over the samples of each configuration (bounded in count and time; the slowest
 // configurations get a single sample, see `samples`). bytesPerUser is the mean stored entry of one
 // user (header, chunk framing and the SASRec item lane included; for recompute the int32 history).
 // Cache bytes for 10,000 users are computed as 10,000 x bytesPerUser, not measured.
 
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { CacheEngine, MemoryStore, RedisStore, seededRandom, type CacheStore } from 'collectivekv';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CacheEngine, MemoryStore, RedisStore, cacheWindowStart, seededRandom, type CacheStore, type HistoryLog,
+} from 'collectivekv';
 import { buildSasrec } from '../zoo/sasrec';
 import { SasrecRecommender } from '../zoo/sasrecRecommender';
+import { FileHistoryLog } from '../serve/fileHistoryLog';
 import { startServer } from '../serve/server';
 import { haveRedisServer, startLocalRedis, type LocalRedis } from './localRedis';
 
@@ -78,13 +86,26 @@ export interface LoadResult {
   clients: number;
   seconds: number;
   requests: number;
+  /** Requests answered with anything but 2xx (or not answered), outside the restart window. */
   failed: number;
+  /** The same during the restart window (503s with Retry-After are expected there). */
+  failedDuringRestart: number;
   p99Ms: number;
   p50Ms: number;
+  /** p99 of the requests started in the restart window (store down until it came back, plus 1 s). */
+  restartP99Ms: number;
+  /** How long the store was unreachable, as the server saw it. */
+  restartSeconds: number;
   requestsPerSecond: number;
-  eventsSent: number;
+  /** Events in requests answered 2xx. */
+  eventsAcknowledged: number;
+  /** Acknowledged events found in the history of record (as a multiset per user). */
   eventsStored: number;
-  /** Every user's stored item ids equal, as a multiset, the events acknowledged for it. */
+  /** eventsAcknowledged - eventsStored: must be 0. */
+  eventsLost: number;
+  /** Users whose cache entry, after one score, did not hold exactly the window of their history. */
+  usersInconsistent: number;
+  /** eventsLost is 0 and every entry matches its history. */
   exact: boolean;
   store: StoreKind;
 }
@@ -159,7 +180,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Bench
       }
     }
     const loadStore = stores.find(([k]) => k === 'redis') ?? stores[0];
-    const load = await loadRun(o, recs.collectivekv, loadStore, log);
+    const load = await loadRun(o, recs.collectivekv, loadStore, stores.localRedis, log);
     return {
       results, load, backend: tf.getBackend(), notes,
       model: { hiddenDim: o.hiddenDim, numBlocks: o.numBlocks, numHeads: 2, poolSize: o.poolSize, userDim: 1, maxLength, numItems: o.numItems,
@@ -292,36 +313,44 @@ function percentile(samples: readonly number[], q: number): number {
 // ---------------------------------------------------------------- load run
 
 const LOAD_USERS = 32;
+const HOT_USERS = 4;
 const MAX_LOAD_REQUESTS = 200000;
+
+interface Timed {
+  startedAt: number;
+  ms: number;
+  ok: boolean;
+}
 
 /**
  * `clients` concurrent loops against startServer on 127.0.0.1 for `loadSeconds` (and at most
- * MAX_LOAD_REQUESTS requests): 70% POST events (1-3 items) to one of 32 shared users, 30% POST
- * /score for 8 of them. Then every user's stored items must equal the acknowledged events.
+ * MAX_LOAD_REQUESTS requests): 70% POST events (1-3 items; half of them to one of 4 hot users),
+ * 30% POST /score for 8 users. At 40% of the time the store restarts without persistence. Then
+ * every acknowledged event must be in the history log and every cache entry hold its window.
  */
-async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [StoreKind, CacheStore], log: (l: string) => void): Promise<LoadResult> {
-  const server = await startServer({ model: rec, store, engine: { keyPrefix: 'load:' } });
+async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [StoreKind, CacheStore], localRedis: LocalRedis | undefined,
+  log: (l: string) => void): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ckv-bench-history-'));
+  const history = await FileHistoryLog.open(join(dir, 'history.jsonl'));
+  const server = await startServer({ model: rec, store, histories: history, engine: { keyPrefix: 'load:' } });
   const users = Array.from({ length: LOAD_USERS }, (_, u) => `load-${Date.now().toString(36)}-${u}`);
-  const sent = new Map<string, number[]>(users.map((u) => [u, []]));
-  const latencies: number[] = [];
-  let failed = 0;
+  const acknowledged = new Map<string, number[]>(users.map((u) => [u, []]));
+  const timed: Timed[] = [];
   const post = async (path: string, body: unknown): Promise<boolean> => {
-    const start = performance.now();
+    const startedAt = performance.now();
+    let ok = false;
     try {
       const res = await fetch(server.url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
       await res.arrayBuffer();
-      latencies.push(performance.now() - start);
-      if (res.status !== 200) failed++;
-      return res.status === 200;
+      ok = res.status >= 200 && res.status < 300;
     } catch {
-      latencies.push(performance.now() - start);
-      failed++;
-      return false;
+      ok = false;
     }
+    timed.push({ startedAt, ms: performance.now() - startedAt, ok });
+    return ok;
   };
   try {
-    for (const u of users) if (await post(`/users/${u}/events`, { events: [1] })) sent.get(u)!.push(1);
-    log(`load: ${o.loadClients} clients for ${o.loadSeconds} s against ${server.url} (${kind} store)`);
+    log(`load: ${o.loadClients} clients for ${o.loadSeconds} s against ${server.url} (${kind} store, history log ${join(dir, 'history.jsonl')}), store restart at 40%`);
     const started = performance.now();
     const deadline = started + o.loadSeconds * 1000;
     let issued = 0;
@@ -329,42 +358,80 @@ async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [Stor
       const rand = seededRandom(1000 + c);
       while (performance.now() < deadline && issued < MAX_LOAD_REQUESTS) {
         issued++;
-        const u = users[Math.floor(rand() * users.length)];
-        if (rand() < 0.7 && sent.get(u)!.length < rec.maxLength - 8) {
+        if (rand() < 0.7) {
+          const u = users[Math.floor(rand() * (rand() < 0.5 ? HOT_USERS : users.length))];
           const events = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => 1 + Math.floor(rand() * rec.numItems));
-          if (await post(`/users/${u}/events`, { events })) sent.get(u)!.push(...events);
+          if (await post(`/users/${u}/events`, { events })) acknowledged.get(u)!.push(...events);
         } else {
           const batch = Array.from({ length: 8 }, () => users[Math.floor(rand() * users.length)]);
           await post('/score', { userIds: batch, candidates: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] });
         }
       }
     };
+    const restart = (async () => {
+      await new Promise((r) => setTimeout(r, o.loadSeconds * 400));
+      const at = performance.now();
+      if (localRedis !== undefined && kind === 'redis') {
+        log('load: killing redis-server (no persistence) and starting it again');
+        await localRedis.restart(300);
+      } else {
+        log('load: emptying the store (every entry evicted at once)');
+        await Promise.all(users.map((u) => store.delete(`load:${u}`)));
+      }
+      while (!(await store.getPrefix('load:probe', 1).then(() => true, () => false))) await new Promise((r) => setTimeout(r, 20));
+      return { at, back: performance.now() };
+    })();
     await Promise.all(Array.from({ length: o.loadClients }, (_, c) => client(c)));
+    const window = await restart;
     const seconds = (performance.now() - started) / 1000;
-    let eventsStored = 0;
-    let exact = true;
-    for (const u of users) {
-      const stored = (await server.engine.storedHistory(u)) ?? [];
-      eventsStored += stored.length;
-      exact &&= sameMultiset(stored, sent.get(u)!);
-    }
-    const eventsSent = [...sent.values()].reduce((s, e) => s + e.length, 0);
+    const inRestart = (t: Timed) => t.startedAt >= window.at - 1000 && t.startedAt <= window.back + 1000;
+    const verified = await verifyLoad(server.engine, history, users, acknowledged);
+    const eventsAcknowledged = [...acknowledged.values()].reduce((n, e) => n + e.length, 0);
+    const latencies = timed.map((t) => t.ms);
     const result: LoadResult = {
-      clients: o.loadClients, seconds, requests: latencies.length, failed, p99Ms: percentile(latencies, 0.99), p50Ms: percentile(latencies, 0.5),
-      requestsPerSecond: latencies.length / seconds, eventsSent, eventsStored, exact, store: kind,
+      clients: o.loadClients, seconds, requests: timed.length,
+      failed: timed.filter((t) => !t.ok && !inRestart(t)).length,
+      failedDuringRestart: timed.filter((t) => !t.ok && inRestart(t)).length,
+      p99Ms: percentile(latencies, 0.99), p50Ms: percentile(latencies, 0.5),
+      restartP99Ms: percentile(timed.filter(inRestart).map((t) => t.ms), 0.99),
+      restartSeconds: (window.back - window.at) / 1000,
+      requestsPerSecond: timed.length / seconds,
+      eventsAcknowledged, eventsStored: verified.eventsStored, eventsLost: eventsAcknowledged - verified.eventsStored,
+      usersInconsistent: verified.usersInconsistent,
+      exact: eventsAcknowledged === verified.eventsStored && verified.usersInconsistent === 0, store: kind,
     };
-    log(`load: ${result.requests} requests in ${seconds.toFixed(1)} s (${result.requestsPerSecond.toFixed(0)}/s), failed ${failed}, p50 ${fmtMs(result.p50Ms)}, p99 ${fmtMs(result.p99Ms)}; events sent ${eventsSent}, stored ${eventsStored}${exact ? ' (exactly the events sent)' : ' (MISMATCH)'}`);
+    log(`load: ${result.requests} requests in ${seconds.toFixed(1)} s (${result.requestsPerSecond.toFixed(0)}/s), failed ${result.failed} (+${result.failedDuringRestart} during the restart), p50 ${fmtMs(result.p50Ms)}, p99 ${fmtMs(result.p99Ms)}, p99 during the restart ${fmtMs(result.restartP99Ms)} (store down ${result.restartSeconds.toFixed(2)} s); events acknowledged ${eventsAcknowledged}, stored ${result.eventsStored}, lost ${result.eventsLost}; entries not matching their history ${result.usersInconsistent}`);
     return result;
   } finally {
     await server.close();
+    await history.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function sameMultiset(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  const x = [...a].sort((p, q) => p - q);
-  const y = [...b].sort((p, q) => p - q);
-  return x.every((v, i) => v === y[i]);
+/** Acknowledged events found in each user's history (multiset), and entries that differ from their window after a score. */
+async function verifyLoad(engine: CacheEngine, history: HistoryLog, users: readonly string[], acknowledged: ReadonlyMap<string, number[]>): Promise<{ eventsStored: number; usersInconsistent: number }> {
+  const histories = await history.read(users);
+  let eventsStored = 0;
+  let usersInconsistent = 0;
+  for (let i = 0; i < users.length; i++) {
+    const h = histories[i] ?? [];
+    const left = new Map<number, number>();
+    for (const x of h) left.set(x, (left.get(x) ?? 0) + 1);
+    for (const x of acknowledged.get(users[i]) ?? []) {
+      const n = left.get(x) ?? 0;
+      if (n > 0) {
+        eventsStored++;
+        left.set(x, n - 1);
+      }
+    }
+    if (h.length === 0) continue;
+    await engine.score([users[i]], [1]);
+    const stored = await engine.storedHistory(users[i]);
+    const window = h.slice(cacheWindowStart(h.length, engine.model.maxLength));
+    if (stored === undefined || stored.length !== window.length || stored.some((x, j) => x !== window[j])) usersInconsistent++;
+  }
+  return { eventsStored, usersInconsistent };
 }
 
 // ---------------------------------------------------------------- report
@@ -399,7 +466,7 @@ export function formatBenchServe(r: BenchServeResult): string {
     lines.push(`${s.padEnd(7)} ${t.padStart(4)}  ${b.padStart(5)} | ${pair(c)} | ${pair(f)} | ${pair(n)} | ${(f.p50Ms / c.p50Ms).toFixed(1).padStart(7)}x ${(n.p50Ms / c.p50Ms).toFixed(1).padStart(9)}x | ${fmtBytes(c.bytesPerUser)} / ${fmtBytes(f.bytesPerUser)} (${pct(c.bytesPerUser / f.bytesPerUser)}) | ${fmtBytes(c.bytesFor10kUsers)} / ${fmtBytes(f.bytesFor10kUsers)}`);
   }
   const l = r.load;
-  lines.push('', `load (${l.store} store): ${l.clients} clients, ${l.seconds.toFixed(1)} s, ${l.requests} requests (${l.requestsPerSecond.toFixed(0)}/s), failed ${l.failed}, p50 ${fmtMs(l.p50Ms)}, p99 ${fmtMs(l.p99Ms)}, events sent ${l.eventsSent}, stored ${l.eventsStored}${l.exact ? ' (exact)' : ' (MISMATCH)'}`);
+  lines.push('', `load (${l.store} store, restarted mid-run): ${l.clients} clients, ${l.seconds.toFixed(1)} s, ${l.requests} requests (${l.requestsPerSecond.toFixed(0)}/s), failed ${l.failed} (+${l.failedDuringRestart} during the restart), p50 ${fmtMs(l.p50Ms)}, p99 ${fmtMs(l.p99Ms)}, p99 during the restart ${fmtMs(l.restartP99Ms)}; events acknowledged ${l.eventsAcknowledged}, stored ${l.eventsStored}, lost ${l.eventsLost}${l.exact ? ' (exact)' : ' (MISMATCH)'}`);
   if (r.results.some((x) => x.extrapolatedFromBatch)) lines.push('* measured on a sub-batch and scaled linearly to the batch (see extrapolatedFromBatch in the JSON)');
   lines.push('10k-user figures are computed as 10,000 x bytes per user, not measured.');
   for (const note of r.notes) lines.push(`note: ${note}`);

@@ -207,7 +207,7 @@ const serveSection: Section = (r, charts) => {
       row.mode, row.store, String(row.historyLength), String(row.batchSize), row.p50Ms.toFixed(2), row.p99Ms.toFixed(2), String(row.bytesPerUser),
       `${row.samples}${row.extrapolatedFromBatch ? ` (scaled from batch ${row.extrapolatedFromBatch})` : ''}`])), '',
     `Load test (\`results.serve.load\`): ${s.load.clients} clients, ${s.load.requestsPerSecond.toFixed(0)} requests/s, p99 ${s.load.p99Ms.toFixed(1)} ms, `
-    + `${s.load.failed} failed, stored events exact: ${yes(s.load.exact)} (${s.load.store}).`,
+    + `${s.load.failed} failed (+${s.load.failedDuringRestart} while the store restarted), ${s.load.eventsAcknowledged} events acknowledged, ${s.load.eventsLost} lost, every entry matches its history: ${yes(s.load.exact)} (${s.load.store}).`,
     ...s.notes.map((n) => `- ${n}`), '', ...images(charts, 'latency-vs-batch-', '')];
 };
 

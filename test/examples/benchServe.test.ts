@@ -5,7 +5,7 @@ import { benchServe, formatBenchServe, runBenchServeCommand } from '../../exampl
 beforeAll(() => useBackend('cpu'));
 
 describe('bench serve (quick)', () => {
-  it('times the three modes on each store, and the load run stores exactly the events sent', async () => {
+  it('times the three modes on each store, and the load run with a store restart loses no acknowledged event', async () => {
     const lines: string[] = [];
     const r = await benchServe({ quick: true, historyLengths: [12], batchSizes: [1, 4], loadSeconds: 1, loadClients: 3, log: (l) => lines.push(l),
       noRedis: !HAVE_REDIS && !REDIS_REQUIRED });
@@ -22,13 +22,16 @@ describe('bench serve (quick)', () => {
     const bytes = (mode: string) => r.results.find((x) => x.mode === mode)!.bytesPerUser;
     // Entry = header + one chunk + 12 tokens of the layout's record (lane included): exact sizes.
     const rec = r.model.bytesPerToken;
-    const header = 44 + 20 * (r.model.numBlocks + 1) + 8;
+    const header = 64 + 20 * (r.model.numBlocks + 1) + 8;
     expect(bytes('collectivekv')).toBe(header + 12 * (rec.collectivekv + rec.lane));
     expect(bytes('full')).toBe(header + 12 * (rec.full + rec.lane));
     expect(bytes('recompute')).toBe(12 * 4);
     expect(r.load).toMatchObject({ clients: 3, failed: 0, exact: true });
     expect(r.load.requests).toBeGreaterThan(0);
-    expect(r.load.eventsStored).toBe(r.load.eventsSent);
+    expect(r.load.eventsAcknowledged).toBeGreaterThan(0);
+    expect(r.load).toMatchObject({ eventsLost: 0, usersInconsistent: 0 });
+    expect(r.load.eventsStored).toBe(r.load.eventsAcknowledged);
+    expect(r.load.restartSeconds).toBeGreaterThan(0);
     expect(formatBenchServe(r)).toMatch(/full\/ckv/);
     expect(lines.some((l) => l.startsWith('load:'))).toBe(true);
   });
