@@ -105,6 +105,10 @@ export interface LoadResult {
   eventsLost: number;
   /** Users whose cache entry, after one score, did not hold exactly the window of their history. */
   usersInconsistent: number;
+  /** Responses by HTTP status ('error': no answer). */
+  statuses: Record<string, number>;
+  /** The first few distinct failures, for diagnosis. */
+  errors: string[];
   /** eventsLost is 0 and every entry matches its history. */
   exact: boolean;
   store: StoreKind;
@@ -320,6 +324,8 @@ interface Timed {
   startedAt: number;
   ms: number;
   ok: boolean;
+  /** HTTP status, or 'error' when no answer came. */
+  status: string;
 }
 
 /**
@@ -336,20 +342,27 @@ async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [Stor
   const users = Array.from({ length: LOAD_USERS }, (_, u) => `load-${Date.now().toString(36)}-${u}`);
   const acknowledged = new Map<string, number[]>(users.map((u) => [u, []]));
   const timed: Timed[] = [];
+  const errors = new Set<string>();
   const post = async (path: string, body: unknown): Promise<boolean> => {
     const startedAt = performance.now();
     let ok = false;
+    let status = 'error';
     try {
       const res = await fetch(server.url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-      await res.arrayBuffer();
+      const text = await res.text();
       ok = res.status >= 200 && res.status < 300;
-    } catch {
-      ok = false;
+      status = String(res.status);
+      if (!ok && errors.size < 5) errors.add(`${res.status} ${text.slice(0, 200)}`);
+    } catch (e) {
+      if (errors.size < 5) errors.add(`no answer: ${(e as Error).message}`);
     }
-    timed.push({ startedAt, ms: performance.now() - startedAt, ok });
+    timed.push({ startedAt, ms: performance.now() - startedAt, ok, status });
     return ok;
   };
   try {
+    // Every user has one event before the clock starts: scoring a user nobody has seen is a 404.
+    for (const u of users) if (await post(`/users/${u}/events`, { events: [1] })) acknowledged.get(u)!.push(1);
+    timed.length = 0;
     log(`load: ${o.loadClients} clients for ${o.loadSeconds} s against ${server.url} (${kind} store, history log ${join(dir, 'history.jsonl')}), store restart at 40%`);
     const started = performance.now();
     const deadline = started + o.loadSeconds * 1000;
@@ -398,15 +411,22 @@ async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [Stor
       requestsPerSecond: timed.length / seconds,
       eventsAcknowledged, eventsStored: verified.eventsStored, eventsLost: eventsAcknowledged - verified.eventsStored,
       usersInconsistent: verified.usersInconsistent,
+      statuses: countBy(timed.map((t) => t.status)), errors: [...errors],
       exact: eventsAcknowledged === verified.eventsStored && verified.usersInconsistent === 0, store: kind,
     };
-    log(`load: ${result.requests} requests in ${seconds.toFixed(1)} s (${result.requestsPerSecond.toFixed(0)}/s), failed ${result.failed} (+${result.failedDuringRestart} during the restart), p50 ${fmtMs(result.p50Ms)}, p99 ${fmtMs(result.p99Ms)}, p99 during the restart ${fmtMs(result.restartP99Ms)} (store down ${result.restartSeconds.toFixed(2)} s); events acknowledged ${eventsAcknowledged}, stored ${result.eventsStored}, lost ${result.eventsLost}; entries not matching their history ${result.usersInconsistent}`);
+    log(`load: ${result.requests} requests in ${seconds.toFixed(1)} s (${result.requestsPerSecond.toFixed(0)}/s), failed ${result.failed} (+${result.failedDuringRestart} during the restart; statuses ${JSON.stringify(result.statuses)}), p50 ${fmtMs(result.p50Ms)}, p99 ${fmtMs(result.p99Ms)}, p99 during the restart ${fmtMs(result.restartP99Ms)} (store down ${result.restartSeconds.toFixed(2)} s); events acknowledged ${eventsAcknowledged}, stored ${result.eventsStored}, lost ${result.eventsLost}; entries not matching their history ${result.usersInconsistent}`);
     return result;
   } finally {
     await server.close();
     await history.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
 }
 
 /** Acknowledged events found in each user's history (multiset), and entries that differ from their window after a score. */

@@ -42,7 +42,7 @@ function canned(): ReportData {
         collectivekv: { auc: 0.79, gauc: 0.69, logloss: 0.41, bytesPerToken: 12, trainSeconds: 110 } } },
       serve: { results: [serveRow('collectivekv', 1, 1.5), serveRow('full', 1, 2.5), serveRow('recompute', 1, 9),
         serveRow('collectivekv', 64, 10), serveRow('full', 64, 30), serveRow('recompute', 64, 400)],
-        load: { clients: 8, seconds: 20, requests: 1000, failed: 0, failedDuringRestart: 3, p99Ms: 12, p50Ms: 4, restartP99Ms: 30, restartSeconds: 0.4, requestsPerSecond: 50, eventsAcknowledged: 10, eventsStored: 10, eventsLost: 0, usersInconsistent: 0, exact: true, store: 'memory' },
+        load: { clients: 8, seconds: 20, requests: 1000, failed: 0, failedDuringRestart: 3, p99Ms: 12, p50Ms: 4, restartP99Ms: 30, restartSeconds: 0.4, requestsPerSecond: 50, eventsAcknowledged: 10, eventsStored: 10, eventsLost: 0, usersInconsistent: 0, statuses: { 200: 1000 }, errors: [], exact: true, store: 'memory' },
         model: { hiddenDim: 64, numBlocks: 2, numHeads: 1, poolSize: 1024, userDim: 1, maxLength: 200, numItems: 2000, bytesPerToken: { collectivekv: 20, full: 1024, lane: 0 } },
         backend: 'wasm', notes: ['redis skipped'] },
     },
