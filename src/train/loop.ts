@@ -4,7 +4,7 @@
 // files, and a wall-clock bound. Synchronous on purpose: tfjs steps on cpu/wasm are synchronous,
 // and callers with synchronous APIs (the zoo's fitSasrec) can use it as is.
 import * as tf from '@tensorflow/tfjs-core';
-import { ProgressReporter, ProgressMode, ProgressSink } from './progress';
+import { ProgressReporter, ProgressMode, ProgressSink, type EpochRecord } from './progress';
 import { writeCheckpoint } from './checkpoint';
 
 /** What one optimizer step reports. */
@@ -68,24 +68,7 @@ export interface TrainLoopOptions {
   now?: () => number;
 }
 
-export interface EpochRecord {
-  /** 1-based. */
-  epoch: number;
-  /** Mean step loss of the epoch. */
-  loss: number;
-  /** Means of the steps' extras. */
-  extras: Record<string, number>;
-  /** Validation metrics, or null when this epoch was not validated. */
-  validation: Record<string, number> | null;
-  /** True when this epoch's validation was the best so far (its weights are the snapshot). */
-  best: boolean;
-  /** Seconds since training started, at the end of this epoch. */
-  seconds: number;
-  steps: number;
-  items: number;
-  /** True when the time or step bound cut this epoch short. */
-  partial: boolean;
-}
+export type { EpochRecord } from './progress';
 
 export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes' | 'maxSteps';
 

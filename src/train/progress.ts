@@ -1,6 +1,25 @@
 // Training progress: a bar redrawn in place on a TTY (items/s, loss, ETA), plain lines every few
 // seconds elsewhere (logs, CI), and one summary line per epoch in both cases.
-import type { EpochRecord } from './loop';
+
+/** One epoch of a training run, as trainLoop reports it. */
+export interface EpochRecord {
+  /** 1-based. */
+  epoch: number;
+  /** Mean step loss of the epoch. */
+  loss: number;
+  /** Means of the steps' extras. */
+  extras: Record<string, number>;
+  /** Validation metrics, or null when this epoch was not validated. */
+  validation: Record<string, number> | null;
+  /** True when this epoch's validation was the best so far (its weights are the snapshot). */
+  best: boolean;
+  /** Seconds since training started, at the end of this epoch. */
+  seconds: number;
+  steps: number;
+  items: number;
+  /** True when the time or step bound cut this epoch short. */
+  partial: boolean;
+}
 
 /** Where progress text goes: process.stderr, or anything with write (tests). */
 export interface ProgressSink {
