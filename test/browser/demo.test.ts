@@ -110,6 +110,7 @@ async function casResults(page: Page): Promise<Record<string, unknown>> {
     type Store = {
       set(k: string, v: Uint8Array): Promise<void>; get(k: string): Promise<Uint8Array | undefined>;
       append(k: string, p: { expectHeader: Uint8Array; newHeader: Uint8Array; tail: Uint8Array }): Promise<string>;
+      replace(k: string, expect: Uint8Array | undefined, v: Uint8Array): Promise<string>;
       delete(k: string): Promise<boolean>; close(): Promise<void>;
     };
     const Ctor = (window as unknown as { __COLLECTIVEKV__: { IndexedDBStore: new (o: { dbName: string }) => Store } }).__COLLECTIVEKV__.IndexedDBStore;
@@ -124,8 +125,13 @@ async function casResults(page: Page): Promise<Record<string, unknown>> {
     const race = await Promise.all([6, 7].map((t) => store.append('k', { expectHeader: u8(7, 8), newHeader: u8(8, 8), tail: u8(t) })));
     const raced = Array.from((await store.get('k')) ?? []);
     const deleted = [await store.delete('k'), await store.delete('k')];
+    // Conditional whole-value writes: only when absent, or over the expected prefix; one creator wins.
+    const created = await Promise.all([1, 2, 3].map((t) => store.replace('r', undefined, u8(t, 0))));
+    const replaced = [await store.replace('r', u8(9), u8(4, 4)), await store.replace('r', Uint8Array.of((await store.get('r'))![0]), u8(5, 5))];
+    const final = Array.from((await store.get('r')) ?? []);
+    await store.delete('r');
     await store.close();
-    return { conflict, ok, missing, after, race: race.sort(), raced, deleted };
+    return { conflict, ok, missing, after, race: race.sort(), raced, deleted, created: created.sort(), replaced, final };
   });
 }
 
@@ -221,6 +227,7 @@ async function casResults(page: Page): Promise<Record<string, unknown>> {
       expect(await casResults(page)).toEqual({
         conflict: 'conflict', ok: 'ok', missing: 'missing', after: [7, 8, 3, 4, 5], race: ['conflict', 'ok'],
         raced: expect.arrayContaining([8, 8, 3, 4, 5]), deleted: [true, false],
+        created: ['conflict', 'conflict', 'ok'], replaced: ['conflict', 'ok'], final: [5, 5],
       });
     } finally {
       await context.close();
