@@ -45,9 +45,9 @@ afterAll(async () => {
 describe('serve', () => {
   it('listens on loopback; events, score, topk, healthz and metrics work', async () => {
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(await call('POST', '/users/alice/events', { events: data.sequences[0].slice(0, 4) })).toMatchObject({ status: 200, json: { kind: 'created', length: 4 } });
+    expect(await call('POST', '/users/alice/events', { events: data.sequences[0].slice(0, 4), history: [] })).toMatchObject({ status: 200, json: { kind: 'created', length: 4 } });
     expect(await call('POST', '/users/alice/events', { events: data.sequences[0].slice(4, 6) })).toMatchObject({ status: 200, json: { kind: 'appended', length: 6 } });
-    await call('POST', '/users/bob/events', { events: data.sequences[1] });
+    await call('POST', '/users/bob/events', { events: data.sequences[1], history: [] });
     const scored = await call('POST', '/score', { userIds: ['alice', 'bob'], candidates: [1, 2, 3] });
     expect(scored.status).toBe(200);
     expect(scored.json.scores).toHaveLength(2);
@@ -86,12 +86,12 @@ describe('serve', () => {
     ['unknown user', 'POST', '/score', { userIds: ['alice', 'nobody'], candidates: [1] }, undefined, 404, /no usable cache for user "nobody"/],
     ['unknown user topk', 'GET', '/users/nobody/topk', undefined, undefined, 404, /nobody/],
     ['too many users', 'POST', '/score', { userIds: Array.from({ length: 9 }, (_, i) => `u${i}`), candidates: [1] }, undefined, 400, /1\.\.8 user ids/],
-    ['bad user id', 'POST', '/users/a%20b/events', { events: [1] }, undefined, 400, /user id must be/],
+    ['bad user id', 'POST', '/users/a%20b/events', { events: [1] }, undefined, 400, /user id in the path must be a user id \(1\.\.128 of/],
     ['empty events', 'POST', '/users/alice/events', { events: [] }, undefined, 400, /'events' must be an array of 1\.\./],
     ['bad k', 'GET', '/users/alice/topk?k=abc', undefined, undefined, 400, /'k' must be an integer/],
     ['wrong method', 'GET', '/score', undefined, undefined, 405, /use POST/],
     ['unknown route', 'GET', '/nope', undefined, undefined, 404, /no such endpoint/],
-    ['oversized body', 'POST', '/score', { userIds: ['alice'], candidates: Array.from({ length: 3000 }, () => 1) }, undefined, 413, /exceeds the limit of 4096/],
+    ['oversized body', 'POST', '/score', { userIds: ['alice'], candidates: Array.from({ length: 3000 }, () => 1) }, undefined, 413, /must be at most 4096 bytes \(maxBodyBytes\), received Content-Length \d+/],
   ])('%s: 4xx with a message, and the server keeps serving', async (_name, method, path, body, raw, status, message) => {
     const res = await call(method, path, body, true, raw);
     expect(res.status).toBe(status);
@@ -103,8 +103,9 @@ describe('serve', () => {
   it('a chunked body over the limit gets 413 too', async () => {
     const big = JSON.stringify({ userIds: ['alice'], candidates: Array.from({ length: 3000 }, () => 1) });
     const stream = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(big)); c.close(); } });
-    const res = await fetch(`${server.url}/score`, { method: 'POST', body: stream, duplex: 'half', headers: { authorization: `Bearer ${TOKEN}` } } as RequestInit);
+    const res = await fetch(`${server.url}/score`, { method: 'POST', body: stream, duplex: 'half', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } } as RequestInit);
     expect(res.status).toBe(413);
+    expect((await res.json()).error).toMatch(/at most 4096 bytes \(maxBodyBytes\), received at least \d+/);
     expect((await call('GET', '/healthz', undefined, false)).status).toBe(200);
   });
 });
@@ -113,9 +114,10 @@ describe('graceful shutdown', () => {
   it('finishes the requests in flight, refuses new ones, and leaves no half-written entry', async () => {
     const store = new MemoryStore();
     const own = await startServer({ model: new SasrecRecommender(sasrec), store });
-    await fetch(`${own.url}/users/u/events`, { method: 'POST', body: JSON.stringify({ events: [1] }) });
+    const headers = { 'content-type': 'application/json' };
+    expect((await fetch(`${own.url}/users/u/events`, { method: 'POST', headers, body: JSON.stringify({ events: [1], history: [] }) })).status).toBe(200);
     const posts = Array.from({ length: 10 }, (_, i) =>
-      fetch(`${own.url}/users/u/events`, { method: 'POST', body: JSON.stringify({ events: [i + 2] }) }).then((r) => r.status, () => 0));
+      fetch(`${own.url}/users/u/events`, { method: 'POST', headers, body: JSON.stringify({ events: [i + 2] }) }).then((r) => r.status, () => 0));
     await new Promise((r) => setTimeout(r, 5));
     await own.close();
     const statuses = await Promise.all(posts);
@@ -147,7 +149,9 @@ describe('serve command and model files', () => {
       });
       for (let i = 0; i < 100 && url === ''; i++) await new Promise((r) => setTimeout(r, 50));
       expect((await fetch(`${url}/metrics`)).status).toBe(401);
-      const res = await fetch(`${url}/users/u1/events`, { method: 'POST', headers: { authorization: 'Bearer tok' }, body: JSON.stringify({ events: [1, 2, 3] }) });
+      const res = await fetch(`${url}/users/u1/events`, {
+        method: 'POST', headers: { authorization: 'Bearer tok', 'content-type': 'application/json' }, body: JSON.stringify({ events: [1, 2, 3], history: [] }),
+      });
       expect(res.status).toBe(200);
       abort.abort();
       expect(await done).toBe(0);
