@@ -144,8 +144,9 @@ describe('serve command and model files', () => {
       const abort = new AbortController();
       let url = '';
       const lines: string[] = [];
+      const errors: string[] = [];
       const done = runServeCommand(['--model', dir, '--store', 'memory', '--port', '0', '--token', 'tok', '--backend', 'cpu'], {
-        signal: abort.signal, log: (l) => lines.push(l), onListening: (s) => (url = s.url),
+        signal: abort.signal, log: (l) => lines.push(l), error: (l) => errors.push(l), onListening: (s) => (url = s.url),
       });
       for (let i = 0; i < 100 && url === ''; i++) await new Promise((r) => setTimeout(r, 50));
       expect((await fetch(`${url}/metrics`)).status).toBe(401);
@@ -156,6 +157,7 @@ describe('serve command and model files', () => {
       abort.abort();
       expect(await done).toBe(0);
       expect(lines.join('\n')).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+ .*token required/);
+      expect(errors.join('\n')).toMatch(/warning: --token shows the token in the process list .* use COLLECTIVEKV_TOKEN or --token-file/);
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     } finally {
       rmSync(dir, { recursive: true, force: true });
