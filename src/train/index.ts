@@ -4,3 +4,4 @@ export { ProgressReporter, formatDuration } from './progress';
 export type { ProgressMode, ProgressSink } from './progress';
 export { readCheckpoint, writeCheckpoint } from './checkpoint';
 export type { CheckpointInfo, CheckpointManifest } from './checkpoint';
+export { MAX_WASM_THREADS, useWasmThreads } from './threads';
