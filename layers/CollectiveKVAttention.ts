@@ -1,23 +1,20 @@
 // CollectiveKV attention (DESIGN.md section 1): the drop-in replacement for MultiHeadAttention whose
 // keys/values are concat(pool row chosen by a top-1 router, small user-specific part), so the cache
-// stores one index and userDim numbers per token and side.
+// stores one index and userDim numbers per token and side. Built from the design card's blocks:
+// per shared side a GlobalKVPool (pool + router) and a UserKVProjector, as sublayers.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { DisposeResult } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import { collectiveAttention, dotProductAttention, gatherRows } from '../ops/index';
-import { ArgumentError, dim } from '../ops/util/validate';
+import { ArgumentError } from '../ops/util/validate';
 import { ATTENTION_OPTION_KEYS, AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
-  BalanceSampler, DEFAULT_BALANCE_TOKENS, PACKAGE, PendingLosses, checkFits, checkNonNegative, checkNonNegativeInt, checkPositive, checkOneOf,
-  checkPositiveInt, dense, resolveActivation, zeros,
+  PACKAGE, PendingLosses, checkFits, checkNonNegativeInt, checkOneOf, checkPositive, checkPositiveInt, dense, resolveActivation,
 } from './common';
-import {
-  ATTENTION_ROUTER_KINDS, AttentionRouterKind, DEFAULT_QUANTIZATION_WEIGHT, GATE_MODES, GateMode, NearestWeights, PoolWeights, Routing, isNearestRouter, nearestRouter, nearestTrainingRows, productPool,
-  routerColumns, routerSubKeys,
-  routeTokens, scaleRouterInit, trainingRows,
-} from './GlobalKVPool';
-import { userProjection } from './UserKVProjector';
+import { GlobalKVPool } from './GlobalKVPool';
+import { UserKVProjector } from './UserKVProjector';
+import { ResolvedRouterConfig, RouterSpec, Routing, checkRouterPoolSize, resolveRouterConfig, upgradeRouterArgs } from './routing/index';
 
 export type ShareMode = 'kv' | 'k' | 'v';
 
@@ -32,219 +29,102 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   userDim?: number;
   /** Which sides go through a pool: 'kv' (default), 'k' or 'v'; the other side is a full projection. */
   share?: ShareMode;
-  /** Weight of the peak loss (per routed pool); 0 turns it off. Default 0.01. */
-  peakWeight?: number;
-  /** Weight of the balance loss (per routed pool); 0 turns it off. Default 1.0. */
-  balanceWeight?: number;
-  /**
-   * Tokens per training call whose router softmax the balance loss averages: a seeded sample when
-   * a call has more (an estimate of the mean over all tokens; the peak loss and the gate still see
-   * every token); 0 = all. The balance term is the routing step's dense [tokens, poolSize] work,
-   * so this bounds it. Default 2048. With a product-key router the balance term is an [s, s]
-   * matmul over the tokens, N * poolSize work that the sample bounds just as well at large pools.
-   * With router 'nearest' the sample is the VQ loss's.
-   */
-  balanceTokens?: number;
   /** Activation of the user part, any tfjs activation id. Default 'swish' (SiLU). */
   userActivation?: string;
   /**
-   * r > 0 makes each router low-rank: logits = (x P) R + b with P [de, r] and R [r, poolSize]
-   * (still linear in x). The full router costs de * poolSize per token, several K/V projections at
-   * a large pool; r = 32 at de = 256, poolSize = 1024 costs 1/6.4 of it. Default 0: the full
-   * [de, poolSize] router of the paper.
-   */
-  routerDim?: number;
-  /**
-   * Seeds the pools' normal(0, 1) init (the key pool with poolSeed, the value pool with
-   * poolSeed + 1), so two builds start from the same pools. Default: unseeded.
+   * Seeds the pools' normal(0, poolStddev) init (the key pool with poolSeed, the value pool with
+   * poolSeed + 1) and what a router draws from data, so two builds start from the same pools.
+   * Default: unseeded.
    */
   poolSeed?: number;
   /**
    * Standard deviation of the pools' normal init. Default 1 (the paper's reference). Rows of
    * std 1 are far wider than a glorot projection of small embeddings (~0.05 per column), so the
-   * pooled K/V start ~20x the scale of the MultiHeadAttention they replace and Adam (steps ~lr)
-   * needs about 1/lr steps to move them; a host model with small embeddings may match its scale.
+   * pooled K/V start ~20x the scale of the MultiHeadAttention they replace; a host model with
+   * small embeddings may match its scale.
    */
   poolStddev?: number;
   /**
-   * Loss-free load balancing (as DeepSeek-V3 balances its experts): a per-row routing bias, not
-   * trained by gradients, is added to the router logits, and after every training call each row's
-   * bias moves by this much toward equal use (up for a row chosen by fewer than its share of the
-   * call's valid tokens, down for one chosen by more). The paper's balance loss evens the mean
-   * softmax, which argmax routing can satisfy while most tokens crowd onto a few rows. Default 0:
-   * off (the paper's).
+   * The router of every pool: 'dense' (default, the paper's: one router column per pool row, a
+   * gate, peak + balance losses) or 'nearest-product' (the nearest row of a product-quantized pool
+   * by a learned encoder, a VQ loss), or a config with the router's own options, e.g.
+   * `{ kind: 'dense', gate: 'straight-through', peakWeight: 0.01 }` or
+   * `{ kind: 'nearest-product', quantizationWeight: 1 / 64 }` (see RouterConfig). Either way the
+   * cache holds a row index. Which to pick and why: docs/routing.md.
    */
-  routingBiasRate?: number;
-  /**
-   * How the gate enters training: 'scaled' (the paper's: rows are gate * pool[index] in training,
-   * pool[index] at inference) or 'straight-through' (pool[index] in both; the router still learns
-   * through the gate's gradient). Default 'scaled'.
-   */
-  gate?: GateMode;
-  /**
-   * 'dense' (default, the paper's): one router column per pool row. 'product': product keys, two
-   * sub-routers of s = sqrt(poolSize) columns each, row i*s + j scored a[i] + b[j] (poolSize must
-   * be a perfect square). Per token the router then costs 2s columns instead of poolSize (64 vs
-   * 1024), and the cache is unchanged (a row index). Not with
-   * routingBiasRate. The s_router weight is [de, 2s] and s_router_bias [2s].
-   *
-   * 'nearest': each token takes the pool row nearest to a learned projection enc(x) = x W + b of
-   * width H*d - userDim (s_encoder_kernel, s_encoder_bias), trained as a VQ-VAE codebook: the
-   * forward reads the row, its gradient reaches the row and, straight through, enc(x); a loss
-   * pulls rows and projections together (commitmentWeight). No gate, no peak or balance loss (their
-   * weights are unused). The pool starts as enc(x) of random valid tokens of the first training call
-   * (s_pool_ready, not trainable, records that it happened, so a loaded model keeps its pool).
-   * Inference routes with the equivalent dense router (2 W P^T, 2 b P^T - ||P_j||^2), so the cache
-   * is unchanged. Not with routerDim, routingBiasRate or gate.
-   *
-   * 'nearest-product': 'nearest' over a product-quantized pool: row i*s + j (s = sqrt(poolSize), a
-   * perfect square) is concat(a[i], b[j]) of two sub-pools of s rows (s_pool_a [s, dgA], s_pool_b
-   * [s, dg - dgA], dgA = ceil(dg / 2)), so the nearest row is found per half: 2s distances per token
-   * instead of poolSize (the cost of a 'product' router), for a pool with 2s free half-rows. The
-   * cache is unchanged (a row index).
-   */
-  router?: AttentionRouterKind;
-  /**
-   * With router 'nearest' or 'nearest-product': weight of the commitment term ||sg(row) - enc(x)||^2 (the row's own term
-   * ||row - sg(enc(x))||^2 has weight 1). Default 0.25 (VQ-VAE's).
-   */
-  commitmentWeight?: number;
-  /**
-   * With router 'nearest' or 'nearest-product': weight of the whole VQ loss (both terms), which is
-   * relative to the encodings' mean squared norm (see nearestTrainingRows). Larger keeps rows and
-   * projections closer. Default 1/64 (DEFAULT_QUANTIZATION_WEIGHT; see there why small).
-   */
-  quantizationWeight?: number;
+  router?: RouterSpec;
 }
 
 /** The options of CollectiveKVAttentionArgs beyond MultiHeadAttentionArgs'. */
 const COLLECTIVE_OPTION_KEYS: readonly string[] = Object.keys({
-  poolSize: true, userDim: true, share: true, peakWeight: true, balanceWeight: true, balanceTokens: true, userActivation: true,
-  routerDim: true, poolSeed: true, poolStddev: true, routingBiasRate: true, gate: true, router: true, commitmentWeight: true,
-  quantizationWeight: true,
+  poolSize: true, userDim: true, share: true, userActivation: true, poolSeed: true, poolStddev: true, router: true,
 } satisfies Record<Exclude<keyof CollectiveKVAttentionArgs, keyof MultiHeadAttentionArgs>, true>);
 
 type Side = 'key' | 'value';
 
-/** The weights of one side: a full projection, or pool + router + user projection. */
-type SideWeights =
-  | { kind: 'full'; kernel: tfl.LayerVariable; bias: tfl.LayerVariable | null }
-  | { kind: 'pooled'; pool: PoolVariables; router: tfl.LayerVariable | null; routerBias: tfl.LayerVariable | null;
-      routerProjection: tfl.LayerVariable | null; routingBias: tfl.LayerVariable | null; userKernel: tfl.LayerVariable;
-      userBias: tfl.LayerVariable | null; encoder: NearestEncoder | null };
-
-/** One pool variable [poolSize, dg], or the two sub-pools of a product-quantized pool ('nearest-product'). */
-type PoolVariables = { kind: 'table'; table: tfl.LayerVariable } | { kind: 'product'; a: tfl.LayerVariable; b: tfl.LayerVariable };
-
-/** The pool [poolSize, dg]: the variable's value, or the product pool of the sub-pools (a new tensor). */
-function readPool(pool: PoolVariables): tf.Tensor {
-  return pool.kind === 'table' ? pool.table.read() : productPool(pool.a.read(), pool.b.read());
-}
-
-/** The collective projection of a nearest-routed side and the flag of its pool's data init. */
-interface NearestEncoder {
-  kernel: tfl.LayerVariable;
-  bias: tfl.LayerVariable | null;
-  /** [1], not trainable: 1 once the pool was set from data. */
-  poolReady: tfl.LayerVariable;
+/** The building blocks of one shared side. */
+export interface CollectiveSide {
+  pool: GlobalKVPool;
+  user: UserKVProjector;
 }
 
 /**
+ * getWeights()/setWeights() order of a shared side's weights (by name after the side prefix), as
+ * 0.1 built them: pool, router, user part, then the nearest-product encoder.
+ */
+const SIDE_WEIGHT_ORDER = ['pool', 'pool_a', 'pool_b', 'router', 'router_bias', 'user_kernel', 'user_bias', 'encoder_kernel', 'encoder_bias', 'pool_ready'];
+
+/**
  * Multi-head attention whose shared side(s) take their first H*d - userDim columns from a global
- * pool (row picked per token by a linear top-1 router, scaled by the sigmoid gate in training unless
- * the gate is straight-through) and
- * the last userDim columns from act(x W + b); heads are split after the concat.
+ * pool (a row picked per token by the router) and the last userDim columns from act(x W + b);
+ * heads are split after the concat.
  *
- * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value}:
- * s_pool [poolSize, H*d - userDim] (init normal(0, poolStddev)), s_router [de, poolSize], s_router_bias,
- * s_user_kernel [de, userDim], s_user_bias (with routerDim r > 0: s_router_projection [de, r] and
- * s_router [r, poolSize]; with router 'product': 2 sqrt(poolSize) router columns instead of poolSize;
- * with routingBiasRate > 0: s_routing_bias [poolSize], not trainable); an
- * unshared side has s_kernel, s_bias like MultiHeadAttention. Biases (router biases included) exist
- * only with useBias.
+ * Weights: query_kernel/_bias, output_kernel/_bias, and per shared side s in {key, value} its
+ * GlobalKVPool's, named s_pool, s_router, s_router_bias (dense router) or s_pool_a, s_pool_b,
+ * s_encoder_kernel, s_encoder_bias, s_pool_ready (nearest-product), and its UserKVProjector's,
+ * s_user_kernel, s_user_bias; an unshared side has s_kernel, s_bias like MultiHeadAttention.
+ * Biases exist only with useBias. `side(s)` gives a side's blocks.
  *
- * Auxiliary losses (peak + balance per routed pool, over valid tokens) are computed in training
- * calls from that call's batch. They reach `model.fit` through `addLoss` (fit calls
- * `model.calculateLosses()` inside its gradient tape). In a custom loop, add
- * `layer.auxiliaryLoss()` or `tf.addN(model.calculateLosses())` to the loss inside the function
- * given to `optimizer.minimize`. Reading returns the sum over the training calls since the last read
- * and clears it; losses of calls whose tidy/tape has ended are dropped, never carried over.
+ * Routing losses (over valid tokens) are computed in training calls from that call's batch. They
+ * reach `model.fit` through `addLoss` (fit calls `model.calculateLosses()` inside its gradient
+ * tape). In a custom loop, add `layer.auxiliaryLoss()` or `tf.addN(model.calculateLosses())` to the
+ * loss inside the function given to `optimizer.minimize`. Reading returns the sum over the
+ * training calls since the last read and clears it; losses of calls whose tidy/tape has ended are
+ * dropped, never carried over.
  */
 export class CollectiveKVAttention extends AttentionLayerBase {
   static className = 'CollectiveKVAttention';
   readonly poolSize: number;
   readonly userDim: number;
   readonly share: ShareMode;
-  readonly peakWeight: number;
-  readonly balanceWeight: number;
-  readonly balanceTokens: number;
   readonly userActivation: string;
   readonly poolSeed: number | null;
   readonly poolStddev: number;
-  readonly routerDim: number;
-  readonly routingBiasRate: number;
-  readonly gate: GateMode;
-  readonly router: AttentionRouterKind;
-  readonly commitmentWeight: number;
-  readonly quantizationWeight: number;
-  /** s = sqrt(poolSize) for a product-key router or a product-quantized pool ('nearest-product'), else null. */
-  private readonly subKeys: number | null;
-  private readonly samplers: { key: BalanceSampler; value: BalanceSampler };
-  private readonly act: (t: tf.Tensor) => tf.Tensor;
+  /** The router's config, every option set. */
+  readonly router: ResolvedRouterConfig;
+  private readonly sides: { key: CollectiveSide | null; value: CollectiveSide | null };
   private readonly auxLosses = new PendingLosses();
-  private sides: { key: SideWeights; value: SideWeights } | null = null;
-  /**
-   * Nearest-routed sides whose pool is known to be set from data (saves reading the flag each call),
-   * with the flag's data as read then: a write of the flag (setWeights, or a model-level load that
-   * writes the variable directly) gives it new data, and the next training call reads it again.
-   */
-  private readonly poolsReady = new Map<Side, object>();
+  /** This layer's own weights and its shared sides, in build order: what `weights` lists, in order. */
+  private readonly parts: Array<tfl.LayerVariable | CollectiveSide> = [];
 
   constructor(args: CollectiveKVAttentionArgs) {
     const name = CollectiveKVAttention.className;
-    super(args, name, [...ATTENTION_OPTION_KEYS, ...COLLECTIVE_OPTION_KEYS]);
-    this.poolSize = checkPositiveInt(name, 'poolSize', args.poolSize ?? 1024);
-    this.userDim = checkPositiveInt(name, 'userDim', args.userDim ?? 1);
-    this.share = checkOneOf(name, 'share', args.share ?? 'kv', ['kv', 'k', 'v'] as const);
-    this.peakWeight = checkNonNegative(name, 'peakWeight', args.peakWeight ?? 0.01);
-    this.balanceWeight = checkNonNegative(name, 'balanceWeight', args.balanceWeight ?? 1.0);
-    this.balanceTokens = checkNonNegativeInt(name, 'balanceTokens', args.balanceTokens ?? DEFAULT_BALANCE_TOKENS);
-    this.samplers = { key: new BalanceSampler(this.balanceTokens, `${this.name}/key`), value: new BalanceSampler(this.balanceTokens, `${this.name}/value`) };
-    this.userActivation = args.userActivation ?? 'swish';
-    this.poolSeed = args.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', args.poolSeed);
-    this.poolStddev = checkPositive(name, 'poolStddev', args.poolStddev ?? 1);
-    this.routerDim = checkNonNegativeInt(name, 'routerDim', args.routerDim ?? 0);
-    this.routingBiasRate = checkNonNegative(name, 'routingBiasRate', args.routingBiasRate ?? 0);
-    this.gate = checkOneOf(name, 'gate', args.gate ?? 'scaled', GATE_MODES);
-    this.router = checkOneOf(name, 'router', args.router ?? 'dense', ATTENTION_ROUTER_KINDS);
-    this.subKeys = this.router === 'product' || this.router === 'nearest-product' ? routerSubKeys(name, 'product', this.poolSize) : null;
-    this.commitmentWeight = checkNonNegative(name, 'commitmentWeight', args.commitmentWeight ?? 0.25);
-    this.quantizationWeight = checkNonNegative(name, 'quantizationWeight', args.quantizationWeight ?? DEFAULT_QUANTIZATION_WEIGHT);
-    if (this.router === 'product' && this.routingBiasRate > 0) {
-      throw new ArgumentError(name, 'routingBiasRate', "0 with router 'product' (the routing bias is per pool row)", String(this.routingBiasRate));
-    }
-    if (this.nearest) this.checkNearestArgs(args);
-    this.act = resolveActivation(name, 'userActivation', this.userActivation);
+    const a = upgradeRouterArgs(name, args);
+    super(a, name, [...ATTENTION_OPTION_KEYS, ...COLLECTIVE_OPTION_KEYS]);
+    this.poolSize = checkPositiveInt(name, 'poolSize', a.poolSize ?? 1024);
+    this.userDim = checkPositiveInt(name, 'userDim', a.userDim ?? 1);
+    this.share = checkOneOf(name, 'share', a.share ?? 'kv', ['kv', 'k', 'v'] as const);
+    this.userActivation = a.userActivation ?? 'swish';
+    this.poolSeed = a.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', a.poolSeed);
+    this.poolStddev = checkPositive(name, 'poolStddev', a.poolStddev ?? 1);
+    this.router = resolveRouterConfig(name, a.router);
+    checkRouterPoolSize(name, this.router, this.poolSize);
+    resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
     if (this.isShared('value')) this.checkUserDim('valueDim', this.valueDim);
     this.checkPoolSizes();
+    this.sides = { key: this.makeSide('key'), value: this.makeSide('value') };
     this.addLoss(() => this.auxLosses.take());
-  }
-
-  /** Whether rows are chosen by distance ('nearest', 'nearest-product'). */
-  get nearest(): boolean {
-    return isNearestRouter(this.router);
-  }
-
-  /** Options that have no meaning with nearest-row routing (it has no router weights and no gate). */
-  private checkNearestArgs(args: CollectiveKVAttentionArgs): void {
-    const name = CollectiveKVAttention.className;
-    const unused: Array<[string, unknown, unknown]> = [['routerDim', args.routerDim, 0], ['routingBiasRate', args.routingBiasRate, 0], ['gate', args.gate, undefined]];
-    for (const [arg, value, neutral] of unused) {
-      if (value != null && value !== neutral) {
-        throw new ArgumentError(name, arg, `${neutral === undefined ? 'unset' : neutral} with router '${this.router}' (it routes by distance, without router weights or a gate)`, String(value));
-      }
-    }
   }
 
   private checkUserDim(dimName: string, headDim: number): void {
@@ -255,10 +135,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     }
   }
 
-  /**
-   * The pools (and a low-rank router) fit the backend; the weights whose rows are the K/V source's
-   * features are checked by build, once its width is known (sourceWeightColumns).
-   */
+  /** The pools fit the backend; the weights whose rows are the K/V source's features are checked by build (sourceWeightColumns). */
   private checkPoolSizes(): void {
     const name = CollectiveKVAttention.className;
     checkFits(name, 'poolSize', this.poolSize, 1, 'a [poolSize] vector (routing)');
@@ -266,8 +143,25 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       const width = this.poolWidth(side);
       if (width > 0) checkFits(name, 'poolSize', this.poolSize, width, `the ${side} pool [poolSize, numHeads*${side}Dim - userDim = ${width}]`);
     }
-    const columns = routerColumns(this.poolSize, this.subKeys);
-    if (this.routerDim > 0) checkFits(name, 'routerDim', this.routerDim, columns, `the router [routerDim, ${columns}]`);
+  }
+
+  /** A shared side's blocks (unbuilt): weights named `${side}_...` under this layer, seeded from poolSeed (+1 for values). */
+  private makeSide(side: Side): CollectiveSide | null {
+    if (!this.isShared(side)) return null;
+    const offset = side === 'key' ? 0 : 1;
+    const seed = this.poolSeed == null ? undefined : this.poolSeed + offset;
+    const common = { useBias: this.useBias, trainable: this.trainable };
+    return {
+      pool: new GlobalKVPool({
+        ...common, name: `${this.name}/${side}`, units: this.poolWidth(side), poolSize: this.poolSize, router: this.router,
+        routerInitializer: this.kernelInit, poolInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev, seed }),
+        seed: (this.poolSeed ?? 0) + offset, weightPrefix: `${side}_`,
+      }),
+      user: new UserKVProjector({
+        ...common, name: `${this.name}/${side}_user`, units: this.userDim, activation: this.userActivation, kernelInitializer: this.kernelInit,
+        weightPrefix: `${side}_user_`,
+      }),
+    };
   }
 
   /** Columns of a shared side's pool rows (H*d - userDim; 0 for an unshared side). */
@@ -279,132 +173,112 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     return this.share === 'kv' || this.share === side.charAt(0);
   }
 
+  /** The GlobalKVPool and UserKVProjector of a shared side (built with this layer). */
+  side(side: Side): CollectiveSide {
+    const s = side === 'key' || side === 'value' ? this.sides[side] : null;
+    if (s == null) {
+      throw new ArgumentError(CollectiveKVAttention.className, 'side', `a shared side (share is '${this.share}')`, JSON.stringify(side));
+    }
+    return s;
+  }
+
   /** Sum of the auxiliary losses of the training calls since the last read; reading clears it. Caller owns it. */
   auxiliaryLoss(): tf.Scalar {
     return this.auxLosses.take();
   }
 
-  /** Router logits and top-1 route of kvSource [B, T, de] for a shared side (analysis, conversion). */
+  /** The inference route of kvSource [B, T, de] for a shared side (analysis, conversion). The caller owns it. */
   route(side: Side, kvSource: tf.Tensor): Routing {
-    const [index, gate, logits] = tf.tidy(() => {
-      const r = routeTokens(this.routerInput(side, kvSource), this.routingWeights(side));
-      return [r.index, r.gate, r.logits];
-    });
-    return { index, gate, logits };
-  }
-
-  /** What the router multiplies: kvSource, or its low-rank projection x P when routerDim > 0. */
-  private routerInput(side: Side, source: tf.Tensor): tf.Tensor {
-    const s = this.side(side);
-    return s.kind === 'pooled' && s.routerProjection != null ? dense(source, s.routerProjection.read(), null) : source;
+    this.assertBuilt('route');
+    return this.side(side).pool.route(kvSource);
   }
 
   /**
-   * What routing uses (inside a tidy): the pool and router, and the router bias plus the routing
-   * bias when there is one.
-   */
-  private routingWeights(side: Side): PoolWeights {
-    const w = this.poolWeights(side);
-    const s = this.side(side);
-    const extra = s.kind === 'pooled' ? s.routingBias?.read() ?? null : null;
-    if (extra == null) return w;
-    return { ...w, routerBias: w.routerBias == null ? extra : tf.add(w.routerBias, extra) };
-  }
-
-  /**
-   * Current pool, router ([routerDim or de, poolSize]) and router bias of a shared side (not copies;
-   * without the routing bias). With router 'nearest' the router and its bias are the equivalent
-   * dense router, computed from the encoder and the pool (new tensors: call inside a tidy).
-   */
-  poolWeights(side: Side): PoolWeights {
-    const s = this.pooledSide(side);
-    if (s.encoder != null) {
-      const w = this.nearestWeights(s.pool, s.encoder);
-      return { pool: w.pool, ...nearestRouter(w) };
-    }
-    return { pool: readPool(s.pool), router: (s.router as tfl.LayerVariable).read(), routerBias: s.routerBias?.read() ?? null, subKeys: this.subKeys };
-  }
-
-  /**
-   * The pool [poolSize, H*d - userDim] of a shared side: the variable (not a copy), or with router
-   * 'nearest-product' the product of the sub-pools (a new tensor: call inside a tidy).
+   * The pool [poolSize, H*d - userDim] of a shared side: the variable (not a copy), or with the
+   * nearest-product router the product of the sub-pools (a new tensor: call inside a tidy).
    */
   poolTable(side: Side): tf.Tensor {
-    return readPool(this.pooledSide(side).pool);
+    this.assertBuilt('poolTable');
+    return this.side(side).pool.poolTable();
   }
 
-  private nearestWeights(pool: PoolVariables, encoder: NearestEncoder): NearestWeights {
-    return {
-      pool: readPool(pool), kernel: encoder.kernel.read(), bias: encoder.bias?.read() ?? null,
-      subPools: pool.kind === 'product' ? { a: pool.a.read(), b: pool.b.read() } : null,
-    };
+  // ------------------------------------------------------------ weights (own and the sides')
+
+  /** Records this layer's own weights in build order (the sides are recorded by buildKeyValue). */
+  protected override addWeight(...args: Parameters<tfl.layers.Layer['addWeight']>): tfl.LayerVariable {
+    const weight = super.addWeight(...args);
+    this.parts.push(weight);
+    return weight;
   }
 
-  private pooledSide(side: Side): Extract<SideWeights, { kind: 'pooled' }> {
-    const s = this.side(side);
-    if (s.kind !== 'pooled') {
-      throw new ArgumentError(CollectiveKVAttention.className, 'side', `a shared side (share is '${this.share}')`, `'${side}'`);
+  /** Every weight, trainable or not, in 0.1's order (a side's where its weights were created). */
+  private allWeights(): tfl.LayerVariable[] {
+    return this.parts.flatMap((p) => (p instanceof tfl.LayerVariable ? [p] : sideWeights(p)));
+  }
+
+  override get trainableWeights(): tfl.LayerVariable[] {
+    return this.trainable ? this.allWeights().filter((w) => w.trainable) : [];
+  }
+
+  override set trainableWeights(weights: tfl.LayerVariable[]) {
+    super.trainableWeights = weights;
+  }
+
+  override get nonTrainableWeights(): tfl.LayerVariable[] {
+    const all = this.allWeights();
+    return this.trainable ? all.filter((w) => !w.trainable) : all;
+  }
+
+  override set nonTrainableWeights(weights: tfl.LayerVariable[]) {
+    super.nonTrainableWeights = weights;
+  }
+
+  override get trainable(): boolean {
+    return super.trainable;
+  }
+
+  override set trainable(trainable: boolean) {
+    super.trainable = trainable;
+    for (const s of [this.sides?.key, this.sides?.value]) {
+      if (s == null) continue;
+      s.pool.trainable = trainable;
+      s.user.trainable = trainable;
     }
-    return s;
+  }
+
+  override setFastWeightInitDuringBuild(value: boolean): void {
+    super.setFastWeightInitDuringBuild(value);
+    for (const s of [this.sides.key, this.sides.value]) {
+      s?.pool.setFastWeightInitDuringBuild(value);
+      s?.user.setFastWeightInitDuringBuild(value);
+    }
   }
 
   // ------------------------------------------------------------ hooks
 
   protected override buildKeyValue(sourceDim: number): void {
-    this.sides = {
-      key: this.buildSide('key', sourceDim, this.numHeads * this.keyDim),
-      value: this.buildSide('value', sourceDim, this.numHeads * this.valueDim),
-    };
+    for (const side of ['key', 'value'] as const) {
+      const s = this.sides[side];
+      if (s == null) {
+        const width = this.numHeads * (side === 'key' ? this.keyDim : this.valueDim);
+        this.fullSides[side] = { kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
+        continue;
+      }
+      s.pool.build([null, sourceDim]);
+      s.user.build([null, sourceDim]);
+      this.parts.push(s);
+    }
   }
+
+  /** The projections of unshared sides. */
+  private readonly fullSides: { key?: FullSide; value?: FullSide } = {};
 
   protected override sourceWeightColumns(): Array<[string, number]> {
-    const columns = routerColumns(this.poolSize, this.subKeys);
     return (['key', 'value'] as const).flatMap((side): Array<[string, number]> => {
-      const width = this.numHeads * (side === 'key' ? this.keyDim : this.valueDim);
-      if (!this.isShared(side)) return [[`${side}_kernel`, width]];
-      return [
-        [`${side}_user_kernel`, this.userDim],
-        // 'nearest' routes with the equivalent dense router [de, columns], computed at inference.
-        this.routerDim > 0 ? [`${side}_router_projection`, this.routerDim] : [this.nearest ? `${side} equivalent router` : `${side}_router`, columns],
-        ...(this.nearest ? [[`${side}_encoder_kernel`, this.poolWidth(side)] as [string, number]] : []),
-      ];
+      const s = this.sides[side];
+      if (s == null) return [[`${side}_kernel`, this.numHeads * (side === 'key' ? this.keyDim : this.valueDim)]];
+      return [[`${side}_user_kernel`, this.userDim], ...s.pool.inputColumns()];
     });
-  }
-
-  private buildSide(side: Side, sourceDim: number, width: number): SideWeights {
-    if (!this.isShared(side)) {
-      return { kind: 'full', kernel: this.addKernel(`${side}_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_bias`, width) };
-    }
-    const poolWidth = width - this.userDim;
-    const poolInit = (offset: number) => tfl.initializers.randomNormal({ mean: 0, stddev: this.poolStddev,
-      seed: this.poolSeed == null ? undefined : this.poolSeed + (side === 'key' ? 0 : 1) + offset });
-    const s = this.subKeys;
-    const widthA = Math.ceil(poolWidth / 2);
-    const pool: PoolVariables = this.router === 'nearest-product' && s != null
-      ? { kind: 'product', a: this.addWeight(`${side}_pool_a`, [s, widthA], 'float32', poolInit(0)),
-        b: this.addWeight(`${side}_pool_b`, [s, poolWidth - widthA], 'float32', poolInit(2)) }
-      : { kind: 'table', table: this.addWeight(`${side}_pool`, [this.poolSize, poolWidth], 'float32', poolInit(0)) };
-    const nearest = this.nearest;
-    const router = nearest ? null
-      : this.addKernel(`${side}_router`, [this.routerDim > 0 ? this.routerDim : sourceDim, routerColumns(this.poolSize, this.subKeys)]);
-    const weights: SideWeights = {
-      kind: 'pooled',
-      pool,
-      routerProjection: this.routerDim > 0 ? this.addKernel(`${side}_router_projection`, [sourceDim, this.routerDim]) : null,
-      router,
-      routerBias: nearest ? null : this.addBias(`${side}_router_bias`, routerColumns(this.poolSize, this.subKeys)),
-      routingBias: this.routingBiasRate > 0
-        ? this.addWeight(`${side}_routing_bias`, [this.poolSize], 'float32', zeros(), undefined, false) : null,
-      userKernel: this.addKernel(`${side}_user_kernel`, [sourceDim, this.userDim]),
-      userBias: this.addBias(`${side}_user_bias`, this.userDim),
-      encoder: nearest ? {
-        kernel: this.addKernel(`${side}_encoder_kernel`, [sourceDim, poolWidth]),
-        bias: this.addBias(`${side}_encoder_bias`, poolWidth),
-        poolReady: this.addWeight(`${side}_pool_ready`, [1], 'float32', zeros(), undefined, false),
-      } : null,
-    };
-    if (router != null) scaleRouterInit(router, this.kernelInit, this.poolSize, this.subKeys);
-    return weights;
   }
 
   protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {
@@ -417,67 +291,16 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   /** One side of the full forward; the routing loss only in training (it needs the gradient tape). */
   private sideForward(side: Side, source: tf.Tensor, mask: tf.Tensor | null, training: boolean): { values: tf.Tensor; loss: tf.Scalar | null } {
-    const s = this.side(side);
-    if (s.kind === 'full') return { values: dense(source, s.kernel.read(), s.bias?.read() ?? null), loss: null };
-    const routed = this.routerInput(side, source);
-    if (!training) {
-      const weights = this.routingWeights(side);
-      const { index } = routeTokens(routed, weights);
-      return { values: gatherRows(weights.pool, index, undefined, this.userPart(s, source)), loss: null };
-    }
-    if (s.encoder != null) return this.nearestForward(side, s.pool, s.encoder, source, mask, this.userPart(s, source));
-    // Training keeps no router logits for the backward pass (see trainingRows).
-    const { rows, index, loss } = trainingRows(routed, this.routingWeights(side), mask, this,
-      { sampler: this.samplers[side], gateMode: this.gate, tail: this.userPart(s, source) });
-    if (s.routingBias != null) updateRoutingBias(s.routingBias, index, mask, this.routingBiasRate);
+    const s = this.sides[side];
+    if (s == null) return { values: this.fullProjection(side, source), loss: null };
+    const { rows, loss } = s.pool.lookup(source, { training, mask, tail: s.user.call(source, {}) as tf.Tensor });
     return { values: rows, loss };
   }
 
-  /** Training forward of a nearest-routed side; the first call sets the pool from the data. */
-  private nearestForward(side: Side, pool: PoolVariables, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null,
-    tail: tf.Tensor): { values: tf.Tensor; loss: tf.Scalar } {
-    if (this.poolsReady.get(side) !== encoder.poolReady.read().dataId) {
-      const ready = () => encoder.poolReady.read().dataSync()[0] > 0;
-      if (!ready()) this.initializePoolFromData(side, pool, encoder, source, mask);
-      if (ready()) this.poolsReady.set(side, encoder.poolReady.read().dataId);
-    }
-    const lossRows = this.samplers[side].sample(source.size / (source.shape[source.rank - 1] as number));
-    const { rows, loss } = nearestTrainingRows(source, this.nearestWeights(pool, encoder), mask, this, { tail, lossRows });
-    return { values: rows, loss };
-  }
-
-  /**
-   * Pool rows = enc(x) of distinct random valid tokens of this call (seeded by poolSeed); with
-   * fewer valid tokens than rows, tokens repeat with a small seeded jitter so no two rows coincide.
-   * Random normal rows would sit far from enc(x) (a different scale and a subspace of it), and
-   * nearest-row routing would send nearly every token to the few rows that happen to be closest.
-   */
-  private initializePoolFromData(side: Side, pool: PoolVariables, encoder: NearestEncoder, source: tf.Tensor, mask: tf.Tensor | null): void {
-    const seed = (this.poolSeed ?? 0) + (side === 'key' ? 0 : 1);
-    const tokens = source.size / (source.shape[source.rank - 1] as number);
-    const validFlags = mask?.dataSync() ?? null;
-    const valid: number[] = [];
-    for (let i = 0; i < tokens; i++) if (validFlags == null || validFlags[i] > 0) valid.push(i);
-    if (valid.length === 0) return; // nothing to learn from yet: the next call tries again
-    tf.tidy(() => {
-      const encoded = dense(source, encoder.kernel.read(), encoder.bias?.read() ?? null);
-      const flat = tf.reshape(encoded, [tokens, dim(encoded, encoded.rank - 1)]);
-      if (pool.kind === 'table') {
-        pool.table.write(sampledRows(flat, valid, this.poolSize, `${this.name}/${side}/pool-init/${seed}`, seed));
-      } else {
-        // Each sub-pool: its columns of the encodings of its own token sample.
-        const widthA = pool.a.shape[1] as number;
-        const columns = (start: number, width: number) => tf.slice(flat, [0, start], [tokens, width]);
-        const rows = pool.a.shape[0] as number;
-        pool.a.write(sampledRows(columns(0, widthA), valid, rows, `${this.name}/${side}/pool-init-a/${seed}`, seed));
-        pool.b.write(sampledRows(columns(widthA, dim(flat, 1) - widthA), valid, rows, `${this.name}/${side}/pool-init-b/${seed}`, seed + 2));
-      }
-      encoder.poolReady.write(tf.ones([1]));
-    });
-  }
-
-  private userPart(s: Extract<SideWeights, { kind: 'pooled' }>, source: tf.Tensor): tf.Tensor {
-    return userProjection(source, s.userKernel.read(), s.userBias?.read() ?? null, this.act);
+  private fullProjection(side: Side, source: tf.Tensor): tf.Tensor {
+    const full = this.fullSides[side];
+    if (full == null) throw new ArgumentError(CollectiveKVAttention.className, 'this', 'a built layer', 'an unbuilt layer');
+    return dense(source, full.kernel.read(), full.bias?.read() ?? null);
   }
 
   protected override encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide } {
@@ -485,10 +308,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   }
 
   private encodeSide(side: Side, source: tf.Tensor): CacheSide {
-    const s = this.side(side);
-    if (s.kind === 'full') return { kind: 'full', values: dense(source, s.kernel.read(), s.bias?.read() ?? null) };
-    const { index } = routeTokens(this.routerInput(side, source), this.routingWeights(side));
-    return { kind: 'pooled', index, user: this.userPart(s, source), poolSize: this.poolSize };
+    const s = this.sides[side];
+    if (s == null) return { kind: 'full', values: this.fullProjection(side, source) };
+    return { kind: 'pooled', index: s.pool.index(source), user: s.user.call(source, {}) as tf.Tensor, poolSize: this.poolSize };
   }
 
   protected override checkBlock(block: KVCacheBlock): void {
@@ -524,13 +346,6 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.auxLosses.push(loss);
   }
 
-  private side(side: Side): SideWeights {
-    if (this.sides == null) {
-      throw new ArgumentError(CollectiveKVAttention.className, 'this', 'a built layer', 'an unbuilt layer');
-    }
-    return this.sides[side];
-  }
-
   override dispose(): DisposeResult {
     this.auxLosses.clear();
     return super.dispose();
@@ -542,60 +357,25 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       poolSize: this.poolSize,
       userDim: this.userDim,
       share: this.share,
-      peakWeight: this.peakWeight,
-      balanceWeight: this.balanceWeight,
-      balanceTokens: this.balanceTokens,
       userActivation: this.userActivation,
       ...(this.poolSeed == null ? {} : { poolSeed: this.poolSeed }),
       ...(this.poolStddev === 1 ? {} : { poolStddev: this.poolStddev }),
-      ...(this.routerDim > 0 ? { routerDim: this.routerDim } : {}),
-      ...(this.routingBiasRate > 0 ? { routingBiasRate: this.routingBiasRate } : {}),
-      ...(this.gate === 'scaled' ? {} : { gate: this.gate }),
-      ...(this.router === 'dense' ? {} : { router: this.router }),
-      ...(this.nearest && this.commitmentWeight !== 0.25 ? { commitmentWeight: this.commitmentWeight } : {}),
-      // Always written for nearest routers: a saved model keeps its weight if the default changes.
-      ...(this.nearest ? { quantizationWeight: this.quantizationWeight } : {}),
+      // Every option of the router, defaults included: a saved model keeps them if a default changes.
+      router: { ...this.router },
     };
   }
 }
 
+interface FullSide {
+  kernel: tfl.LayerVariable;
+  bias: tfl.LayerVariable | null;
+}
+
+/** A side's weights in SIDE_WEIGHT_ORDER (by the name after `${side}_`). */
+function sideWeights(s: CollectiveSide): tfl.LayerVariable[] {
+  const prefix = s.pool.weightPrefix;
+  const rank = (w: tfl.LayerVariable) => SIDE_WEIGHT_ORDER.indexOf(w.originalName.slice(w.originalName.lastIndexOf('/') + 1).slice(prefix.length));
+  return [...s.pool.weights, ...s.user.weights].sort((a, b) => rank(a) - rank(b));
+}
+
 tf.serialization.registerClass(CollectiveKVAttention, PACKAGE);
-
-/**
- * `rows` rows of `flat` [tokens, width] at distinct random valid tokens (a seeded stream named by
- * `stream`); with fewer valid tokens than rows, tokens repeat with a small seeded jitter so no two
- * rows coincide.
- */
-function sampledRows(flat: tf.Tensor, valid: number[], rows: number, stream: string, seed: number): tf.Tensor {
-  const distinct = new BalanceSampler(rows, stream).sample(valid.length);
-  const pick = Int32Array.from({ length: rows }, (_, j) => valid[distinct == null ? j % valid.length : distinct[j]]);
-  return tf.tidy(() => {
-    const chosen = tf.gather(flat, tf.tensor1d(pick, 'int32'));
-    if (distinct != null) return chosen;
-    const scale = tf.mul(tf.sqrt(tf.mean(tf.square(chosen))), 1e-2);
-    return tf.add(chosen, tf.mul(tf.randomNormal(chosen.shape, 0, 1, 'float32', seed), scale));
-  });
-}
-
-/**
- * One step of the loss-free balancing: every row's routing bias moves by `rate` toward its share of
- * the valid tokens (index: the rows chosen, mask: 1 valid / 0 padding, or null = all valid).
- */
-export function updateRoutingBias(bias: tfl.LayerVariable, index: tf.Tensor, mask: tf.Tensor | null, rate: number): void {
-  const chosen = index.dataSync();
-  const valid = mask?.dataSync() ?? null;
-  const counts = new Float64Array(bias.shape[0] as number);
-  let total = 0;
-  for (let i = 0; i < chosen.length; i++) {
-    if (valid != null && !(valid[i] > 0)) continue;
-    counts[chosen[i]] += 1;
-    total += 1;
-  }
-  if (total === 0) return;
-  const share = total / counts.length;
-  const next = Float32Array.from(bias.read().dataSync());
-  for (let j = 0; j < counts.length; j++) next[j] += rate * Math.sign(share - counts[j]);
-  const value = tf.tensor1d(next);
-  bias.write(value);
-  value.dispose();
-}

@@ -1,6 +1,6 @@
 // The user-specific part of each key (or value): act(x W + b), a few numbers per token that the
-// cache stores next to the pool index. The math is one exported function so
-// CollectiveKVAttention uses it without nesting this layer.
+// cache stores next to the pool index. One of the design card's building blocks:
+// CollectiveKVAttention composes one per shared side, and a custom attention can too.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
@@ -27,19 +27,25 @@ export interface UserKVProjectorArgs extends LayerArgs {
   useBias?: boolean;
   /** Default glorotUniform. */
   kernelInitializer?: InitializerSpec;
+  /** Prefix of the weight names (`key_user_` gives key_user_kernel, key_user_bias), for projectors built inside another layer. Default ''. */
+  weightPrefix?: string;
 }
 
 /** The options of UserKVProjectorArgs beyond tfjs's LayerArgs (the constructor rejects other keys by name). */
 const PROJECTOR_OPTION_KEYS: readonly string[] = Object.keys({
-  units: true, activation: true, useBias: true, kernelInitializer: true,
+  units: true, activation: true, useBias: true, kernelInitializer: true, weightPrefix: true,
 } satisfies Record<Exclude<keyof UserKVProjectorArgs, keyof LayerArgs>, true>);
 
-/** act(x W + b): [..., inputDim] -> [..., units]. Weights `kernel` [inputDim, units], `bias` [units]. */
+/**
+ * act(x W + b): [..., inputDim] -> [..., units]. Weights `kernel` [inputDim, units], `bias` [units]
+ * (with useBias), named with `weightPrefix`. A layer composing it calls `call(x, {})` directly.
+ */
 export class UserKVProjector extends tfl.layers.Layer {
   static className = 'UserKVProjector';
   readonly units: number;
   readonly activation: string;
   readonly useBias: boolean;
+  readonly weightPrefix: string;
   private readonly kernelInit: Initializer;
   private readonly act: (t: tf.Tensor) => tf.Tensor;
   private kernel: tfl.LayerVariable | null = null;
@@ -54,6 +60,8 @@ export class UserKVProjector extends tfl.layers.Layer {
     this.act = resolveActivation(name, 'activation', this.activation);
     this.useBias = checkBoolean(name, 'useBias', args.useBias ?? true);
     this.kernelInit = resolveInitializer(name, 'kernelInitializer', args.kernelInitializer, glorotUniform);
+    this.weightPrefix = args.weightPrefix ?? '';
+    if (typeof this.weightPrefix !== 'string') throw new ArgumentError(name, 'weightPrefix', 'a string', String(this.weightPrefix));
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -62,9 +70,9 @@ export class UserKVProjector extends tfl.layers.Layer {
     if (inputDim == null) {
       throw new ArgumentError(UserKVProjector.className, 'inputs', 'a known last dimension', describeShape(shape.map((d) => d ?? -1)));
     }
-    checkFits(UserKVProjector.className, 'inputs', inputDim, this.units, `kernel [input width, ${this.units}]`, true);
-    this.kernel = this.addWeight('kernel', [inputDim, this.units], 'float32', this.kernelInit);
-    if (this.useBias) this.bias = this.addWeight('bias', [this.units], 'float32', zeros());
+    checkFits(UserKVProjector.className, 'inputs', inputDim, this.units, `${this.weightPrefix}kernel [input width, ${this.units}]`, true);
+    this.kernel = this.addWeight(`${this.weightPrefix}kernel`, [inputDim, this.units], 'float32', this.kernelInit);
+    if (this.useBias) this.bias = this.addWeight(`${this.weightPrefix}bias`, [this.units], 'float32', zeros());
     this.built = true;
   }
 
@@ -86,6 +94,7 @@ export class UserKVProjector extends tfl.layers.Layer {
       activation: this.activation,
       useBias: this.useBias,
       kernelInitializer: serializeInitializer(this.kernelInit),
+      ...(this.weightPrefix === '' ? {} : { weightPrefix: this.weightPrefix }),
     };
   }
 }

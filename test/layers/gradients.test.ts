@@ -26,7 +26,7 @@ function tooFar(layer: AttentionLayerBase, names: string[], loss: () => tf.Scala
 /** CollectiveKV over 4-wide tokens with a 4-row pool and routers that are 4 * permutations. */
 function makeCollective(attention: 'softmax' | 'hstu'): CollectiveKVAttention {
   const layer = new CollectiveKVAttention({ numHeads: 2, keyDim: 2, poolSize: 4, userDim: 1, attention, causal: true,
-    peakWeight: 0.5, balanceWeight: 0.5 });
+    router: { kind: 'dense', peakWeight: 0.5, balanceWeight: 0.5 } });
   const x = tf.zeros([1, 1, 4]);
   layer.apply(x);
   x.dispose();
@@ -75,7 +75,7 @@ describeEachBackend('layers gradients', () => {
   }
 
   test('the router learns through the gate: its gradient is non-zero with the aux losses off', () => {
-    const layer = new CollectiveKVAttention({ numHeads: 2, keyDim: 2, poolSize: 4, peakWeight: 0, balanceWeight: 0 });
+    const layer = new CollectiveKVAttention({ numHeads: 2, keyDim: 2, poolSize: 4, router: { kind: 'dense', peakWeight: 0, balanceWeight: 0 } });
     const x = separatedTokens(1, 3, 16);
     layer.apply(x);
     setWeight(layer, 'key_router', permutationRouter([0, 1, 2, 3]));

@@ -1,6 +1,6 @@
-// Auxiliary losses against hand-computed values; padding tokens do not change them; weight 0
-// turns a loss off; stale losses are never carried to a later read. Plus the two building-block
-// layers (GlobalKVPool, UserKVProjector) on their own.
+// Auxiliary losses of CollectiveKVAttention (dense router) against hand-computed values; padding
+// tokens do not change them; weight 0 turns a loss off; stale losses are never carried to a later
+// read. Plus UserKVProjector on its own (GlobalKVPool's: test/layers/routing/).
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff } from '../util/backends';
 import { CollectiveKVAttention, GlobalKVPool, UserKVProjector } from '../../layers/index';
@@ -28,7 +28,7 @@ function handLosses(tokens: number[][], router: number[][], bias: number[]): { p
 }
 
 function makeLayer(peakWeight: number, balanceWeight: number, balanceTokens?: number): CollectiveKVAttention {
-  const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, peakWeight, balanceWeight, balanceTokens });
+  const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, router: { kind: 'dense', peakWeight, balanceWeight, balanceTokens } });
   const x = tf.zeros([1, 1, 2]);
   layer.apply(x);
   x.dispose();
@@ -101,37 +101,6 @@ describeEachBackend('layers auxiliary losses', () => {
     layer.dispose();
   });
 
-  test('GlobalKVPool on its own: gated rows in training, plain rows at inference, route(), losses', () => {
-    const pool = new GlobalKVPool({ poolSize: 3, units: 2, peakWeight: 0.3, balanceWeight: 0.7 });
-    const x = tf.tensor3d([[...X, PAD]]);
-    pool.apply(x);
-    setWeight(pool, 'router', ROUTER_K.flat());
-    setWeight(pool, 'routerBias', BIAS_K);
-    const table = [[1, 2], [3, 4], [5, 6]];
-    setWeight(pool, 'pool', table.flat());
-    const tokens = [...X, PAD];
-    const logits = tokens.map((t) => BIAS_K.map((b, j) => b + t[0] * ROUTER_K[0][j] + t[1] * ROUTER_K[1][j]));
-    const index = logits.map((l) => l.indexOf(Math.max(...l)));
-    const gate = logits.map((l) => 1 / (1 + Math.exp(-Math.max(...l))));
-    const r = pool.route(x);
-    expect(Array.from(r.index.dataSync())).toEqual(index);
-    expect(maxAbsDiff(r.gate, tf.tensor2d([gate]))).toBeLessThan(1e-5);
-    expect(maxAbsDiff(r.logits, tf.tensor3d([logits]))).toBeLessThan(1e-5);
-    const plain = pool.apply(x) as tf.Tensor;
-    expect(maxAbsDiff(plain, tf.tensor3d([index.map((j) => table[j])]))).toBeLessThan(1e-6);
-    const mask = tf.tensor2d([[1, 1, 0]]);
-    const gated = tf.tidy(() => {
-      const out = pool.apply(x, { training: true, mask }) as tf.Tensor;
-      const k = handLosses(X, ROUTER_K, BIAS_K);
-      expect(pool.auxiliaryLoss().dataSync()[0]).toBeCloseTo(0.3 * k.peak + 0.7 * k.balance, 5);
-      return out;
-    });
-    expect(maxAbsDiff(gated, tf.tensor3d([index.map((j, i) => table[j].map((t) => t * gate[i]))]))).toBeLessThan(1e-5);
-    expect(pool.trainableWeights.map((w) => w.name.split('/').pop())).toEqual(['pool', 'router', 'routerBias']);
-    tf.dispose([x, r.index, r.gate, r.logits, plain, gated, mask]);
-    pool.dispose();
-  });
-
   test('UserKVProjector on its own: swish(x W + b)', () => {
     const proj = new UserKVProjector({ units: 1 });
     const x = tf.tensor3d([X]);
@@ -172,10 +141,10 @@ describeEachBackend('balance loss on a sample of the tokens (balanceTokens)', ()
   });
 
   test('balanceTokens and poolSeed are validated and survive getConfig', () => {
-    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, balanceTokens: -1 })).toThrow(/balanceTokens.*integer >= 0.*-1/);
-    expect(() => new GlobalKVPool({ units: 2, balanceTokens: 1.5 })).toThrow(/balanceTokens.*integer >= 0.*1.5/);
-    expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().balanceTokens).toBe(2048);
-    expect(new GlobalKVPool({ units: 2, balanceTokens: 7 }).getConfig().balanceTokens).toBe(7);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: { kind: 'dense', balanceTokens: -1 } })).toThrow(/router\.balanceTokens.*integer >= 0.*-1/);
+    expect(() => new GlobalKVPool({ units: 2, router: { kind: 'dense', balanceTokens: 1.5 } })).toThrow(/router\.balanceTokens.*integer >= 0.*1.5/);
+    expect((new CollectiveKVAttention({ numHeads: 1, keyDim: 2 }).getConfig().router as { balanceTokens: number }).balanceTokens).toBe(2048);
+    expect((new GlobalKVPool({ units: 2, router: { kind: 'dense', balanceTokens: 7 } }).getConfig().router as { balanceTokens: number }).balanceTokens).toBe(7);
     expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSeed: -2 })).toThrow(/poolSeed.*integer >= 0.*-2/);
     expect(new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSeed: 5 }).getConfig().poolSeed).toBe(5);
     // Seeded pools: equal across builds, different between the key and the value pool.

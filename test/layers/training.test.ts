@@ -96,7 +96,7 @@ describeEachBackend('layers training', () => {
       const mask = tfl.input({ shape: [4] });
       const args = { numHeads: 2, keyDim: 3, valueDim: 2, attention: 'hstu' as const, name: 'attn' };
       const layer = kind === 'MultiHeadAttention' ? new MultiHeadAttention(args)
-        : new CollectiveKVAttention({ ...args, poolSize: 7, userDim: 2, share: 'k', userActivation: 'tanh', peakWeight: 0.5 });
+        : new CollectiveKVAttention({ ...args, poolSize: 7, userDim: 2, share: 'k', userActivation: 'tanh', router: { kind: 'dense', peakWeight: 0.5 } });
       const out = layer.apply([q, kv, mask]) as tfl.SymbolicTensor;
       const model = tfl.model({ inputs: [q, kv, mask], outputs: out });
       let saved: tf.io.ModelArtifacts | null = null;

@@ -45,7 +45,7 @@ describeEachBackend('layers validation', () => {
       [{ share: 'q' as 'k' }, /'share' must be one of 'kv', 'k', 'v', received "q"/],
       [{ attention: 'relu' as 'hstu' }, /'attention' must be one of 'softmax', 'hstu'/],
       [{ dropout: 1 }, /'dropout'/],
-      [{ peakWeight: -1 }, /'peakWeight'/],
+      [{ router: { kind: 'dense', peakWeight: -1 } }, /'router\.peakWeight' must be a finite number >= 0, received -1/],
       [{ userActivation: 'nope' }, /'userActivation'.*"nope"/],
       [{ kernelInitializer: 'noSuchInit' }, /'kernelInitializer'/],
     ];
@@ -133,7 +133,7 @@ describeEachBackend('layers validation', () => {
     const pool = (a?: unknown) => new GlobalKVPool(a as { units: number });
     expectArgumentError(() => pool(), /^GlobalKVPool: argument 'args' must be an options object with units \(e\.g\. .*\), received undefined$/);
     expectArgumentError(() => pool(null), /^GlobalKVPool: argument 'args' .*units.*received null$/);
-    expectArgumentError(() => pool({}), /^GlobalKVPool: argument 'units' must be a positive integer, received undefined$/);
+    expectArgumentError(() => pool({}), /^GlobalKVPool: argument 'units' must be an integer >= 0, received undefined$/);
     // UserKVProjector has no required option: no args is fine, null or a non-object is not.
     expect(new UserKVProjector().units).toBe(1);
     expectArgumentError(() => new UserKVProjector(null as never), /^UserKVProjector: argument 'args' must be an options object \(or nothing\), received null$/);
@@ -150,8 +150,11 @@ describeEachBackend('layers validation', () => {
       [{ trainable: 'no' }, /'trainable' must be a boolean \(true or false\), received "no"$/],
       [{ attention: 'dot' }, /'attention' must be one of 'softmax', 'hstu', received "dot"$/],
       [{ share: true }, /'share' must be one of 'kv', 'k', 'v', received true$/],
-      [{ gate: 'hard' }, /'gate' must be one of 'scaled', 'straight-through', received "hard"$/],
-      [{ router: 'hash' }, /'router' must be one of 'dense', 'product', 'nearest', 'nearest-product', received "hash"$/],
+      [{ router: { kind: 'dense', gate: 'hard' } }, /'router\.gate' must be one of 'scaled', 'straight-through', received "hard"$/],
+      [{ gate: 'hard' }, /'router\.gate' must be one of 'scaled', 'straight-through', received "hard"$/],
+      [{ router: 'hash' }, /'router' must be one of 'dense', 'nearest-product', received "hash"$/],
+      [{ router: { kind: 'hash' } }, /'router\.kind' must be one of 'dense', 'nearest-product', received "hash"$/],
+      [{ router: 7 }, /'router' must be one of 'dense', 'nearest-product' or a router config .*received 7$/],
       [{ userActivation: 5 }, /'userActivation' must be a tfjs activation id.*received 5$/],
     ];
     for (const [args, message] of bad) {
@@ -162,8 +165,8 @@ describeEachBackend('layers validation', () => {
     expectArgumentError(() => new MultiHeadAttention({ numHeads: 2, keyDim: 4, causal: 'true' as never }),
       /^MultiHeadAttention: argument 'causal' must be a boolean \(true or false\), received "true"$/);
     expectArgumentError(() => new GlobalKVPool({ units: 2, useBias: 0 as never }), /^GlobalKVPool: argument 'useBias' must be a boolean.*received 0$/);
-    expectArgumentError(() => new GlobalKVPool({ units: 2, router: 'nearest' as never }), /^GlobalKVPool: argument 'router' must be one of 'dense', 'product', received "nearest"$/);
-    expectArgumentError(() => new GlobalKVPool({ units: 2, gate: 'on' as never }), /^GlobalKVPool: argument 'gate'.*received "on"$/);
+    expectArgumentError(() => new GlobalKVPool({ units: 2, router: 'hash' as never }), /^GlobalKVPool: argument 'router' must be one of 'dense', 'nearest-product', received "hash"$/);
+    expectArgumentError(() => new GlobalKVPool({ units: 2, router: { kind: 'dense', gate: 'on' as never } }), /^GlobalKVPool: argument 'router\.gate'.*received "on"$/);
     expectArgumentError(() => new UserKVProjector({ useBias: 'yes' as never }), /^UserKVProjector: argument 'useBias' must be a boolean.*received "yes"$/);
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -192,8 +195,8 @@ describeEachBackend('layers validation', () => {
       const [cls, fromConfig] = tf.serialization.SerializationMap.getMap().classNameMap[c.className];
       return fromConfig(cls, { ...c.config, customObjects: {} });
     };
-    for (const layer of [new CollectiveKVAttention({ ...base, inputShape: [3, 5], router: 'nearest', routerDim: undefined }),
-      new MultiHeadAttention({ numHeads: 2, keyDim: 4, causal: true }), new GlobalKVPool({ units: 2, poolSize: 16, router: 'product' }),
+    for (const layer of [new CollectiveKVAttention({ ...base, inputShape: [3, 5], poolSize: 16, router: { kind: 'nearest-product', lossTokens: undefined } }),
+      new MultiHeadAttention({ numHeads: 2, keyDim: 4, causal: true }), new GlobalKVPool({ units: 2, poolSize: 16, router: 'nearest-product' }),
       new UserKVProjector({ units: 3 })]) {
       const copy = deserialize({ className: layer.getClassName(), config: layer.getConfig() }) as tfl.layers.Layer;
       expect(copy.getConfig()).toEqual(layer.getConfig());
@@ -227,20 +230,18 @@ describeEachBackend('layers validation', () => {
     const between = new RegExp(`'poolSize' must be at most ${Math.floor(MAX_TENSOR_VALUES.wasm / 7)} .*'wasm' backend`);
     if (backend === 'wasm') expectArgumentError(() => new CollectiveKVAttention({ ...base, poolSize: 2 ** 28 }), between);
     else expect(new CollectiveKVAttention({ ...base, poolSize: 2 ** 28 }).poolSize).toBe(2 ** 28);
-    // numHeads x keyDim, numHeads x valueDim, routerDim x poolSize, relativePositions.
+    // numHeads x keyDim, numHeads x valueDim, relativePositions.
     expectArgumentError(() => new CollectiveKVAttention({ numHeads: 2 ** 16, keyDim: 2 ** 16 }),
       new RegExp(`^CollectiveKVAttention: argument 'keyDim' must be at most ${Math.floor(limit / 2 ** 16)} so that numHeads x keyDim \\(numHeads = 65536\\) fits .*, received 65536 \\(numHeads x keyDim \\(numHeads = 65536\\) would hold 4294967296 values\\)$`));
     expectArgumentError(() => new MultiHeadAttention({ numHeads: 2, keyDim: 4, valueDim: 2 ** 31 }), /^MultiHeadAttention: argument 'valueDim' must be at most \d+ so that numHeads x valueDim/);
     expectArgumentError(() => new MultiHeadAttention({ numHeads: 2 ** 32, keyDim: 1 }), /^MultiHeadAttention: argument 'numHeads' must be at most \d+/);
-    expectArgumentError(() => new CollectiveKVAttention({ ...base, poolSize: 1024, routerDim: 2 ** 22 }),
-      /'routerDim' must be at most \d+ so that the router \[routerDim, 1024\] fits .*received 4194304 \(.* would hold 4294967296 values\)/);
     expectArgumentError(() => new MultiHeadAttention({ numHeads: 2, keyDim: 4, relativePositions: 2 ** 30 }),
       /'relativePositions' must be at most \d+ so that relative_position_bias \[numHeads, 2 relativePositions - 1\] fits .*received 1073741824/);
     expectArgumentError(() => new GlobalKVPool({ units: 16, poolSize: 2 ** 28 }),
       /^GlobalKVPool: argument 'poolSize' must be at most \d+ so that the pool \[poolSize, units = 16\] fits .*received 268435456/);
     expectArgumentError(() => new UserKVProjector({ units: 2 ** 31 }), /^UserKVProjector: argument 'units' must be at most \d+/);
     // Input widths: checked by build before it creates the first weight.
-    const layers = [new CollectiveKVAttention(base), new CollectiveKVAttention({ ...base, router: 'nearest' }), new MultiHeadAttention({ numHeads: 2, keyDim: 4 })];
+    const layers = [new CollectiveKVAttention(base), new CollectiveKVAttention({ ...base, poolSize: 16, router: 'nearest-product' }), new MultiHeadAttention({ numHeads: 2, keyDim: 4 })];
     for (const layer of layers) {
       expectArgumentError(() => layer.build([[null, 3, 5], [null, 4, 2 ** 30]]),
         /argument 'kvSource' must be a last dimension of at most \d+ so that \w+[ \w]* \[kvSource width, \d+\] fits .*, received last dimension 1073741824 \(.* would hold \d+ values\)/);
@@ -250,7 +251,7 @@ describeEachBackend('layers validation', () => {
       expect(layer.built).toBe(false);
     }
     const pool = new GlobalKVPool({ units: 2, poolSize: 16 });
-    expectArgumentError(() => pool.build([null, 2 ** 28]), /^GlobalKVPool: argument 'inputs' must be a last dimension of at most \d+ so that the router \[input width, 16\] fits/);
+    expectArgumentError(() => pool.build([null, 2 ** 28]), /^GlobalKVPool: argument 'inputs' must be a last dimension of at most \d+ so that router \[input width, 16\] fits/);
     const projector = new UserKVProjector({ units: 8 });
     expectArgumentError(() => projector.build([null, 2 ** 28]), /^UserKVProjector: argument 'inputs' must be a last dimension of at most \d+ so that kernel \[input width, 8\]/);
     expect([pool.weights.length, projector.weights.length]).toEqual([0, 0]);

@@ -1,16 +1,20 @@
-// Nearest-row routing (router: 'nearest'): each token takes the pool row nearest to a learned
-// projection of it; the pool starts from the data; the training forward reads the rows with a
-// straight-through gradient to the projection and a VQ loss; inference routes with the equivalent
-// dense router; the option is validated and round-trips with its state.
+// The nearest-product router (layers/routing/nearestProduct.ts): each token takes the row of a
+// product-quantized pool nearest to a learned projection of it; the sub-pools start from the data;
+// the training forward reads the rows with a straight-through gradient to the projection and a VQ
+// loss; inference routes with the equivalent product-key router; the config is validated and
+// round-trips with the pool's state.
 import * as tf from '@tensorflow/tfjs-core';
-import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention, DEFAULT_QUANTIZATION_WEIGHT, nearestIndex, nearestRouter, nearestTrainingRows, productPool } from '../../layers/index';
-import { weightBySuffix } from './helpers';
+import { describeEachBackend, maxAbsDiff, randomTensor } from '../../util/backends';
+import {
+  CollectiveKVAttention, DEFAULT_QUANTIZATION_WEIGHT, GlobalKVPool, NearestProductRouterConfig, nearestProductIndex, productKeyRouter, productPool, vqTrainingRows,
+} from '../../../layers/index';
+import { weightBySuffix } from '../helpers';
 
 const TOL = 2e-5;
 
-function layer(extra: Record<string, unknown> = {}): CollectiveKVAttention {
-  return new CollectiveKVAttention({ numHeads: 2, keyDim: 4, valueDim: 3, poolSize: 6, userDim: 2, router: 'nearest', poolSeed: 3,
+/** key dg = 2*4 - 2 = 6 (halves 3 + 3), value dg = 2*3 - 2 = 4 (2 + 2), 3 rows per sub-pool. */
+function layer(router: Partial<NearestProductRouterConfig> = {}, extra: Record<string, unknown> = {}): CollectiveKVAttention {
+  return new CollectiveKVAttention({ numHeads: 2, keyDim: 4, valueDim: 3, poolSize: 9, userDim: 2, router: { kind: 'nearest-product', ...router }, poolSeed: 3,
     kernelInitializer: { className: 'GlorotUniform', config: { seed: 9 } }, ...extra });
 }
 
@@ -50,8 +54,8 @@ function segmentSum(rows: tf.Tensor, index: number[], m: number): tf.Tensor {
 }
 
 /**
- * Each side routes `probe` to the brute-force nearest row of its pool (poolTable: the product pool
- * for 'nearest-product'); inference, training and the cache give the same outputs; no tensor leaks.
+ * Each side routes `probe` to the brute-force nearest row of its pool (poolTable: the product
+ * pool); inference, training and the cache give the same outputs; no tensor leaks.
  */
 function expectNearestRoutesAgree(l: CollectiveKVAttention, probe: tf.Tensor, mask: tf.Tensor): void {
   for (const side of ['key', 'value'] as const) {
@@ -76,7 +80,7 @@ function expectNearestRoutesAgree(l: CollectiveKVAttention, probe: tf.Tensor, ma
 }
 
 describeEachBackend('nearest-row router', () => {
-  test('the first training call sets the pool to enc(x) of distinct valid tokens, once', () => {
+  test('the first training call sets each sub-pool to its columns of enc(x) of distinct valid tokens, once', () => {
     const l = layer();
     const x = randomTensor([2, 5, 5], 1, 1);
     const mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]);
@@ -86,22 +90,22 @@ describeEachBackend('nearest-row router', () => {
     l.auxiliaryLoss().dispose();
     for (const side of ['key', 'value'] as const) {
       expect(weightBySuffix(l, `${side}_pool_ready`).read().dataSync()[0]).toBe(1);
-      const e = encoded(l, side, x);
-      const pool = weightBySuffix(l, `${side}_pool`).read();
-      const ev = e.arraySync();
-      const rows = pool.arraySync() as number[][];
-      const validTokens = [0, 1, 2, 3, 4, 7, 8, 9];
-      const matched = rows.map((row) => validTokens.findIndex((t) => Math.max(...row.map((v, c) => Math.abs(v - ev[t][c]))) < 1e-6));
-      expect(matched.every((t) => t >= 0)).toBe(true);
-      expect(new Set(matched).size).toBe(rows.length); // distinct tokens (8 valid >= 6 rows)
-      e.dispose();
+      const ev = encoded(l, side, x).arraySync();
+      const widthA = weightBySuffix(l, `${side}_pool_a`).shape[1] as number;
+      for (const [sub, start] of [['a', 0], ['b', widthA]] as const) {
+        const rows = weightBySuffix(l, `${side}_pool_${sub}`).read().arraySync() as number[][];
+        const validTokens = [0, 1, 2, 3, 4, 7, 8, 9];
+        const matched = rows.map((row) => validTokens.findIndex((t) => Math.max(...row.map((v, c) => Math.abs(v - ev[t][start + c]))) < 1e-6));
+        expect(matched.every((t) => t >= 0)).toBe(true);
+        expect(new Set(matched).size).toBe(rows.length); // distinct tokens (8 valid >= 3 rows)
+      }
     }
     // A second training call leaves the pool alone (no optimizer step in between).
-    const before = weightBySuffix(l, 'key_pool').read().clone();
+    const before = weightBySuffix(l, 'key_pool_a').read().clone();
     const other = randomTensor([2, 5, 5], 2, 1);
     (l.apply([other, mask], { training: true }) as tf.Tensor).dispose();
     l.auxiliaryLoss().dispose();
-    expect(maxAbsDiff(before, weightBySuffix(l, 'key_pool').read())).toBe(0);
+    expect(maxAbsDiff(before, weightBySuffix(l, 'key_pool_a').read())).toBe(0);
     tf.dispose([x, mask, before, other]);
     l.dispose();
   });
@@ -109,14 +113,14 @@ describeEachBackend('nearest-row router', () => {
   test('with fewer valid tokens than rows, rows repeat tokens with a small jitter and stay distinct', () => {
     const l = layer();
     const x = randomTensor([1, 4, 5], 3, 1);
-    const mask = tf.tensor2d([[0, 1, 1, 1]]);
+    const mask = tf.tensor2d([[0, 0, 1, 1]]);
     (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
     l.auxiliaryLoss().dispose();
-    const e = encoded(l, 'key', x).arraySync();
-    const rows = weightBySuffix(l, 'key_pool').read().arraySync() as number[][];
-    const scale = Math.sqrt(e.slice(1).flat().reduce((s, v) => s + v * v, 0) / (3 * e[0].length));
+    const e = encoded(l, 'key', x).arraySync().map((row) => row.slice(0, 3)); // pool_a's columns
+    const rows = weightBySuffix(l, 'key_pool_a').read().arraySync() as number[][];
+    const scale = Math.sqrt(e.slice(2).flat().reduce((s, v) => s + v * v, 0) / (2 * e[0].length));
     for (const row of rows) {
-      const nearest = Math.min(...[1, 2, 3].map((t) => Math.max(...row.map((v, c) => Math.abs(v - e[t][c])))));
+      const nearest = Math.min(...[2, 3].map((t) => Math.max(...row.map((v, c) => Math.abs(v - e[t][c])))));
       expect(nearest).toBeLessThan(0.1 * scale);
     }
     const keys = new Set(rows.map((r) => r.map((v) => v.toFixed(7)).join(',')));
@@ -125,27 +129,8 @@ describeEachBackend('nearest-row router', () => {
     l.dispose();
   });
 
-  test('routes to the nearest row: inference, training and the cache read the same rows, no gate', () => {
+  test('routes to the nearest row of the product pool: inference, training and the cache read the same rows, no gate', () => {
     const l = layer();
-    const x = randomTensor([2, 6, 5], 4, 1);
-    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]);
-    (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
-    l.auxiliaryLoss().dispose();
-    // Move the pool off the tokens so routing is a real choice.
-    for (const side of ['key', 'value'] as const) {
-      const pool = weightBySuffix(l, `${side}_pool`);
-      const moved = tf.tidy(() => tf.add(pool.read(), randomTensor(pool.shape as number[], side === 'key' ? 5 : 6, 0.3)));
-      pool.write(moved);
-      moved.dispose();
-    }
-    const probe = randomTensor([2, 6, 5], 7, 1);
-    expectNearestRoutesAgree(l, probe, mask);
-    tf.dispose([x, mask, probe]);
-    l.dispose();
-  });
-
-  test("'nearest-product': sub-pools from the data; routes to the nearest row of their product pool; inference = training = cache", () => {
-    const l = layer({ router: 'nearest-product', poolSize: 9 });
     const x = randomTensor([2, 6, 5], 29, 1);
     const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]);
     (l.apply([x, mask], { training: true }) as tf.Tensor).dispose();
@@ -170,7 +155,7 @@ describeEachBackend('nearest-row router', () => {
     }
     const probe = randomTensor([2, 6, 5], 32, 1);
     expectNearestRoutesAgree(l, probe, mask);
-    expect(l.getConfig().router).toBe('nearest-product');
+    expect((l.getConfig().router as unknown as NearestProductRouterConfig).kind).toBe('nearest-product');
     tf.dispose([x, mask, probe]);
     l.dispose();
   });
@@ -187,23 +172,25 @@ describeEachBackend('nearest-row router', () => {
     tf.dispose([a, b, pool, ga, gb]);
   });
 
-  test('nearestRouter is the dense router of the same argmin; nearestIndex agrees with brute force', () => {
+  test('productKeyRouter routes as the nearest row of the product pool; nearestProductIndex agrees with brute force', () => {
     const x = randomTensor([30, 4], 8, 1);
-    const w = { pool: randomTensor([7, 3], 9, 1), kernel: randomTensor([4, 3], 10, 1), bias: randomTensor([3], 11, 1) };
+    const w = { a: randomTensor([3, 2], 9, 1), b: randomTensor([3, 1], 10, 1), kernel: randomTensor([4, 3], 11, 1), bias: randomTensor([3], 12, 1) };
+    const pool = productPool(w.a, w.b);
     const e = tf.tidy(() => tf.add(tf.matMul(x, w.kernel), w.bias)) as tf.Tensor2D;
-    const want = bruteNearest(e, w.pool);
-    const index = nearestIndex(x, w);
+    const want = bruteNearest(e, pool);
+    expect(new Set(want).size).toBeGreaterThan(2); // a real choice
+    const index = nearestProductIndex(x, w);
     expect(Array.from(index.dataSync())).toEqual(want);
-    const { router, routerBias } = nearestRouter(w);
-    const viaRouter = tf.tidy(() => tf.argMax(tf.add(tf.matMul(x, router), routerBias), -1));
+    const r = productKeyRouter(w);
+    const viaRouter = tf.tidy(() => tf.add(tf.mul(tf.argMax(tf.add(tf.matMul(x, r.a.router), r.a.bias), -1), 3), tf.argMax(tf.add(tf.matMul(x, r.b.router), r.b.bias), -1)));
     expect(Array.from(viaRouter.dataSync())).toEqual(want);
-    const noBias = nearestIndex(x, { ...w, bias: null });
+    const noBias = nearestProductIndex(x, { ...w, bias: null });
     const eNoBias = tf.matMul(x, w.kernel) as tf.Tensor2D;
-    expect(Array.from(noBias.dataSync())).toEqual(bruteNearest(eNoBias, w.pool));
-    tf.dispose([x, w.pool, w.kernel, w.bias, e, index, router, routerBias, viaRouter, noBias, eNoBias]);
+    expect(Array.from(noBias.dataSync())).toEqual(bruteNearest(eNoBias, pool));
+    tf.dispose([x, w.a, w.b, w.kernel, w.bias, pool, e, index, r.a.router, r.a.bias, r.b.router, r.b.bias, viaRouter, noBias, eNoBias]);
   });
 
-  test('nearestTrainingRows: value, VQ loss and its straight-through gradients against hand formulas', () => {
+  test('vqTrainingRows: value, VQ loss and its straight-through gradients against hand formulas', () => {
     const [n, de, dg, du, m, beta, q] = [9, 4, 3, 2, 5, 0.4, 1.7];
     const lossWeights = { quantizationWeight: q, commitmentWeight: beta };
     const x = randomTensor([n, de], 12, 1);
@@ -214,18 +201,17 @@ describeEachBackend('nearest-row router', () => {
     const probe = randomTensor([n, dg + du], 17, 1);
     const maskValues = [1, 1, 0, 1, 1, 1, 0, 1, 1];
     const mask = tf.tensor1d(maskValues);
-    const before = tf.memory().numTensors;
-    const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor, input: tf.Tensor) => {
-      const { rows, index, loss } = nearestTrainingRows(input, { pool: p, kernel: k, bias: b }, mask, lossWeights, { tail: t });
-      index.dispose();
-      return tf.add(tf.sum(tf.mul(rows, probe)), loss) as tf.Scalar;
-    };
-    const got = tf.grads(f)([pool, kernel, bias, tail, x]);
-    const { rows, index, loss } = nearestTrainingRows(x, { pool, kernel, bias }, mask, lossWeights, { tail });
     // By hand: idx = argmin ||e - P_j||, w_i = mask_i / count, diff = P_idx - e.
     const e = tf.tidy(() => tf.add(tf.matMul(x, kernel), bias)) as tf.Tensor2D;
     const idx = bruteNearest(e, pool);
-    expect(Array.from(index.dataSync())).toEqual(idx);
+    const index = tf.tensor1d(idx, 'int32');
+    const before = tf.memory().numTensors;
+    const f = (p: tf.Tensor, k: tf.Tensor, b: tf.Tensor, t: tf.Tensor, input: tf.Tensor) => {
+      const { rows, loss } = vqTrainingRows(input, p, index, { kernel: k, bias: b }, mask, lossWeights, { tail: t });
+      return tf.add(tf.sum(tf.mul(rows, probe)), loss) as tf.Scalar;
+    };
+    const got = tf.grads(f)([pool, kernel, bias, tail, x]);
+    const { rows, loss } = vqTrainingRows(x, pool, index, { kernel, bias }, mask, lossWeights, { tail });
     const count = maskValues.reduce((a, b) => a + b, 0);
     const want = tf.tidy(() => {
       const chosen = tf.gather(pool, tf.tensor1d(idx, 'int32'));
@@ -252,19 +238,19 @@ describeEachBackend('nearest-row router', () => {
     expect(maxAbsDiff(got[2], want.bias)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[3], want.tail)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[4], want.x)).toBeLessThan(1e-4);
-    tf.dispose([...got, rows, index, loss, e, ...Object.values(want)]);
+    tf.dispose([...got, rows, loss, ...Object.values(want)]);
     expect(tf.memory().numTensors).toBe(before);
-    tf.dispose([x, pool, kernel, bias, tail, probe, mask]);
+    tf.dispose([x, pool, kernel, bias, tail, probe, mask, e, index]);
   });
 
   test('references kept for a gradient that never runs (frozen inputs and weights) are released by the next step', () => {
     const x = randomTensor([6, 4], 50, 1);
     const w = { pool: randomTensor([5, 3], 51, 1), kernel: randomTensor([4, 3], 52, 1), bias: randomTensor([3], 53, 1) };
+    const index = tf.tensor1d([0, 1, 2, 3, 4, 0], 'int32');
     const other = tf.variable(tf.scalar(1));
     const step = () => {
       const { value, grads } = tf.variableGrads(() => {
-        const { rows, index, loss } = nearestTrainingRows(x, w, null, { quantizationWeight: 1, commitmentWeight: 0.25 });
-        index.dispose();
+        const { rows, loss } = vqTrainingRows(x, w.pool, index, w, null, { quantizationWeight: 1, commitmentWeight: 0.25 });
         // Only `other` is asked for a gradient, and neither the rows nor the loss depend on it.
         return tf.add(tf.mul(other, tf.sum(rows)), loss) as tf.Scalar;
       }, [other]);
@@ -275,15 +261,16 @@ describeEachBackend('nearest-row router', () => {
     step();
     step();
     expect(tf.memory().numTensors).toBe(afterOne);
-    tf.dispose([x, w.pool, w.kernel, w.bias, other]);
+    tf.dispose([x, w.pool, w.kernel, w.bias, index, other]);
   });
 
   test('the VQ loss is relative: scaling the encodings and the pool together leaves it unchanged', () => {
     const x = randomTensor([2, 5, 3], 25, 1);
-    const base = { pool: randomTensor([4, 6], 26, 1), kernel: randomTensor([3, 6], 27, 1), bias: randomTensor([6], 28, 1) };
+    const base = { a: randomTensor([2, 3], 26, 1), b: randomTensor([2, 3], 27, 1), kernel: randomTensor([3, 6], 28, 1), bias: randomTensor([6], 29, 1) };
     const lossAt = (c: number) => tf.tidy(() => {
-      const scaled = { pool: tf.mul(base.pool, c), kernel: tf.mul(base.kernel, c), bias: tf.mul(base.bias, c) };
-      return nearestTrainingRows(x, scaled, null, { quantizationWeight: 1, commitmentWeight: 0.25 }).loss.dataSync()[0];
+      const scaled = { a: tf.mul(base.a, c), b: tf.mul(base.b, c), kernel: tf.mul(base.kernel, c), bias: tf.mul(base.bias, c) };
+      const index = nearestProductIndex(x, scaled);
+      return vqTrainingRows(x, productPool(scaled.a, scaled.b), index, scaled, null, { quantizationWeight: 1, commitmentWeight: 0.25 }).loss.dataSync()[0];
     });
     const [small, large] = [lossAt(0.01), lossAt(100)];
     expect(small).toBeGreaterThan(0.01);
@@ -291,22 +278,22 @@ describeEachBackend('nearest-row router', () => {
     tf.dispose([x, ...Object.values(base)]);
   });
 
-  test('nearestTrainingRows with lossRows: the loss and its gradients over the sampled tokens only', () => {
+  test('vqTrainingRows with lossRows: the loss and its gradients over the sampled tokens only', () => {
     const [n, de, dg, m, beta] = [8, 3, 4, 5, 0.25];
     const x = randomTensor([2, n / 2, de], 22, 1);
     const w = { pool: randomTensor([m, dg], 23, 1), kernel: randomTensor([de, dg], 24, 1), bias: null };
     const mask = tf.tensor2d([[1, 1, 0, 1], [1, 1, 1, 1]]);
     const lossRows = Int32Array.from([0, 2, 5, 7]);
+    const e = tf.tidy(() => tf.matMul(tf.reshape(x, [n, de]), w.kernel)) as tf.Tensor2D;
+    const idx = bruteNearest(e, w.pool);
+    const index = tf.tensor2d(idx, [2, n / 2], 'int32');
     const f = (p: tf.Tensor, k: tf.Tensor) => {
-      const r = nearestTrainingRows(x, { pool: p, kernel: k, bias: null }, mask, { quantizationWeight: 1, commitmentWeight: beta }, { lossRows });
+      const r = vqTrainingRows(x, p, index, { kernel: k, bias: null }, mask, { quantizationWeight: 1, commitmentWeight: beta }, { lossRows });
       r.rows.dispose();
-      r.index.dispose();
       return r.loss;
     };
     const got = tf.grads(f)([w.pool, w.kernel]);
     const lossValue = tf.tidy(() => f(w.pool, w.kernel));
-    const e = tf.tidy(() => tf.matMul(tf.reshape(x, [n, de]), w.kernel)) as tf.Tensor2D;
-    const idx = bruteNearest(e, w.pool);
     // Sampled rows 0, 2, 5, 7; row 2 is padding, so the mean runs over 3 tokens.
     const used = [0, 5, 7];
     const want = tf.tidy(() => {
@@ -324,11 +311,30 @@ describeEachBackend('nearest-row router', () => {
     expect(Math.abs(lossValue.dataSync()[0] - want.loss.dataSync()[0])).toBeLessThan(1e-5);
     expect(maxAbsDiff(got[0], want.pool)).toBeLessThan(1e-4);
     expect(maxAbsDiff(got[1], want.kernel)).toBeLessThan(1e-4);
-    tf.dispose([x, w.pool, w.kernel, mask, ...got, lossValue, e, ...Object.values(want)]);
+    tf.dispose([x, w.pool, w.kernel, mask, index, ...got, lossValue, e, ...Object.values(want)]);
+  });
+
+  test('GlobalKVPool with nearest-product: routingLoss() is the training call\'s VQ loss (no sample); index() and route() agree', () => {
+    const pool = new GlobalKVPool({ units: 5, poolSize: 16, router: { kind: 'nearest-product', lossTokens: 0, quantizationWeight: 0.5 }, seed: 4 });
+    const x = randomTensor([2, 6, 3], 40, 1);
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]]);
+    tf.tidy(() => { pool.apply(x, { training: true, mask }); pool.auxiliaryLoss(); }); // sets the pool from data
+    expect(pool.weights.map((w) => w.name.split('/').pop())).toEqual(['pool_a', 'pool_b', 'encoder_kernel', 'encoder_bias', 'pool_ready']);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const train = pool.lookup(x, { training: true, mask });
+      expect(Math.abs((train.loss as tf.Scalar).dataSync()[0] - (pool.routingLoss(x, mask) as tf.Scalar).dataSync()[0])).toBeLessThan(1e-6);
+      expect(Array.from(pool.index(x).dataSync())).toEqual(Array.from(train.index.dataSync()));
+      expect(Array.from(pool.route(x).index.dataSync())).toEqual(Array.from(train.index.dataSync()));
+      expect(maxAbsDiff(train.rows, pool.apply(x) as tf.Tensor)).toBe(0); // no gate: training reads what inference reads
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, mask]);
+    pool.dispose();
   });
 
   test('training moves the rows toward their tokens and learns a target (loss falls; VQ loss over a token sample)', () => {
-    const l = layer({ userDim: 1, balanceTokens: 10 });
+    const l = layer({ lossTokens: 10 }, { userDim: 1 });
     const x = randomTensor([4, 6, 5], 18, 1);
     const target = randomTensor([4, 6, 5], 19, 1);
     const optimizer = tf.train.adam(0.02);
@@ -352,23 +358,19 @@ describeEachBackend('nearest-row router', () => {
   test('round-trips through getConfig and a weight copy (the pool is not set from data again)', () => {
     const l = layer({ commitmentWeight: 0.5, quantizationWeight: 3 });
     const config = l.getConfig();
-    expect(config.router).toBe('nearest');
-    expect(config.commitmentWeight).toBe(0.5);
-    expect(config.quantizationWeight).toBe(3);
-    expect(layer().getConfig().commitmentWeight).toBeUndefined();
-    expect(layer().getConfig().quantizationWeight).toBe(DEFAULT_QUANTIZATION_WEIGHT); // written even when defaulted
-    expect(layer({ router: 'nearest-product', poolSize: 9, commitmentWeight: 0.5 }).getConfig().commitmentWeight).toBe(0.5);
+    expect(config.router).toEqual({ kind: 'nearest-product', commitmentWeight: 0.5, quantizationWeight: 3, lossTokens: 2048 });
+    expect((layer().getConfig().router as unknown as NearestProductRouterConfig).quantizationWeight).toBe(DEFAULT_QUANTIZATION_WEIGHT); // written even when defaulted
     const x = randomTensor([2, 4, 5], 20, 1);
     (l.apply(x, { training: true }) as tf.Tensor).dispose();
     l.auxiliaryLoss().dispose();
     const copy = CollectiveKVAttention.fromConfig(CollectiveKVAttention, { ...config, name: `${l.name}_copy` }) as CollectiveKVAttention;
     (copy.apply(x) as tf.Tensor).dispose();
     copy.setWeights(l.getWeights());
-    const pool = weightBySuffix(copy, 'value_pool').read().clone();
+    const pool = weightBySuffix(copy, 'value_pool_a').read().clone();
     const other = randomTensor([2, 4, 5], 21, 1);
     const y = copy.apply(other, { training: true }) as tf.Tensor;
     copy.auxiliaryLoss().dispose();
-    expect(maxAbsDiff(pool, weightBySuffix(copy, 'value_pool').read())).toBe(0);
+    expect(maxAbsDiff(pool, weightBySuffix(copy, 'value_pool_a').read())).toBe(0);
     expect(copy.weights.map((w) => w.name.split('/').pop())).toEqual(expect.arrayContaining(['key_encoder_kernel', 'value_pool_ready']));
     expect(copy.weights.some((w) => w.name.endsWith('_router'))).toBe(false);
     // Weights of an untrained layer (flags 0) loaded into the trained copy: the next training call sets the pool from data again.
@@ -380,14 +382,14 @@ describeEachBackend('nearest-row router', () => {
     copy.auxiliaryLoss().dispose();
     expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(1);
     // A model-level load writes the variables directly (no layer.setWeights): the flag is read again too.
-    const trainedPool = weightBySuffix(copy, 'value_pool').read().clone();
+    const trainedPool = weightBySuffix(copy, 'value_pool_a').read().clone();
     const zero = tf.zeros([1]);
     weightBySuffix(copy, 'value_pool_ready').write(zero);
     const third = randomTensor([2, 4, 5], 33, 1);
     (copy.apply(third, { training: true }) as tf.Tensor).dispose();
     copy.auxiliaryLoss().dispose();
     expect(weightBySuffix(copy, 'value_pool_ready').read().dataSync()[0]).toBe(1);
-    expect(maxAbsDiff(trainedPool, weightBySuffix(copy, 'value_pool').read())).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(trainedPool, weightBySuffix(copy, 'value_pool_a').read())).toBeGreaterThan(1e-3);
     tf.dispose([trainedPool, zero, third]);
     fresh.dispose();
     tf.dispose([x, pool, other, y]);
@@ -396,16 +398,24 @@ describeEachBackend('nearest-row router', () => {
   });
 });
 
-describe('nearest-row router options', () => {
-  test('options without meaning for nearest routing are refused by name', () => {
-    const base = { numHeads: 1, keyDim: 2, poolSize: 4, router: 'nearest' as const };
-    expect(() => new CollectiveKVAttention({ ...base, routerDim: 2 })).toThrow(/routerDim.*router 'nearest'.*2/s);
-    expect(() => new CollectiveKVAttention({ ...base, routingBiasRate: 0.1 })).toThrow(/routingBiasRate.*0\.1/s);
-    expect(() => new CollectiveKVAttention({ ...base, gate: 'straight-through' })).toThrow(/gate.*unset.*straight-through/s);
-    expect(() => new CollectiveKVAttention({ ...base, commitmentWeight: -1 })).toThrow(/commitmentWeight.*-1/s);
-    expect(() => new CollectiveKVAttention({ ...base, quantizationWeight: -2 })).toThrow(/quantizationWeight.*-2/s);
-    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, router: 'nearby' as 'nearest' })).toThrow(/router.*nearest.*nearby/s);
-    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 8, router: 'nearest-product' })).toThrow(/poolSize.*perfect square.*8/s);
-    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 9, router: 'nearest-product', gate: 'scaled' })).toThrow(/gate.*nearest-product/s);
+describe('nearest-product router config', () => {
+  test('options of the other router, bad values and a pool that is no square are refused by name', () => {
+    const base = { numHeads: 1, keyDim: 2, poolSize: 4 };
+    expect(() => new CollectiveKVAttention({ ...base, router: { kind: 'nearest-product', gate: 'straight-through' } as never }))
+      .toThrow(/'router\.gate' must be an option of the 'nearest-product' router: commitmentWeight, quantizationWeight, lossTokens \('gate' belongs to the 'dense' router\)/);
+    expect(() => new CollectiveKVAttention({ ...base, router: { kind: 'nearest-product', commitmentWeight: -1 } })).toThrow(/router\.commitmentWeight.*-1/s);
+    expect(() => new CollectiveKVAttention({ ...base, router: { kind: 'nearest-product', quantizationWeight: -2 } })).toThrow(/router\.quantizationWeight.*-2/s);
+    expect(() => new CollectiveKVAttention({ ...base, router: { kind: 'nearest-product', lossTokens: 0.5 } })).toThrow(/router\.lossTokens.*integer >= 0.*0\.5/s);
+    expect(() => new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 8, router: 'nearest-product' }))
+      .toThrow(/^CollectiveKVAttention: argument 'poolSize' must be a perfect square with router 'nearest-product'.*received 8$/);
+    expect(() => new GlobalKVPool({ units: 2, poolSize: 8, router: 'nearest-product' })).toThrow(/^GlobalKVPool: argument 'poolSize' must be a perfect square/);
+  });
+
+  test("0.1's flat options map to the nested config (the ones 0.1 ignored dropped); a flat gate is refused as 0.1 did", () => {
+    const base = { numHeads: 1, keyDim: 2, poolSize: 4, router: 'nearest-product' };
+    const l = new CollectiveKVAttention({ ...base, quantizationWeight: 0.5, balanceTokens: 7, peakWeight: 0.3, balanceWeight: 1 } as never);
+    expect(l.router).toEqual({ kind: 'nearest-product', commitmentWeight: 0.25, quantizationWeight: 0.5, lossTokens: 7 });
+    expect(() => new CollectiveKVAttention({ ...base, gate: 'scaled' } as never))
+      .toThrow(/^CollectiveKVAttention: argument 'gate' must be unset with router 'nearest-product' \(it routes by distance, without a gate\), received "scaled"$/);
   });
 });
