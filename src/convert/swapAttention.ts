@@ -6,7 +6,7 @@ import { seededRandom } from '../data/random';
 import { ArgumentError, dim } from '../../ops/util/validate';
 import { CollectiveKVAttention, ShareMode } from '../../layers/CollectiveKVAttention';
 import { MultiHeadAttention } from '../../layers/MultiHeadAttention';
-import type { GateMode } from '../../layers/GlobalKVPool';
+import { GateMode, routerFromFlatOptions } from '../../layers/routing/index';
 import { captureAttentionInputs, disposeSites, keysAndValues, sampleRows, validIndex } from '../analysis/capture';
 import { quantile } from '../analysis/spectrum';
 import { KMeansResult, kmeans } from './kmeans';
@@ -23,19 +23,17 @@ export interface SwapAttentionOptions {
    */
   userDim?: number | Record<string, number>;
   share?: ShareMode;
-  /** The converted layers' training gate (see CollectiveKVAttentionArgs.gate). Default 'scaled'. */
-  gate?: GateMode;
   /**
    * The converted layers' router. 'dense' (default): a router that reproduces the nearest-centroid
-   * assignment. 'nearest': nearest-row routing (VQ) with the centroids as its pool and the trained
-   * projection as its encoder, so fine-tuning goes on as a VQ codebook; 'nearest-product': the
-   * same over a product-quantized pool, each half clustered on its own (sqrt(poolSize) centroids
-   * on the first ceil(dg / 2) columns, as many on the rest). See CollectiveKVAttentionArgs.router.
+   * assignment. 'nearest-product': nearest-row routing over a product-quantized pool with the
+   * centroids of each half (sqrt(poolSize) centroids on the first ceil(dg / 2) columns, as many on
+   * the rest) as its sub-pools and the trained projection as its encoder, so fine-tuning goes on as
+   * a VQ codebook. See CollectiveKVAttentionArgs.router.
    */
   router?: SwapRouterKind;
-  /** With router 'nearest' or 'nearest-product': see CollectiveKVAttentionArgs. Default: the layer's. */
+  /** The converted layers' router options (see RouterConfig); the ones of the other router are ignored. Default: the router's. */
+  gate?: GateMode;
   commitmentWeight?: number;
-  /** With router 'nearest' or 'nearest-product': see CollectiveKVAttentionArgs. Default: the layer's. */
   quantizationWeight?: number;
   peakWeight?: number;
   balanceWeight?: number;
@@ -62,8 +60,8 @@ export interface SwapAttentionOptions {
   name?: string;
 }
 
-/** Routers swapAttention converts to ('product' keys have no exact nearest-centroid form). */
-const SWAP_ROUTER_KINDS = ['dense', 'nearest', 'nearest-product'] as const;
+/** Routers swapAttention converts to (both of them). */
+const SWAP_ROUTER_KINDS = ['dense', 'nearest-product'] as const;
 export type SwapRouterKind = typeof SWAP_ROUTER_KINDS[number];
 
 export interface SideConversionReport {
@@ -95,7 +93,9 @@ export interface SwapAttentionResult {
   layers: LayerConversionReport[];
 }
 
-type PassedThrough = 'share' | 'gate' | 'peakWeight' | 'balanceWeight' | 'commitmentWeight' | 'quantizationWeight';
+/** The router options, flat (see routerFromFlatOptions). */
+const ROUTER_OPTIONS = ['gate', 'peakWeight', 'balanceWeight', 'commitmentWeight', 'quantizationWeight'] as const;
+type PassedThrough = 'share' | typeof ROUTER_OPTIONS[number];
 type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | PassedThrough | 'name' | 'userDim'>>
   & Pick<SwapAttentionOptions, PassedThrough> & { name: string; userDim: (layer: string) => number };
 /** What the per-layer initialization reads. */
@@ -122,8 +122,7 @@ type LayerInit = Pick<Resolved, 'poolSize' | 'router' | 'seed' | 'kmeansIteratio
  *
  * With userDim = d the pool has width 0 and K/V are exactly the trained projections: the outputs
  * equal the original's (the sanity case). Fine-tuning is the caller's; pass `balanceWeight: 0` for
- * it (the balance loss pulls the k-means routing toward equal row use: on ML-1M a 20% fine-tune
- * reached 96.3% of the baseline with it and 100.8% without). The result is an ordinary
+ * it (the balance loss pulls the k-means routing toward equal row use; docs/routing.md). The result is an ordinary
  * LayersModel (compile + fit includes the routing losses through addLoss; in a custom loop add
  * `tf.addN(model.calculateLosses())` to the loss inside `optimizer.minimize`), or copy its weights
  * into a model of your own builder with `copyWeightsByName`.
@@ -165,7 +164,7 @@ export interface ConvertAttentionLayerOptions {
  * swapAttention's per-layer step, for models swapAttention cannot rebuild (a custom forward, such
  * as the CTR zoo's): initializes the built CollectiveKVAttention `target` from the trained
  * MultiHeadAttention `trained` and what reached `trained` on a sample (see recordAttentionInputs).
- * The pool size, router ('dense', 'nearest' or 'nearest-product') and userDim are the target's;
+ * The pool size, router ('dense' or 'nearest-product') and userDim are the target's;
  * give the target a linear userActivation (its user part then reproduces the trained K/V's last
  * userDim columns). Everything else about the result is as in swapAttention.
  */
@@ -178,8 +177,7 @@ export function convertAttentionLayer(trained: MultiHeadAttention, target: Colle
   for (const key of ['numHeads', 'keyDim', 'valueDim', 'useBias'] as const) {
     if (trained[key] !== target[key]) throw new ArgumentError(fn, `target.${key}`, `${trained[key]} (the trained layer's)`, String(target[key]));
   }
-  const router = target.router;
-  if (!isSwapRouterKind(router)) throw new ArgumentError(fn, 'target.router', `one of ${SWAP_ROUTER_KINDS.join(', ')}`, router);
+  const router = target.router.kind;
   const o: LayerInit = {
     poolSize: target.poolSize, router, seed: options.seed ?? LAYER_DEFAULTS.seed, kmeansIterations: options.kmeansIterations ?? LAYER_DEFAULTS.kmeansIterations,
     gateLogit: options.gateLogit ?? LAYER_DEFAULTS.gateLogit, maxTokens: options.maxTokens ?? defaultMaxTokens(target.poolSize),
@@ -234,11 +232,10 @@ function resolve(model: tfl.LayersModel, options: SwapAttentionOptions): Resolve
 function rebuild(model: tfl.LayersModel, targets: MultiHeadAttention[], o: Resolved, options: SwapAttentionOptions): tfl.LayersModel {
   const config = JSON.parse(JSON.stringify(model.getConfig())) as { name?: string; layers: LayerEntry[] };
   const names = new Set(targets.map((t) => t.name));
-  const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation, ...(o.router === 'dense' ? {} : { router: o.router }) };
-  // Only what the caller set; the rest keeps CollectiveKVAttention's defaults.
-  for (const key of ['share', 'gate', 'peakWeight', 'balanceWeight', 'commitmentWeight', 'quantizationWeight'] as const) {
-    if (options[key] != null) extra[key] = options[key];
-  }
+  const flat = Object.fromEntries(ROUTER_OPTIONS.map((key) => [key, options[key]]));
+  const extra: Record<string, unknown> = { poolSize: o.poolSize, userActivation: o.userActivation,
+    router: routerFromFlatOptions({ ...flat, router: o.router }, 'swapAttention') };
+  if (options.share != null) extra.share = options.share;
   for (const entry of config.layers) {
     const name = entry.config.name as string;
     if (!names.has(name)) continue;
@@ -337,7 +334,7 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
     throw new ArgumentError('swapAttention', 'options.sample', `at least poolSize = ${o.poolSize} valid tokens`, `${pick.length}`);
   }
   const points = collectiveRows(values, pick, dg);
-  if (o.router !== 'dense') return { ...report, ...initializeNearestSide(next, s, kernel, bias, points, pick, kvSource, o) };
+  if (o.router === 'nearest-product') return { ...report, ...initializeNearestSide(next, s, kernel, bias, points, pick, kvSource, o) };
   const km = kmeans(points, pick.length, dg, o.poolSize, { seed: o.seed, maxIterations: o.kmeansIterations });
   const shift = routerShift(points, pick.length, dg, km.centroids, km.assignment, o.gateLogit);
   writeRouter(next, s, kernel, bias, km.centroids, dg, o.poolSize, shift);
@@ -349,10 +346,10 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
 }
 
 /**
- * Nearest-row routing from the trained side: the encoder is the trained projection's first dg
- * columns, the pool the k-means centroids of the tokens' first dg columns (per half for a
- * product-quantized pool: the nearest product row is the nearest centroid of each half), and the
- * pool is marked set, so the first training call does not set it from data again.
+ * Nearest-product routing from the trained side: the encoder is the trained projection's first dg
+ * columns, the sub-pools the k-means centroids of each half of the tokens' first dg columns (the
+ * nearest product row is the nearest centroid of each half), and the pool is marked set, so the
+ * first training call does not set it from data again.
  */
 function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', kernel: tf.Tensor, bias: tf.Tensor | null,
   points: Float64Array, pick: Int32Array, kvSource: tf.Tensor, o: LayerInit): Omit<SideConversionReport, 'tokens' | 'poolWidth'> {
@@ -364,22 +361,14 @@ function initializeNearestSide(next: CollectiveKVAttention, s: 'key' | 'value', 
     if (next.useBias) copyWeight(next, `${s}_encoder_bias`, bias == null ? tf.zeros([dg]) : tf.slice(bias, [0], [dg]));
     copyWeight(next, `${s}_pool_ready`, tf.ones([1]));
   });
-  let assignment: Int32Array;
-  let fits: KMeansResult[];
-  if (o.router === 'nearest') {
-    const km = kmeans(points, n, dg, o.poolSize, options);
-    writeRows(next, `${s}_pool`, km.centroids, o.poolSize);
-    [assignment, fits] = [km.assignment, [km]];
-  } else {
-    const rows = Math.round(Math.sqrt(o.poolSize));
-    const widthA = Math.ceil(dg / 2);
-    const half = (start: number, width: number) => kmeans(columns(points, n, dg, start, width), n, width, rows, options);
-    const [a, b] = [half(0, widthA), half(widthA, dg - widthA)];
-    writeRows(next, `${s}_pool_a`, a.centroids, rows);
-    writeRows(next, `${s}_pool_b`, b.centroids, rows);
-    assignment = a.assignment.map((i, t) => i * rows + b.assignment[t]);
-    fits = [a, b];
-  }
+  const rows = Math.round(Math.sqrt(o.poolSize));
+  const widthA = Math.ceil(dg / 2);
+  const half = (start: number, width: number) => kmeans(columns(points, n, dg, start, width), n, width, rows, options);
+  const [a, b] = [half(0, widthA), half(widthA, dg - widthA)];
+  writeRows(next, `${s}_pool_a`, a.centroids, rows);
+  writeRows(next, `${s}_pool_b`, b.centroids, rows);
+  const assignment = a.assignment.map((i, t) => i * rows + b.assignment[t]);
+  const fits: KMeansResult[] = [a, b];
   const sizes = new Int32Array(o.poolSize);
   assignment.forEach((row) => { sizes[row]++; });
   return {

@@ -139,7 +139,7 @@ describeEachBackend('swapAttention', () => {
     [converted, exact.model, model].forEach((m) => m.dispose());
   });
 
-  test.each(['dense', 'nearest', 'nearest-product'] as const)('router %s: no tensor leaks beyond the new model\'s weights', (router) => {
+  test.each(['dense', 'nearest-product'] as const)('router %s: no tensor leaks beyond the new model\'s weights', (router) => {
     const model = functionalModel();
     const { x, mask } = sampleInputs(4);
     const options = { sample: [x, mask], poolSize: router === 'nearest-product' ? 9 : 8, router };
@@ -179,14 +179,13 @@ describeEachBackend('swapAttention', () => {
     model.dispose();
   });
 
-  test.each(['nearest', 'nearest-product'] as const)("router '%s': centroid pool, the trained projection as encoder, exact nearest routing, no data re-init", (router) => {
+  test.each(['nearest-product'] as const)("router '%s': centroid sub-pools, the trained projection as encoder, exact nearest routing, no data re-init", (router) => {
     for (const useBias of [true, false]) {
       const model = functionalModel(useBias);
       const { x, mask } = sampleInputs(7);
       const { model: converted, layers } = swapAttention(model, { sample: [x, mask], poolSize: 16, userDim: 2, seed: 3, router, quantizationWeight: 0.5 });
       const att = converted.getLayer('att') as CollectiveKVAttention;
-      expect(att.router).toBe(router);
-      expect(att.quantizationWeight).toBe(0.5);
+      expect(att.router).toEqual({ kind: router, commitmentWeight: 0.25, quantizationWeight: 0.5, lossTokens: 2048 });
       const old = model.getLayer('att');
       const trainedCollective = tf.slice(weightOf(old, 'key_kernel'), [0, 0], [E, 6]);
       expect(maxAbsDiff(weightOf(att, 'key_encoder_kernel'), trainedCollective)).toBe(0);
@@ -200,7 +199,7 @@ describeEachBackend('swapAttention', () => {
         expect(side.logitShift).toBe(0);
       }
       // A training call keeps the centroids (the pool is marked set, not re-initialized from data).
-      const poolNames = router === 'nearest' ? ['key_pool'] : ['key_pool_a', 'key_pool_b'];
+      const poolNames = ['key_pool_a', 'key_pool_b'];
       const pools = poolNames.map((n) => weightOf(att, n).clone()); // weightOf reads the variable itself
       tf.tidy(() => { converted.apply([x, mask], { training: true }); });
       poolNames.forEach((n, i) => expect(maxAbsDiff(weightOf(att, n), pools[i])).toBe(0));
@@ -213,7 +212,7 @@ describeEachBackend('swapAttention', () => {
   test('router: a kind swapAttention cannot convert to is refused by name', () => {
     const model = functionalModel();
     const { x, mask } = sampleInputs(8);
-    expect(() => swapAttention(model, { sample: [x, mask], poolSize: 16, router: 'product' as never })).toThrow(/'options.router' must be one of dense, nearest, nearest-product, received product/);
+    expect(() => swapAttention(model, { sample: [x, mask], poolSize: 16, router: 'product' as never })).toThrow(/'options.router' must be one of dense, nearest-product, received product/);
     tf.dispose([x, mask]);
     model.dispose();
   });
@@ -257,13 +256,11 @@ describeEachBackend('swapAttention', () => {
     tf.dispose([viaKwargs[0].kvSource, viaKwargs[0].mask!]);
     Reflect.deleteProperty(old, 'call');
     const narrow = new CollectiveKVAttention({ numHeads: 1, keyDim: 4, poolSize: 16 });
-    const product = new CollectiveKVAttention({ numHeads: 2, keyDim: 4, poolSize: 16, router: 'product' });
-    tf.tidy(() => { narrow.apply([x, x]); product.apply([x, x]); });
+    tf.tidy(() => { narrow.apply([x, x]); });
     const site = { kvSource: x, mask };
     expect(() => convertAttentionLayer(old, narrow, site)).toThrow(/'target.numHeads' must be 2 \(the trained layer's\), received 1/);
-    expect(() => convertAttentionLayer(old, product, site)).toThrow(/'target.router' must be one of dense, nearest, nearest-product, received product/);
     expect(() => convertAttentionLayer(old, new CollectiveKVAttention({ numHeads: 2, keyDim: 4 }), site)).toThrow(/'target' must be a built layer/);
-    [narrow, product, target].forEach((l) => l.dispose());
+    [narrow, target].forEach((l) => l.dispose());
     tf.dispose([x, mask]);
     converted.dispose();
     model.dispose();
