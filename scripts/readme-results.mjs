@@ -57,8 +57,20 @@ const filtered = (t) => {
 };
 
 /** One row per `bench quality` file: CollectiveKV vs its mha baseline under one budget. */
+/**
+ * Collective settings with the router flat, as files before 0.2 recorded them (router: 'nearest-product',
+ * quantizationWeight, gate, balanceTokens beside it); later files record a router config.
+ */
+function flatCollective(c) {
+  const r = c?.router;
+  if (r == null || typeof r !== 'object') return c;
+  const tokens = r.balanceTokens ?? r.lossTokens;
+  return { ...c, router: r.kind, ...(r.gate != null ? { gate: r.gate } : {}),
+    ...(r.quantizationWeight != null ? { quantizationWeight: r.quantizationWeight } : {}), ...(tokens != null && tokens !== 2048 ? { balanceTokens: tokens } : {}) };
+}
+
 export function qualityRows(q, label) {
-  const o = q.options ?? {};
+  const o = { ...q.options, collective: flatCollective(q.options?.collective) };
   const ws = q.collectivekv.warmStart;
   // Files before 2026-12 do not record the fine-tune rate (it was 0.25 then).
   const rate = ws?.fineTuneRate != null && ws.fineTuneRate !== 0.25 ? ` at ${ws.fineTuneRate} of the learning rate` : '';
@@ -101,7 +113,7 @@ export function trainRows(t) {
     `HR@10 ${f4(t.test.hr10)}`, '']];
 }
 
-/** A nearest-routed bench ctr run; files without quantizationWeight ran at the then default, 1. */
+/** A nearest-routed bench ctr run ('nearest' before 0.2); files without quantizationWeight ran at the then default, 1. */
 function nearestRouter(s) {
   return s.collective?.router === 'nearest' || s.collective?.router === 'nearest-product';
 }
@@ -128,7 +140,7 @@ function ctrWarmStart(ws) {
 
 /** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
 export function ctrRows(c) {
-  const s = c.settings ?? {};
+  const s = { ...c.settings, collective: flatCollective(c.settings?.collective) };
   const setting = `${c.model} on ${baseName(c.data)}, ${c.users ?? '?'} users, ${c.mha.epochs} epoch(s), pool ${s.collective?.poolSize ?? '?'}, width ${s.attentionWidth ?? '?'}`
     + historyLengths(c.model, s)
     + `${s.collective?.balanceTokens != null ? `, balanceTokens ${s.collective.balanceTokens}` : ''}`

@@ -10,8 +10,8 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, ATTENTION_ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
-  LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, recordedQuantizationWeight, seededRandom,
+  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, RouterSpec, resolveRouterConfig, routerFromFlatOptions, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
@@ -212,8 +212,8 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
 function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
   return {
     numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...o.collective,
-      // Written into the JSON even when defaulted (the default changed once: see readme-results).
-      ...recordedQuantizationWeight(o.collective?.router, o.collective?.quantizationWeight) },
+      // Every router option written into the JSON, defaults included (a default changed once: see readme-results).
+      router: resolveRouterConfig('bench ctr', o.collective?.router) },
     collectiveExact: (o.swap ?? 'all') === 'all',
     attentionWidth: o.attentionWidth ?? 256, embeddingDim: o.embeddingDim ?? 32, numHeads: o.numHeads ?? 4,
     longLength: o.longLength ?? 1000, shortLength: o.shortLength ?? 50, topK: o.topK,
@@ -399,7 +399,7 @@ function runWarmStart(o: BenchCtrOptions, modelOptions: CtrModelOptions, split: 
   const learningRate = (o.learningRate ?? 1e-3) * rate;
   const base = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' }) as CtrModelBase;
   const model = BUILDERS[o.model]({ ...modelOptions, attention: 'collectivekv',
-    collective: { ...modelOptions.collective, userActivation: 'linear', balanceWeight: 0 } }) as CtrModelBase;
+    collective: { ...modelOptions.collective, userActivation: 'linear', router: withoutBalanceLoss(modelOptions.collective?.router) } }) as CtrModelBase;
   try {
     base.setWeights(fork.weights);
     const testAuc = (m: CtrModel) => evaluateCtr(m, split.data, split.test).auc;
@@ -470,15 +470,13 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --share k|v|kv       CollectiveKV: which sides are pooled (default kv)
   --user-dim N         CollectiveKV user-specific width (default 1)
   --pool-size N        CollectiveKV pool rows (default 1024)
-  --balance-tokens N   CollectiveKV: tokens per call the balance loss averages, sampled (default 2048; 0 = all)
-  --router-dim N       CollectiveKV: low-rank routers of this width (default 0: the full router)
+  --balance-tokens N   CollectiveKV: tokens per call the routing loss averages, sampled (default 2048; 0 = all)
   --router KIND        CollectiveKV router: dense (one router column per pool row; default, the
-                       paper's), product (product keys: two sub-routers of sqrt(pool size) columns;
-                       pool size a square), nearest (the row nearest to a learned projection, trained
-                       as a VQ-VAE codebook) or nearest-product (nearest over a product-quantized
-                       pool: 2 sqrt(pool size) distances per token; pool size a square)
-  --commitment-weight X  CollectiveKV, router nearest: weight of the commitment term (default 0.25)
-  --quantization-weight X  CollectiveKV, router nearest: weight of the whole VQ loss (default 1/64)
+                       paper's) or nearest-product (the row of a product-quantized pool nearest to a
+                       learned projection, trained as a VQ-VAE codebook: 2 sqrt(pool size) distances
+                       per token; pool size a square). See docs/routing.md
+  --commitment-weight X  CollectiveKV, router nearest-product: weight of the commitment term (default 0.25)
+  --quantization-weight X  CollectiveKV, router nearest-product: weight of the whole VQ loss (default 1/64)
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
@@ -500,7 +498,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --lr X               Adam learning rate (default 0.001)
   --warm-start X       train collectivekv by warm start: fork the mha run at (1 - X) of the --epochs
                        step budget, convert its weights (k-means pools over its own K/V; router
-                       dense, nearest or nearest-product), fine-tune to the end of the budget
+                       dense or nearest-product), fine-tune to the end of the budget
   --fine-tune-rate X   --warm-start: the fine-tune's learning rate as a share of --lr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
   --baseline-dir DIR   keep the trained mha baseline in DIR (final weights, checkpoints at every 5% of
                        the budget): trained and saved when DIR has none, reused when DIR has one
@@ -534,7 +532,7 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router-dim', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
+    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
       'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
       'warm-start', 'fine-tune-rate', 'baseline-dir',
     ].map((k) => [k, { type: 'string' as const }])),
@@ -547,12 +545,14 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (v.share != null) collective.share = oneOf('--share', v.share, ['k', 'v', 'kv'] as const);
   if (v['user-dim'] != null) collective.userDim = int('user-dim');
   if (v['pool-size'] != null) collective.poolSize = int('pool-size');
-  if (v['balance-tokens'] != null) collective.balanceTokens = integerAtLeast('--balance-tokens', v['balance-tokens'], 0);
-  if (v['router-dim'] != null) collective.routerDim = integerAtLeast('--router-dim', v['router-dim'], 0);
-  if (v.router != null) collective.router = oneOf('--router', v.router, ATTENTION_ROUTER_KINDS);
-  if (v['commitment-weight'] != null) collective.commitmentWeight = nonNegativeNumber('--commitment-weight', v['commitment-weight']);
-  if (v['quantization-weight'] != null) collective.quantizationWeight = nonNegativeNumber('--quantization-weight', v['quantization-weight']);
-  if (v.gate != null) collective.gate = oneOf('--gate', v.gate, GATE_MODES);
+  const routerFlags = {
+    router: v.router == null ? undefined : oneOf('--router', v.router, ROUTER_KINDS),
+    balanceTokens: v['balance-tokens'] == null ? undefined : integerAtLeast('--balance-tokens', v['balance-tokens'], 0),
+    commitmentWeight: nonNegativeNumber('--commitment-weight', v['commitment-weight']),
+    quantizationWeight: nonNegativeNumber('--quantization-weight', v['quantization-weight']),
+    gate: v.gate == null ? undefined : oneOf('--gate', v.gate, GATE_MODES),
+  };
+  if (Object.values(routerFlags).some((x) => x != null)) collective.router = routerFromFlatOptions(routerFlags, 'bench ctr');
   if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
   const warmStart = openUnitFraction('--warm-start', v['warm-start']);
@@ -560,9 +560,6 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (fineTuneRate != null && warmStart == null) throw new Error('--fine-tune-rate applies with --warm-start only');
   if (warmStart != null && (minutes ?? 0) > 0) throw new Error('--warm-start forks a step budget (--epochs); drop --max-minutes');
   if (v['baseline-dir'] != null && (minutes ?? 0) > 0) throw new Error('--baseline-dir keeps a step budget\'s checkpoints (--epochs); drop --max-minutes');
-  if (warmStart != null && collective.router === 'product') {
-    throw new Error('--warm-start converts to router dense, nearest or nearest-product; drop --router product');
-  }
   return {
     warmStart, fineTuneRate, baselineDir: v['baseline-dir'],
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
@@ -575,5 +572,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   };
 }
 
-
-
+/** The router without its balance loss (a dense router's balanceWeight 0; nearest-product has none). */
+function withoutBalanceLoss(router: RouterSpec | undefined): RouterSpec {
+  const r = resolveRouterConfig('bench ctr', router);
+  return r.kind === 'dense' ? { ...r, balanceWeight: 0 } : r;
+}

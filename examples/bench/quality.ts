@@ -47,9 +47,6 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
   if (a.fineTuneRate != null && a.warmStart == null) throw new UsageError('--fine-tune-rate applies with --warm-start only');
-  if (a.warmStart != null && a.router === 'product') {
-    throw new UsageError('--warm-start converts to router dense, nearest or nearest-product (swapAttention); drop --router product');
-  }
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);
@@ -81,7 +78,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       if (attention === 'collectivekv' && a.warmStart != null) {
         const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
           { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, fork: snapshots?.atOrBefore(forkStepOf(mhaFit?.steps ?? 0, a.warmStart)) ?? null, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
-            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null && a.router !== 'product' ? { router: a.router } : {}),
+            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null ? { router: a.router } : {}),
             ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
         m = r.model;
         fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),

@@ -10,7 +10,7 @@ import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
 import { UsageError, historyFilter, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
-import { ATTENTION_ROUTER_KINDS, GATE_MODES } from 'collectivekv';
+import { GATE_MODES, ROUTER_KINDS } from 'collectivekv';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -72,7 +72,7 @@ Options:
   --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: the
                      baseline's own run at (1 - X) of its steps (a copy of its weights every 1% of the
                      epoch budget), converted (k-means pools), fine-tuned for the rest at
-                     --fine-tune-rate of --lr; to --router dense (default), nearest or nearest-product
+                     --fine-tune-rate of --lr; to --router dense (default) or nearest-product
   --fine-tune-rate X bench quality --warm-start: the fine-tune's learning rate as a share of --lr
                      (default 0.25)
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
@@ -82,14 +82,12 @@ Options:
   --loss NAME        softmax (default), sampled (512 shared uniform negatives per batch) or bce
                      (SASRec/HSTU)
   --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
-  --routing-bias-rate X  CollectiveKV loss-free load balancing step (default 0: off, the paper's)
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,
                      unlike inference) or straight-through (inference's rows; gradient through the gate)
-  --router KIND      CollectiveKV router: dense (default, the paper's), product (product keys, two
-                     sub-routers of sqrt(pool size) columns; the pool size must be a square),
-                     nearest (the row nearest to a learned projection, trained as a VQ-VAE codebook)
-                     or nearest-product (nearest over a product-quantized pool; pool size a square)
-  --quantization-weight X  CollectiveKV, router nearest or nearest-product: weight of the VQ loss
+  --router KIND      CollectiveKV router: dense (default, the paper's) or nearest-product (the row
+                     of a product-quantized pool nearest to a learned projection, trained as a
+                     VQ-VAE codebook; pool size a square). See docs/routing.md
+  --quantization-weight X  CollectiveKV, router nearest-product: weight of the VQ loss
                      (default 1/64)
   --validate-every N validate every N epochs (default 1)
   --validation-users N  validate on the first N users only (default all)
@@ -149,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'routing-bias-rate', 'gate', 'router', 'quantization-weight', 'warm-start', 'fine-tune-rate'] as const;
+  'gate', 'router', 'quantization-weight', 'warm-start', 'fine-tune-rate'] as const;
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -192,7 +190,7 @@ function parse(argv: string[]): ParsedArgs {
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
     patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
     userDim: positiveInt('--user-dim', str('user-dim')),
-    routingBiasRate: nonNegativeNumber('--routing-bias-rate', str('routing-bias-rate')), gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ATTENTION_ROUTER_KINDS),
+    gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ROUTER_KINDS),
     quantizationWeight: nonNegativeNumber('--quantization-weight', str('quantization-weight')), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: historyFilter(v['filter-history'] === true, v['filter-window'] === true),

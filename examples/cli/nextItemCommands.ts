@@ -2,8 +2,8 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  GateMode, INTERACTION_FORMATS, InteractionFormat, AttentionRouterKind, LeaveOneOutSplit, NextItemCase, ProgressSink,
-  isNearestRouter, leaveOneOut, readSequences, recordedQuantizationWeight, useFastEmbeddingGradients,
+  GateMode, INTERACTION_FORMATS, InteractionFormat, LeaveOneOutSplit, NextItemCase, ProgressSink, RouterKind,
+  leaveOneOut, readSequences, routerFromFlatOptions, useFastEmbeddingGradients,
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
@@ -35,12 +35,11 @@ export interface NextItemArgs {
   dropout?: number;
   poolSize?: number;
   userDim?: number;
-  routingBiasRate?: number;
-  /** CollectiveKV gate in training: 'scaled' (default) or 'straight-through'. */
+  /** CollectiveKV gate in training (dense router): 'scaled' (default) or 'straight-through'. */
   gate?: GateMode;
-  /** CollectiveKV router: 'dense' (default), 'product' (product keys), 'nearest' or 'nearest-product'. */
-  router?: AttentionRouterKind;
-  /** Weight of the VQ loss of the nearest routers (default DEFAULT_QUANTIZATION_WEIGHT); refused with other routers. */
+  /** CollectiveKV router: 'dense' (default) or 'nearest-product'. */
+  router?: RouterKind;
+  /** Weight of the nearest-product router's VQ loss (default DEFAULT_QUANTIZATION_WEIGHT); refused with the dense router. */
   quantizationWeight?: number;
   loss?: string;
   seed?: number;
@@ -120,16 +119,14 @@ export function lossKind(value: string | undefined): SasrecLoss {
 }
 
 export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha' | 'collectivekv'): ZooModelOptions {
-  if (a.quantizationWeight != null && !isNearestRouter(a.router)) {
-    throw new UsageError(`--quantization-weight applies to --router nearest or nearest-product, received router '${a.router ?? 'dense'}'`);
+  if (a.quantizationWeight != null && a.router !== 'nearest-product') {
+    throw new UsageError(`--quantization-weight applies to --router nearest-product, received router '${a.router ?? 'dense'}'`);
   }
   return {
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
     dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
-      ...(a.routingBiasRate ? { routingBiasRate: a.routingBiasRate } : {}), ...(a.gate != null ? { gate: a.gate } : {}),
-      ...(a.router != null ? { router: a.router } : {}),
-      // Written out even when defaulted, so a saved model or a JSON result says which weight it ran at.
-      ...recordedQuantizationWeight(a.router, a.quantizationWeight) },
+      // Every router option written out, defaults included, so a saved model or a JSON result says what it ran with.
+      router: routerFromFlatOptions({ router: a.router, gate: a.gate, quantizationWeight: a.quantizationWeight }, 'collectivekv') },
   };
 }
 
@@ -207,7 +204,7 @@ async function continuedModel(a: NextItemArgs, numItems: number): Promise<{ m: Z
   const dir = a.modelDir as string;
   requireModelDir(dir);
   const fixed = { model: a.model, attention: a.attention, 'max-length': a.maxLength, 'hidden-dim': a.hiddenDim, blocks: a.blocks, heads: a.heads,
-    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, 'routing-bias-rate': a.routingBiasRate, gate: a.gate, router: a.router, loss: a.loss };
+    dropout: a.dropout, 'pool-size': a.poolSize, 'user-dim': a.userDim, gate: a.gate, router: a.router, loss: a.loss };
   const given = Object.entries(fixed).filter(([, v]) => v != null).map(([k]) => `--${k}`);
   if (given.length > 0) throw new UsageError(`train --model-dir continues the saved model as it is; drop ${given.join(', ')}`);
   const file = readZooModelFile(dir);

@@ -4,9 +4,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
-  GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, swapAttention,
-  sizeOf, trainingBatches, trainingExamples,
+  GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, routerFromFlatOptions,
+  swapAttention, sizeOf, trainingBatches, trainingExamples,
 } from 'collectivekv';
+import type { CollectiveOptions } from './sasrec';
 import { ZooModel, buildZooModel } from './nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';
 import type { SasrecLoss } from './sasrecTraining';
@@ -22,15 +23,18 @@ export interface ConversionOptions {
   router?: SwapRouterKind;
   /** Balance-loss weight of the converted layers (for the fine-tune); see swapAttention. */
   balanceWeight?: number;
-  /** VQ loss weight of converted nearest routers; see swapAttention. */
+  /** VQ loss weight of a converted nearest-product router; see swapAttention. */
   quantizationWeight?: number;
 }
 
+/** The router options of the conversion, flat, as swapAttention takes them. */
+function routerOptions(o: ConversionOptions) {
+  return { router: o.router, gate: o.gate, balanceWeight: o.balanceWeight, quantizationWeight: o.quantizationWeight };
+}
+
 /** The converted layers' CollectiveKV options (what the caller's model builder needs). */
-export function convertedCollective(o: ConversionOptions) {
-  return { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...(o.gate != null ? { gate: o.gate } : {}),
-    ...(o.router != null ? { router: o.router } : {}), ...(o.balanceWeight != null ? { balanceWeight: o.balanceWeight } : {}),
-    ...(o.quantizationWeight != null ? { quantizationWeight: o.quantizationWeight } : {}) };
+export function convertedCollective(o: ConversionOptions): CollectiveOptions {
+  return { poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', router: routerFromFlatOptions(routerOptions(o)) };
 }
 
 /**
@@ -43,7 +47,7 @@ export function convertTrainedModel(model: tfl.LayersModel, maxLength: number, s
   // k-means needs a valid token per pool row at least, and swapAttention takes up to 8 per row.
   const sample = conversionSample(split, o.sampleUsers, maxLength, o.seed, 8 * o.poolSize);
   try {
-    return swapAttention(model, { sample, ...convertedCollective(o), seed: o.seed });
+    return swapAttention(model, { sample, poolSize: o.poolSize, userDim: o.userDim, userActivation: 'linear', ...routerOptions(o), seed: o.seed });
   } finally {
     sample.dispose();
   }

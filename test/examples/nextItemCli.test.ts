@@ -40,8 +40,8 @@ describe('collectivekv train / eval', () => {
   it.each(['sasrec', 'bert4rec', 'hstu'])('trains %s with collectivekv, saves it, and eval reloads it with the same metrics', async (model) => {
     const out = join(dir, `${model}-model`);
     const trainJson = join(dir, `${model}-train.json`);
-    // hstu also takes the product-key router and the straight-through gate through the command line.
-    const extra = model === 'hstu' ? ['--router', 'product', '--gate', 'straight-through'] : [];
+    // hstu also takes the straight-through gate through the command line.
+    const extra = model === 'hstu' ? ['--gate', 'straight-through'] : [];
     const train = await run(['train', '--model', model, '--attention', 'collectivekv', '--data', pairs, '--format', 'pairs', '--out', out,
       '--json', trainJson, '--backend', 'wasm', ...small, ...extra]);
     expect(train.err).toBe('');
@@ -49,10 +49,9 @@ describe('collectivekv train / eval', () => {
     for (const file of ['model.json', 'weights.bin', 'options.json']) expect(existsSync(join(out, file))).toBe(true);
     if (model === 'hstu') {
       const saved = JSON.parse(readFileSync(join(out, 'options.json'), 'utf8'));
-      expect(saved.options.collective).toMatchObject({ router: 'product', gate: 'straight-through' });
+      expect(saved.options.collective).toMatchObject({ router: { kind: 'dense', gate: 'straight-through' } });
       const topology = readFileSync(join(out, 'model.json'), 'utf8');
-      expect(topology).toMatch(/"router":\s*"product"/);
-      expect(topology).toMatch(/"gate":\s*"straight-through"/);
+      expect(topology).toMatch(/"router":\s*\{\s*"kind":\s*"dense",\s*"gate":\s*"straight-through"/);
     }
     const trained = JSON.parse(readFileSync(trainJson, 'utf8'));
     expect(trained).toMatchObject({ model, attention: 'collectivekv', epochs: 2 });
@@ -154,23 +153,23 @@ describe('bench quality --warm-start', () => {
     // The served model is CollectiveKV: its cache is the compressed one.
     expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
     expect(q.mha.warmStart).toBeUndefined();
-    expect(q.options.collective.router).toBe(router === 'dense' ? undefined : router);
-    // A nearest router's VQ loss weight is written out even when defaulted.
-    expect(q.options.collective.quantizationWeight).toBe(router === 'dense' ? undefined : 1 / 64);
+    expect(q.options.collective.router.kind).toBe(router);
+    // Every router option is written out, defaults included (the nearest-product router's VQ loss weight among them).
+    expect(q.options.collective.router.quantizationWeight).toBe(router === 'dense' ? undefined : 1 / 64);
     expect(r.out).toMatch(/collectivekv by warm start: the mha run to step \d+, converted \(\d+ s\), then \d+ steps/);
   });
 
-  it('passes --quantization-weight to a nearest router (recorded in the options), and refuses it with other routers', async () => {
+  it('passes --quantization-weight to the nearest-product router (recorded in the options), and refuses it with the dense router', async () => {
     const json = join(dir, 'quality-warm-qweight.json');
     const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
       '--router', 'nearest-product', '--quantization-weight', '0.25', ...small]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(JSON.parse(readFileSync(json, 'utf8')).options.collective.quantizationWeight).toBe(0.25);
-    for (const router of [[], ['--router', 'product']]) {
+    expect(JSON.parse(readFileSync(json, 'utf8')).options.collective.router.quantizationWeight).toBe(0.25);
+    for (const router of [[], ['--router', 'dense']]) {
       const bad = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', ...router, '--quantization-weight', '0.25', ...small]);
       expect(bad.code).toBe(2);
-      expect(bad.err).toContain(`--quantization-weight applies to --router nearest or nearest-product, received router '${router[1] ?? 'dense'}'`);
+      expect(bad.err).toContain(`--quantization-weight applies to --router nearest-product, received router '${router[1] ?? 'dense'}'`);
     }
     expect((await run(['train', '--quantization-weight', 'x'])).err).toMatch(/--quantization-weight must be/);
   });
@@ -193,7 +192,7 @@ describe('bench quality --warm-start', () => {
     expect(t.err).toContain('--fine-tune-rate applies to bench quality --warm-start only');
   });
 
-  it('refuses a fraction outside (0, 1), product keys, and the flag on train and eval', async () => {
+  it('refuses a fraction outside (0, 1), a removed router, and the flag on train and eval', async () => {
     for (const bad of ['0', '1', '1.5', 'x']) {
       const q = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', bad]);
       expect(q.code).toBe(2);
@@ -201,7 +200,7 @@ describe('bench quality --warm-start', () => {
     }
     const p = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--router', 'product']);
     expect(p.code).toBe(2);
-    expect(p.err).toMatch(/--warm-start converts to router dense, nearest or nearest-product \(swapAttention\); drop --router product/);
+    expect(p.err).toContain("--router must be one of dense, nearest-product, received 'product'");
     for (const command of ['train', 'eval']) {
       const t = await run([command, '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--model-dir', dir]);
       expect(t.code).toBe(2);

@@ -10,8 +10,8 @@ import { forkStepOf } from '../../../examples/zoo/conversion';
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
     const o = parseBenchCtrArgs(['--model', 'twin', '--data', 'x.txt', '--format', 'pairs', '--share', 'k', '--user-dim', '2', '--pool-size', '512',
-      '--balance-tokens', '0', '--router-dim', '32', '--max-minutes', '1.5', '--label', 'rating>=4', '--backend', 'cpu', '--json', 'out.json']);
-    expect(o).toMatchObject({ model: 'twin', data: 'x.txt', format: 'pairs', collective: { share: 'k', userDim: 2, poolSize: 512, balanceTokens: 0, routerDim: 32 }, maxMinutes: 1.5,
+      '--balance-tokens', '0', '--max-minutes', '1.5', '--label', 'rating>=4', '--backend', 'cpu', '--json', 'out.json']);
+    expect(o).toMatchObject({ model: 'twin', data: 'x.txt', format: 'pairs', collective: { share: 'k', userDim: 2, poolSize: 512, router: { kind: 'dense', balanceTokens: 0 } }, maxMinutes: 1.5,
       label: { kind: 'rating', minRating: 4 }, backend: 'cpu', json: 'out.json' });
   });
 
@@ -28,12 +28,14 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'deepfm'])).toThrow("--model must be one of din, sim, eta, sdim, twin, hstu-ctr, received 'deepfm'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--pool-size', '0'])).toThrow("--pool-size must be a positive integer, received '0'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--balance-tokens', '2.5'])).toThrow("--balance-tokens must be an integer >= 0, received '2.5'");
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router-dim', '0.5'])).toThrow("--router-dim must be an integer >= 0, received '0.5'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router-dim', '32'])).toThrow(/router-dim/);
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--share', 'q'])).toThrow("--share must be one of k, v, kv, received 'q'");
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, product, nearest, nearest-product, received 'hash'");
-    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest', '--commitment-weight', '0.5'])).toMatchObject({ collective: { router: 'nearest', commitmentWeight: 0.5 } });
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'hash'])).toThrow("--router must be one of dense, nearest-product, received 'hash'");
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest'])).toThrow("--router must be one of dense, nearest-product, received 'nearest'");
+    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest-product', '--commitment-weight', '0.5', '--balance-tokens', '64']))
+      .toMatchObject({ collective: { router: { kind: 'nearest-product', commitmentWeight: 0.5, lossTokens: 64 } } });
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--commitment-weight=-1'])).toThrow("--commitment-weight must be a number >= 0, received '-1'");
-    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest', '--quantization-weight', '4'])).toMatchObject({ collective: { router: 'nearest', quantizationWeight: 4 } });
+    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'nearest-product', '--quantization-weight', '4'])).toMatchObject({ collective: { router: { kind: 'nearest-product', quantizationWeight: 4 } } });
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--quantization-weight', 'x'])).toThrow("--quantization-weight must be a number >= 0, received 'x'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--gate', 'soft'])).toThrow("--gate must be one of scaled, straight-through, received 'soft'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--timing-rounds', '1.5'])).toThrow("--timing-rounds must be an integer >= 0, received '1.5'");
@@ -42,15 +44,16 @@ describe('bench ctr command line', () => {
     expect(parseBenchCtrArgs(['--model', 'sim', '--negatives', '4'])).toMatchObject({ negatives: 4 });
     expect(parseBenchCtrArgs(['--model', 'sim', '--pool-stddev', '0.2'])).toMatchObject({ collective: { poolStddev: 0.2 } });
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--pool-stddev', '0'])).toThrow("--pool-stddev must be a positive number, received '0'");
-    expect(parseBenchCtrArgs(['--model', 'sim', '--router', 'product', '--gate', 'straight-through', '--timing-rounds', '0']))
-      .toMatchObject({ collective: { router: 'product', gate: 'straight-through' }, timingRounds: 0 });
+    expect(parseBenchCtrArgs(['--model', 'sim', '--gate', 'straight-through', '--timing-rounds', '0']))
+      .toMatchObject({ collective: { router: { kind: 'dense', gate: 'straight-through' } }, timingRounds: 0 });
+    expect(parseBenchCtrArgs(['--model', 'sim']).collective).toEqual({});
   });
 
-  it('bench ctr end to end (tiny): both variants, the interleaved step timing, product keys, no leaked tensors', async () => {
+  it('bench ctr end to end (tiny): both variants, the interleaved step timing, the straight-through gate, no leaked tensors', async () => {
     await useBackend('wasm');
     const before = tf.memory().numTensors;
     const r = await benchCtr({ model: 'sim', maxUsers: 24, maxEpochs: 1, trainPositions: 2, longLength: 30, shortLength: 8, topK: 6,
-      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: 'product' }, backend: 'wasm',
+      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: { kind: 'dense', gate: 'straight-through' } }, backend: 'wasm',
       negatives: 3 });
     // Three sampled negatives per positive: every user's test position gives four samples.
     expect(r.settings.negatives).toBe(3);
@@ -63,7 +66,8 @@ describe('bench ctr command line', () => {
       expect(v.validationAuc).toEqual([v.bestValidationAuc]);
       expect(v.bestEpoch).toBe(1);
     }
-    expect(r.settings.collective).toMatchObject({ poolSize: 16, router: 'product' });
+    // Every router option recorded, defaults included.
+    expect(r.settings.collective).toMatchObject({ poolSize: 16, router: { kind: 'dense', gate: 'straight-through', peakWeight: 0.01, balanceWeight: 1, balanceTokens: 2048 } });
     expect(r.stepTiming).toMatchObject({ batchSize: 16, rounds: 2 });
     expect(r.stepTiming!.mhaMs).toBeGreaterThan(0);
     expect(r.comparison.stepThroughputRatio).toBeCloseTo(r.stepTiming!.mhaMs / r.stepTiming!.collectivekvMs, 10);
@@ -79,7 +83,6 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '1'])).toThrow("--warm-start must be a number in (0, 1), received '1'");
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--fine-tune-rate', '0.5'])).toThrow('--fine-tune-rate applies with --warm-start only');
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--max-minutes', '5'])).toThrow('--warm-start forks a step budget (--epochs); drop --max-minutes');
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--router', 'product'])).toThrow(/drop --router product/);
   });
 
   it('bench ctr --warm-start (tiny): collectivekv forks the mha run, converts, and fine-tunes to the end of the budget', async () => {

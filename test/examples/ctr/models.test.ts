@@ -32,12 +32,11 @@ function logitsOf(model: CtrModel, n: number): Float32Array {
   return logitsOfSamples(model, data, split.train.slice(0, n));
 }
 
-/** The variants under test: the two attentions, and CollectiveKV with product keys (pool 16 = 4 x 4) and with nearest-row routing. */
+/** The variants under test: the two attentions, and CollectiveKV with the straight-through gate and with nearest-row routing over a product pool (16 = 4 x 4). */
 const VARIANTS = {
   mha: { attention: 'mha' },
   collectivekv: { attention: 'collectivekv' },
-  'collectivekv, product keys': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'product' } },
-  'collectivekv, nearest rows': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'nearest' } },
+  'collectivekv, straight-through gate': { attention: 'collectivekv', collective: { ...tiny.collective, router: { kind: 'dense', gate: 'straight-through' } } },
   'collectivekv, nearest rows of a product pool': { attention: 'collectivekv', collective: { ...tiny.collective, router: 'nearest-product' } },
 } as const satisfies Record<string, Partial<CtrModelOptions>>;
 
