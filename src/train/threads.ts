@@ -84,7 +84,9 @@ function backendThreads(): number {
  *
  * n = 1 starts the default single-threaded SIMD build (no workers). Threads speed up tfjs's XNNPACK
  * kernels (matMul of unbatched or batch-1 operands, conv2d, ...); element-wise kernels and
- * collectivekv's JS kernels stay on the calling thread. The workers never keep the process alive.
+ * collectivekv's JS kernels stay on the calling thread. The build pre-starts 8 pthread workers
+ * whatever n is (about 0.3 s and 65 MB); they never keep the process alive. The pool's threads
+ * spin while they wait for work: on a machine whose other cores are busy, n > 1 can be slower.
  * Threaded kernels may sum in another order: results match the single-threaded build to float
  * rounding, not bit for bit.
  *
@@ -99,7 +101,7 @@ export async function useWasmThreads(n: number): Promise<number> {
   }
   const found = builtins();
   if (found == null) {
-    console.warn('useWasmThreads: does nothing outside Node (needs process.getBuiltinModule, worker_threads and SharedArrayBuffer); '
+    console.warn('useWasmThreads: does nothing here: it needs Node.js >= 20.16 (process.getBuiltinModule, worker_threads, SharedArrayBuffer); '
       + "in browsers tfjs-backend-wasm starts its threaded build itself (cross-origin isolated pages; see its setThreadsCount)");
     return 0;
   }

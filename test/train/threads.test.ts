@@ -41,6 +41,24 @@ describe('useWasmThreads', () => {
     await expect(useWasmThreads(n)).rejects.toThrow(`useWasmThreads: n must be an integer from 1 to ${MAX_WASM_THREADS}, got ${String(n)}`);
   });
 
+  it('asks for the wasm backend to be imported first (nothing here imports it)', async () => {
+    await expect(useWasmThreads(2)).rejects.toThrow("useWasmThreads: the wasm backend is not registered; import '@tensorflow/tfjs-backend-wasm' first");
+  });
+
+  it('does nothing, says why and returns 0 without Node >= 20.16 builtins', async () => {
+    const proc = process as unknown as { getBuiltinModule?: unknown };
+    const saved = proc.getBuiltinModule;
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      proc.getBuiltinModule = undefined;
+      await expect(useWasmThreads(2)).resolves.toBe(0);
+      expect(warn).toHaveBeenCalledWith(expect.stringContaining('useWasmThreads: does nothing here: it needs Node.js >= 20.16'));
+    } finally {
+      proc.getBuiltinModule = saved;
+      warn.mockRestore();
+    }
+  });
+
   describe('a training step on 1, 2 and 3 threads (child processes)', () => {
     let results: ChildResult[];
 
