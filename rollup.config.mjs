@@ -1,6 +1,12 @@
 // Builds the package: ESM (one file per module, so bundlers can tree-shake around the files that
 // register kernels and classes), CommonJS, a UMD bundle for script tags, one bundled .d.ts, and the
 // `collectivekv` command. tfjs is always external: one copy of tfjs-core at run time.
+//
+// Two entries: the main one (src/index.ts; registers the cpu and wasm kernels and the gradients) and
+// `collectivekv/webgpu` (src/webgpu.ts; registers the webgpu kernels), so the main entry carries no
+// webgpu kernel. The ESM build shares modules between them; the CommonJS and UMD webgpu bundles
+// (dist/webgpu.cjs, dist/collectivekv.webgpu.umd.js) carry their own copy of the few stateless
+// helpers they use. Registration is idempotent, so loading both copies of a kernel does no harm.
 import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
@@ -25,29 +31,51 @@ const esmPackageJson = () => ({
 });
 
 const umdGlobals = (id) => (isTfjs(id) ? 'tf' : id);
+const external = (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id);
 
 export default [
   {
+    input: ['src/index.ts', 'src/webgpu.ts'],
+    external,
+    plugins: [ts()],
+    output: { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
+  },
+  {
     input: 'src/index.ts',
-    external: (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
+    external,
     plugins: [ts()],
     output: [
-      { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
       { file: 'dist/collectivekv.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
       { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, sourcemap: true, exports: 'named' },
     ],
   },
   {
+    // `collectivekv/webgpu`; as a script tag, load it after tfjs's UMD scripts (it registers on load).
+    input: 'src/webgpu.ts',
+    external,
+    plugins: [ts()],
+    output: [
+      { file: 'dist/webgpu.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+      { file: 'dist/collectivekv.webgpu.umd.js', format: 'umd', name: 'collectivekvWebGPU', globals: umdGlobals, sourcemap: true, exports: 'named' },
+    ],
+  },
+  {
     input: 'src/index.ts',
-    external: (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
+    external,
     plugins: [dts({ compilerOptions: { paths: {} } })],
     output: { file: 'dist/collectivekv.d.ts', format: 'es' },
   },
   {
+    input: 'src/webgpu.ts',
+    external,
+    plugins: [dts({ compilerOptions: { paths: {} } })],
+    output: { file: 'dist/webgpu.d.ts', format: 'es' },
+  },
+  {
     // The command imports the package by name, like a user; Node resolves it to dist/collectivekv.cjs
-    // through the package's own exports map.
+    // (and dist/webgpu.cjs) through the package's own exports map.
     input: 'examples/cli/main.ts',
-    external: (id) => id === 'collectivekv' || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
+    external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [ts()],
     output: { file: 'dist/cli.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
   },

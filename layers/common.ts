@@ -6,6 +6,7 @@ import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { ActivationIdentifier } from '@tensorflow/tfjs-layers/dist/keras_format/activation_config';
 import { linear } from '../ops/linear/index';
+import { activeScope } from '../ops/util/tfjsInternals';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 
 /** Package name under which all layers are registered for (de)serialization. */
@@ -242,7 +243,7 @@ export class PendingLosses {
   private scope: unknown = null;
 
   push(loss: tf.Scalar): void {
-    const scope = tf.engine().state.activeScope ?? null;
+    const scope = activeScope();
     if (scope !== this.scope) this.clear();
     this.scope = scope;
     this.pending.push(tf.keep(loss));

@@ -1,4 +1,10 @@
 // The one public entry of collectivekv: layers, ops and the library around them.
+// Importing it registers the custom kernels of the cpu and wasm backends and their gradients (the
+// backends themselves stay optional peers the user imports). WebGPU kernels: `collectivekv/webgpu`.
+import '../ops/register/cpu';
+import '../ops/register/wasm';
+import '../ops/register/gradients';
+
 export * from '../ops/index';
 export * from '../layers/index';
 export * from './data/index';

@@ -192,6 +192,8 @@ function difference(name: string, a: Float32Array, b: Float32Array): number {
 export async function benchWebGPU(options: WebGPUBenchOptions = {}): Promise<WebGPUBenchResult> {
   const loaded = await loadNodeWebGPU();
   if ('reason' in loaded) return { available: false, reason: loaded.reason };
+  // The package's webgpu kernels come with their own entry, as the backend does.
+  await import('collectivekv/webgpu');
   const { warmup = 1, iterations = 5, ...rest } = options;
   const given = Object.fromEntries(Object.entries(rest).filter(([, v]) => v != null));
   const sizes: Sizes = { batch: 4, tk: 200, width: 64, numHeads: 2, poolSize: 1024, tableRows: 3416, tableWidth: 64, positions: 2000, ...given };

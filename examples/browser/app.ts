@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { IndexedDBStore } from 'collectivekv';
+import 'collectivekv/webgpu';
 import { TOPIC_NAMES, loadDemoModelAsync, topItems, type DemoManifest, type DemoModel } from './model';
 import { DemoSession, type StepResult } from './session';
 

@@ -9,7 +9,7 @@
 //  - the wasm backend's emscripten glue imports Node built-ins on its Node code path only -> empty modules;
 //  - the cpu backend imports seedrandom for its Multinomial kernel only (never used here) -> a stub that
 //    says so if it is ever called.
-// 'collectivekv' resolves to the library's source, as tsconfig's paths do for type checking.
+// 'collectivekv' and 'collectivekv/webgpu' resolve to the library's source, as tsconfig's paths do for type checking.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import typescript from '@rollup/plugin-typescript';
@@ -24,6 +24,7 @@ const ALIASES = {
   '@tensorflow/tfjs-backend-wasm': tfjs('tfjs-backend-wasm', 'tf-backend-wasm.fesm.js'),
   '@tensorflow/tfjs-backend-webgpu': tfjs('tfjs-backend-webgpu', 'tf-backend-webgpu.fesm.js'),
   collectivekv: path.join(root, 'src/index.ts'),
+  'collectivekv/webgpu': path.join(root, 'src/webgpu.ts'),
 };
 
 const NODE_ONLY = new Set(['fs', 'path', 'os', 'perf_hooks', 'crypto', 'util', 'worker_threads', 'readline', 'zlib', 'http', 'url',

@@ -266,7 +266,10 @@ function rejectFlag(given: boolean, flag: string, owner: string): void {
 
 /** Sets the named backend, or the first of DEFAULT_BACKENDS that initializes; returns its name. */
 async function useBackend(name: string | undefined): Promise<string> {
-  if (name === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
+  if (name === 'webgpu') {
+    await import('@tensorflow/tfjs-backend-webgpu');
+    await import('collectivekv/webgpu');
+  }
   for (const candidate of name != null ? [name] : DEFAULT_BACKENDS) {
     try {
       if (await tf.setBackend(candidate)) {

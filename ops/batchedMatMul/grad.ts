@@ -1,12 +1,10 @@
 // Gradient of c = a b (per batch entry): da = dc b^T, db = a^T dc, both through batchedMatMul so
 // the backward products take the same fast path as the forward one.
 import * as tf from '@tensorflow/tfjs-core';
+import { BATCHED_MAT_MUL } from '../kernelNames';
 import { batchedMatMul } from './index';
 
-// Equals BATCHED_MAT_MUL in ./index (not imported as a value: index.ts imports this file first, TDZ).
-const BATCHED_MAT_MUL = 'CollectiveKVBatchedMatMul';
-
-tf.registerGradient({
+export const batchedMatMulGradientConfig: tf.GradConfig = {
   kernelName: BATCHED_MAT_MUL,
   inputsToSave: ['a', 'b'],
   gradFunc: (dy, saved) => {
@@ -16,4 +14,4 @@ tf.registerGradient({
       b: () => batchedMatMul(a, dy as tf.Tensor, true, false),
     };
   },
-});
+};

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { BATCHED_MAT_MUL } from '../kernelNames';
 import { ArgumentError, assertFloatDtype, describeShape, hasKernel } from '../util/validate';
-import './grad';
-import './cpu';
-import './wasm';
 
-export const BATCHED_MAT_MUL = 'CollectiveKVBatchedMatMul';
+export { BATCHED_MAT_MUL } from '../kernelNames';
 const OP = 'batchedMatMul';
 
 /**

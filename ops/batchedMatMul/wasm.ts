@@ -7,11 +7,11 @@
 // kernel: per entry the module call costs ~25 us, more than the loop it would save.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { BATCHED_MAT_MUL } from '../kernelNames';
+import { takeWasmDataIds, wasmModule, WasmModuleInternals } from '../util/tfjsInternals';
 import { kernelInput } from '../util/validate';
 import { ownBatchMatMul } from './ownKernel';
 
-// Equals BATCHED_MAT_MUL in ./index (not imported: TDZ, see grad.ts).
-const BATCHED_MAT_MUL = 'CollectiveKVBatchedMatMul';
 const OP = 'batchedMatMul';
 
 /** Multiply-adds per batch entry below which the backend's own batched loop is faster (measured). */
@@ -20,22 +20,15 @@ export const MIN_MACS_PER_ENTRY = 32768;
 type ModuleBatchMatMul = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number,
   transposeA: boolean, transposeB: boolean, outId: number) => void;
 
-/** What this kernel uses of the backend beyond its public type: its data id counter and the module's exports. */
-interface WasmInternals {
-  dataIdNextNumber: number;
-  wasm: {
-    cwrap(name: string, returnType: null, argTypes: string[]): ModuleBatchMatMul;
-    tfjs: { registerTensor(id: number, size: number, memoryOffset: number): void; disposeData(id: number): void };
-  };
-}
-
 const moduleBatchMatMul = new WeakMap<object, ModuleBatchMatMul>();
 
-function singleProduct(backend: WasmInternals): ModuleBatchMatMul {
-  let f = moduleBatchMatMul.get(backend);
+/** The module's BatchMatMul, wrapped once per module (through ../util/tfjsInternals: not public API). */
+function singleProduct(wasm: WasmModuleInternals): ModuleBatchMatMul {
+  let f = moduleBatchMatMul.get(wasm);
   if (f == null) {
-    f = backend.wasm.cwrap('BatchMatMul', null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
-    moduleBatchMatMul.set(backend, f);
+    f = wasm.cwrap<ModuleBatchMatMul>('BatchMatMul', null,
+      ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
+    moduleBatchMatMul.set(wasm, f);
   }
   return f;
 }
@@ -54,23 +47,23 @@ function batchedMatMulWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} })
   const batch = lead.reduce((x, y) => x * y, 1);
   if (batch <= 1 || m * k * n < MIN_MACS_PER_ENTRY) return ownBatchMatMul('wasm', a, b, backend);
   const out = backend.makeOutput([...lead, m, n], 'float32');
-  const internals = backend as unknown as WasmInternals;
-  const product = singleProduct(internals);
+  const wasm = wasmModule(backend);
+  const product = singleProduct(wasm);
   // Ids from the backend's own counter, so they never collide with a live tensor's.
-  const ids = [internals.dataIdNextNumber++, internals.dataIdNextNumber++, internals.dataIdNextNumber++];
+  const ids = takeWasmDataIds(backend, 3);
   const offsets = [a, b, out].map((t) => backend.getMemoryOffset(t.dataId));
   const sizes = [m * k, k * n, m * n];
   const [aShape, bShape] = [shapeBytes([1, m, k]), shapeBytes([1, k, n])];
   for (let i = 0; i < batch; i++) {
-    for (let j = 0; j < 3; j++) internals.wasm.tfjs.registerTensor(ids[j], sizes[j], offsets[j] + 4 * i * sizes[j]);
+    for (let j = 0; j < 3; j++) wasm.registerTensor(ids[j], sizes[j], offsets[j] + 4 * i * sizes[j]);
     try {
       product(ids[0], aShape, 3, ids[1], bShape, 3, false, false, ids[2]);
     } finally {
       // Disposing an id also drops XNNPACK's operator cached for it (its packed copy of this entry's b).
-      for (const id of ids) internals.wasm.tfjs.disposeData(id);
+      for (const id of ids) wasm.disposeData(id);
     }
   }
   return out;
 }
 
-tf.registerKernel({ kernelName: BATCHED_MAT_MUL, backendName: 'wasm', kernelFunc: batchedMatMulWasm as tf.KernelFunc });
+export const batchedMatMulWasmConfig: tf.KernelConfig = { kernelName: BATCHED_MAT_MUL, backendName: 'wasm', kernelFunc: batchedMatMulWasm as tf.KernelFunc };

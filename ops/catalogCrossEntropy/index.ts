@@ -16,7 +16,8 @@
 // takes the log of an underflowed number.
 import * as tf from '@tensorflow/tfjs-core';
 import { scatterAddRows } from '../scatterAddRows/index';
-import { TRANSPOSE_MATRIX, transposeMatrix } from '../transposeMatrix/index';
+import { TRANSPOSE_MATRIX } from '../kernelNames';
+import { transposeMatrix } from '../transposeMatrix/index';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, dim, hasKernel } from '../util/validate';
 import { keepForGradient, tapeIsRecording } from '../util/tape';
 

@@ -6,9 +6,6 @@ import { ArgumentError, indexOutOfRange } from '../util/validate';
 // Bound once: in a hot loop `Math.exp` is a global lookup, slow under jest's vm context.
 const { exp } = Math;
 
-/** Kernel name; lives here (not in index.ts) so cpu.ts/wasm.ts can import it without an import cycle. */
-export const COLLECTIVE_ATTENTION_KERNEL = 'CollectiveKVAttention';
-
 /**
  * 'direct': loop over history tokens, dotting the query with each token's pool row.
  * 'pool': score the query against the whole pool with one batched matmul, then look scores up per

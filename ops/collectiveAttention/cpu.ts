@@ -1,7 +1,9 @@
 // CollectiveKVAttention on the cpu backend: the shared algorithm over the backend's own arrays.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { COLLECTIVE_ATTENTION_KERNEL, describeProblem, requireInput, jsMatMul, runCollectiveAttention, Views, Workspace } from './core';
+import { COLLECTIVE_ATTENTION } from '../kernelNames';
+import { cpuValues } from '../util/tfjsInternals';
+import { describeProblem, requireInput, jsMatMul, runCollectiveAttention, Views, Workspace } from './core';
 
 /** Scratch is plain Float32Arrays; the matmul is a JS loop, as costly per multiply-add as the token loop. */
 class CpuWorkspace implements Workspace<Float32Array> {
@@ -30,7 +32,7 @@ function collectiveAttentionCpu(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const backend = args.backend as MathBackendCPU;
   const { inputs } = args;
   const problem = describeProblem(inputs, args.attrs ?? {});
-  const values = (name: string) => backend.data.get(requireInput(inputs, name).dataId).values;
+  const values = (name: string) => cpuValues(backend, requireInput(inputs, name));
   const out = new Float32Array(problem.batch * problem.tq * problem.numHeads * problem.dv);
   const mask = inputs.mask == null ? null : (values('mask') as Float32Array | Int32Array | Uint8Array);
   runCollectiveAttention(problem, new CpuWorkspace({
@@ -41,6 +43,6 @@ function collectiveAttentionCpu(args: { inputs: tf.NamedTensorInfoMap; backend: 
   return backend.makeTensorInfo([problem.batch, problem.tq, problem.numHeads * problem.dv], 'float32', out);
 }
 
-if (tf.getKernel(COLLECTIVE_ATTENTION_KERNEL, 'cpu') == null) {
-  tf.registerKernel({ kernelName: COLLECTIVE_ATTENTION_KERNEL, backendName: 'cpu', kernelFunc: collectiveAttentionCpu as tf.KernelFunc });
-}
+export const collectiveAttentionCpuConfig: tf.KernelConfig = {
+  kernelName: COLLECTIVE_ATTENTION, backendName: 'cpu', kernelFunc: collectiveAttentionCpu as tf.KernelFunc,
+};

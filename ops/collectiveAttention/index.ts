@@ -1,13 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { AttentionKind, dotProductAttention } from '../dotProductAttention/index';
 import { gatherRows } from '../gatherRows/index';
+import { COLLECTIVE_ATTENTION } from '../kernelNames';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
-import { COLLECTIVE_ATTENTION_KERNEL } from './core';
-import './cpu';
-import './wasm';
-import './webgpu';
 
-export const COLLECTIVE_ATTENTION = COLLECTIVE_ATTENTION_KERNEL;
+export { COLLECTIVE_ATTENTION } from '../kernelNames';
 export { setCollectiveAttentionAlgorithm, getCollectiveAttentionAlgorithm } from './core';
 export type { CollectiveAttentionAlgorithm } from './core';
 

@@ -2,7 +2,8 @@
 // directly; the pool-form matmuls run on the backend's own SIMD BatchMatMul kernel when present.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { COLLECTIVE_ATTENTION_KERNEL, describeProblem, requireInput, jsMatMul, runCollectiveAttention, Views, Workspace } from './core';
+import { COLLECTIVE_ATTENTION } from '../kernelNames';
+import { describeProblem, requireInput, jsMatMul, runCollectiveAttention, Views, Workspace } from './core';
 
 const INPUT_NAMES = ['query', 'indexK', 'indexV', 'userK', 'userV', 'poolK', 'poolV'] as const;
 
@@ -12,7 +13,7 @@ class WasmWorkspace implements Workspace<tf.TensorInfo> {
   private readonly batchMatMul: tf.KernelFunc | null;
 
   constructor(private readonly backend: BackendWasm, private readonly inputs: tf.NamedTensorInfoMap, private readonly out: tf.TensorInfo) {
-    this.batchMatMul = tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc ?? null;
+    this.batchMatMul = tf.getKernel(tf.BatchMatMul, 'wasm')?.kernelFunc ?? null;
     // Measured: the SIMD matmul does a multiply-add several times cheaper than the JS token loop.
     this.matMulCost = this.batchMatMul == null ? 0.8 : 0.15;
   }
@@ -64,6 +65,6 @@ function collectiveAttentionWasm(args: { inputs: tf.NamedTensorInfoMap; backend:
   return out;
 }
 
-if (tf.getKernel(COLLECTIVE_ATTENTION_KERNEL, 'wasm') == null) {
-  tf.registerKernel({ kernelName: COLLECTIVE_ATTENTION_KERNEL, backendName: 'wasm', kernelFunc: collectiveAttentionWasm as tf.KernelFunc });
-}
+export const collectiveAttentionWasmConfig: tf.KernelConfig = {
+  kernelName: COLLECTIVE_ATTENTION, backendName: 'wasm', kernelFunc: collectiveAttentionWasm as tf.KernelFunc,
+};

@@ -2,13 +2,11 @@
 // workgroup per (batch, query, head); keys and values are read from the pool rows and user parts
 // where they lie, full K/V are never written.
 import * as tf from '@tensorflow/tfjs-core';
+import { COLLECTIVE_ATTENTION } from '../kernelNames';
 import {
-  checkIndicesIfOnCpu, dispatchFor, flatDispatch, input, nonEmpty, ProgramUniforms, registerWebGPUKernel, releaseAll, view, WebGPUBackend,
+  checkIndicesIfOnCpu, dispatchFor, flatDispatch, input, nonEmpty, ProgramUniforms, releaseAll, view, WebGPUBackend, webgpuKernelConfig,
   WebGPUProgram, WORKGROUP_SIZE,
 } from '../util/webgpu';
-
-// Equals COLLECTIVE_ATTENTION in ./index; not imported because index.ts imports this file first (TDZ).
-const COLLECTIVE_ATTENTION = 'CollectiveKVAttention';
 const OP = 'collectiveAttention';
 
 /**
@@ -298,4 +296,4 @@ function collectiveAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   return view(out, outShape);
 }
 
-registerWebGPUKernel(COLLECTIVE_ATTENTION, collectiveAttentionWebGPU);
+export const collectiveAttentionWebGPUConfig = webgpuKernelConfig(COLLECTIVE_ATTENTION, collectiveAttentionWebGPU);

@@ -6,7 +6,7 @@ import { scatterAddCpu } from '../scatterAddRows/cpu';
 import { scatterAddWasm } from '../scatterAddRows/wasm';
 import { ArgumentError, describeShape, kernelInput } from '../util/validate';
 
-const USS = 'UnsortedSegmentSum';
+const USS = tf.UnsortedSegmentSum;
 const BACKENDS = ['cpu', 'wasm'] as const;
 type Backend = (typeof BACKENDS)[number];
 

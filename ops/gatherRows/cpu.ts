@@ -2,15 +2,11 @@
 // reuse on heap views.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { GATHER_ROWS, GATHER_ROWS_GATE_GRAD, GATHER_ROWS_TABLE_GRAD, GATHER_ROWS_TAIL_GRAD } from '../kernelNames';
 import { scatterAddInto } from '../scatterAddRows/cpu';
+import { cpuValues as backendValues } from '../util/tfjsInternals';
 import { assertIndicesInRange, kernelInput, sizeOf } from '../util/validate';
 
-// Equal the constants in ./index. Not imported: index.ts imports this file first, so they would
-// still be uninitialized (TDZ) when this module registers.
-const GATHER_ROWS = 'CollectiveKVGatherRows';
-const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
-const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
-const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
 const OP = 'gatherRows';
 
 /** A user-specific tail joined after each gathered row: [positions, width] values. */
@@ -84,7 +80,7 @@ export function gradStride(dy: tf.TensorInfo): number {
 
 /** A tensor's values in the cpu backend. */
 function cpuValues<T extends Float32Array | Int32Array>(backend: MathBackendCPU, t: tf.TensorInfo): T {
-  return backend.data.get(t.dataId).values as T;
+  return backendValues(backend, t) as T;
 }
 
 function gatherRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
@@ -136,7 +132,7 @@ function tailGradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   return backend.makeTensorInfo(shape, 'float32', out);
 }
 
-tf.registerKernel({ kernelName: GATHER_ROWS, backendName: 'cpu', kernelFunc: gatherRowsCpu as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_TABLE_GRAD, backendName: 'cpu', kernelFunc: tableGradCpu as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_GATE_GRAD, backendName: 'cpu', kernelFunc: gateGradCpu as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_TAIL_GRAD, backendName: 'cpu', kernelFunc: tailGradCpu as tf.KernelFunc });
+export const gatherRowsCpuConfig: tf.KernelConfig = { kernelName: GATHER_ROWS, backendName: 'cpu', kernelFunc: gatherRowsCpu as tf.KernelFunc };
+export const gatherRowsTableGradCpuConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_TABLE_GRAD, backendName: 'cpu', kernelFunc: tableGradCpu as tf.KernelFunc };
+export const gatherRowsGateGradCpuConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_GATE_GRAD, backendName: 'cpu', kernelFunc: gateGradCpu as tf.KernelFunc };
+export const gatherRowsTailGradCpuConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_TAIL_GRAD, backendName: 'cpu', kernelFunc: tailGradCpu as tf.KernelFunc };

@@ -8,17 +8,12 @@
 // The op always hands the kernel a gate while a gradient tape records (see index.ts), because
 // tfjs saves inputs by name and cannot save an absent one.
 import * as tf from '@tensorflow/tfjs-core';
+import { GATHER_ROWS, GATHER_ROWS_GATE_GRAD, GATHER_ROWS_TABLE_GRAD, GATHER_ROWS_TAIL_GRAD } from '../kernelNames';
 import { scatterAddRows } from '../scatterAddRows/index';
 import { hasKernel } from '../util/validate';
 import { gatherRows } from './index';
 
-// Equal the constants in ./index (not imported: see cpu.ts).
-const GATHER_ROWS = 'CollectiveKVGatherRows';
-const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
-const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
-const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
-
-tf.registerGradient({
+export const gatherRowsGradientConfig: tf.GradConfig = {
   kernelName: GATHER_ROWS,
   inputsToSave: ['table', 'index', 'gate'],
   gradFunc: (dy, saved) => {
@@ -40,4 +35,4 @@ tf.registerGradient({
       index: () => tf.zeros(index.shape, 'float32'),
     };
   },
-});
+};

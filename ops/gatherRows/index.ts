@@ -1,15 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { GATHER_ROWS } from '../kernelNames';
+import { isTapeOn } from '../util/tfjsInternals';
 import { ArgumentError, assertFloatDtype, assertIntDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
-import './grad';
-import './cpu';
-import './wasm';
-import './webgpu';
 
-export const GATHER_ROWS = 'CollectiveKVGatherRows';
-/** Backward kernels of gatherRows (cpu, wasm); without them the gradient runs composite ops. */
-export const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
-export const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
-export const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
+export { GATHER_ROWS, GATHER_ROWS_GATE_GRAD, GATHER_ROWS_TABLE_GRAD, GATHER_ROWS_TAIL_GRAD } from '../kernelNames';
 
 /**
  * Pool lookup: out[..., :width] = gate[...] * table[index[...], :] (no gate: plain lookup), and
@@ -37,7 +31,7 @@ export function gatherRows(table: tf.Tensor, index: tf.Tensor, gate?: tf.Tensor,
   const inputs: tf.NamedTensorMap = { table, index };
   if (gate != null) inputs.gate = gate;
   if (tail != null) inputs.tail = tail;
-  if (gate == null && tf.engine().isTapeOn()) {
+  if (gate == null && isTapeOn()) {
     // Under a gradient tape the kernel needs a gate to save (tfjs cannot save an absent input
     // for the backward pass); a gate of ones gives the same output and table gradient.
     return tf.tidy(() => tf.engine().runKernel(GATHER_ROWS, { ...inputs, gate: tf.ones(index.shape, 'float32') }, {}) as tf.Tensor);

@@ -2,16 +2,12 @@
 // heap (no copies).
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { GATHER_ROWS, GATHER_ROWS_GATE_GRAD, GATHER_ROWS_TABLE_GRAD, GATHER_ROWS_TAIL_GRAD } from '../kernelNames';
 import { scatterAddInto } from '../scatterAddRows/cpu';
 import { heapFloat32, heapInt32 } from '../util/wasm';
 import { assertIndicesInRange, kernelInput } from '../util/validate';
 import { gatherRowsGeometry, gatherRowsInto, gradStride, rowDotsInto, tailColumnsInto, tailGradShape } from './cpu';
 
-// Equal the constants in ./index (not imported: see cpu.ts).
-const GATHER_ROWS = 'CollectiveKVGatherRows';
-const GATHER_ROWS_TABLE_GRAD = 'CollectiveKVGatherRowsTableGrad';
-const GATHER_ROWS_GATE_GRAD = 'CollectiveKVGatherRowsGateGrad';
-const GATHER_ROWS_TAIL_GRAD = 'CollectiveKVGatherRowsTailGrad';
 const OP = 'gatherRows';
 
 function gatherRowsWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
@@ -66,7 +62,7 @@ function tailGradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?
   return out;
 }
 
-tf.registerKernel({ kernelName: GATHER_ROWS, backendName: 'wasm', kernelFunc: gatherRowsWasm as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_TABLE_GRAD, backendName: 'wasm', kernelFunc: tableGradWasm as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_GATE_GRAD, backendName: 'wasm', kernelFunc: gateGradWasm as tf.KernelFunc });
-tf.registerKernel({ kernelName: GATHER_ROWS_TAIL_GRAD, backendName: 'wasm', kernelFunc: tailGradWasm as tf.KernelFunc });
+export const gatherRowsWasmConfig: tf.KernelConfig = { kernelName: GATHER_ROWS, backendName: 'wasm', kernelFunc: gatherRowsWasm as tf.KernelFunc };
+export const gatherRowsTableGradWasmConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_TABLE_GRAD, backendName: 'wasm', kernelFunc: tableGradWasm as tf.KernelFunc };
+export const gatherRowsGateGradWasmConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_GATE_GRAD, backendName: 'wasm', kernelFunc: gateGradWasm as tf.KernelFunc };
+export const gatherRowsTailGradWasmConfig: tf.KernelConfig = { kernelName: GATHER_ROWS_TAIL_GRAD, backendName: 'wasm', kernelFunc: tailGradWasm as tf.KernelFunc };

@@ -1,10 +1,8 @@
 // WebGPU kernel for gatherRows: one invocation per output element. Its backward pass runs
 // composite ops here (see grad.ts).
 import * as tf from '@tensorflow/tfjs-core';
-import { checkIndicesIfOnCpu, flatDispatch, input, nonEmpty, registerWebGPUKernel, releaseAll, view, WebGPUBackend, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
-
-// Equals GATHER_ROWS in ./index; not imported because index.ts imports this file first (TDZ).
-const GATHER_ROWS = 'CollectiveKVGatherRows';
+import { GATHER_ROWS } from '../kernelNames';
+import { checkIndicesIfOnCpu, flatDispatch, input, nonEmpty, releaseAll, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
 const OP = 'gatherRows';
 
 /**
@@ -82,4 +80,4 @@ function gatherRowsWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPU
   return view(out, outShape);
 }
 
-registerWebGPUKernel(GATHER_ROWS, gatherRowsWebGPU);
+export const gatherRowsWebGPUConfig = webgpuKernelConfig(GATHER_ROWS, gatherRowsWebGPU);

@@ -4,10 +4,8 @@
 // are narrow, so transposing them is cheap. db is a product with a column of ones (see below).
 // Saved: x and W only (never the wide output).
 import * as tf from '@tensorflow/tfjs-core';
+import { LINEAR } from '../kernelNames';
 import { dim } from '../util/validate';
-
-// Equals LINEAR in ./index (not imported: see kernel.ts).
-const LINEAR = 'CollectiveKVLinear';
 
 /**
  * Gradients of y = x kernel + bias (x [..., in], kernel [in, out]) for dy [..., out]: each a thunk,
@@ -35,8 +33,8 @@ export function linearGradients(dy: tf.Tensor, x: tf.Tensor, kernel: tf.Tensor):
   };
 }
 
-tf.registerGradient({
+export const linearGradientConfig: tf.GradConfig = {
   kernelName: LINEAR,
   inputsToSave: ['x', 'kernel'],
   gradFunc: (dy, saved) => linearGradients(dy as tf.Tensor, saved[0], saved[1]),
-});
+};

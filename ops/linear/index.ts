@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { LINEAR } from '../kernelNames';
 import { ArgumentError, assertFloatDtype, assertRank, assertShape, describeShape, dim, hasKernel } from '../util/validate';
-import './grad';
-export { linearGradients } from './grad';
-import './kernel';
 
-export const LINEAR = 'CollectiveKVLinear';
+export { LINEAR } from '../kernelNames';
+// The gradient's math, shared with the layers' straightThroughLinear (./grad registers nothing).
+export { linearGradients } from './grad';
 const OP = 'linear';
 
 /**

@@ -3,10 +3,8 @@
 // Reshape or Add is recorded on the tape. cpu and wasm only (tested there; webgl textures are
 // shape-bound, so a relabeled view is not safe in general); other backends run the composite.
 import * as tf from '@tensorflow/tfjs-core';
+import { LINEAR } from '../kernelNames';
 import { kernelInput } from '../util/validate';
-
-// Equals LINEAR in ./index (not imported: index.ts imports this file first, TDZ).
-const LINEAR = 'CollectiveKVLinear';
 const OP = 'linear';
 
 function view(t: tf.TensorInfo, shape: number[]): tf.TensorInfo {
@@ -33,6 +31,5 @@ function makeLinearKernel(backendName: string): tf.KernelFunc {
   };
 }
 
-for (const backendName of ['cpu', 'wasm']) {
-  tf.registerKernel({ kernelName: LINEAR, backendName, kernelFunc: makeLinearKernel(backendName) });
-}
+export const linearCpuConfig: tf.KernelConfig = { kernelName: LINEAR, backendName: 'cpu', kernelFunc: makeLinearKernel('cpu') };
+export const linearWasmConfig: tf.KernelConfig = { kernelName: LINEAR, backendName: 'wasm', kernelFunc: makeLinearKernel('wasm') };

@@ -1,11 +1,9 @@
 // CPU kernel for routeTop1, plus the array routine the wasm kernel reuses on heap views.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { ROUTE_TOP1, ROUTE_TOP1_GRAD } from '../kernelNames';
+import { cpuValues } from '../util/tfjsInternals';
 import { kernelInput, sizeOf } from '../util/validate';
-// Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
-// would still be uninitialized (TDZ) when this module registers.
-const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
-const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 const OP = 'routeTop1';
 
@@ -53,7 +51,7 @@ function routeTop1Cpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.
   const outShape = routeTop1OutShape(logits.shape);
   const index = new Int32Array(sizeOf(outShape));
   const gate = new Float32Array(index.length);
-  routeTop1Into(backend.data.get(logits.dataId).values as Float32Array, poolSize, index, gate);
+  routeTop1Into(cpuValues(backend, logits) as Float32Array, poolSize, index, gate);
   return [backend.makeTensorInfo(outShape, 'int32', index), backend.makeTensorInfo(outShape, 'float32', gate)];
 }
 
@@ -62,11 +60,11 @@ function routeTop1GradCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; at
   const backend = args.backend as MathBackendCPU;
   const [dgate, index, gate] = ['dgate', 'index', 'gate'].map((name) => kernelInput(OP, args.inputs, name));
   const poolSize = Number(args.attrs.poolSize);
-  const read = (t: tf.TensorInfo) => backend.data.get(t.dataId).values;
+  const read = (t: tf.TensorInfo) => cpuValues(backend, t);
   const dlogits = new Float32Array(sizeOf(index.shape) * poolSize);
   routeTop1GradInto(read(dgate) as Float32Array, read(index) as Int32Array, read(gate) as Float32Array, poolSize, dlogits);
   return backend.makeTensorInfo([...index.shape, poolSize], 'float32', dlogits);
 }
 
-tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'cpu', kernelFunc: routeTop1Cpu as tf.KernelFunc });
-tf.registerKernel({ kernelName: ROUTE_TOP1_GRAD, backendName: 'cpu', kernelFunc: routeTop1GradCpu as tf.KernelFunc });
+export const routeTop1CpuConfig: tf.KernelConfig = { kernelName: ROUTE_TOP1, backendName: 'cpu', kernelFunc: routeTop1Cpu as tf.KernelFunc };
+export const routeTop1GradCpuConfig: tf.KernelConfig = { kernelName: ROUTE_TOP1_GRAD, backendName: 'cpu', kernelFunc: routeTop1GradCpu as tf.KernelFunc };

@@ -2,13 +2,10 @@
 // d logits is zero except at the winning column: dgate * g * (1 - g). On cpu and wasm a kernel
 // writes exactly that; elsewhere a composite (one-hot mask times the local gradient).
 import * as tf from '@tensorflow/tfjs-core';
+import { ROUTE_TOP1, ROUTE_TOP1_GRAD } from '../kernelNames';
 import { hasKernel } from '../util/validate';
-// Equal ROUTE_TOP1 / ROUTE_TOP1_GRAD in ./index. Not imported: index.ts imports this file first,
-// so the constants would still be uninitialized (TDZ) when this module registers.
-const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
-const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
-tf.registerGradient({
+export const routeTop1GradientConfig: tf.GradConfig = {
   kernelName: ROUTE_TOP1,
   // Not the logits: only their width is needed (attr poolSize), and a saved tensor is a full copy
   // on wasm.
@@ -27,7 +24,7 @@ tf.registerGradient({
       },
     };
   },
-});
+};
 
 function routeTop1GradComposite(dgate: tf.Tensor, index: tf.Tensor, gate: tf.Tensor, poolSize: number): tf.Tensor {
   return tf.tidy(() => {

@@ -1,12 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ROUTE_TOP1 } from '../kernelNames';
 import { assertFloatDtype, assertRank, hasKernel } from '../util/validate';
-import './grad';
-import './cpu';
-import './wasm';
-import './webgpu';
 
-export const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
-export const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
+export { ROUTE_TOP1, ROUTE_TOP1_GRAD } from '../kernelNames';
 
 export interface RouteTop1Result {
   /** int32 [...], the winning pool row per token. */

@@ -1,13 +1,10 @@
 // wasm kernel for routeTop1: the cpu routine run on views of the wasm heap (no copies).
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { ROUTE_TOP1, ROUTE_TOP1_GRAD } from '../kernelNames';
 import { heapFloat32, heapInt32 } from '../util/wasm';
 import { kernelInput } from '../util/validate';
 import { routeTop1GradInto, routeTop1Into, routeTop1OutShape } from './cpu';
-// Equals ROUTE_TOP1 in ./index. Not imported: index.ts imports this file first, so the constant
-// would still be uninitialized (TDZ) when this module registers.
-const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
-const ROUTE_TOP1_GRAD = 'CollectiveKVRouteTop1Grad';
 
 function routeTop1Wasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
@@ -31,5 +28,5 @@ function routeTop1GradWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {}; a
   return dlogits;
 }
 
-tf.registerKernel({ kernelName: ROUTE_TOP1, backendName: 'wasm', kernelFunc: routeTop1Wasm as tf.KernelFunc });
-tf.registerKernel({ kernelName: ROUTE_TOP1_GRAD, backendName: 'wasm', kernelFunc: routeTop1GradWasm as tf.KernelFunc });
+export const routeTop1WasmConfig: tf.KernelConfig = { kernelName: ROUTE_TOP1, backendName: 'wasm', kernelFunc: routeTop1Wasm as tf.KernelFunc };
+export const routeTop1GradWasmConfig: tf.KernelConfig = { kernelName: ROUTE_TOP1_GRAD, backendName: 'wasm', kernelFunc: routeTop1GradWasm as tf.KernelFunc };

@@ -1,10 +1,8 @@
 // WebGPU kernel for routeTop1: argmax over the pool axis (one workgroup per row, shared-memory
 // tree reduction) and the sigmoid of the winning logit (one invocation per row).
 import * as tf from '@tensorflow/tfjs-core';
-import { dispatchFor, flatDispatch, input, registerWebGPUKernel, view, WebGPUBackend, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
-
-// Equals ROUTE_TOP1 in ./index; not imported because index.ts imports this file first (TDZ).
-const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
+import { ROUTE_TOP1 } from '../kernelNames';
+import { dispatchFor, flatDispatch, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
 const OP = 'routeTop1';
 
 /**
@@ -112,4 +110,4 @@ function routeTop1WebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUB
   return [view(index, outShape), view(gate, outShape)];
 }
 
-registerWebGPUKernel(ROUTE_TOP1, routeTop1WebGPU);
+export const routeTop1WebGPUConfig = webgpuKernelConfig(ROUTE_TOP1, routeTop1WebGPU);

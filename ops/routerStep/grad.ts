@@ -9,14 +9,11 @@
 // joins the sparse part: s_i -= l * peakWeight * (v_i / C) (1 - g_i), C = max(sum_i v_i, 1).
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../gatherRows/index';
+import { ROUTER_STEP, ROUTING_LOSS_GRAD } from '../kernelNames';
 import { linear } from '../linear/index';
 import { scatterAddRows } from '../scatterAddRows/index';
 
-// Equal the names in ./index and ../routingLoss (not imported: TDZ).
-const ROUTER_STEP = 'CollectiveKVRouterStep';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
-
-tf.registerGradient({
+export const routerStepGradientConfig: tf.GradConfig = {
   kernelName: ROUTER_STEP,
   inputsToSave: ['x', 'router', 'bias', 'mask', 'balanceRows'],
   outputsToSave: [true, true, false, true],
@@ -30,7 +27,7 @@ tf.registerGradient({
     return { x: () => dx, router: () => dRouter, bias: () => db, mask: () => tf.zeros(mask.shape, 'float32'),
       balanceRows: () => tf.zeros(balanceRows.shape, 'float32') };
   },
-});
+};
 
 interface GradInputs {
   x: tf.Tensor; router: tf.Tensor; bias: tf.Tensor; mask: tf.Tensor; balanceRows: tf.Tensor | null; index: tf.Tensor; gate: tf.Tensor;

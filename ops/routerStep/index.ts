@@ -5,15 +5,14 @@
 // copy). Here the backward pass recomputes them from x and the router: one extra matmul.
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../gatherRows/index';
-import { LINEAR, linear } from '../linear/index';
-import { ROUTE_TOP1, routeTop1 } from '../routeTop1/index';
+import { LINEAR, ROUTE_TOP1, ROUTER_STEP, ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
+import { linear } from '../linear/index';
+import { routeTop1 } from '../routeTop1/index';
 import type { RoutingLossWeights } from '../routingLoss/core';
-import { ROUTING_LOSS, ROUTING_LOSS_GRAD, fusedRoutingLoss } from '../routingLoss/index';
-import './grad';
-import './kernel';
+import { fusedRoutingLoss } from '../routingLoss/index';
 import { ArgumentError, assertFloatDtype, assertRank, assertRowSample, assertShape, dim, hasKernel } from '../util/validate';
 
-export const ROUTER_STEP = 'CollectiveKVRouterStep';
+export { ROUTER_STEP } from '../kernelNames';
 const OP = 'routeWithLoss';
 
 export interface RouteWithLossResult {

@@ -3,15 +3,8 @@
 // become a tensor (nor a tape entry). Outputs: index, gate, loss, meanProb (the loss gradient's
 // [m] statistic).
 import * as tf from '@tensorflow/tfjs-core';
+import { GATHER_ROWS, LINEAR, ROUTE_TOP1, ROUTER_STEP, ROUTING_LOSS } from '../kernelNames';
 import { kernelInput } from '../util/validate';
-
-// Equal the names in ../linear, ../routeTop1, ../routingLoss, ../gatherRows and ./index (not imported: TDZ, as
-// in those folders).
-const LINEAR = 'CollectiveKVLinear';
-const ROUTE_TOP1 = 'CollectiveKVRouteTop1';
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTER_STEP = 'CollectiveKVRouterStep';
-const GATHER_ROWS = 'CollectiveKVGatherRows';
 const OP = 'routeWithLoss';
 
 function runOn(backendName: string, kernelName: string, args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend;
@@ -53,11 +46,10 @@ function sampledLoss(run: Run, backend: tf.KernelBackend, logits: tf.TensorInfo,
   for (const t of [sampleLogits, sampleMask]) backend.disposeData(t.dataId);
   if (Number(attrs.peakWeight) === 0) return [balance, meanProb];
   const [peak, unused] = run(ROUTING_LOSS, { logits, mask }, { peakWeight: attrs.peakWeight, balanceWeight: 0 });
-  const [loss] = run('Add', { a: peak, b: balance }, {});
+  const [loss] = run(tf.Add, { a: peak, b: balance }, {});
   for (const t of [peak, unused, balance]) backend.disposeData(t.dataId);
   return [loss, meanProb];
 }
 
-for (const backendName of ['cpu', 'wasm']) {
-  tf.registerKernel({ kernelName: ROUTER_STEP, backendName, kernelFunc: makeRouterStepKernel(backendName) });
-}
+export const routerStepCpuConfig: tf.KernelConfig = { kernelName: ROUTER_STEP, backendName: 'cpu', kernelFunc: makeRouterStepKernel('cpu') };
+export const routerStepWasmConfig: tf.KernelConfig = { kernelName: ROUTER_STEP, backendName: 'wasm', kernelFunc: makeRouterStepKernel('wasm') };

@@ -1,13 +1,10 @@
 // CPU kernels for the fused routing loss and its gradient; the math is in ./core (shared with wasm).
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
+import { cpuValues } from '../util/tfjsInternals';
 import { kernelInput } from '../util/validate';
 import { RoutingLossWeights, routingLossBackward, routingLossForward } from './core';
-
-// Equal ROUTING_LOSS / ROUTING_LOSS_GRAD in ./index. Not imported: index.ts imports this file
-// first, so the constants would still be uninitialized (TDZ) when this module registers.
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
 const OP = 'fusedRoutingLoss';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
@@ -23,7 +20,7 @@ export function poolAxis(logits: tf.TensorInfo): number {
 }
 
 function values(backend: MathBackendCPU, t: tf.TensorInfo): tf.backend_util.TypedArray {
-  return backend.data.get(t.dataId).values as tf.backend_util.TypedArray;
+  return cpuValues(backend, t) as tf.backend_util.TypedArray;
 }
 
 /** Outputs: the scalar loss and meanProb [m] (saved for the gradient; tiny). */
@@ -52,5 +49,5 @@ function routingLossGradCpu(args: KernelArgs): tf.TensorInfo {
   return backend.makeTensorInfo(logits.shape, 'float32', dlogits);
 }
 
-tf.registerKernel({ kernelName: ROUTING_LOSS, backendName: 'cpu', kernelFunc: routingLossCpu as tf.KernelFunc });
-tf.registerKernel({ kernelName: ROUTING_LOSS_GRAD, backendName: 'cpu', kernelFunc: routingLossGradCpu as tf.KernelFunc });
+export const routingLossCpuConfig: tf.KernelConfig = { kernelName: ROUTING_LOSS, backendName: 'cpu', kernelFunc: routingLossCpu as tf.KernelFunc };
+export const routingLossGradCpuConfig: tf.KernelConfig = { kernelName: ROUTING_LOSS_GRAD, backendName: 'cpu', kernelFunc: routingLossGradCpu as tf.KernelFunc };

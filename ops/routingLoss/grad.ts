@@ -2,12 +2,9 @@
 // the formula). Saved for it: logits, the mask and the forward's meanProb [m]; nothing full-size
 // beyond the logits themselves. The mask is data, not a parameter: its gradient is zero.
 import * as tf from '@tensorflow/tfjs-core';
+import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
 
-// Equal ROUTING_LOSS / ROUTING_LOSS_GRAD in ./index (not imported: see cpu.ts).
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
-
-tf.registerGradient({
+export const routingLossGradientConfig: tf.GradConfig = {
   kernelName: ROUTING_LOSS,
   inputsToSave: ['logits', 'mask'],
   outputsToSave: [false, true],
@@ -19,4 +16,4 @@ tf.registerGradient({
       mask: () => tf.zeros(mask.shape, 'float32'),
     };
   },
-});
+};

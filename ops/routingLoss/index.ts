@@ -1,15 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
 import { ArgumentError, assertFloatDtype, assertShape, describeShape, dim, hasKernel } from '../util/validate';
 // RoutingLossWeights is not re-exported: the layers export an interface of that name
 // (GlobalKVPool.ts), structurally the same.
 import type { RoutingLossWeights } from './core';
-import './grad';
-import './cpu';
-import './wasm';
-import './webgpu';
 
-export const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-export const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
+export { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
 const OP = 'fusedRoutingLoss';
 
 /**

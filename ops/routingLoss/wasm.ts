@@ -2,14 +2,12 @@
 // the wasm heap, so the only heap memory they take is their outputs (no full-size temporaries).
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
 import { heapFloat32, heapNumeric } from '../util/wasm';
 import { kernelInput } from '../util/validate';
 import { routingLossBackward, routingLossForward } from './core';
 import { lossWeights, poolAxis } from './cpu';
 
-// Equal ROUTING_LOSS / ROUTING_LOSS_GRAD in ./index (not imported: see cpu.ts).
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
 const OP = 'fusedRoutingLoss';
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
@@ -40,5 +38,5 @@ function routingLossGradWasm(args: KernelArgs): tf.TensorInfo {
   return dlogits;
 }
 
-tf.registerKernel({ kernelName: ROUTING_LOSS, backendName: 'wasm', kernelFunc: routingLossWasm as tf.KernelFunc });
-tf.registerKernel({ kernelName: ROUTING_LOSS_GRAD, backendName: 'wasm', kernelFunc: routingLossGradWasm as tf.KernelFunc });
+export const routingLossWasmConfig: tf.KernelConfig = { kernelName: ROUTING_LOSS, backendName: 'wasm', kernelFunc: routingLossWasm as tf.KernelFunc };
+export const routingLossGradWasmConfig: tf.KernelConfig = { kernelName: ROUTING_LOSS_GRAD, backendName: 'wasm', kernelFunc: routingLossGradWasm as tf.KernelFunc };

@@ -9,13 +9,10 @@
 // Accumulation is float32 (the cpu kernel uses float64): at a few thousand rows that is ~1e-6
 // relative, well inside the 1e-4 the webgpu tests allow.
 import * as tf from '@tensorflow/tfjs-core';
-import { flatDispatch, input, ProgramUniforms, registerWebGPUKernel, view, WebGPUBackend, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
+import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
+import { flatDispatch, input, ProgramUniforms, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
 import { lossWeights, poolAxis } from './cpu';
 import type { RoutingLossWeights } from './core';
-
-// Equal ROUTING_LOSS / ROUTING_LOSS_GRAD in ./index (not imported: see cpu.ts).
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
 const OP = 'fusedRoutingLoss';
 
 /** The clamp of q in log(q m), as in ./core (the f32 nearest to 1e-30 is a normal number). */
@@ -317,5 +314,5 @@ function routingLossGradWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: W
   return view(out, shape);
 }
 
-registerWebGPUKernel(ROUTING_LOSS, routingLossWebGPU);
-registerWebGPUKernel(ROUTING_LOSS_GRAD, routingLossGradWebGPU);
+export const routingLossWebGPUConfig = webgpuKernelConfig(ROUTING_LOSS, routingLossWebGPU);
+export const routingLossGradWebGPUConfig = webgpuKernelConfig(ROUTING_LOSS_GRAD, routingLossGradWebGPU);

@@ -3,11 +3,10 @@
 // tfjs's UnsortedSegmentSum with scatterAddCpu / scatterAddInto.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { SCATTER_ADD_ROWS } from '../kernelNames';
+import { cpuValues } from '../util/tfjsInternals';
 import { assertIndicesInRange, kernelInput, sizeOf } from '../util/validate';
 
-// Equals SCATTER_ADD_ROWS in ./index. Not imported: index.ts imports this file first, so the
-// constant would still be uninitialized (TDZ) when this module registers.
-const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
 const OP = 'scatterAddRows';
 
 /** Typed arrays the scatter-add accumulates in (float32, int32 tensors). */
@@ -44,8 +43,8 @@ export function scatterWidth(rowsShape: readonly number[], indexSize: number, ou
 /** Allocates a zeroed output of `outShape` in rows' dtype and scatter-adds `rows` into it. */
 export function scatterAddCpu(backend: MathBackendCPU, rows: tf.TensorInfo, index: tf.TensorInfo,
   numRows: number, outShape: number[]): tf.TensorInfo {
-  const idx = backend.data.get(index.dataId).values as Int32Array;
-  const values = backend.data.get(rows.dataId).values as NumericArray;
+  const idx = cpuValues(backend, index) as Int32Array;
+  const values = cpuValues(backend, rows) as NumericArray;
   const out = rows.dtype === 'int32' ? new Int32Array(sizeOf(outShape)) : new Float32Array(sizeOf(outShape));
   scatterAddInto(out, values, idx, scatterWidth(rows.shape, idx.length, outShape), numRows);
   return backend.makeTensorInfo(outShape, rows.dtype, out);
@@ -56,9 +55,9 @@ function scatterAddRowsCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {}; a
   const rows = kernelInput(OP, args.inputs, 'rows');
   const index = kernelInput(OP, args.inputs, 'index');
   const numRows = args.attrs?.numRows as number;
-  assertIndicesInRange(OP, 'index', backend.data.get(index.dataId).values as Int32Array, numRows);
+  assertIndicesInRange(OP, 'index', cpuValues(backend, index) as Int32Array, numRows);
   const width = rows.shape[rows.shape.length - 1];
   return scatterAddCpu(backend, rows, index, numRows, [numRows, width]);
 }
 
-tf.registerKernel({ kernelName: SCATTER_ADD_ROWS, backendName: 'cpu', kernelFunc: scatterAddRowsCpu as tf.KernelFunc });
+export const scatterAddRowsCpuConfig: tf.KernelConfig = { kernelName: SCATTER_ADD_ROWS, backendName: 'cpu', kernelFunc: scatterAddRowsCpu as tf.KernelFunc };

@@ -2,11 +2,9 @@
 // i.e. a row lookup; the index gets zeros (not differentiable).
 import * as tf from '@tensorflow/tfjs-core';
 import { gatherRows } from '../gatherRows/index';
+import { SCATTER_ADD_ROWS } from '../kernelNames';
 
-// Equals SCATTER_ADD_ROWS in ./index (not imported: see cpu.ts).
-const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
-
-tf.registerGradient({
+export const scatterAddRowsGradientConfig: tf.GradConfig = {
   kernelName: SCATTER_ADD_ROWS,
   inputsToSave: ['index'],
   gradFunc: (dy, saved) => {
@@ -16,4 +14,4 @@ tf.registerGradient({
       index: () => tf.zeros(index.shape, 'float32'),
     };
   },
-});
+};

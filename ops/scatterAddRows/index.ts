@@ -1,12 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertSameLeadingShape } from '../gatherRows/index';
+import { SCATTER_ADD_ROWS } from '../kernelNames';
 import { assertFloatDtype, assertIntDtype, assertPositiveInt, hasKernel } from '../util/validate';
-import './grad';
-import './cpu';
-import './wasm';
-import './webgpu';
 
-export const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
+export { SCATTER_ADD_ROWS } from '../kernelNames';
 
 /**
  * The gradient of a row lookup: out[r, :] = sum over positions p with index[p] == r of rows[p, :].

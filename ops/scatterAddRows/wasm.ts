@@ -2,12 +2,10 @@
 // scatterAddWasm is also what useFastEmbeddingGradients() registers as wasm's UnsortedSegmentSum.
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { SCATTER_ADD_ROWS } from '../kernelNames';
 import { heapInt32, heapNumeric } from '../util/wasm';
 import { assertIndicesInRange, kernelInput } from '../util/validate';
 import { NumericArray, scatterAddInto, scatterWidth } from './cpu';
-
-// Equals SCATTER_ADD_ROWS in ./index (not imported: see cpu.ts).
-const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
 const OP = 'scatterAddRows';
 
 /** Allocates a zeroed heap output of `outShape` in rows' dtype and scatter-adds `rows` into it. */
@@ -34,4 +32,4 @@ function scatterAddRowsWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {}; 
   return scatterAddWasm(backend, rows, index, numRows, [numRows, width]);
 }
 
-tf.registerKernel({ kernelName: SCATTER_ADD_ROWS, backendName: 'wasm', kernelFunc: scatterAddRowsWasm as tf.KernelFunc });
+export const scatterAddRowsWasmConfig: tf.KernelConfig = { kernelName: SCATTER_ADD_ROWS, backendName: 'wasm', kernelFunc: scatterAddRowsWasm as tf.KernelFunc };

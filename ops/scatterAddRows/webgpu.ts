@@ -1,10 +1,8 @@
 // WebGPU kernel for scatterAddRows (the gradient of gatherRows): zero-fill, then a float atomic add
 // per input element.
 import * as tf from '@tensorflow/tfjs-core';
-import { checkIndicesIfOnCpu, flatDispatch, input, registerWebGPUKernel, view, WebGPUBackend, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
-
-// Equals SCATTER_ADD_ROWS in ./index; not imported because index.ts imports this file first (TDZ).
-const SCATTER_ADD_ROWS = 'CollectiveKVScatterAddRows';
+import { SCATTER_ADD_ROWS } from '../kernelNames';
+import { checkIndicesIfOnCpu, flatDispatch, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
 const OP = 'scatterAddRows';
 
 /** Writes 0 to every output element: the accumulator the scatter adds into (pooled buffers are dirty). */
@@ -105,4 +103,4 @@ function scatterAddRowsWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: We
   return view(out, [numRows, width]);
 }
 
-registerWebGPUKernel(SCATTER_ADD_ROWS, scatterAddRowsWebGPU);
+export const scatterAddRowsWebGPUConfig = webgpuKernelConfig(SCATTER_ADD_ROWS, scatterAddRowsWebGPU);

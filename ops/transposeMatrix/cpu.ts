@@ -1,10 +1,10 @@
 // CPU kernel for transposeMatrix; its copy routine also serves the wasm kernel on heap views.
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { TRANSPOSE_MATRIX } from '../kernelNames';
+import { cpuValues } from '../util/tfjsInternals';
 import { kernelInput } from '../util/validate';
 
-// Equals TRANSPOSE_MATRIX in ./index (not imported: index.ts imports this file first, TDZ).
-const TRANSPOSE_MATRIX = 'CollectiveKVTransposeMatrix';
 const OP = 'transposeMatrix';
 
 /** Square tiles of this side fit both the rows read and the columns written in the L1 cache. */
@@ -37,8 +37,8 @@ function transposeMatrixCpu(args: { inputs: tf.NamedTensorInfoMap; backend: {} }
   const x = transposeInput(args.inputs);
   const [rows, cols] = x.shape;
   const out = x.dtype === 'int32' ? new Int32Array(rows * cols) : new Float32Array(rows * cols);
-  transposeInto(backend.data.get(x.dataId).values as Float32Array | Int32Array, out, rows, cols);
+  transposeInto(cpuValues(backend, x) as Float32Array | Int32Array, out, rows, cols);
   return backend.makeTensorInfo([cols, rows], x.dtype, out);
 }
 
-tf.registerKernel({ kernelName: TRANSPOSE_MATRIX, backendName: 'cpu', kernelFunc: transposeMatrixCpu as tf.KernelFunc });
+export const transposeMatrixCpuConfig: tf.KernelConfig = { kernelName: TRANSPOSE_MATRIX, backendName: 'cpu', kernelFunc: transposeMatrixCpu as tf.KernelFunc };

@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { TRANSPOSE_MATRIX } from '../kernelNames';
 import { assertRank, hasKernel } from '../util/validate';
-import './grad';
-import './cpu';
-import './wasm';
 
-export const TRANSPOSE_MATRIX = 'CollectiveKVTransposeMatrix';
+export { TRANSPOSE_MATRIX } from '../kernelNames';
 
 /**
  * The transpose of a matrix [rows, cols] -> [cols, rows] (float32 or int32).

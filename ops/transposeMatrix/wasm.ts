@@ -1,11 +1,9 @@
 // wasm kernel for transposeMatrix: the cpu routine on views of the wasm heap (no copies).
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { TRANSPOSE_MATRIX } from '../kernelNames';
 import { heapNumeric } from '../util/wasm';
 import { transposeInput, transposeInto } from './cpu';
-
-// Equals TRANSPOSE_MATRIX in ./index (not imported: see cpu.ts).
-const TRANSPOSE_MATRIX = 'CollectiveKVTransposeMatrix';
 
 function transposeMatrixWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} }): tf.TensorInfo {
   const backend = args.backend as BackendWasm;
@@ -17,4 +15,4 @@ function transposeMatrixWasm(args: { inputs: tf.NamedTensorInfoMap; backend: {} 
   return out;
 }
 
-tf.registerKernel({ kernelName: TRANSPOSE_MATRIX, backendName: 'wasm', kernelFunc: transposeMatrixWasm as tf.KernelFunc });
+export const transposeMatrixWasmConfig: tf.KernelConfig = { kernelName: TRANSPOSE_MATRIX, backendName: 'wasm', kernelFunc: transposeMatrixWasm as tf.KernelFunc };

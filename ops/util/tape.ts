@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { activeTape, isTapeOn } from './tfjsInternals';
 
 /**
- * Whether a gradient tape records ops now (tfjs keeps no public flag). A customGrad that keeps
- * references for its gradient computes its value directly when nothing records, so the
- * references the gradient would release are never taken.
+ * Whether a gradient tape records ops now (tfjs keeps no public flag; see ./tfjsInternals). A
+ * customGrad that keeps references for its gradient computes its value directly when nothing
+ * records, so the references the gradient would release are never taken.
  */
 export function tapeIsRecording(): boolean {
-  const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
-  return typeof engine.isTapeOn === 'function' ? engine.isTapeOn() : true;
+  return isTapeOn();
 }
 
 /**
@@ -28,11 +28,6 @@ export interface GradientRefs<T extends tf.Tensor[]> {
 
 /** References kept under some tape whose gradient has not released them yet. */
 const pendingRefs = new Set<{ tape: unknown; tensors: tf.Tensor[] }>();
-
-function activeTape(): unknown {
-  // tfjs starts a new tape array for each outermost gradient computation (no public accessor).
-  return (tf.engine() as unknown as { state?: { activeTape?: unknown } }).state?.activeTape ?? null;
-}
 
 /**
  * keptView of each tensor, for a customGrad's gradient to read and then release(). When the tape

@@ -3,6 +3,7 @@
 // (that would also pull its `webgpu_util`, which we re-implement in the few lines we need).
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { webgpuCpuValues } from './tfjsInternals';
 import { assertIndicesInRange } from './validate';
 
 export type { WebGPUBackend, WebGPUProgram };
@@ -69,17 +70,16 @@ export function releaseAll(backend: WebGPUBackend, temps: tf.TensorInfo[]): void
  * checked; the shaders then treat an out-of-range index as a zero row (see each kernel).
  */
 export function checkIndicesIfOnCpu(backend: WebGPUBackend, op: string, arg: string, index: tf.TensorInfo, numRows: number): void {
-  const data = backend.tensorMap.get(index.dataId);
-  if (data == null || data.values == null) return;
-  assertIndicesInRange(op, arg, data.values as Int32Array, numRows);
+  const values = webgpuCpuValues(backend, index);
+  if (values == null) return;
+  assertIndicesInRange(op, arg, values as Int32Array, numRows);
 }
 
-/** Registers `kernelFunc` for the webgpu backend once (module re-evaluation in tests must not throw). */
-export function registerWebGPUKernel(kernelName: string, kernelFunc: (args: {
+/** The config of a webgpu kernel (registered by ops/register/webgpu), typed for a WebGPUBackend. */
+export function webgpuKernelConfig(kernelName: string, kernelFunc: (args: {
   inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: tf.NamedAttrMap;
-}) => tf.TensorInfo | tf.TensorInfo[]): void {
-  if (tf.getKernel(kernelName, 'webgpu') != null) return;
-  tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig {
+  return { kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc };
 }
 
 /** A kernel's named input, with an error naming the op when a direct runKernel caller omits it. */

@@ -1,6 +1,7 @@
 // Runs in Chromium as a module script after the UMD scripts of tfjs (core, layers, cpu, webgpu) and
-// of this package's built bundle (dist/collectivekv.umd.js), which define the globals `tf` and
-// `collectivekv`: what a user's <script> tags give. The imports here are types only, so the page
+// of this package's built bundles (dist/collectivekv.umd.js, then dist/collectivekv.webgpu.umd.js,
+// which registers the webgpu kernels), which define the globals `tf` and `collectivekv`: what a
+// user's <script> tags give. The imports here are types only, so the page
 // uses exactly the built artifact. Each webgpu kernel, the CollectiveKVAttention forward and one
 // training step are compared in the page against the cpu backend. Publishes window.__RESULT__.
 import type * as TF from '@tensorflow/tfjs-core';

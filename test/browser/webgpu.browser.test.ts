@@ -1,5 +1,5 @@
-// Browser smoke test: the built UMD bundle (dist/collectivekv.umd.js, what `npm run build` makes and
-// a <script> tag loads) in a real Chromium (Debian's, driven by playwright-core), after tfjs's own
+// Browser smoke test: the built UMD bundles (dist/collectivekv.umd.js and, for the webgpu kernels,
+// dist/collectivekv.webgpu.umd.js: what `npm run build` makes and <script> tags load) in a real Chromium (Debian's, driven by playwright-core), after tfjs's own
 // UMD scripts; the page (page.ts, types-only imports, transpiled by TypeScript) compares the webgpu
 // kernels, the CollectiveKVAttention forward and a training step against the cpu backend.
 // Skipped with a warning when /usr/bin/chromium, the built bundle or a WebGPU adapter is missing,
@@ -18,6 +18,7 @@ const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-ne
   '--disable-sync', '--no-first-run', '--disable-quic'];
 const ROOT = path.join(__dirname, '..', '..');
 const BUNDLE = path.join(ROOT, 'dist', 'collectivekv.umd.js');
+const WEBGPU_BUNDLE = path.join(ROOT, 'dist', 'collectivekv.webgpu.umd.js');
 
 /** Classic scripts in load order: tfjs's UMD builds (they fill the global `tf`), then ours. */
 const SCRIPTS: Record<string, string> = {
@@ -26,6 +27,7 @@ const SCRIPTS: Record<string, string> = {
   '/tf-backend-cpu.js': require.resolve('@tensorflow/tfjs-backend-cpu/dist/tf-backend-cpu.min.js'),
   '/tf-backend-webgpu.js': require.resolve('@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js'),
   '/collectivekv.umd.js': BUNDLE,
+  '/collectivekv.webgpu.umd.js': WEBGPU_BUNDLE,
 };
 
 /** page.ts as a module script: its imports are types only, so transpiling removes them all. */
@@ -47,11 +49,11 @@ function serve(page: string): Promise<http.Server> {
 }
 
 const haveChromium = fs.existsSync(CHROMIUM);
-const haveBundle = fs.existsSync(BUNDLE);
+const haveBundle = fs.existsSync(BUNDLE) && fs.existsSync(WEBGPU_BUNDLE);
 if (!haveChromium && !REQUIRED) {
   console.warn(`SKIPPED browser webgpu smoke test: ${CHROMIUM} not found (.ci/install-webgpu.sh --chromium installs it).`);
 } else if (!haveBundle && !REQUIRED) {
-  console.warn(`SKIPPED browser webgpu smoke test: ${BUNDLE} not found; run 'npm run build' first (it tests the built bundle).`);
+  console.warn(`SKIPPED browser webgpu smoke test: ${BUNDLE} or ${WEBGPU_BUNDLE} not found; run 'npm run build' first (it tests the built bundle).`);
 }
 
 ((haveChromium && haveBundle) || REQUIRED ? describe : describe.skip)('webgpu kernels in Chromium', () => {
@@ -72,6 +74,14 @@ if (!haveChromium && !REQUIRED) {
         return;
       }
       expect(result.backend).toBe('webgpu');
+      // The webgpu bundle registered every webgpu kernel (else the ops below ran their composites).
+      const registered = await page.evaluate(() => {
+        const g = window as unknown as { tf: { getKernel(name: string, backend: string): unknown };
+          collectivekvWebGPU: { webgpuKernelConfigs: Array<{ kernelName: string }> } };
+        return g.collectivekvWebGPU.webgpuKernelConfigs.map((c) => [c.kernelName, g.tf.getKernel(c.kernelName, 'webgpu') != null]);
+      });
+      expect(registered.length).toBeGreaterThan(0);
+      for (const [name, ok] of registered) expect([name, ok]).toEqual([name, true]);
       expect(Object.keys(result.maxErrors)).toHaveLength(7);
       for (const [kernel, err] of Object.entries(result.maxErrors)) {
         expect([kernel, err < 1e-4]).toEqual([kernel, true]);

@@ -3,6 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+// Our kernels and gradients, as the package's main entry registers them (tests import ops and
+// layers directly, and those register nothing).
+import '../../ops/register/cpu';
+import '../../ops/register/wasm';
+import '../../ops/register/gradients';
 import { seededRandom } from '../../src/data/random';
 
 tf.env().set('IS_TEST', true);

@@ -7,6 +7,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgpu';
+// Our kernels for both backends compared here, and their gradients (ops and layers register nothing;
+// the main entry registers cpu, wasm and gradients, `collectivekv/webgpu` the webgpu kernels).
+import '../../ops/register/cpu';
+import '../../ops/register/gradients';
+import '../../src/webgpu';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { seededRandom as seeded } from '../../src/data/random';
 

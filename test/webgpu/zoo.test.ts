@@ -16,6 +16,9 @@ import { CollectiveKVAttention, ctrBatch, ctrSamples, generateSynthetic, withSyn
 import { Sasrec, buildSasrec, forward, scoreHidden } from '../../examples/zoo/sasrec';
 import { disposeInputs, toInputs } from '../../examples/zoo/ctr/common';
 import { buildDin } from '../../examples/zoo/ctr/din';
+import {
+  COLLECTIVE_ATTENTION as ATTEND, GATHER_ROWS as GATHER, ROUTE_TOP1 as ROUTE, ROUTING_LOSS, ROUTING_LOSS_GRAD, SCATTER_ADD_ROWS as SCATTER,
+} from '../../ops/kernelNames';
 
 const TOL = 1e-4;
 type Backend = 'cpu' | 'webgpu';
@@ -41,13 +44,7 @@ function maxError(a: Snapshot[], b: Snapshot[]): number {
 
 // ---------------------------------------------------------------- fallback detection
 
-/** Custom kernels of this package; each must appear in the profile where the op is used. */
-const ROUTE = 'CollectiveKVRouteTop1';
-const GATHER = 'CollectiveKVGatherRows';
-const SCATTER = 'CollectiveKVScatterAddRows';
-const ATTEND = 'CollectiveKVAttention';
-const ROUTING_LOSS = 'CollectiveKVRoutingLoss';
-const ROUTING_LOSS_GRAD = 'CollectiveKVRoutingLossGrad';
+// Custom kernels of this package (imported above); each must appear in the profile where the op is used.
 
 /** Runs `f` under tf.profile and returns the distinct kernel names it executed. */
 async function kernelsOf(f: () => Promise<void>): Promise<string[]> {
