@@ -28,13 +28,16 @@ export interface DemoState {
   picks: number;
   entryBytes: number;
   fullKvBytes: number;
+  /** Per token over all blocks, without the entry's header: CollectiveKV and a full fp32 KV cache. */
+  bytesPerToken: number;
+  fullKvBytesPerToken: number;
   tensors: number;
   error?: string;
 }
 
 const state: DemoState = {
   ready: false, busy: false, backend: '', history: [], recommendations: [], scores: [], source: '', note: '', picks: 0,
-  entryBytes: 0, fullKvBytes: 0, tensors: 0,
+  entryBytes: 0, fullKvBytes: 0, bytesPerToken: 0, fullKvBytesPerToken: 0, tensors: 0,
 };
 (window as unknown as { __DEMO__: DemoState }).__DEMO__ = state;
 // The store class, for the test's CAS checks (the page is the only place with IndexedDB).
@@ -165,6 +168,8 @@ class Ui {
     const f = this.session.figures();
     state.entryBytes = f.entryBytes;
     state.fullKvBytes = f.fullKvBytes;
+    state.bytesPerToken = f.bytesPerToken;
+    state.fullKvBytesPerToken = f.fullKvBytesPerToken;
     const pct = f.fullKvBytes > 0 ? (100 * f.entryBytes) / f.fullKvBytes : 0;
     const text = f.tokens === 0
       ? 'No cache yet.'
