@@ -10,8 +10,8 @@ import { pathToFileURL } from 'node:url';
 const ROOT = path.resolve(__dirname, '..');
 const WEIGHTS_CACHE = path.join(ROOT, 'tmp/browser-demo-weights');
 /** What the weights depend on: a change to any of these retrains. */
-const TRAINING_INPUTS = ['examples/browser/train.ts', 'examples/browser/model.ts', 'examples/zoo/sasrec.ts',
-  'examples/zoo/sasrecTraining.ts', 'examples/zoo/nextItemTraining.ts', 'src/data/synthetic.ts'];
+const TRAINING_INPUTS = ['examples/browser/train.ts', 'examples/browser/model.ts', 'src/zoo/sequential/blocks.ts', 'src/zoo/sequential/sasrec.ts',
+  'src/zoo/sequential/sasrecTraining.ts', 'src/zoo/sequential/nextItemTraining.ts', 'src/data/synthetic.ts'];
 const STATIC_FILES = ['index.html', 'style.css'];
 const WASM_DIR = path.join(ROOT, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
 

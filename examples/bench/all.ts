@@ -19,9 +19,9 @@ import { benchServe } from './serve';
 import { BenchConvertOptions, benchConvert, convertSasrec } from './convert';
 import { benchCtr } from './ctr';
 import { benchQualityCommand } from './quality';
-import { attentionBytesPerToken } from '../zoo/nextItem';
-import { Sasrec, buildSasrec } from '../zoo/sasrec';
-import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
+import { attentionBytesPerToken } from '../../src/zoo/sequential/nextItem';
+import { Sasrec, buildSasrec } from '../../src/zoo/sequential/sasrec';
+import { evaluateSasrec, fitSasrec } from '../../src/zoo/sequential/sasrecTraining';
 import {
   AnalysisResult, DatasetInfo, PartRecord, QualityResult, ReportData, SweepPoint, SweepResult, collectMeta, writeReport,
 } from '../report/report';

@@ -7,10 +7,11 @@ import {
   GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
   LeaveOneOutSplit, Sequences, copyWeightsByName, leaveOneOut, readSequences, useFastEmbeddingGradients, LayerConversionReport,
 } from 'collectivekv';
-import { ConversionOptions, DEFAULT_FINE_TUNE_RATE_SCALE, convertTrainedModel, convertedCollective } from '../zoo/conversion';
-import { Sasrec, SasrecOptions, buildSasrec } from '../zoo/sasrec';
-import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
-import { loadSasrec } from '../zoo/nextItem';
+import { ConversionOptions, DEFAULT_FINE_TUNE_RATE_SCALE, convertTrainedModel, convertedCollective } from '../../src/zoo/sequential/conversion';
+import { Sasrec, buildSasrec } from '../../src/zoo/sequential/sasrec';
+import { SasrecOptions } from '../../src/zoo/sequential/blocks';
+import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../../src/zoo/sequential/sasrecTraining';
+import { loadSasrec } from '../../src/zoo/sequential/nextItem';
 import { requireModelDir } from '../cli/nextItemCommands';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../cli/flags';
 

@@ -14,16 +14,16 @@ import {
   LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, RouterSpec, resolveRouterConfig, routerFromFlatOptions, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
 } from 'collectivekv';
-import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../zoo/ctr/common';
-import { buildDin } from '../zoo/ctr/din';
-import { buildEta } from '../zoo/ctr/eta';
-import { buildHstuCtr } from '../zoo/ctr/hstuCtr';
-import { buildSdim } from '../zoo/ctr/sdim';
-import { buildSim } from '../zoo/ctr/sim';
-import { buildTwin } from '../zoo/ctr/twin';
-import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, evaluateCtr, fitCtr, interleavedStepTimes, predictCtr } from '../zoo/ctr/training';
-import { convertCtrModel } from '../zoo/ctr/conversion';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, forkStepOf } from '../zoo/conversion';
+import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../../src/zoo/ctr/common';
+import { buildDin } from '../../src/zoo/ctr/din';
+import { buildEta } from '../../src/zoo/ctr/eta';
+import { buildHstuCtr } from '../../src/zoo/ctr/hstuCtr';
+import { buildSdim } from '../../src/zoo/ctr/sdim';
+import { buildSim } from '../../src/zoo/ctr/sim';
+import { buildTwin } from '../../src/zoo/ctr/twin';
+import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, evaluateCtr, fitCtr, interleavedStepTimes, predictCtr } from '../../src/zoo/ctr/training';
+import { convertCtrModel } from '../../src/zoo/ctr/conversion';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, forkStepOf } from '../../src/zoo/sequential/conversion';
 import {
   CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
 } from './ctrBaseline';

@@ -7,8 +7,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readJsonFile } from '../zoo/fileIO';
-import { forkStepOf } from '../zoo/conversion';
+import { readJsonFile } from '../../src/zoo/fileIO';
+import { forkStepOf } from '../../src/zoo/sequential/conversion';
 
 /** Everything the baseline's training depended on; a saved baseline is reused only when this matches. */
 export type CtrBaselineKey = Record<string, unknown>;

@@ -8,8 +8,8 @@ import {
 } from 'collectivekv';
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
 import { benchWebGPU, WebGPUBenchOptions, WebGPUBenchResult, webgpuTableRows } from './webgpu';
-import { buildSasrec } from '../zoo/sasrec';
-import { trainStep } from '../zoo/sasrecTraining';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
+import { trainStep } from '../../src/zoo/sequential/sasrecTraining';
 
 export type { WebGPUBenchOptions, WebGPUBenchResult } from './webgpu';
 

@@ -3,10 +3,10 @@
 // object per variant under "mha" and "collectivekv".
 import * as tf from '@tensorflow/tfjs-core';
 import { LeaveOneOutSplit, sizeOf, useFastEmbeddingGradients } from 'collectivekv';
-import { ZooModel, ZooModelName, buildZooModel } from '../zoo/nextItem';
-import { FitResult, NextItemFitOptions, fitNextItem } from '../zoo/nextItemTraining';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollective } from '../zoo/conversion';
-import type { SasrecLoss } from '../zoo/sasrecTraining';
+import { ZooModel, ZooModelName, buildZooModel } from '../../src/zoo/sequential/nextItem';
+import { FitResult, NextItemFitOptions, fitNextItem } from '../../src/zoo/sequential/nextItemTraining';
+import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollective } from '../../src/zoo/sequential/conversion';
+import type { SasrecLoss } from '../../src/zoo/sequential/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
 } from '../cli/nextItemCommands';

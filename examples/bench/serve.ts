@@ -27,8 +27,8 @@ import { join } from 'node:path';
 import {
   CacheEngine, MemoryStore, RedisStore, cacheWindowStart, seededRandom, type CacheStore, type HistoryLog,
 } from 'collectivekv';
-import { buildSasrec } from '../zoo/sasrec';
-import { SasrecRecommender } from '../zoo/sasrecRecommender';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
+import { SasrecRecommender } from '../../src/zoo/sequential/sasrecRecommender';
 import { FileHistoryLog } from '../serve/fileHistoryLog';
 import { startServer } from '../serve/server';
 import { haveRedisServer, startLocalRedis, type LocalRedis } from './localRedis';

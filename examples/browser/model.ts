@@ -3,8 +3,9 @@
 // all three build exactly the same SASRec.
 import * as tf from '@tensorflow/tfjs-core';
 import type { SyntheticOptions } from 'collectivekv';
-import { buildSasrec, type Sasrec, type SasrecOptions } from '../zoo/sasrec';
-import { SasrecRecommender } from '../zoo/sasrecRecommender';
+import { buildSasrec, type Sasrec } from '../../src/zoo/sequential/sasrec';
+import { type SasrecOptions } from '../../src/zoo/sequential/blocks';
+import { SasrecRecommender } from '../../src/zoo/sequential/sasrecRecommender';
 
 export const MANIFEST_FORMAT = 'collectivekv-browser-demo/v1';
 

@@ -14,7 +14,7 @@ import {
   CacheError, CacheModelMismatchError, appendToStore, decodeCache, encodeCache, fromBlocksAsync, toBlocks,
   type CacheStore, type UserCache, type UserCacheLayer,
 } from 'collectivekv';
-import { decodeStep, disposeCache, scoreHidden, type SasrecCache } from '../zoo/sasrec';
+import { decodeStep, disposeCache, scoreHidden, type SasrecCache } from '../../src/zoo/sequential/sasrec';
 import type { DemoModel } from './model';
 
 /** Where a set of scores came from. */

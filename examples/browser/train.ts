@@ -8,10 +8,10 @@
 // validation scores through the recommender, i.e. exactly the path the page runs.
 import * as tf from '@tensorflow/tfjs-core';
 import { generateSynthetic, leaveOneOut, useFastEmbeddingGradients, type SequenceBatch } from 'collectivekv';
-import { evaluateNextItem, fitNextItem, type NextItemTrainable } from '../zoo/nextItemTraining';
-import { buildSasrec } from '../zoo/sasrec';
-import { sasrecTrainable } from '../zoo/sasrecTraining';
-import { SasrecRecommender } from '../zoo/sasrecRecommender';
+import { evaluateNextItem, fitNextItem, type NextItemTrainable } from '../../src/zoo/sequential/nextItemTraining';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
+import { sasrecTrainable } from '../../src/zoo/sequential/sasrecTraining';
+import { SasrecRecommender } from '../../src/zoo/sequential/sasrecRecommender';
 import { DEMO_DATA, DEMO_SASREC, MANIFEST_FORMAT, packWeights, type DemoManifest } from './model';
 
 export interface TrainOptions {

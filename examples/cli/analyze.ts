@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { KVAnalysis, analyzeKV, formatKVAnalysis, formatPoolUsage, padLeft, readSequences, seededRandom, shuffleInPlace } from 'collectivekv';
 // Registers the zoo's custom layers so that its saved models load.
-import '../zoo/sasrec';
+import '../../src/zoo/sequential/sasrec';
 import { loadModelFromDir } from './modelFiles';
 import { positiveInt } from './flags';
 

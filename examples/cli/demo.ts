@@ -5,8 +5,8 @@ import {
   LeaveOneOutSplit, NextItemCase, RankingEvaluator, SyntheticOptions, evaluationBatches, generateSynthetic,
   leaveOneOut, useFastEmbeddingGradients,
 } from 'collectivekv';
-import { Sasrec, buildSasrec, cacheBytesPerToken, decodeStep, disposeCache, prefill, scoreHidden, scoreNext, toIds } from '../zoo/sasrec';
-import { evaluateSasrec, fitSasrec } from '../zoo/sasrecTraining';
+import { Sasrec, buildSasrec, cacheBytesPerToken, decodeStep, disposeCache, prefill, scoreHidden, scoreNext, toIds } from '../../src/zoo/sequential/sasrec';
+import { evaluateSasrec, fitSasrec } from '../../src/zoo/sequential/sasrecTraining';
 import { formatTable, median } from '../bench/ops';
 
 export interface DemoOptions {

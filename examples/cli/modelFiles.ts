@@ -1,7 +1,7 @@
 // A tfjs LayersModel as a directory (model.json + weights.bin, tfjs's own layout) through the
 // zoo's file:// handler, so `analyze` and the tests read what `train` and `model.save` write.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { registerFileIO } from '../zoo/fileIO';
+import { registerFileIO } from '../../src/zoo/fileIO';
 
 /** Writes DIR/model.json and DIR/weights.bin. */
 export async function saveModelToDir(model: tfl.LayersModel, dir: string): Promise<void> {

@@ -7,9 +7,9 @@ import {
 } from 'collectivekv';
 import {
   ZooModel, ZooModelFile, ZooModelName, ZooModelOptions, buildZooModel, checkModelName, loadZooModel, readZooModelFile, saveZooModel,
-} from '../zoo/nextItem';
-import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem, historyWindowOf } from '../zoo/nextItemTraining';
-import { SASREC_LOSSES, SasrecLoss } from '../zoo/sasrecTraining';
+} from '../../src/zoo/sequential/nextItem';
+import { FitResult, NextItemFitOptions, evaluateNextItem, fitNextItem, historyWindowOf } from '../../src/zoo/sequential/nextItemTraining';
+import { SASREC_LOSSES, SasrecLoss } from '../../src/zoo/sequential/sasrecTraining';
 
 import { UsageError } from './flags';
 

@@ -1,7 +1,7 @@
 // Saving and loading a zoo SASRec as a directory in tfjs's layers-model format (model.json +
 // weights.bin), plus the tiny synthetic demo model `serve --demo-model` trains at start.
 //
-// Saving goes through the zoo's file:// handler (examples/zoo/fileIO.ts), so the files are the
+// Saving goes through the zoo's file:// handler (src/zoo/fileIO.ts), so the files are the
 // ones tfjs-node's `model.save('file://DIR')` writes and tf.loadLayersModel reads. SASRec's serving path needs its
 // parts (layers by role), not just a LayersModel, so loading rebuilds the model from the options
 // stored in model.json's userDefinedMetadata and sets the weights in the saved order.
@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { generateSynthetic, leaveOneOut, useFastEmbeddingGradients } from 'collectivekv';
-import { buildSasrec, type Sasrec, type SasrecOptions } from '../zoo/sasrec';
-import { fitSasrec } from '../zoo/sasrecTraining';
-import { registerFileIO } from '../zoo/fileIO';
+import { buildSasrec, type Sasrec } from '../../src/zoo/sequential/sasrec';
+import { type SasrecOptions } from '../../src/zoo/sequential/blocks';
+import { fitSasrec } from '../../src/zoo/sequential/sasrecTraining';
+import { registerFileIO } from '../../src/zoo/fileIO';
 
 const FORMAT = 'collectivekv-sasrec/1';
 

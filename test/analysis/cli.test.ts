@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSynthetic } from 'collectivekv';
-import { buildSasrec } from '../../examples/zoo/sasrec';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
 import { runAnalyzeCommand } from '../../examples/cli/analyze';
 import { loadModelFromDir, saveModelToDir } from '../../examples/cli/modelFiles';
 import { useBackend } from '../util/backends';

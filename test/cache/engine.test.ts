@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { describeRedis, startRedis, type RedisServer } from '../util/redis';
 import { CacheEngine, HistoryRequiredError, MemoryStore, RedisStore, UnknownUserError, generateSynthetic, readHeader } from 'collectivekv';
-import { buildSasrec, type Sasrec } from '../../examples/zoo/sasrec';
-import { SasrecRecommender } from '../../examples/zoo/sasrecRecommender';
+import { buildSasrec, type Sasrec } from '../../src/zoo/sequential/sasrec';
+import { SasrecRecommender } from '../../src/zoo/sequential/sasrecRecommender';
 
 const data = generateSynthetic({ numUsers: 12, numItems: 60, numTopics: 6, minLength: 14, maxLength: 20, seed: 5 });
 const histories = data.sequences;

@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients, batchTensor, SequenceBatch } from 'collectivekv';
 import { analyzeKV } from '../../src/analysis/index';
 import { copyWeightsByName, swapAttention } from '../../src/convert/index';
-import { buildSasrec, scoreNext } from '../../examples/zoo/sasrec';
-import { trainStep } from '../../examples/zoo/sasrecTraining';
+import { buildSasrec, scoreNext } from '../../src/zoo/sequential/sasrec';
+import { trainStep } from '../../src/zoo/sequential/sasrecTraining';
 import { maxAbsDiff, useBackend } from '../util/backends';
 
 beforeAll(async () => {

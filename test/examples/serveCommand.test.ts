@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useBackend } from '../util/backends';
-import { buildSasrec } from '../../examples/zoo/sasrec';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
 import { runServeCommand, SERVE_USAGE } from '../../examples/serve/command';
 import { saveSasrecModel } from '../../examples/serve/modelFiles';
 import type { RunningServer } from '../../examples/serve/server';

@@ -5,7 +5,7 @@
 // the earlier tensor reads back intact and the output equals the cpu backend's.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeWebGPU, maxAbs } from '../util/webgpu';
-import { buildSasrec } from '../../examples/zoo/sasrec';
+import { buildSasrec } from '../../src/zoo/sequential/sasrec';
 import { DEMO_SASREC } from '../../examples/browser/model';
 
 async function onBackend<T>(backend: 'cpu' | 'webgpu', f: () => Promise<T>): Promise<T> {

@@ -13,9 +13,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describeWebGPU, maxAbs, randomFloats } from '../util/webgpu';
 import { CollectiveKVAttention, ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
-import { Sasrec, buildSasrec, forward, scoreHidden } from '../../examples/zoo/sasrec';
-import { disposeInputs, toInputs } from '../../examples/zoo/ctr/common';
-import { buildDin } from '../../examples/zoo/ctr/din';
+import { Sasrec, buildSasrec, forward, scoreHidden } from '../../src/zoo/sequential/sasrec';
+import { disposeInputs, toInputs } from '../../src/zoo/ctr/common';
+import { buildDin } from '../../src/zoo/ctr/din';
 import {
   COLLECTIVE_ATTENTION as ATTEND, GATHER_ROWS as GATHER, ROUTE_TOP1 as ROUTE, ROUTING_LOSS, ROUTING_LOSS_GRAD, SCATTER_ADD_ROWS as SCATTER,
 } from '../../ops/kernelNames';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
 import { checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeWeights } from '../../../examples/bench/ctrBaseline';
-import { forkStepOf } from '../../../examples/zoo/conversion';
+import { forkStepOf } from '../../../src/zoo/sequential/conversion';
 
 beforeAll(() => useBackend('cpu'));
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_CTR_USAGE, benchCtr, parseBenchCtrArgs, runBenchCtrCommand, subsetUsers } from '../../../examples/bench/ctr';
 import { checkpointSteps } from '../../../examples/bench/ctrBaseline';
-import { forkStepOf } from '../../../examples/zoo/conversion';
+import { forkStepOf } from '../../../src/zoo/sequential/conversion';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {

@@ -4,8 +4,8 @@
 // position. With `attention: 'collectivekv'` every layer is swapped.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { dim, gatherRows } from 'collectivekv';
-import { LayerNorm, PointwiseDense } from '../sasrec';
+import { dim, gatherRows } from '../../index';
+import { LayerNorm, PointwiseDense } from '../sequential/blocks';
 import { AttentionLayer, CtrInputs, CtrModelBase, CtrModelOptions, MlpHead, resolveCtrModelOptions } from './common';
 
 export interface HstuCtrOptions extends CtrModelOptions {

@@ -2,7 +2,7 @@
 // CollectiveKV layers' auxiliary losses, Adam, early stopping on validation AUC, a time budget,
 // seeded batch order) and the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
-import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics, formatDuration } from 'collectivekv';
+import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics, formatDuration } from '../../index';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {

@@ -1,5 +1,5 @@
 import { CtrEventLog, CtrSample, ctrBatch } from 'collectivekv';
-import { CtrModel, disposeInputs, toInputs } from '../../../examples/zoo/ctr/common';
+import { CtrModel, disposeInputs, toInputs } from '../../../src/zoo/ctr/common';
 
 /** The model's click logits (inference) of `samples`, as one batch. */
 export function logitsOf(model: CtrModel, data: CtrEventLog, samples: readonly CtrSample[]): Float32Array {

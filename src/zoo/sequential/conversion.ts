@@ -6,8 +6,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, routerFromFlatOptions,
   swapAttention, sizeOf, trainingBatches, trainingExamples,
-} from 'collectivekv';
-import type { CollectiveOptions } from './sasrec';
+} from '../../index';
+import type { CollectiveOptions } from './blocks';
 import { ZooModel, buildZooModel } from './nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';
 import type { SasrecLoss } from './sasrecTraining';

@@ -3,13 +3,14 @@
 // JSON with the model options (tfjs's `save('file://DIR')` / `loadLayersModel('file://DIR/model.json')`).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from 'collectivekv';
-import { Sasrec, SasrecOptions, buildSasrec, scoreNext, scoreNextCached } from './sasrec';
+import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from '../../index';
+import { Sasrec, buildSasrec, scoreNext, scoreNextCached } from './sasrec';
+import { SasrecOptions } from './blocks';
 import { SasrecLoss, hostStep, sasrecHost } from './sasrecTraining';
 import { Bert4rec, Bert4recOptions, bert4recHost, bert4recScoreNext, buildBert4rec, clozeBatches } from './bert4rec';
 import { Hstu, buildHstu, hstuHost, hstuScoreNext, hstuScoreNextCached } from './hstu';
 import { LENGTH_BUCKETS, NextItemTrainable } from './nextItemTraining';
-import { readJsonFile, registerFileIO } from './fileIO';
+import { readJsonFile, registerFileIO } from '../fileIO';
 
 export const ZOO_MODELS = ['sasrec', 'bert4rec', 'hstu'] as const;
 export type ZooModelName = (typeof ZOO_MODELS)[number];

@@ -6,11 +6,11 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from 'collectivekv';
+import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from '../../index';
 import {
-  AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, makeAttention, resolveSasrecOptions,
-  ResolvedSasrecOptions, SequenceInputParts, seedStream, sequenceInputs,
-} from './sasrec';
+  AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, makeAttention,
+  resolveSasrecOptions, ResolvedSasrecOptions, SequenceInputParts, seedStream, sequenceInputs,
+} from './blocks';
 import { StepHost } from './sasrecTraining';
 import { LENGTH_BUCKETS } from './nextItemTraining';
 

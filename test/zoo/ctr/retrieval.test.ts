@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, randomTensor, seededRandom } from '../../util/backends';
 import {
   hammingDistance, hammingTopK, sdimAggregate, sdimCollisions, simHash, softSearchTopK, targetAttentionScores, topKByScore,
-} from '../../../examples/zoo/ctr/retrieval';
+} from '../../../src/zoo/ctr/retrieval';
 
 const B = 3;
 const T = 9;

@@ -6,7 +6,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor,
   evaluationBatches, trainLoop,
-} from 'collectivekv';
+} from '../../index';
 
 /**
  * How the zoo batches training sequences: similar lengths together, each batch cut to its longest
@@ -157,7 +157,7 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
   }
 }
 
-function toReport(r: import('collectivekv').EpochRecord): EpochReport {
+function toReport(r: import('../../index').EpochRecord): EpochReport {
   return { epoch: r.epoch, loss: r.loss, auxLoss: r.extras.aux ?? 0, validationNdcg10: r.validation?.ndcg10 ?? NaN,
     validationHr10: r.validation?.hr10 ?? NaN, seconds: r.seconds, best: r.best };
 }

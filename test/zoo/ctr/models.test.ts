@@ -2,14 +2,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
 import { useBackend } from '../../util/backends';
 import { logitsOf as logitsOfSamples } from './helpers';
-import { CtrModel, CtrModelOptions, cacheBytesPerToken, disposeInputs, toInputs } from '../../../examples/zoo/ctr/common';
-import { buildDin } from '../../../examples/zoo/ctr/din';
-import { buildEta } from '../../../examples/zoo/ctr/eta';
-import { buildHstuCtr } from '../../../examples/zoo/ctr/hstuCtr';
-import { buildSdim } from '../../../examples/zoo/ctr/sdim';
-import { buildSim } from '../../../examples/zoo/ctr/sim';
-import { buildTwin } from '../../../examples/zoo/ctr/twin';
-import { trainCtrStep } from '../../../examples/zoo/ctr/training';
+import { CtrModel, CtrModelOptions, cacheBytesPerToken, disposeInputs, toInputs } from '../../../src/zoo/ctr/common';
+import { buildDin } from '../../../src/zoo/ctr/din';
+import { buildEta } from '../../../src/zoo/ctr/eta';
+import { buildHstuCtr } from '../../../src/zoo/ctr/hstuCtr';
+import { buildSdim } from '../../../src/zoo/ctr/sdim';
+import { buildSim } from '../../../src/zoo/ctr/sim';
+import { buildTwin } from '../../../src/zoo/ctr/twin';
+import { trainCtrStep } from '../../../src/zoo/ctr/training';
 
 beforeAll(() => useBackend('wasm'));
 

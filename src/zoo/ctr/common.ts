@@ -7,10 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   CollectiveKVAttention, CtrBatch, MultiHeadAttention, POSITION_BUCKETS, RATING_VALUES, TIME_BUCKETS, dim, gatherRows,
-} from 'collectivekv';
-import { BlockAttention, CollectiveOptions, PointwiseDense } from '../sasrec';
+} from '../../index';
+import { BlockAttention, CollectiveOptions, PointwiseDense } from '../sequential/blocks';
 
-export type { CollectiveOptions } from '../sasrec';
+export type { CollectiveOptions } from '../sequential/blocks';
 export type CtrAttention = 'mha' | 'collectivekv';
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 

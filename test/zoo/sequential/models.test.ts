@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../util/backends';
+import { useBackend } from '../../util/backends';
 import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients } from 'collectivekv';
-import { ZOO_MODELS, buildZooModel, loadZooModel, saveZooModel } from '../../examples/zoo/nextItem';
-import { clozeBatches, buildBert4rec, bert4recHost } from '../../examples/zoo/bert4rec';
-import { buildSasrec } from '../../examples/zoo/sasrec';
-import { buildHstu, hstuHost } from '../../examples/zoo/hstu';
-import { StepHost, sasrecHost, sumLosses } from '../../examples/zoo/sasrecTraining';
+import { ZOO_MODELS, buildZooModel, loadZooModel, saveZooModel } from '../../../src/zoo/sequential/nextItem';
+import { clozeBatches, buildBert4rec, bert4recHost } from '../../../src/zoo/sequential/bert4rec';
+import { buildSasrec } from '../../../src/zoo/sequential/sasrec';
+import { buildHstu, hstuHost } from '../../../src/zoo/sequential/hstu';
+import { StepHost, sasrecHost, sumLosses } from '../../../src/zoo/sequential/sasrecTraining';
 
 beforeAll(async () => {
   await useBackend('wasm');

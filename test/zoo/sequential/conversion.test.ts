@@ -3,9 +3,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { generateSynthetic, leaveOneOut } from 'collectivekv';
 import { useBackend } from '../../util/backends';
-import { buildZooModel } from '../../../examples/zoo/nextItem';
-import { fitNextItem } from '../../../examples/zoo/nextItemTraining';
-import { RunSnapshots, warmStartCollective } from '../../../examples/zoo/conversion';
+import { buildZooModel } from '../../../src/zoo/sequential/nextItem';
+import { fitNextItem } from '../../../src/zoo/sequential/nextItemTraining';
+import { RunSnapshots, warmStartCollective } from '../../../src/zoo/sequential/conversion';
 
 const data = generateSynthetic({ numUsers: 48, numItems: 40, numTopics: 4, minLength: 5, maxLength: 12, seed: 5 });
 const split = leaveOneOut(data);

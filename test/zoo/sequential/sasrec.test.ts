@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../util/backends';
+import { useBackend } from '../../util/backends';
 import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv';
-import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../examples/zoo/sasrec';
-import { trainStep } from '../../examples/zoo/sasrecTraining';
+import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../../src/zoo/sequential/sasrec';
+import { trainStep } from '../../../src/zoo/sequential/sasrecTraining';
 
 // wasm: the training test takes about a tenth of the cpu backend's time.
 beforeAll(async () => {

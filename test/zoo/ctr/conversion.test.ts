@@ -1,16 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CollectiveKVAttention, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
 import { useBackend } from '../../util/backends';
-import { CtrModel, CtrModelBase, CtrModelOptions } from '../../../examples/zoo/ctr/common';
+import { CtrModel, CtrModelBase, CtrModelOptions } from '../../../src/zoo/ctr/common';
 import { logitsOf } from './helpers';
-import { convertCtrModel } from '../../../examples/zoo/ctr/conversion';
-import { buildDin } from '../../../examples/zoo/ctr/din';
-import { buildEta } from '../../../examples/zoo/ctr/eta';
-import { buildHstuCtr } from '../../../examples/zoo/ctr/hstuCtr';
-import { buildSdim } from '../../../examples/zoo/ctr/sdim';
-import { buildSim } from '../../../examples/zoo/ctr/sim';
-import { buildTwin } from '../../../examples/zoo/ctr/twin';
-import { ctrStepsPerEpoch, fitCtr } from '../../../examples/zoo/ctr/training';
+import { convertCtrModel } from '../../../src/zoo/ctr/conversion';
+import { buildDin } from '../../../src/zoo/ctr/din';
+import { buildEta } from '../../../src/zoo/ctr/eta';
+import { buildHstuCtr } from '../../../src/zoo/ctr/hstuCtr';
+import { buildSdim } from '../../../src/zoo/ctr/sdim';
+import { buildSim } from '../../../src/zoo/ctr/sim';
+import { buildTwin } from '../../../src/zoo/ctr/twin';
+import { ctrStepsPerEpoch, fitCtr } from '../../../src/zoo/ctr/training';
 
 beforeAll(() => useBackend('wasm'));
 

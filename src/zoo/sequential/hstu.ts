@@ -15,11 +15,11 @@
 //   pooled K/V through gathered rows instead of the fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, dim } from 'collectivekv';
+import { KVCacheBlock, dim } from '../../index';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, ResolvedSasrecOptions, makeAttention,
   SequenceInputParts, resolveSasrecOptions, seedStream, sequenceInputs,
-} from './sasrec';
+} from './blocks';
 import { StepHost } from './sasrecTraining';
 
 export type HstuOptions = SasrecOptions;
