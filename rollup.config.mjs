@@ -7,6 +7,8 @@
 // webgpu kernel. The ESM build shares modules between them; the CommonJS and UMD webgpu bundles
 // (dist/webgpu.cjs, dist/collectivekv.webgpu.umd.js) carry their own copy of the few stateless
 // helpers they use. Registration is idempotent, so loading both copies of a kernel does no harm.
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import typescript from '@rollup/plugin-typescript';
 import { dts } from 'rollup-plugin-dts';
 
@@ -16,7 +18,7 @@ const isNodeBuiltin = (id) => id.startsWith('node:') || ['fs', 'path', 'os', 'ut
 
 const ts = () => typescript({
   tsconfig: './tsconfig.json',
-  include: ['ops/**/*.ts', 'layers/**/*.ts', 'src/**/*.ts', 'examples/**/*.ts'],
+  include: ['ops/**/*.ts', 'layers/**/*.ts', 'src/**/*.ts'],
   exclude: ['test/**', 'node_modules/**'],
   compilerOptions: { noEmit: false, declaration: false, module: 'esnext', outDir: undefined },
   outputToFilesystem: false,
@@ -27,6 +29,20 @@ const esmPackageJson = () => ({
   name: 'esm-package-json',
   generateBundle() {
     this.emitFile({ type: 'asset', fileName: 'package.json', source: '{ "type": "module" }\n' });
+  },
+});
+
+// The app (src/app) imports the library by relative path (src/index.ts, src/webgpu.ts); its bundle
+// loads the built package instead, by name, so the command and the library share one copy.
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const PACKAGE_ENTRIES = new Map([['src/index', 'collectivekv'], ['src/webgpu', 'collectivekv/webgpu']]);
+const libraryByName = () => ({
+  name: 'library-by-name',
+  resolveId(source, importer) {
+    if (!importer || !source.startsWith('.')) return null;
+    const target = path.relative(ROOT, path.resolve(path.dirname(importer), source)).replace(/\\/g, '/').replace(/\.(ts|js)$/, '');
+    const name = PACKAGE_ENTRIES.get(target);
+    return name === undefined ? null : { id: name, external: true };
   },
 });
 
@@ -72,11 +88,11 @@ export default [
     output: { file: 'dist/webgpu.d.ts', format: 'es' },
   },
   {
-    // The command imports the package by name, like a user; Node resolves it to dist/collectivekv.cjs
-    // (and dist/webgpu.cjs) through the package's own exports map.
-    input: 'examples/cli/main.ts',
+    // The command (src/app/cli/main.ts) loads the package by name; Node resolves it to
+    // dist/collectivekv.cjs (and dist/webgpu.cjs) through the package's own exports map.
+    input: 'src/app/cli/main.ts',
     external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
-    plugins: [ts()],
+    plugins: [libraryByName(), ts()],
     output: { file: 'dist/cli.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
   },
 ];

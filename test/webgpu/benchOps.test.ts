@@ -1,9 +1,9 @@
 /** @jest-environment ./test/util/webgpuEnvironment.js */
 // `bench ops --webgpu`: the webgpu section of benchOps (kernels vs cpu on the same inputs), its JSON
 // key and its table rows, at tiny sizes. Without the option the result has no `webgpu` key, so the
-// documented JSON is unchanged (test/examples/cli.test.ts checks the other keys).
+// documented JSON is unchanged (test/app/cli/cli.test.ts checks the other keys).
 import * as tf from '@tensorflow/tfjs-core';
-import { benchOps, formatBenchOps } from '../../examples/bench/ops';
+import { benchOps, formatBenchOps } from '../../src/app/bench/ops';
 import { describeWebGPU } from '../util/webgpu';
 
 const TINY = {
