@@ -12,8 +12,8 @@ import { Sasrec, buildSasrec } from '../../zoo/sequential/sasrec';
 import { SasrecOptions } from '../../zoo/sequential/blocks';
 import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../../zoo/sequential/sasrecTraining';
 import { loadSasrec } from '../../zoo/sequential/nextItem';
-import { requireModelDir } from '../cli/nextItemCommands';
-import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../cli/flags';
+import { requireModelDir } from '../command/nextItem';
+import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../command/flags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */

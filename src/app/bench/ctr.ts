@@ -27,7 +27,7 @@ import { DEFAULT_FINE_TUNE_RATE_SCALE, forkStepOf } from '../../zoo/sequential/c
 import {
   CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
 } from './ctrBaseline';
-import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../cli/flags';
+import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../command/flags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];

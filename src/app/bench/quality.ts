@@ -9,7 +9,7 @@ import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollec
 import type { SasrecLoss } from '../../zoo/sequential/sasrecTraining';
 import {
   NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
-} from '../cli/nextItemCommands';
+} from '../command/nextItem';
 
 export interface QualityRow {
   hr10: number;

@@ -10,7 +10,7 @@ import { KVAnalysis, analyzeKV, formatKVAnalysis, formatPoolUsage, padLeft, read
 // Registers the zoo's custom layers so that its saved models load.
 import '../../zoo/sequential/sasrec';
 import { loadModelFromDir } from './modelFiles';
-import { positiveInt } from './flags';
+import { positiveInt } from '../command/flags';
 
 export const ANALYZE_USAGE = `Usage: collectivekv analyze --model DIR --data PATH [options]
 

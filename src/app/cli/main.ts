@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, historyFilter, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from './flags';
+import { UsageError, historyFilter, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from '../command/flags';
 import { GATE_MODES, ROUTER_KINDS } from '../../index';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
@@ -18,13 +18,14 @@ import { runBenchCtrCommand } from '../bench/ctr';
 import { runBenchAllCommand } from '../bench/all';
 import { runBenchConvertCommand } from '../bench/convert';
 import { runAnalyzeCommand } from './analyze';
+import { Command, findCommand } from '../command/command';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
 /** Tried in this order when --backend is not given. */
 const DEFAULT_BACKENDS = ['wasm', 'cpu'] as const;
 
-/** Commands owned by other examples: argv after the command words goes to them unparsed. */
-const DELEGATED: { words: string[]; run: (argv: string[]) => Promise<number> }[] = [
+/** Commands that parse their own flags: argv after the command words goes to them unparsed. */
+const DELEGATED: readonly Command[] = [
   { words: ['serve'], run: (argv) => runServeCommand(argv) },
   { words: ['analyze'], run: (argv) => runAnalyzeCommand(argv) },
   { words: ['bench', 'serve'], run: (argv) => runBenchServeCommand(argv) },
@@ -120,7 +121,7 @@ interface ParsedArgs {
 
 /** Runs the command line `argv` (without node and script); returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const delegated = DELEGATED.find((d) => d.words.every((w, i) => argv[i] === w));
+  const delegated = findCommand(DELEGATED, argv);
   if (delegated != null) return delegated.run(argv.slice(delegated.words.length));
   let args: ParsedArgs;
   try {

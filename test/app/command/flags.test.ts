@@ -1,4 +1,4 @@
-import { UsageError, integerAtLeast, oneOf, positiveInt, positiveNumber, rate } from '../../../src/app/cli/flags';
+import { UsageError, integerAtLeast, oneOf, positiveInt, positiveNumber, rate } from '../../../src/app/command/flags';
 
 describe('command-line values', () => {
   it('parse valid values and pass absent flags through as undefined', () => {
