@@ -4,7 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  GATE_MODES, GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
+  GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
   LeaveOneOutSplit, Sequences, copyWeightsByName, leaveOneOut, readSequences, useFastEmbeddingGradients, LayerConversionReport,
 } from '../../index';
 import { ConversionOptions, DEFAULT_FINE_TUNE_RATE_SCALE, convertTrainedModel, convertedCollective } from '../../zoo/sequential/conversion';
@@ -14,6 +14,7 @@ import { SASREC_LOSSES, SasrecLoss, evaluateSasrec, fitSasrec } from '../../zoo/
 import { loadSasrec } from '../../zoo/sequential/nextItem';
 import { requireModelDir } from '../command/nextItem';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../command/flags';
+import { CollectiveFlag, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -284,14 +285,18 @@ export async function runBenchConvertCommand(argv: string[], log: (line: string)
   }
 }
 
+/** The CollectiveKV flags of bench convert (src/app/command/collectiveFlags.ts). */
+const CONVERT_COLLECTIVE_FLAGS: readonly CollectiveFlag[] = ['pool-size', 'user-dim', 'gate'];
+
 export function parseBenchConvertArgs(argv: string[]): {
   options: BenchConvertOptions; modelDir?: string; baselineSteps?: number; json?: string; backend: 'wasm' | 'cpu';
 } | null {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {
-      ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'pool-size', 'user-dim', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'fine-tune-rate', 'gate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
+      ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'sample-users', 'epochs',
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'fine-tune-rate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
+      ...collectiveFlagOptions(CONVERT_COLLECTIVE_FLAGS),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -308,7 +313,7 @@ export function parseBenchConvertArgs(argv: string[]): {
   const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
   if (fineTuneRate != null && v['fine-tune-lr'] != null) throw new Error('give --fine-tune-rate (a share of --lr) or --fine-tune-lr (absolute), not both');
   const fineTuneLr = positiveNumber('--fine-tune-lr', v['fine-tune-lr']);
-  const gate = optionalOneOf('--gate', v.gate, GATE_MODES);
+  const { poolSize, userDim, gate } = parseCollectiveFlags(v, CONVERT_COLLECTIVE_FLAGS);
   const backend = v.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received '${backend}'`);
   const format = v.format as InteractionFormat | undefined;
@@ -317,7 +322,7 @@ export function parseBenchConvertArgs(argv: string[]): {
   }
   const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
   return {
-    options: defined({ dataPath: v.data, format, fineTuneFraction: fraction, poolSize: int('pool-size'), userDim: int('user-dim'),
+    options: defined({ dataPath: v.data, format, fineTuneFraction: fraction, poolSize, userDim,
       sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
       scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,

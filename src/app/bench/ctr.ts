@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, ROUTER_KINDS, GATE_MODES, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
+  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, RouterSpec, resolveRouterConfig, routerFromFlatOptions, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
 } from '../../index';
@@ -28,6 +28,7 @@ import {
   CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
 } from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../command/flags';
+import { COLLECTIVE_FLAGS, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -532,28 +533,26 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
 export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: string } {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'share', 'user-dim', 'pool-size', 'balance-tokens', 'router', 'commitment-weight', 'quantization-weight', 'gate', 'pool-stddev', 'swap', 'max-minutes', 'epochs',
-      'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
-      'warm-start', 'fine-tune-rate', 'baseline-dir',
-    ].map((k) => [k, { type: 'string' as const }])),
+    options: {
+      ...Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'swap', 'max-minutes', 'epochs',
+        'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
+        'warm-start', 'fine-tune-rate', 'baseline-dir',
+      ].map((k) => [k, { type: 'string' as const }])),
+      ...collectiveFlagOptions(COLLECTIVE_FLAGS),
+    },
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
   const v = values as Record<string, string | undefined>;
   const model = oneOf('--model', v.model ?? '', CTR_MODELS);
   const int = (flag: string) => positiveInt(`--${flag}`, v[flag]);
+  const c = parseCollectiveFlags(v, COLLECTIVE_FLAGS);
   const collective: CollectiveOptions = {};
-  if (v.share != null) collective.share = oneOf('--share', v.share, ['k', 'v', 'kv'] as const);
-  if (v['user-dim'] != null) collective.userDim = int('user-dim');
-  if (v['pool-size'] != null) collective.poolSize = int('pool-size');
-  const routerFlags = {
-    router: v.router == null ? undefined : oneOf('--router', v.router, ROUTER_KINDS),
-    balanceTokens: v['balance-tokens'] == null ? undefined : integerAtLeast('--balance-tokens', v['balance-tokens'], 0),
-    commitmentWeight: nonNegativeNumber('--commitment-weight', v['commitment-weight']),
-    quantizationWeight: nonNegativeNumber('--quantization-weight', v['quantization-weight']),
-    gate: v.gate == null ? undefined : oneOf('--gate', v.gate, GATE_MODES),
-  };
+  if (c.share != null) collective.share = c.share;
+  if (c.userDim != null) collective.userDim = c.userDim;
+  if (c.poolSize != null) collective.poolSize = c.poolSize;
+  const routerFlags = { router: c.router, balanceTokens: c.balanceTokens, commitmentWeight: c.commitmentWeight, quantizationWeight: c.quantizationWeight, gate: c.gate };
   if (Object.values(routerFlags).some((x) => x != null)) collective.router = routerFromFlatOptions(routerFlags, 'bench ctr');
-  if (v['pool-stddev'] != null) collective.poolStddev = positiveNumber('--pool-stddev', v['pool-stddev']);
+  if (c.poolStddev != null) collective.poolStddev = c.poolStddev;
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
   const warmStart = openUnitFraction('--warm-start', v['warm-start']);
   const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);

@@ -9,8 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, historyFilter, nonNegativeNumber, openUnitFraction, optionalOneOf, positiveInt, positiveNumber, rate } from '../command/flags';
-import { GATE_MODES, ROUTER_KINDS } from '../../index';
+import { UsageError, historyFilter, openUnitFraction, positiveInt, positiveNumber, rate } from '../command/flags';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -19,6 +18,7 @@ import { runBenchAllCommand } from '../bench/all';
 import { runBenchConvertCommand } from '../bench/convert';
 import { runAnalyzeCommand } from './analyze';
 import { Command, findCommand } from '../command/command';
+import { CollectiveFlag, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
 /** Tried in this order when --backend is not given. */
@@ -147,8 +147,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
-  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'pool-size', 'user-dim', 'validate-every', 'validation-users', 'max-steps',
-  'gate', 'router', 'quantization-weight', 'warm-start', 'fine-tune-rate'] as const;
+  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'validate-every', 'validation-users', 'max-steps',
+  'warm-start', 'fine-tune-rate'] as const;
+/** The CollectiveKV flags of train, eval and bench quality (src/app/command/collectiveFlags.ts). */
+const NEXT_ITEM_COLLECTIVE_FLAGS: readonly CollectiveFlag[] = ['pool-size', 'user-dim', 'gate', 'router', 'quantization-weight'];
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -169,6 +171,7 @@ function parse(argv: string[]): ParsedArgs {
       'filter-history': { type: 'boolean' },
       'filter-window': { type: 'boolean' },
       ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
+      ...collectiveFlagOptions(NEXT_ITEM_COLLECTIVE_FLAGS),
     },
   });
   const v = values as Record<string, string | boolean | undefined>;
@@ -189,17 +192,15 @@ function parse(argv: string[]): ParsedArgs {
     maxLength: positiveInt('--max-length', str('max-length')), hiddenDim: positiveInt('--hidden-dim', str('hidden-dim')),
     blocks: positiveInt('--blocks', str('blocks')), heads: positiveInt('--heads', str('heads')), dropout: rate('--dropout', str('dropout')),
     learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
-    patience: positiveInt('--patience', str('patience')), loss: str('loss'), poolSize: positiveInt('--pool-size', str('pool-size')),
-    userDim: positiveInt('--user-dim', str('user-dim')),
-    gate: optionalOneOf('--gate', str('gate'), GATE_MODES), router: optionalOneOf('--router', str('router'), ROUTER_KINDS),
-    quantizationWeight: nonNegativeNumber('--quantization-weight', str('quantization-weight')), validateEvery: positiveInt('--validate-every', str('validate-every')),
+    patience: positiveInt('--patience', str('patience')), loss: str('loss'),
+    ...parseCollectiveFlags(v, NEXT_ITEM_COLLECTIVE_FLAGS), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: historyFilter(v['filter-history'] === true, v['filter-window'] === true),
     maxSteps: positiveInt('--max-steps', str('max-steps')),
     warmStart: openUnitFraction('--warm-start', str('warm-start')),
     fineTuneRate: positiveNumber('--fine-tune-rate', str('fine-tune-rate')),
   };
-  const nextItemFlags = [...NEXT_ITEM_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
+  const nextItemFlags = [...NEXT_ITEM_FLAGS, ...NEXT_ITEM_COLLECTIVE_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
     demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false,
     skipTfjsEmbedding: (v['skip-tfjs-embedding'] as boolean | undefined) ?? false };
