@@ -11,8 +11,8 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { SequenceBatch, batchTensor, trainingBatches, trainingExamples, useFastEmbeddingGradients, useWasmThreads } from 'collectivekv';
-import { buildSasrec, forward } from '../examples/zoo/sasrec';
-import { maskedMean, sumLosses } from '../examples/zoo/sasrecTraining';
+import { buildSasrec, forward } from '../src/zoo/sequential/sasrec';
+import { maskedMean, sumLosses } from '../src/zoo/sequential/sasrecTraining';
 
 interface Options {
   threads: number;
@@ -44,7 +44,8 @@ function parseOptions(argv: string[]): Options {
       o.attention = value;
     } else {
       const v = Number(value);
-      if (!Number.isInteger(v) || v < 1) throw new Error(`bench-threads: --${key} must be a positive integer, got ${value}`);
+      const least = key === 'warmup' ? 0 : 1;
+      if (!Number.isInteger(v) || v < least) throw new Error(`bench-threads: --${key} must be an integer >= ${least}, got ${value}`);
       (o as unknown as Record<string, number>)[key] = v;
     }
   }
