@@ -1,8 +1,10 @@
-// Training and evaluation of the zoo's CTR models: a small custom loop (BCE on logits plus the
-// CollectiveKV layers' auxiliary losses, Adam, early stopping on validation AUC, a time budget,
-// seeded batch order) and the CTR metrics of a sample list. Reusable by any `CtrModel`.
+// Training and evaluation of the zoo's CTR models: the step (BCE on logits plus the CollectiveKV
+// layers' auxiliary losses, Adam) on the library's trainLoop (early stopping on validation AUC, a
+// time budget, seeded batch order), and the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
-import { CtrEventLog, CtrMetrics, CtrSample, CtrSplit, ctrBatch, ctrBatches, ctrMetrics, formatDuration } from '../../index';
+import {
+  CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, StepOutcome, TrainLoopSpec, ctrBatch, ctrBatches, ctrMetrics, formatDuration, trainLoop,
+} from '../../index';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {
@@ -101,7 +103,9 @@ export interface CtrFitResult {
 
 /**
  * Trains with Adam, validates AUC after each epoch, stops after `patience` epochs without a better
- * validation AUC or when the budget runs out, and restores the best epoch's weights.
+ * validation AUC or when the budget runs out, and restores the best epoch's weights. Runs on the
+ * library's trainLoop, whose clock is the training time here (batch building, retrieval and
+ * optimizer steps; validation excluded), so that `maxSeconds` bounds the training alone.
  */
 export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions = {}): CtrFitResult {
   const o = { maxEpochs: 10, patience: 2, batchSize: 256, learningRate: 1e-3, seed: 1, maxSeconds: 0, progressEverySeconds: 15,
@@ -111,30 +115,99 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
     throw new Error(`fitCtr: startStep must be an integer in [0, ${o.maxEpochs * perEpoch}) (maxEpochs x ${perEpoch} steps), received ${o.startStep}`);
   }
   const validation = split.validation.slice(0, o.maxValidationSamples);
+  const total = split.train.length;
+  const firstEpoch = Math.floor(o.startStep / perEpoch);
   const optimizer = tf.train.adam(o.learningRate);
   const history: CtrEpochReport[] = [];
-  let best = { epoch: 0, auc: -1, weights: [] as tf.Tensor[] };
-  const clock = { seconds: 0, samples: 0, lastLine: 0, steps: o.startStep };
-  const firstEpoch = Math.floor(o.startStep / perEpoch);
-  try {
-    for (let epoch = firstEpoch; epoch < o.maxEpochs; epoch++) {
-      const skipBatches = epoch === firstEpoch ? o.startStep - firstEpoch * perEpoch : 0;
-      const run = runEpoch(model, optimizer, split, epoch, skipBatches, o, clock);
-      const auc = evaluateCtr(model, split.data, validation).auc;
-      const improved = auc > best.auc;
-      if (improved) {
-        tf.dispose(best.weights);
-        best = { epoch: epoch + run.fraction, auc, weights: model.getWeights() };
-      }
-      const report = { epoch: epoch + run.fraction, loss: run.loss, auxLoss: run.auxLoss, validationAuc: auc, trainSeconds: clock.seconds, best: improved };
-      history.push(report);
-      o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}: loss ${run.loss.toFixed(4)} (aux ${run.auxLoss.toFixed(4)}), `
-        + `validation AUC ${auc.toFixed(4)}${improved ? ' *' : ''}, ${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
-      if (run.stoppedEarly || epoch + 1 - Math.ceil(best.epoch) >= o.patience) break;
+  // seconds: training time so far; atLastStep: that time as of the last optimizer step, which is the
+  // loop's clock, so that the budget ends the run after the step that used it up (the first step always runs).
+  const clock = { seconds: 0, atLastStep: 0, samples: 0, lastLine: 0, steps: o.startStep };
+  // The epoch in progress (0-based, on the continued run's scale) and the samples it has covered (skipped ones included).
+  const current = { epoch: firstEpoch, seen: 0, lossSum: 0, steps: 0 };
+  const best = { epoch: 0, auc: -1 };
+  let lastAuc = NaN;
+  let snapshot: tf.Tensor[] = [];
+  const timed = <T>(f: () => T): T => {
+    const start = performance.now();
+    try {
+      return f();
+    } finally {
+      clock.seconds += (performance.now() - start) / 1000;
     }
-    if (best.weights.length > 0) model.setWeights(best.weights);
+  };
+  const outOfTime = () => o.maxSeconds > 0 && clock.seconds >= o.maxSeconds;
+  const spec: TrainLoopSpec<CtrBatch> = {
+    batchesPerEpoch: perEpoch,
+    *batches(loopEpoch: number) {
+      const epoch = firstEpoch + loopEpoch;
+      const skipBatches = loopEpoch === 0 ? o.startStep - firstEpoch * perEpoch : 0;
+      Object.assign(current, { epoch, seen: Math.min(total, skipBatches * o.batchSize), lossSum: 0, steps: 0 });
+      const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch, skipBatches });
+      while (!outOfTime()) {
+        const next = timed(() => batches.next());
+        if (next.done) return;
+        yield next.value;
+      }
+    },
+    step(batch: CtrBatch): StepOutcome {
+      const step = timed(() => {
+        const inputs = toInputs(batch);
+        const labels = tf.tensor1d(batch.labels, 'float32');
+        model.prepare(inputs);
+        const result = trainCtrStep(model, optimizer, inputs, labels);
+        disposeInputs(inputs);
+        labels.dispose();
+        return result;
+      });
+      clock.atLastStep = clock.seconds;
+      clock.samples += batch.batchSize;
+      clock.steps++;
+      current.seen += batch.batchSize;
+      current.lossSum += step.loss;
+      current.steps++;
+      o.onStep?.(clock.steps, clock.seconds);
+      if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
+        clock.lastLine = clock.seconds;
+        const rate = clock.samples / clock.seconds;
+        // Training time only (validation excluded); early stopping or a time budget can end the run sooner.
+        const epochLeft = (total - current.seen) / rate;
+        const runLeft = epochLeft + (o.maxEpochs - current.epoch - 1) * (total / rate);
+        o.onProgress(`${model.name} epoch ${current.epoch + 1}: ${current.seen}/${total} samples, loss ${(current.lossSum / current.steps).toFixed(4)}, `
+          + `${rate.toFixed(0)} samples/s, ETA epoch ${formatDuration(epochLeft)}, run ${formatDuration(runLeft)}`);
+      }
+      return { loss: step.loss, items: batch.batchSize, extras: { auxLoss: step.auxLoss } };
+    },
+    validate() {
+      lastAuc = evaluateCtr(model, split.data, validation).auc;
+      // An undefined AUC (one class only) never counts as an improvement.
+      return { auc: Number.isNaN(lastAuc) ? -Infinity : lastAuc };
+    },
+    getWeights() {
+      // CtrModel.getWeights returns copies; the loop clones what it is given, so the previous copies go.
+      tf.dispose(snapshot);
+      snapshot = model.getWeights();
+      return snapshot;
+    },
+    setWeights(weights: tf.Tensor[]) {
+      model.setWeights(weights);
+    },
+  };
+  try {
+    trainLoop(spec, {
+      maxEpochs: o.maxEpochs - firstEpoch, patience: o.patience, metric: 'auc', seed: o.seed, maxMinutes: o.maxSeconds / 60,
+      progress: 'none', now: () => clock.atLastStep * 1000,
+      onEpoch: (record) => {
+        const fraction = total ? current.seen / total : 1;
+        const report: CtrEpochReport = { epoch: current.epoch + fraction, loss: record.loss, auxLoss: record.extras?.auxLoss ?? 0, validationAuc: lastAuc,
+          trainSeconds: clock.seconds, best: record.best };
+        if (record.best) Object.assign(best, { epoch: report.epoch, auc: lastAuc });
+        history.push(report);
+        o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}: loss ${report.loss.toFixed(4)} (aux ${report.auxLoss.toFixed(4)}), `
+          + `validation AUC ${lastAuc.toFixed(4)}${record.best ? ' *' : ''}, ${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
+      },
+    });
   } finally {
-    tf.dispose(best.weights);
+    tf.dispose(snapshot);
     optimizer.dispose();
   }
   const last = history[history.length - 1];
@@ -145,54 +218,6 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
 /** Optimizer steps of one epoch over `samples` training samples (the last batch may be short). */
 export function ctrStepsPerEpoch(samples: number, batchSize: number): number {
   return Math.max(1, Math.ceil(samples / batchSize));
-}
-
-interface EpochRun extends CtrStepResult {
-  /** Share of the epoch's samples trained on so far (< 1 when the budget ended it, or a resumed run started it late). */
-  fraction: number;
-  /** The time budget ended the epoch. */
-  stoppedEarly: boolean;
-}
-
-type FitClock = { seconds: number; samples: number; lastLine: number; steps: number };
-
-function runEpoch(model: CtrModel, optimizer: tf.Optimizer, split: CtrSplit, epoch: number, skipBatches: number,
-  o: Required<Omit<CtrFitOptions, 'onProgress' | 'onStep'>> & Pick<CtrFitOptions, 'onProgress' | 'onStep'>, clock: FitClock): EpochRun {
-  let [sum, auxSum, steps] = [0, 0, 0];
-  let seen = Math.min(split.train.length, skipBatches * o.batchSize);
-  let stoppedEarly = false;
-  const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch, skipBatches });
-  for (;;) {
-    const start = performance.now();
-    const next = batches.next();
-    if (next.done) break;
-    const inputs = toInputs(next.value);
-    const labels = tf.tensor1d(next.value.labels, 'float32');
-    model.prepare(inputs);
-    const step = trainCtrStep(model, optimizer, inputs, labels);
-    disposeInputs(inputs);
-    labels.dispose();
-    clock.seconds += (performance.now() - start) / 1000;
-    clock.samples += next.value.batchSize;
-    seen += next.value.batchSize;
-    [sum, auxSum, steps] = [sum + step.loss, auxSum + step.auxLoss, steps + 1];
-    clock.steps++;
-    o.onStep?.(clock.steps, clock.seconds);
-    if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
-      clock.lastLine = clock.seconds;
-      const rate = clock.samples / clock.seconds;
-      // Training time only (validation excluded); early stopping or a time budget can end the run sooner.
-      const epochLeft = (split.train.length - seen) / rate;
-      const runLeft = epochLeft + (o.maxEpochs - epoch - 1) * (split.train.length / rate);
-      o.onProgress(`${model.name} epoch ${epoch + 1}: ${seen}/${split.train.length} samples, loss ${(sum / steps).toFixed(4)}, `
-        + `${rate.toFixed(0)} samples/s, ETA epoch ${formatDuration(epochLeft)}, run ${formatDuration(runLeft)}`);
-    }
-    if (o.maxSeconds > 0 && clock.seconds >= o.maxSeconds) {
-      stoppedEarly = seen < split.train.length;
-      break;
-    }
-  }
-  return { loss: steps ? sum / steps : NaN, auxLoss: steps ? auxSum / steps : 0, fraction: split.train.length ? seen / split.train.length : 1, stoppedEarly };
 }
 
 export interface InterleavedStepTimes {
