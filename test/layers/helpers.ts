@@ -83,3 +83,17 @@ export function routeMargin(logits: tf.Tensor): number {
   }
   return worst;
 }
+
+/** peak and balance of one router, by hand, over the given tokens. */
+export function handLosses(tokens: number[][], router: number[][], bias: number[]): { peak: number; balance: number } {
+  const m = bias.length;
+  const logits = tokens.map((x) => bias.map((b, j) => b + x.reduce((s, xi, i) => s + xi * router[i][j], 0)));
+  const peak = -logits.reduce((s, l) => s + Math.log(1 / (1 + Math.exp(-Math.max(...l)))), 0) / tokens.length;
+  const mean = new Array<number>(m).fill(0);
+  for (const l of logits) {
+    const z = l.reduce((s, v) => s + Math.exp(v), 0);
+    l.forEach((v, j) => { mean[j] += Math.exp(v) / z / tokens.length; });
+  }
+  const balance = mean.reduce((s, p) => s + p * Math.log(p * m), 0);
+  return { peak, balance };
+}

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff } from '../util/backends';
 import { CollectiveKVAttention, GlobalKVPool, UserKVProjector } from '../../layers/index';
-import { setWeight } from './helpers';
+import { handLosses, setWeight } from './helpers';
 
 const X = [[0.5, -1.0], [2.0, 0.3]];               // two valid tokens, width 2
 const PAD = [40, -40];                               // a padding token with extreme features
@@ -13,19 +13,6 @@ const BIAS_K = [0.1, 0, -0.1];
 const ROUTER_V = [[-1, 0.5, 2], [1, -1, 0]];
 const BIAS_V = [0, 0.2, 0];
 
-/** peak and balance of one router, by hand, over the given tokens. */
-function handLosses(tokens: number[][], router: number[][], bias: number[]): { peak: number; balance: number } {
-  const m = bias.length;
-  const logits = tokens.map((x) => bias.map((b, j) => b + x.reduce((s, xi, i) => s + xi * router[i][j], 0)));
-  const peak = -logits.reduce((s, l) => s + Math.log(1 / (1 + Math.exp(-Math.max(...l)))), 0) / tokens.length;
-  const mean = new Array<number>(m).fill(0);
-  for (const l of logits) {
-    const z = l.reduce((s, v) => s + Math.exp(v), 0);
-    l.forEach((v, j) => { mean[j] += Math.exp(v) / z / tokens.length; });
-  }
-  const balance = mean.reduce((s, p) => s + p * Math.log(p * m), 0);
-  return { peak, balance };
-}
 
 function makeLayer(peakWeight: number, balanceWeight: number, balanceTokens?: number): CollectiveKVAttention {
   const layer = new CollectiveKVAttention({ numHeads: 1, keyDim: 2, poolSize: 3, userDim: 1, router: { kind: 'dense', peakWeight, balanceWeight, balanceTokens } });

@@ -6,26 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../../util/backends';
 import { CollectiveKVAttention, GlobalKVPool, GateMode } from '../../../layers/index';
-import { setWeight, weightBySuffix } from '../helpers';
+import { handLosses, setWeight, weightBySuffix } from '../helpers';
 
 const X = [[0.5, -1.0], [2.0, 0.3]];               // two valid tokens, width 2
 const PAD = [40, -40];                               // a padding token with extreme features
 const ROUTER = [[1, 0, -1], [0, 2, 1]];              // [2, 3]
 const BIAS = [0.1, 0, -0.1];
 
-/** peak and balance of one router, by hand, over the given tokens. */
-function handLosses(tokens: number[][], router: number[][], bias: number[]): { peak: number; balance: number } {
-  const m = bias.length;
-  const logits = tokens.map((x) => bias.map((b, j) => b + x.reduce((s, xi, i) => s + xi * router[i][j], 0)));
-  const peak = -logits.reduce((s, l) => s + Math.log(1 / (1 + Math.exp(-Math.max(...l)))), 0) / tokens.length;
-  const mean = new Array<number>(m).fill(0);
-  for (const l of logits) {
-    const z = l.reduce((s, v) => s + Math.exp(v), 0);
-    l.forEach((v, j) => { mean[j] += Math.exp(v) / z / tokens.length; });
-  }
-  const balance = mean.reduce((s, p) => s + p * Math.log(p * m), 0);
-  return { peak, balance };
-}
 
 /** A built pool layer (no routing losses, so only the rows carry gradient) and its weights. */
 function poolLayer(gate: GateMode): GlobalKVPool {
