@@ -4,8 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { COLLECTIVE_ATTENTION } from '../kernelNames';
 import {
-  checkIndicesIfOnCpu, dispatchFor, flatDispatch, input, nonEmpty, ProgramUniforms, releaseAll, view, WebGPUBackend, webgpuKernelConfig,
-  WebGPUProgram, WORKGROUP_SIZE,
+  checkIndicesIfOnCpu, dispatchFor, flatDispatch, FlatProgram, input, nonEmpty, ProgramUniforms, releaseAll, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE,
 } from '../util/webgpu';
 const OP = 'collectiveAttention';
 
@@ -15,17 +14,12 @@ const OP = 'collectiveAttention';
  * query, indexK, userK, indexV, userV, poolK, poolV, mask). This costs one tiny pass over B*Tk keys
  * and keeps a single attention shader for masked and unmasked calls.
  */
-export class PackKeySlotsProgram implements WebGPUProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class PackKeySlotsProgram extends FlatProgram implements WebGPUProgram {
   uniforms = 'keys : i32,';
   private readonly hasMask: boolean;
 
   constructor(keys: number, hasMask: boolean) {
+    super();
     this.hasMask = hasMask;
     this.variableNames = hasMask ? ['indexK', 'indexV', 'keyMask'] : ['indexK', 'indexV'];
     this.outputShape = [keys * 3];
@@ -75,17 +69,12 @@ const INT_UNIFORMS = ['numGroups', 'tq', 'tk', 'numHeads', 'dk', 'dv', 'dgK', 'd
  * columns it owns (d = tid + k*64), in registers. Scores are computed twice rather than stored,
  * because Tk is unbounded and workgroup memory is 16 KiB.
  */
-export class CollectiveAttentionProgram implements WebGPUProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class CollectiveAttentionProgram extends FlatProgram implements WebGPUProgram {
   uniforms = `${INT_UNIFORMS.map((n) => `${n} : i32,`).join(' ')} scale : f32,`;
   private readonly variant: AttentionVariant;
 
   constructor(outSize: number, numGroups: number, variant: AttentionVariant) {
+    super();
     this.variant = variant;
     this.variableNames = ['query', 'slots', 'userK', 'userV', 'poolK', 'poolV'];
     this.outputShape = [outSize];

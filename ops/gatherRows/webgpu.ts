@@ -2,7 +2,9 @@
 // composite ops here (see grad.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { GATHER_ROWS } from '../kernelNames';
-import { checkIndicesIfOnCpu, flatDispatch, input, nonEmpty, releaseAll, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
+import {
+  checkIndicesIfOnCpu, flatDispatch, FlatProgram, input, nonEmpty, releaseAll, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram,
+} from '../util/webgpu';
 const OP = 'gatherRows';
 
 /**
@@ -12,19 +14,15 @@ const OP = 'gatherRows';
  * (a clamp would silently read a plausible but wrong row). checkIndicesIfOnCpu catches bad indices
  * whose values are still on the CPU, and the cpu/wasm kernels always reject them.
  */
-export class GatherRowsProgram implements WebGPUProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0, 1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class GatherRowsProgram extends FlatProgram implements WebGPUProgram {
+  override dispatchLayout = { x: [0, 1] };
   size = true;
   uniforms = 'numRows : i32, width : i32,';
   private readonly gated: boolean;
   private readonly tailed: boolean;
 
   constructor(positions: number, width: number, tailWidth: number, gated: boolean) {
+    super();
     this.gated = gated;
     this.tailed = tailWidth > 0;
     this.variableNames = ['table', 'rowIndex', ...(gated ? ['gate'] : []), ...(this.tailed ? ['tail'] : [])];

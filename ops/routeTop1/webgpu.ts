@@ -2,7 +2,9 @@
 // tree reduction) and the sigmoid of the winning logit (one invocation per row).
 import * as tf from '@tensorflow/tfjs-core';
 import { ROUTE_TOP1 } from '../kernelNames';
-import { dispatchFor, flatDispatch, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
+import {
+  dispatchFor, flatDispatch, FlatProgram, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE,
+} from '../util/webgpu';
 const OP = 'routeTop1';
 
 /**
@@ -11,15 +13,12 @@ const OP = 'routeTop1';
  * workgroup memory. A candidate at column >= cols is the "nothing seen" sentinel and always loses,
  * so rows of -Infinity still pick column 0. NaN logits give an unspecified (in-range) column.
  */
-export class ArgMaxRowsProgram implements WebGPUProgram {
-  variableNames = ['logits'];
-  outputShape: number[];
-  shaderKey = 'collectivekvArgMaxRows';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class ArgMaxRowsProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames = ['logits'];
+  override shaderKey = 'collectivekvArgMaxRows';
 
   constructor(rows: number) {
+    super();
     this.outputShape = [rows];
     this.dispatch = dispatchFor(rows);
   }
@@ -69,16 +68,13 @@ export class ArgMaxRowsProgram implements WebGPUProgram {
 }
 
 /** gate[r] = sigmoid(logits[r, index[r]]), the same formula as tf.sigmoid on webgpu. */
-export class WinnerSigmoidProgram implements WebGPUProgram {
-  variableNames = ['logits', 'winner'];
-  outputShape: number[];
-  shaderKey = 'collectivekvWinnerSigmoid';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class WinnerSigmoidProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames = ['logits', 'winner'];
+  override shaderKey = 'collectivekvWinnerSigmoid';
   size = true;
 
   constructor(rows: number) {
+    super();
     this.outputShape = [rows];
     this.dispatch = flatDispatch(rows);
   }

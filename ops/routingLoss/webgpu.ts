@@ -10,7 +10,9 @@
 // relative, well inside the 1e-4 the webgpu tests allow.
 import * as tf from '@tensorflow/tfjs-core';
 import { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
-import { flatDispatch, input, ProgramUniforms, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
+import {
+  flatDispatch, FlatProgram, input, ProgramUniforms, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE,
+} from '../util/webgpu';
 import { lossWeights, poolAxis } from './cpu';
 import type { RoutingLossWeights } from './core';
 const OP = 'fusedRoutingLoss';
@@ -39,17 +41,12 @@ function floats(...values: number[]): ProgramUniforms {
  * `withDot` (the gradient; it reads meanProb), else 0. Rows of mask weight 0 are still computed:
  * cheaper than a branch the loss and gradient programs skip anyway.
  */
-export class RowStatsProgram implements WebGPUProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class RowStatsProgram extends FlatProgram implements WebGPUProgram {
   uniforms = 'rows : i32, m : i32,';
   private readonly withDot: boolean;
 
   constructor(rows: number, withDot: boolean) {
+    super();
     this.withDot = withDot;
     this.variableNames = withDot ? ['logits', 'meanProb'] : ['logits'];
     this.shaderKey = `collectivekvRoutingRowStats_${withDot}`;
@@ -130,16 +127,13 @@ export class MaskCountProgram implements WebGPUProgram {
 }
 
 /** q_j = (1/C) sum_r v_r exp(z_rj - max_r) / sum_r: one invocation per pool row, looping over rows. */
-export class MeanProbProgram implements WebGPUProgram {
-  variableNames = ['logits', 'mask', 'stats', 'count'];
-  outputShape: number[];
-  shaderKey = 'collectivekvRoutingMeanProb';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class MeanProbProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames = ['logits', 'mask', 'stats', 'count'];
+  override shaderKey = 'collectivekvRoutingMeanProb';
   uniforms = 'rows : i32, m : i32,';
 
   constructor(m: number) {
+    super();
     this.outputShape = [m];
     this.dispatch = flatDispatch(m);
   }
@@ -211,16 +205,13 @@ export class RoutingLossProgram implements WebGPUProgram {
  * dlogits[r, k] = s_r (bw p_rk (g_k - dot_r) - [k = argmax_r] pw (1 - sigmoid(max_r))),
  * s_r = dy v_r / C; exactly 0 where s_r is 0 (padding), as the cpu kernel.
  */
-export class RoutingLossGradProgram implements WebGPUProgram {
-  variableNames = ['dy', 'logits', 'mask', 'meanProb', 'stats', 'count'];
-  outputShape: number[];
-  shaderKey = 'collectivekvRoutingLossGrad';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class RoutingLossGradProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames = ['dy', 'logits', 'mask', 'meanProb', 'stats', 'count'];
+  override shaderKey = 'collectivekvRoutingLossGrad';
   uniforms = 'total : i32, m : i32, peakWeight : f32, balanceWeight : f32,';
 
   constructor(size: number) {
+    super();
     this.outputShape = [size];
     this.dispatch = flatDispatch(size);
   }

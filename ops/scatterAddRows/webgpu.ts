@@ -2,20 +2,19 @@
 // per input element.
 import * as tf from '@tensorflow/tfjs-core';
 import { SCATTER_ADD_ROWS } from '../kernelNames';
-import { checkIndicesIfOnCpu, flatDispatch, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE } from '../util/webgpu';
+import {
+  checkIndicesIfOnCpu, flatDispatch, FlatProgram, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram,
+} from '../util/webgpu';
 const OP = 'scatterAddRows';
 
 /** Writes 0 to every output element: the accumulator the scatter adds into (pooled buffers are dirty). */
-export class ZeroFillProgram implements WebGPUProgram {
-  variableNames: string[] = [];
-  outputShape: number[];
-  shaderKey = 'collectivekvZeroFill';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class ZeroFillProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames: string[] = [];
+  override shaderKey = 'collectivekvZeroFill';
   size = true;
 
   constructor(size: number) {
+    super();
     this.outputShape = [size];
     this.dispatch = flatDispatch(size);
   }
@@ -45,17 +44,14 @@ export class ZeroFillProgram implements WebGPUProgram {
  * An index outside [0, numRows) is skipped (it contributes nothing), consistent with gatherRows
  * reading a zero row for it; see checkIndicesIfOnCpu for when it throws instead.
  */
-export class ScatterAddRowsProgram implements WebGPUProgram {
-  variableNames = ['rows', 'rowIndex'];
-  outputShape: number[];
-  shaderKey = 'collectivekvScatterAddRows';
-  dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+export class ScatterAddRowsProgram extends FlatProgram implements WebGPUProgram {
+  override variableNames = ['rows', 'rowIndex'];
+  override shaderKey = 'collectivekvScatterAddRows';
   atomic = true;
   uniforms = 'numRows : i32, width : i32, inputSize : i32,';
 
   constructor(numRows: number, width: number, inputSize: number) {
+    super();
     this.outputShape = [numRows * width];
     this.dispatch = flatDispatch(inputSize);
   }

@@ -20,6 +20,19 @@ export const WORKGROUP_SIZE = 64;
  * through the backend's getGlobalIndex(), which undoes the fold, and guard against the padding
  * groups a fold adds.
  */
+/**
+ * The fields tfjs's WebGPUProgram asks of every program here, with their common values: a 1-D
+ * dispatch of WORKGROUP_SIZE invocations. Subclasses set names, shapes, key and dispatch.
+ */
+export abstract class FlatProgram {
+  variableNames: string[] = [];
+  outputShape: number[] = [];
+  shaderKey = '';
+  dispatchLayout: { x: number[] } = { x: [0] };
+  dispatch: [number, number, number] = [1, 1, 1];
+  workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+}
+
 export function dispatchFor(groups: number): [number, number, number] {
   return [Math.max(1, groups), 1, 1];
 }
