@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ROUTE_TOP1 } from '../kernelNames';
 import {
-  dispatchFor, flatDispatch, FlatProgram, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE,
+  dispatchFor, FlatProgram, input, view, WebGPUBackend, webgpuKernelConfig, WebGPUProgram, WORKGROUP_SIZE,
 } from '../util/webgpu';
 const OP = 'routeTop1';
 
@@ -74,9 +74,7 @@ export class WinnerSigmoidProgram extends FlatProgram implements WebGPUProgram {
   size = true;
 
   constructor(rows: number) {
-    super();
-    this.outputShape = [rows];
-    this.dispatch = flatDispatch(rows);
+    super(rows);
   }
 
   getUserCode(): string {

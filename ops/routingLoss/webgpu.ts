@@ -133,9 +133,7 @@ export class MeanProbProgram extends FlatProgram implements WebGPUProgram {
   uniforms = 'rows : i32, m : i32,';
 
   constructor(m: number) {
-    super();
-    this.outputShape = [m];
-    this.dispatch = flatDispatch(m);
+    super(m);
   }
 
   getUserCode(): string {
@@ -211,9 +209,7 @@ export class RoutingLossGradProgram extends FlatProgram implements WebGPUProgram
   uniforms = 'total : i32, m : i32, peakWeight : f32, balanceWeight : f32,';
 
   constructor(size: number) {
-    super();
-    this.outputShape = [size];
-    this.dispatch = flatDispatch(size);
+    super(size);
   }
 
   getUserCode(): string {

@@ -14,9 +14,7 @@ export class ZeroFillProgram extends FlatProgram implements WebGPUProgram {
   size = true;
 
   constructor(size: number) {
-    super();
-    this.outputShape = [size];
-    this.dispatch = flatDispatch(size);
+    super(size);
   }
 
   getUserCode(): string {

@@ -22,7 +22,8 @@ export const WORKGROUP_SIZE = 64;
  */
 /**
  * The fields tfjs's WebGPUProgram asks of every program here, with their common values: a 1-D
- * dispatch of WORKGROUP_SIZE invocations. Subclasses set names, shapes, key and dispatch.
+ * dispatch of WORKGROUP_SIZE invocations, one per output element when built with `outputSize`.
+ * Subclasses set names and key (and shape and dispatch when they differ).
  */
 export abstract class FlatProgram {
   variableNames: string[] = [];
@@ -31,6 +32,13 @@ export abstract class FlatProgram {
   dispatchLayout: { x: number[] } = { x: [0] };
   dispatch: [number, number, number] = [1, 1, 1];
   workgroupSize: [number, number, number] = [WORKGROUP_SIZE, 1, 1];
+
+  constructor(outputSize?: number) {
+    if (outputSize !== undefined) {
+      this.outputShape = [outputSize];
+      this.dispatch = flatDispatch(outputSize);
+    }
+  }
 }
 
 export function dispatchFor(groups: number): [number, number, number] {
