@@ -15,6 +15,7 @@ import { loadSasrec } from '../../zoo/sequential/nextItem';
 import { requireModelDir } from '../command/nextItem';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveNumber } from '../command/flags';
 import { CollectiveFlag, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
+import { TRAINING } from '../command/trainingFlags';
 
 export interface BenchConvertOptions {
   /** Interaction file (e.g. ML-1M's ml-1m.txt pairs); or `data` given directly. */
@@ -294,9 +295,10 @@ export function parseBenchConvertArgs(argv: string[]): {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {
-      ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'sample-users', 'epochs',
-        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'batch-size', 'lr', 'fine-tune-lr', 'fine-tune-rate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
+      ...Object.fromEntries(['data', 'format', 'model-dir', 'baseline-steps', 'fine-tune-fraction', 'sample-users',
+        'max-length', 'hidden-dim', 'validation-users', 'max-minutes', 'json', 'seed', 'backend', 'fine-tune-lr', 'fine-tune-rate', 'fine-tune-balance-weight', 'loss'].map((k) => [k, { type: 'string' as const }])),
       ...collectiveFlagOptions(CONVERT_COLLECTIVE_FLAGS),
+      ...TRAINING.options(),
       'no-scratch': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -309,7 +311,7 @@ export function parseBenchConvertArgs(argv: string[]): {
   const fraction = v['fine-tune-fraction'] == null ? undefined : Number(v['fine-tune-fraction']);
   if (fraction != null && !(fraction > 0 && fraction <= 1)) throw new Error(`--fine-tune-fraction must be in (0, 1], received '${v['fine-tune-fraction']}'`);
   const minutes = positiveNumber('--max-minutes', v['max-minutes']);
-  const lr = positiveNumber('--lr', v.lr);
+  const { epochs, batchSize, learningRate: lr } = TRAINING.parse(v);
   const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
   if (fineTuneRate != null && v['fine-tune-lr'] != null) throw new Error('give --fine-tune-rate (a share of --lr) or --fine-tune-lr (absolute), not both');
   const fineTuneLr = positiveNumber('--fine-tune-lr', v['fine-tune-lr']);
@@ -323,9 +325,9 @@ export function parseBenchConvertArgs(argv: string[]): {
   const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
   return {
     options: defined({ dataPath: v.data, format, fineTuneFraction: fraction, poolSize, userDim,
-      sampleUsers: int('sample-users'), epochs: int('epochs'), maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
+      sampleUsers: int('sample-users'), epochs, maxLength: int('max-length'), hiddenDim: int('hidden-dim'),
       validationUsers: int('validation-users', 0), timeBudgetSeconds: minutes == null ? undefined : minutes * 60, seed: int('seed', 0),
-      scratch: values['no-scratch'] === true ? false : undefined, batchSize: int('batch-size'), learningRate: lr,
+      scratch: values['no-scratch'] === true ? false : undefined, batchSize, learningRate: lr,
       fineTuneRate, fineTuneLearningRate: fineTuneLr, gate, loss: optionalOneOf('--loss', v.loss, SASREC_LOSSES), fineTuneBalanceWeight: nonNegativeNumber('--fine-tune-balance-weight', v['fine-tune-balance-weight']) }),
     modelDir: v['model-dir'], baselineSteps: int('baseline-steps'), json: v.json, backend,
   };

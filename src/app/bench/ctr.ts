@@ -29,6 +29,7 @@ import {
 } from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../command/flags';
 import { COLLECTIVE_FLAGS, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
+import { TRAINING } from '../command/trainingFlags';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -534,11 +535,12 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
     options: {
-      ...Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'swap', 'max-minutes', 'epochs',
-        'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'batch-size', 'lr', 'seed', 'backend', 'timing-rounds',
+      ...Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'swap', 'max-minutes',
+        'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'seed', 'backend', 'timing-rounds',
         'warm-start', 'fine-tune-rate', 'baseline-dir',
       ].map((k) => [k, { type: 'string' as const }])),
       ...collectiveFlagOptions(COLLECTIVE_FLAGS),
+      ...TRAINING.options(),
     },
   });
   if (positionals.length > 0) throw new Error(`unexpected argument '${positionals[0]}'`);
@@ -546,6 +548,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   const model = oneOf('--model', v.model ?? '', CTR_MODELS);
   const int = (flag: string) => positiveInt(`--${flag}`, v[flag]);
   const c = parseCollectiveFlags(v, COLLECTIVE_FLAGS);
+  const training = TRAINING.parse(v);
   const collective: CollectiveOptions = {};
   if (c.share != null) collective.share = c.share;
   if (c.userDim != null) collective.userDim = c.userDim;
@@ -564,9 +567,9 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,
-    maxEpochs: int('epochs'), maxUsers: int('max-users'), trainPositions: int('train-positions'), negatives: int('negatives'), attentionWidth: int('width'),
+    maxEpochs: training.epochs, maxUsers: int('max-users'), trainPositions: int('train-positions'), negatives: int('negatives'), attentionWidth: int('width'),
     embeddingDim: int('embedding-dim'), numHeads: int('heads'), longLength: int('long-length'), shortLength: int('short-length'), topK: int('top-k'),
-    batchSize: int('batch-size'), learningRate: positiveNumber('--lr', v.lr), seed: int('seed'),
+    batchSize: training.batchSize, learningRate: training.learningRate, seed: int('seed'),
     timingRounds: v['timing-rounds'] == null ? undefined : integerAtLeast('--timing-rounds', v['timing-rounds'], 0), backend: v.backend == null ? undefined : oneOf('--backend', v.backend, ['wasm', 'cpu'] as const),
   };
 }

@@ -19,6 +19,7 @@ import { runBenchConvertCommand } from '../bench/convert';
 import { runAnalyzeCommand } from './analyze';
 import { Command, findCommand } from '../command/command';
 import { CollectiveFlag, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
+import { TRAINING, TrainingFlag } from '../command/trainingFlags';
 
 const BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
 /** Tried in this order when --backend is not given. */
@@ -147,10 +148,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
-  'heads', 'dropout', 'lr', 'batch-size', 'patience', 'loss', 'validate-every', 'validation-users', 'max-steps',
+  'heads', 'dropout', 'patience', 'loss', 'validate-every', 'validation-users', 'max-steps',
   'warm-start', 'fine-tune-rate'] as const;
 /** The CollectiveKV flags of train, eval and bench quality (src/app/command/collectiveFlags.ts). */
 const NEXT_ITEM_COLLECTIVE_FLAGS: readonly CollectiveFlag[] = ['pool-size', 'user-dim', 'gate', 'router', 'quantization-weight'];
+/** The training flags of train, eval and bench quality only (--epochs is demo's too). */
+const NEXT_ITEM_TRAINING_FLAGS: readonly TrainingFlag[] = ['batch-size', 'lr'];
 
 function parse(argv: string[]): ParsedArgs {
   const { values, positionals } = parseArgs({
@@ -161,7 +164,6 @@ function parse(argv: string[]): ParsedArgs {
       backend: { type: 'string' },
       json: { type: 'string' },
       users: { type: 'string' },
-      epochs: { type: 'string' },
       seed: { type: 'string' },
       'train-batch': { type: 'string' },
       'train-length': { type: 'string' },
@@ -172,6 +174,7 @@ function parse(argv: string[]): ParsedArgs {
       'filter-window': { type: 'boolean' },
       ...Object.fromEntries(NEXT_ITEM_FLAGS.map((f) => [f, { type: 'string' as const }])),
       ...collectiveFlagOptions(NEXT_ITEM_COLLECTIVE_FLAGS),
+      ...TRAINING.options(),
     },
   });
   const v = values as Record<string, string | boolean | undefined>;
@@ -180,9 +183,10 @@ function parse(argv: string[]): ParsedArgs {
   if (backend != null && !(BACKENDS as readonly string[]).includes(backend)) {
     throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, received '${backend}'`);
   }
+  const training = TRAINING.parse(v);
   const demo: DemoOptions = {
     numUsers: positiveInt('--users', str('users')),
-    maxEpochs: positiveInt('--epochs', str('epochs')),
+    maxEpochs: training.epochs,
     seed: positiveInt('--seed', str('seed')),
   };
   const trainStep = { batch: positiveInt('--train-batch', str('train-batch')), length: positiveInt('--train-length', str('train-length')) };
@@ -191,7 +195,7 @@ function parse(argv: string[]): ParsedArgs {
     json: str('json'), maxMinutes: positiveNumber('--max-minutes', str('max-minutes')), epochs: demo.maxEpochs, seed: demo.seed,
     maxLength: positiveInt('--max-length', str('max-length')), hiddenDim: positiveInt('--hidden-dim', str('hidden-dim')),
     blocks: positiveInt('--blocks', str('blocks')), heads: positiveInt('--heads', str('heads')), dropout: rate('--dropout', str('dropout')),
-    learningRate: positiveNumber('--lr', str('lr')), batchSize: positiveInt('--batch-size', str('batch-size')),
+    learningRate: training.learningRate, batchSize: training.batchSize,
     patience: positiveInt('--patience', str('patience')), loss: str('loss'),
     ...parseCollectiveFlags(v, NEXT_ITEM_COLLECTIVE_FLAGS), validateEvery: positiveInt('--validate-every', str('validate-every')),
     validationUsers: positiveInt('--validation-users', str('validation-users')),
@@ -200,7 +204,7 @@ function parse(argv: string[]): ParsedArgs {
     warmStart: openUnitFraction('--warm-start', str('warm-start')),
     fineTuneRate: positiveNumber('--fine-tune-rate', str('fine-tune-rate')),
   };
-  const nextItemFlags = [...NEXT_ITEM_FLAGS, ...NEXT_ITEM_COLLECTIVE_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
+  const nextItemFlags = [...NEXT_ITEM_FLAGS, ...NEXT_ITEM_COLLECTIVE_FLAGS, ...NEXT_ITEM_TRAINING_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,
     demo, trainStep, nextItem, nextItemFlags, webgpu: (v.webgpu as boolean | undefined) ?? false,
     skipTfjsEmbedding: (v['skip-tfjs-embedding'] as boolean | undefined) ?? false };

@@ -3,6 +3,7 @@
 // the check of its value. A command picks the flags it takes; what it builds from them (a model's
 // collective options, a router config through routerFromFlatOptions) stays with the command.
 import { GATE_MODES, ROUTER_KINDS, type GateMode, type RouterKind } from '../../index';
+import { FlagGroup } from './flagGroup';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveInt, positiveNumber } from './flags';
 
 const SHARES = ['k', 'v', 'kv'] as const;
@@ -22,8 +23,8 @@ export interface CollectiveFlagValues {
 
 export type CollectiveFlag = 'pool-size' | 'user-dim' | 'share' | 'router' | 'gate' | 'balance-tokens' | 'commitment-weight' | 'quantization-weight' | 'pool-stddev';
 
-/** Each flag: the option it sets and the check of its value. */
-const SPECS: Record<CollectiveFlag, { key: keyof CollectiveFlagValues; parse: (flag: string, value: string | undefined) => unknown }> = {
+/** The CollectiveKV flags: each flag, the option it sets and the check of its value. */
+export const COLLECTIVE = new FlagGroup<CollectiveFlag, CollectiveFlagValues>({
   'pool-size': { key: 'poolSize', parse: positiveInt },
   'user-dim': { key: 'userDim', parse: positiveInt },
   share: { key: 'share', parse: (flag, value) => optionalOneOf(flag, value, SHARES) },
@@ -33,24 +34,17 @@ const SPECS: Record<CollectiveFlag, { key: keyof CollectiveFlagValues; parse: (f
   'commitment-weight': { key: 'commitmentWeight', parse: nonNegativeNumber },
   'quantization-weight': { key: 'quantizationWeight', parse: nonNegativeNumber },
   'pool-stddev': { key: 'poolStddev', parse: positiveNumber },
-};
+});
 
 /** Every CollectiveKV flag (without the leading --). */
-export const COLLECTIVE_FLAGS = Object.keys(SPECS) as readonly CollectiveFlag[];
+export const COLLECTIVE_FLAGS = COLLECTIVE.flags;
 
 /** node:util parseArgs options for `flags` (all take a value). */
 export function collectiveFlagOptions(flags: readonly CollectiveFlag[]): Record<string, { type: 'string' }> {
-  return Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }]));
+  return COLLECTIVE.options(flags);
 }
 
 /** The values of `flags` in parseArgs's `values`, checked (a UsageError names the flag and what it received). */
 export function parseCollectiveFlags(values: Record<string, unknown>, flags: readonly CollectiveFlag[]): CollectiveFlagValues {
-  const out: Record<string, unknown> = {};
-  for (const flag of flags) {
-    const raw = values[flag];
-    const spec = SPECS[flag];
-    const parsed = spec.parse(`--${flag}`, typeof raw === 'string' ? raw : undefined);
-    if (parsed !== undefined) out[spec.key] = parsed;
-  }
-  return out as CollectiveFlagValues;
+  return COLLECTIVE.parse(values, flags);
 }
