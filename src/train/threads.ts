@@ -87,10 +87,8 @@ function backendThreads(): number {
  * collectivekv's JS kernels stay on the calling thread. The build pre-starts 8 pthread workers
  * whatever n is (about 0.3 s and 65 MB); they never keep the process alive. The pool's threads
  * spin while they wait for work, and every threaded kernel waits for all of them: on a machine whose
- * other cores are busy, n > 1 is slower. Measured on 2 cores (scripts/bench-threads.ts): a
- * [1024,1024]^2 matMul 1.7x faster on 2 threads with the machine idle, but a SASRec training step
- * (B=128, L=200, d=64) 0.5-0.6x while another process held a core; its XNNPACK kernels are at most
- * about half of its time, so even idle it cannot gain much more than 1.3x.
+ * other cores are busy, n > 1 is slower, and only XNNPACK's kernels are threaded (measurements:
+ * docs/threads.md).
  * Threaded kernels may sum in another order: results match the single-threaded build to float
  * rounding, not bit for bit.
  *
