@@ -5,6 +5,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.tsx?$': ['@swc/jest', { jsc: { target: 'es2020' } }] },
   // Examples import the package by name, as users do.
-  moduleNameMapper: { '^collectivekv$': '<rootDir>/src/index.ts', '^collectivekv/webgpu$': '<rootDir>/src/webgpu.ts' },
+  moduleNameMapper: { '^collectivekv$': '<rootDir>/src/index.ts', '^collectivekv/internal$': '<rootDir>/src/internal.ts', '^collectivekv/webgpu$': '<rootDir>/src/webgpu.ts' },
   testTimeout: 120000,
 };

@@ -35,7 +35,7 @@ const esmPackageJson = () => ({
 // The app (src/app) imports the library by relative path (src/index.ts, src/webgpu.ts); its bundle
 // loads the built package instead, by name, so the command and the library share one copy.
 const ROOT = path.dirname(fileURLToPath(import.meta.url));
-const PACKAGE_ENTRIES = new Map([['src/index', 'collectivekv'], ['src/webgpu', 'collectivekv/webgpu']]);
+const PACKAGE_ENTRIES = new Map([['src/index', 'collectivekv'], ['src/internal', 'collectivekv/internal'], ['src/webgpu', 'collectivekv/webgpu']]);
 const libraryByName = () => ({
   name: 'library-by-name',
   resolveId(source, importer) {
@@ -51,19 +51,24 @@ const external = (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id);
 
 export default [
   {
-    input: ['src/index.ts', 'src/webgpu.ts'],
+    input: ['src/index.ts', 'src/internal.ts', 'src/webgpu.ts'],
     external,
     plugins: [ts()],
     output: { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
   },
   {
+    // CommonJS: the public entry and `collectivekv/internal` share one chunk of library code, so
+    // loading both gives one copy of every class.
+    input: { collectivekv: 'src/index.ts', internal: 'src/internal.ts' },
+    external,
+    plugins: [ts()],
+    output: { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named' },
+  },
+  {
     input: 'src/index.ts',
     external,
     plugins: [ts()],
-    output: [
-      { file: 'dist/collectivekv.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
-      { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, sourcemap: true, exports: 'named' },
-    ],
+    output: { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, sourcemap: true, exports: 'named' },
   },
   {
     // `collectivekv/webgpu`; as a script tag, load it after tfjs's UMD scripts (it registers on load).
@@ -88,8 +93,14 @@ export default [
     output: { file: 'dist/webgpu.d.ts', format: 'es' },
   },
   {
+    input: 'src/internal.ts',
+    external,
+    plugins: [dts({ compilerOptions: { paths: {} } })],
+    output: { file: 'dist/internal.d.ts', format: 'es' },
+  },
+  {
     // The command (src/app/cli/main.ts) loads the package by name; Node resolves it to
-    // dist/collectivekv.cjs (and dist/webgpu.cjs) through the package's own exports map.
+    // dist/internal.cjs (and dist/webgpu.cjs) through the package's own exports map.
     input: 'src/app/cli/main.ts',
     external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [libraryByName(), ts()],

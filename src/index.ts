@@ -1,15 +1,43 @@
-// The one public entry of collectivekv: layers, ops and the library around them.
+// The public API of collectivekv: a deliberate list (test/api.test.ts holds it, so a change is a
+// decision). Everything else is internal (`collectivekv/internal`, unstable).
 // Importing it registers the custom kernels of the cpu and wasm backends and their gradients (the
 // backends themselves stay optional peers the user imports). WebGPU kernels: `collectivekv/webgpu`.
-import '../ops/register/cpu';
-import '../ops/register/wasm';
-import '../ops/register/gradients';
 
-export * from '../ops/index';
-export * from '../layers/index';
-export * from './data/index';
-export * from './metrics/index';
-export * from './cache/index';
-export * from './analysis/index';
-export * from './convert/index';
-export * from './train/index';
+// Layers and routers.
+export {
+  CollectiveKVAttention, GlobalKVPool, KVCacheBlock, MultiHeadAttention, RemovedOptionError, UserKVProjector,
+} from './internal';
+export type {
+  AttendCachedOptions, CollectiveKVAttentionArgs, DenseRouterConfig, GateMode, MultiHeadAttentionArgs, NearestProductRouterConfig,
+  RouterConfig, RouterKind, RouterSpec, ShareMode,
+} from './internal';
+
+// Ops with their own kernels.
+export {
+  ArgumentError, catalogCrossEntropy, collectiveAttention, dotProductAttention, gatherRows, routeTop1, scatterAddRows,
+  useFastEmbeddingGradients, restoreDefaultEmbeddingGradients,
+} from './internal';
+export type { CollectiveAttentionOptions, CompressedKV, KVPools, RouteTop1Result } from './internal';
+
+// The cache: codec, stores, engine, history of record.
+export {
+  CACHE_FORMAT_VERSION, CacheConflictError, CacheCorruptError, CacheEngine, CacheError, CacheModelMismatchError, CacheStoreError,
+  CacheVersionError, HistoryRequiredError, IndexedDBStore, MemoryHistoryLog, MemoryStore, RedisStore, UnknownUserError,
+  appendToStore, appendTokens, cacheWindowStart, compactCache, decodeCache, encodeCache, encodedBytesFor, fromBlocks, fromBlocksAsync,
+  fromBlocksBatch, fromBlocksBatchAsync, modelFingerprint, planAppend, readHeader, toBlocks,
+} from './internal';
+export type {
+  AppendCallOptions, AppendOutcome, AppendPlan, AppendResult, CacheDtype, CacheEngineOptions, CacheHeader, CacheStore, CacheableRecommender,
+  DecodeOptions, EncodeOptions, EngineStats, HistoryLog, HistorySource, LayerLayout, ReplaceResult, ScoreCallOptions, ScoreResult, StoreStats,
+  UserCache, UserCacheLayer, UserCacheSide,
+} from './internal';
+
+// Data, metrics, training, conversion, analysis.
+export {
+  generateSynthetic, leaveOneOut, readInteractions, readSequences, seededRandom, auc, gauc, logloss, rankingMetrics, trainLoop,
+  useWasmThreads, readCheckpoint, writeCheckpoint, swapAttention, convertAttentionLayer, kmeans, analyzeKV, formatKVAnalysis,
+} from './internal';
+export type {
+  SequenceBatch, SyntheticOptions, TrainLoopOptions, TrainLoopResult, TrainLoopSpec, StepOutcome, EpochRecord, SwapAttentionOptions,
+  SwapAttentionResult, KVAnalysis,
+} from './internal';

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { useBackend } from '../util/backends';
-import { CollectiveKVAttention, analyzeKV, formatPoolUsage, poolUsage } from '../../src/index';
+import { CollectiveKVAttention, analyzeKV, formatPoolUsage, poolUsage } from '../../src/internal';
 
 beforeAll(() => useBackend('cpu'));
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
 import { describeRedis, startRedis, type RedisServer } from '../util/redis';
-import { CacheEngine, HistoryRequiredError, MemoryStore, RedisStore, UnknownUserError, generateSynthetic, readHeader } from 'collectivekv';
+import { CacheEngine, HistoryRequiredError, MemoryStore, RedisStore, UnknownUserError, generateSynthetic, readHeader } from 'collectivekv/internal';
 import { buildSasrec, type Sasrec } from '../../src/zoo/sequential/sasrec';
 import { SasrecRecommender } from '../../src/zoo/sequential/sasrecRecommender';
 

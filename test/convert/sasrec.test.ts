@@ -1,6 +1,6 @@
 // The zoo's SASRec: convert a briefly trained mha model and keep training the converted one.
 import * as tf from '@tensorflow/tfjs-core';
-import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients, batchTensor, SequenceBatch } from 'collectivekv';
+import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients, batchTensor, SequenceBatch } from 'collectivekv/internal';
 import { analyzeKV } from '../../src/analysis/index';
 import { copyWeightsByName, swapAttention } from '../../src/convert/index';
 import { buildSasrec, scoreNext } from '../../src/zoo/sequential/sasrec';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { CollectiveKVAttention, MultiHeadAttention } from '../../src/index';
+import { CollectiveKVAttention, MultiHeadAttention } from '../../src/internal';
 import { convertAttentionLayer, copyWeightsByName, swapAttention } from '../../src/convert/index';
 import { recordAttentionInputs } from '../../src/analysis/index';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types';

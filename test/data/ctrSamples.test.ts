@@ -1,7 +1,7 @@
 import {
   CtrSample, ctrBatch, ctrBatches, ctrSamples, generateSynthetic, itemPopularity, parseCtrLabel, positionBucket, seededRandom, sampleNegatives,
   timeGapBucket, withSyntheticEventFeatures,
-} from 'collectivekv';
+} from 'collectivekv/internal';
 
 const data = withSyntheticEventFeatures(generateSynthetic({ numUsers: 60, numItems: 90, numTopics: 6, minLength: 4, maxLength: 30, seed: 4 }), 4);
 

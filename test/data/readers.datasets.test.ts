@@ -3,7 +3,7 @@
 // none: the suite then skips with a message instead of failing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readInteractions } from '../../src/index';
+import { readInteractions } from '../../src/internal';
 
 const ROOT = process.env.COLLECTIVEKV_DATASETS ?? path.resolve(__dirname, '../../../shared/datasets');
 const present = fs.existsSync(ROOT);

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   DataFormatError, detectFormat, parseInteractions, readInteractions, readSequences, toSequences, ReadOptions,
-} from '../../src/index';
+} from '../../src/internal';
 
 let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-readers-')); });

@@ -1,5 +1,5 @@
 import { useBackend } from '../util/backends';
-import { batchTensor, epochSeed, evaluationBatches, leaveOneOut, padLeft, seededRandom, trainingBatches, trainingExamples } from '../../src/index';
+import { batchTensor, epochSeed, evaluationBatches, leaveOneOut, padLeft, seededRandom, trainingBatches, trainingExamples } from '../../src/internal';
 
 beforeAll(() => useBackend('cpu'));
 

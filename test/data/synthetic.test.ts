@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
-import { generateSynthetic, leaveOneOut, RankingEvaluator, LeaveOneOutSplit } from '../../src/index';
+import { generateSynthetic, leaveOneOut, RankingEvaluator, LeaveOneOutSplit } from '../../src/internal';
 
 beforeAll(() => useBackend('cpu'));
 

@@ -1,4 +1,4 @@
-import { auc, ctrMetrics, gauc, logloss, LOGLOSS_EPS, pairedAucDifference, pairedGaucDifference } from '../../src/index';
+import { auc, ctrMetrics, gauc, logloss, LOGLOSS_EPS, pairedAucDifference, pairedGaucDifference } from '../../src/internal';
 import { seededRandom } from '../../src/data/random';
 
 /** O(n^2) definition: fraction of (positive, negative) pairs ordered right, ties one half. */

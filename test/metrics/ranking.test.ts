@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
-import { rankingMetrics, rankTargets, RankingEvaluator } from '../../src/index';
+import { rankingMetrics, rankTargets, RankingEvaluator } from '../../src/internal';
 
 beforeAll(() => useBackend('cpu'));
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
-import { TrainLoopOptions, TrainLoopSpec, readCheckpoint, seededRandom, trainLoop } from 'collectivekv';
+import { TrainLoopOptions, TrainLoopSpec, readCheckpoint, seededRandom, trainLoop } from 'collectivekv/internal';
 
 beforeAll(() => useBackend('cpu'));
 

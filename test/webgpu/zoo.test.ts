@@ -12,7 +12,7 @@
 // the routed indices are compared exactly (a flip would show up as an index mismatch first).
 import * as tf from '@tensorflow/tfjs-core';
 import { describeWebGPU, maxAbs, randomFloats } from '../util/webgpu';
-import { CollectiveKVAttention, ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
+import { CollectiveKVAttention, ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
 import { Sasrec, buildSasrec, forward, scoreHidden } from '../../src/zoo/sequential/sasrec';
 import { disposeInputs, toInputs } from '../../src/zoo/ctr/common';
 import { buildDin } from '../../src/zoo/ctr/din';

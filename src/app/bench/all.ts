@@ -13,7 +13,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, ProgressSink, analyzeKV, generateSynthetic, leaveOneOut, readSequences, seededRandom, shuffleInPlace,
   ndcgAt, useFastEmbeddingGradients,
-} from '../../index';
+} from '../../internal';
 import { benchOps } from './ops';
 import { benchServe } from './serve';
 import { BenchConvertOptions, benchConvert, convertSasrec } from './convert';

@@ -1,7 +1,7 @@
 // Times the fused CollectiveKVAttention kernel against the composite reference (gather + concat +
 // standard attention) on the active (or a chosen) backend, after warm-up.
 import * as tf from '@tensorflow/tfjs-core';
-import { collectiveAttention, collectiveAttentionComposite, CompressedKV, KVPools } from '../../index';
+import { collectiveAttention, collectiveAttentionComposite, CompressedKV, KVPools } from '../../internal';
 
 export interface CollectiveAttentionBenchOptions {
   /** Backend to switch to (must already be registered, e.g. by importing it); default: the active one. */

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   GateMode, INTERACTION_FORMATS, InteractionFormat, ProgressSink,
   LeaveOneOutSplit, Sequences, copyWeightsByName, leaveOneOut, readSequences, useFastEmbeddingGradients, LayerConversionReport,
-} from '../../index';
+} from '../../internal';
 import { ConversionOptions, DEFAULT_FINE_TUNE_RATE_SCALE, convertTrainedModel, convertedCollective } from '../../zoo/sequential/conversion';
 import { Sasrec, buildSasrec } from '../../zoo/sequential/sasrec';
 import { SasrecOptions } from '../../zoo/sequential/blocks';

@@ -13,7 +13,7 @@ import {
   CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
   LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, RouterSpec, resolveRouterConfig, routerFromFlatOptions, seededRandom,
   shuffleInPlace, withSyntheticEventFeatures,
-} from '../../index';
+} from '../../internal';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../../zoo/ctr/common';
 import { buildDin } from '../../zoo/ctr/din';
 import { buildEta } from '../../zoo/ctr/eta';

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   CollectiveKVAttention, MultiHeadAttention, SequenceBatch, batchedMatMul, catalogCrossEntropy, catalogCrossEntropyComposite,
   isFastEmbeddingGradientsEnabled, restoreDefaultEmbeddingGradients, trainingBatches, trainingExamples, useFastEmbeddingGradients,
-} from '../../index';
+} from '../../internal';
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
 import { benchWebGPU, WebGPUBenchOptions, WebGPUBenchResult, webgpuTableRows } from './webgpu';
 import { buildSasrec } from '../../zoo/sequential/sasrec';

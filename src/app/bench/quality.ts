@@ -2,7 +2,7 @@
 // data set, under the same split, seed, optimizer, early-stopping rule and budget; JSON with one
 // object per variant under "mha" and "collectivekv".
 import * as tf from '@tensorflow/tfjs-core';
-import { LeaveOneOutSplit, sizeOf, useFastEmbeddingGradients } from '../../index';
+import { LeaveOneOutSplit, sizeOf, useFastEmbeddingGradients } from '../../internal';
 import { ZooModel, ZooModelName, buildZooModel } from '../../zoo/sequential/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from '../../zoo/sequential/nextItemTraining';
 import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollective } from '../../zoo/sequential/conversion';

@@ -1,7 +1,7 @@
 // npx tsx src/app/bench/runCollectiveAttention.ts [cpu|wasm ...]: prints fused vs composite timings.
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { setCollectiveAttentionAlgorithm } from '../../index';
+import { setCollectiveAttentionAlgorithm } from '../../internal';
 import { benchCollectiveAttention } from './collectiveAttention';
 
 async function main(): Promise<void> {

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CacheEngine, MemoryStore, RedisStore, cacheWindowStart, seededRandom, type CacheStore, type HistoryLog,
-} from '../../index';
+} from '../../internal';
 import { buildSasrec } from '../../zoo/sequential/sasrec';
 import { SasrecRecommender } from '../../zoo/sequential/sasrecRecommender';
 import { FileHistoryLog } from '../serve/fileHistoryLog';

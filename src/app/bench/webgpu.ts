@@ -4,7 +4,7 @@
 // adapter is a software rasterizer (Mesa lavapipe / llvmpipe, SwiftShader) running on the CPU: its
 // speed says nothing about WebGPU on a GPU, and the result says so (`software`, `note`).
 import * as tf from '@tensorflow/tfjs-core';
-import { CompressedKV, KVPools, collectiveAttention, gatherRows, routeTop1, scatterAddRows } from '../../index';
+import { CompressedKV, KVPools, collectiveAttention, gatherRows, routeTop1, scatterAddRows } from '../../internal';
 
 export interface WebGPUBenchOptions {
   warmup?: number;

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { KVAnalysis, analyzeKV, formatKVAnalysis, formatPoolUsage, padLeft, readSequences, seededRandom, shuffleInPlace } from '../../index';
+import { KVAnalysis, analyzeKV, formatKVAnalysis, formatPoolUsage, padLeft, readSequences, seededRandom, shuffleInPlace } from '../../internal';
 // Registers the zoo's custom layers so that its saved models load.
 import '../../zoo/sequential/sasrec';
 import { loadModelFromDir } from './modelFiles';

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   LeaveOneOutSplit, NextItemCase, RankingEvaluator, SyntheticOptions, evaluationBatches, generateSynthetic,
   leaveOneOut, useFastEmbeddingGradients,
-} from '../../index';
+} from '../../internal';
 import { Sasrec, buildSasrec, cacheBytesPerToken, decodeStep, disposeCache, prefill, scoreHidden, scoreNext, toIds } from '../../zoo/sequential/sasrec';
 import { evaluateSasrec, fitSasrec } from '../../zoo/sequential/sasrecTraining';
 import { formatTable, median } from '../bench/ops';

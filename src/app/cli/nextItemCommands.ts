@@ -1,7 +1,7 @@
 // `collectivekv train` and `eval` for the zoo's next-item models (what they share with
 // `bench quality` and `bench convert`: src/app/command/nextItem.ts).
 import * as tf from '@tensorflow/tfjs-core';
-import { useFastEmbeddingGradients } from '../../index';
+import { useFastEmbeddingGradients } from '../../internal';
 import { ZooModel, ZooModelFile, buildZooModel, loadZooModel, readZooModelFile, saveZooModel } from '../../zoo/sequential/nextItem';
 import { fitNextItem } from '../../zoo/sequential/nextItemTraining';
 import type { SasrecLoss } from '../../zoo/sequential/sasrecTraining';

@@ -2,7 +2,7 @@
 // (`train`, `eval`, `bench quality`, `bench convert`, `bench ctr`): the flag, the option it sets and
 // the check of its value. A command picks the flags it takes; what it builds from them (a model's
 // collective options, a router config through routerFromFlatOptions) stays with the command.
-import { GATE_MODES, ROUTER_KINDS, type GateMode, type RouterKind } from '../../index';
+import { GATE_MODES, ROUTER_KINDS, type GateMode, type RouterKind } from '../../internal';
 import { FlagGroup } from './flagGroup';
 import { integerAtLeast, nonNegativeNumber, optionalOneOf, positiveInt, positiveNumber } from './flags';
 

@@ -5,7 +5,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import {
   GateMode, INTERACTION_FORMATS, InteractionFormat, LeaveOneOutSplit, NextItemCase, ProgressSink, RouterKind,
   leaveOneOut, readSequences, routerFromFlatOptions,
-} from '../../index';
+} from '../../internal';
 import { ZooModel, ZooModelName, ZooModelOptions, checkModelName } from '../../zoo/sequential/nextItem';
 import { FitResult, NextItemFitOptions, evaluateNextItem, historyWindowOf } from '../../zoo/sequential/nextItemTraining';
 import { SASREC_LOSSES, SasrecLoss } from '../../zoo/sequential/sasrecTraining';

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { MemoryStore, RedisStore, type CacheStore } from '../../index';
+import { MemoryStore, RedisStore, type CacheStore } from '../../internal';
 import { SasrecRecommender } from '../../zoo/sequential/sasrecRecommender';
 import type { Sasrec } from '../../zoo/sequential/sasrec';
 import { FileHistoryLog } from './fileHistoryLog';

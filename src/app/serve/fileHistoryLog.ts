@@ -17,7 +17,7 @@
 
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
-import type { HistoryLog } from '../../index';
+import type { HistoryLog } from '../../internal';
 
 export interface FileHistoryLogOptions {
   /** Called once with a description when open() truncated a torn last line. */

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { generateSynthetic, leaveOneOut, useFastEmbeddingGradients } from '../../index';
+import { generateSynthetic, leaveOneOut, useFastEmbeddingGradients } from '../../internal';
 import { buildSasrec, type Sasrec } from '../../zoo/sequential/sasrec';
 import { type SasrecOptions } from '../../zoo/sequential/blocks';
 import { fitSasrec } from '../../zoo/sequential/sasrecTraining';

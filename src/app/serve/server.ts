@@ -37,7 +37,7 @@ import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import {
   CacheConflictError, CacheEngine, CacheError, CacheStoreError, HistoryRequiredError, UnknownUserError,
   type CacheEngineOptions, type CacheStore, type CacheableRecommender, type HistoryLog,
-} from '../../index';
+} from '../../internal';
 
 export interface ServerOptions {
   model: CacheableRecommender;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   CollectiveKVAttention, CtrBatch, MultiHeadAttention, POSITION_BUCKETS, RATING_VALUES, TIME_BUCKETS, dim, gatherRows,
-} from '../../index';
+} from '../../internal';
 import { BlockAttention, CollectiveOptions, PointwiseDense } from '../sequential/blocks';
 
 export type { CollectiveOptions } from '../sequential/blocks';

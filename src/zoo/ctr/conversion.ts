@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   CollectiveKVAttention, CtrEventLog, CtrSample, LayerConversionReport, MultiHeadAttention, convertAttentionLayer, ctrBatches,
   disposeSites, recordAttentionInputs,
-} from '../../index';
+} from '../../internal';
 import { CtrModelBase, disposeInputs, toInputs } from './common';
 
 export interface CtrConversionOptions {

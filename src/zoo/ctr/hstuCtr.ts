@@ -4,7 +4,7 @@
 // position. With `attention: 'collectivekv'` every layer is swapped.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { dim, gatherRows } from '../../index';
+import { dim, gatherRows } from '../../internal';
 import { LayerNorm, PointwiseDense } from '../sequential/blocks';
 import { AttentionLayer, CtrInputs, CtrModelBase, CtrModelOptions, MlpHead, resolveCtrModelOptions } from './common';
 

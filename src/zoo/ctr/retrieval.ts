@@ -3,7 +3,7 @@
 // SDIM's hash-collision aggregation, TWIN's target-attention scores. Only SDIM's aggregation is
 // meant to carry gradients; the top-k selections return integer indices.
 import * as tf from '@tensorflow/tfjs-core';
-import { dim } from '../../index';
+import { dim } from '../../internal';
 
 /** Score given to padding slots so they rank after every real event. */
 const MASKED = -1e30;

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, StepOutcome, TrainLoopSpec, ctrBatch, ctrBatches, ctrMetrics, formatDuration, trainLoop,
-} from '../../index';
+} from '../../internal';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {

@@ -2,7 +2,7 @@
 // target-attention scoring as the exact stage (the exact layer's own query and key projections),
 // keeps the top-k (100 by default), and the exact stage attends over them.
 import * as tf from '@tensorflow/tfjs-core';
-import { dim, gatherRows } from '../../index';
+import { dim, gatherRows } from '../../internal';
 import { AttentionLayer, CtrInputs, CtrModelOptions, resolveCtrModelOptions } from './common';
 import { TopK, targetAttentionScores, topKByScore } from './retrieval';
 import { TwoStageModel } from './twoStage';

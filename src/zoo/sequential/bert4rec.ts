@@ -6,7 +6,7 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from '../../index';
+import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, makeAttention,
   resolveSasrecOptions, ResolvedSasrecOptions, SequenceInputParts, seedStream, sequenceInputs,

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, dim, linear } from '../../index';
+import { CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, dim, linear } from '../../internal';
 
 /**
  * CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's: poolSize, userDim,

@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   GateMode, LayerConversionReport, LeaveOneOutSplit, SequenceBatch, SwapRouterKind, batchTensor, copyWeightsByName, routerFromFlatOptions,
   swapAttention, sizeOf, trainingBatches, trainingExamples,
-} from '../../index';
+} from '../../internal';
 import type { CollectiveOptions } from './blocks';
 import { ZooModel, buildZooModel } from './nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem } from './nextItemTraining';

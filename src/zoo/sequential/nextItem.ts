@@ -3,7 +3,7 @@
 // JSON with the model options (tfjs's `save('file://DIR')` / `loadLayersModel('file://DIR/model.json')`).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from '../../index';
+import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from '../../internal';
 import { Sasrec, buildSasrec, scoreNext, scoreNextCached } from './sasrec';
 import { SasrecOptions } from './blocks';
 import { SasrecLoss, hostStep, sasrecHost } from './sasrecTraining';

@@ -6,7 +6,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor,
   evaluationBatches, trainLoop,
-} from '../../index';
+} from '../../internal';
 
 /**
  * How the zoo batches training sequences: similar lengths together, each batch cut to its longest

@@ -2,7 +2,7 @@
 // next-item model. `attention: 'mha' | 'collectivekv'` is the single layer swap (blocks.ts, makeAttention).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, dim } from '../../index';
+import { KVCacheBlock, dim } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, ResolvedSasrecOptions, SasrecOptions, SequenceInputParts, makeAttention,
   resolveSasrecOptions, seedStream, sequenceInputs,

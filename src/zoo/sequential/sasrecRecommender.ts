@@ -23,7 +23,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   concatBlocks, fromBlocks, fromBlocksBatch, fromBlocksBatchAsync, layoutOf, modelFingerprint, toBlocks,
   type CacheableRecommender, type KVCacheBlock, type LayerLayout, type UserCache, type UserCacheLayer,
-} from '../../index';
+} from '../../internal';
 import { disposeCache, itemTable, prefill as sasrecPrefill, type Sasrec, type SasrecParts } from './sasrec';
 
 /** Most elements (tokens x stored widths) one tensor batch may hold; larger batches run in chunks. */

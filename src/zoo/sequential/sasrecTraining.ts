@@ -5,7 +5,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   LeaveOneOutSplit, NextItemCase, catalogCrossEntropy, linear, RankingResult, SequenceBatch, batchTensor, seededRandom, trainingBatches,
   trainingExamples,
-} from '../../index';
+} from '../../internal';
 import { Sasrec, forward, scoreNext } from './sasrec';
 import {
   EvaluateOptions, FitResult, LENGTH_BUCKETS, NextItemFitOptions, NextItemTrainable, TrainStepResult, evaluateNextItem, fitNextItem,

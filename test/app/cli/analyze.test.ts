@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSynthetic } from 'collectivekv';
+import { generateSynthetic } from 'collectivekv/internal';
 import { buildSasrec } from '../../../src/zoo/sequential/sasrec';
 import { runAnalyzeCommand } from '../../../src/app/cli/analyze';
 import { loadModelFromDir, saveModelToDir } from '../../../src/app/cli/modelFiles';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { isFastEmbeddingGradientsEnabled } from 'collectivekv';
+import { isFastEmbeddingGradientsEnabled } from 'collectivekv/internal';
 import { main } from '../../../src/app/cli/main';
 import { benchOps, formatBenchOps } from '../../../src/app/bench/ops';
 

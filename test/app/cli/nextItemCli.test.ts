@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { generateSynthetic } from 'collectivekv';
+import { generateSynthetic } from 'collectivekv/internal';
 import { main } from '../../../src/app/cli/main';
 
 let dir: string;

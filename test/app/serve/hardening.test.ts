@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useBackend } from '../../util/backends';
-import { MemoryHistoryLog, MemoryStore, generateSynthetic, type HistoryLog } from 'collectivekv';
+import { MemoryHistoryLog, MemoryStore, generateSynthetic, type HistoryLog } from 'collectivekv/internal';
 import { buildSasrec, type Sasrec } from '../../../src/zoo/sequential/sasrec';
 import { SasrecRecommender } from '../../../src/zoo/sequential/sasrecRecommender';
 import { scoreResponseBound, startServer, type RunningServer, type ServerOptions } from '../../../src/app/serve/server';

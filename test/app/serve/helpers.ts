@@ -2,7 +2,7 @@
 // exchanges for malformed or slow requests, and a store wrapper that can fail, hang or conflict.
 import http from 'node:http';
 import net from 'node:net';
-import { CacheStoreError, type CacheStore } from 'collectivekv';
+import { CacheStoreError, type CacheStore } from 'collectivekv/internal';
 
 export interface Reply {
   status: number;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { MemoryStore, generateSynthetic } from 'collectivekv';
+import { MemoryStore, generateSynthetic } from 'collectivekv/internal';
 import { buildSasrec, type Sasrec } from '../../../src/zoo/sequential/sasrec';
 import { SasrecRecommender } from '../../../src/zoo/sequential/sasrecRecommender';
 import { startServer, type RunningServer } from '../../../src/app/serve/server';

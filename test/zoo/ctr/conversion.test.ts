@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { CollectiveKVAttention, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
+import { CollectiveKVAttention, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
 import { useBackend } from '../../util/backends';
 import { CtrModel, CtrModelBase, CtrModelOptions } from '../../../src/zoo/ctr/common';
 import { logitsOf } from './helpers';

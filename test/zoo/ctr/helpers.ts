@@ -1,4 +1,4 @@
-import { CtrEventLog, CtrSample, ctrBatch } from 'collectivekv';
+import { CtrEventLog, CtrSample, ctrBatch } from 'collectivekv/internal';
 import { CtrModel, disposeInputs, toInputs } from '../../../src/zoo/ctr/common';
 
 /** The model's click logits (inference) of `samples`, as one batch. */

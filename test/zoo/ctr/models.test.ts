@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
+import { ctrBatch, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
 import { useBackend } from '../../util/backends';
 import { logitsOf as logitsOfSamples } from './helpers';
 import { CtrModel, CtrModelOptions, cacheBytesPerToken, disposeInputs, toInputs } from '../../../src/zoo/ctr/common';

@@ -1,6 +1,6 @@
 // fitCtr on the library's trainLoop: the training-time budget, the restored best weights, no leaks.
 import * as tf from '@tensorflow/tfjs-core';
-import { ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv';
+import { ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
 import { useBackend } from '../../util/backends';
 import { CtrModelOptions } from '../../../src/zoo/ctr/common';
 import { buildDin } from '../../../src/zoo/ctr/din';

@@ -1,7 +1,7 @@
 // A warm start that forks the baseline's own run: RunSnapshots keeps its weights every N steps,
 // warmStartCollective converts the snapshot instead of training a second mha model.
 import * as tf from '@tensorflow/tfjs-core';
-import { generateSynthetic, leaveOneOut } from 'collectivekv';
+import { generateSynthetic, leaveOneOut } from 'collectivekv/internal';
 import { useBackend } from '../../util/backends';
 import { buildZooModel } from '../../../src/zoo/sequential/nextItem';
 import { fitNextItem } from '../../../src/zoo/sequential/nextItemTraining';

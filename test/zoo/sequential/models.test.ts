@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients } from 'collectivekv';
+import { generateSynthetic, leaveOneOut, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients } from 'collectivekv/internal';
 import { ZOO_MODELS, buildZooModel, loadZooModel, saveZooModel } from '../../../src/zoo/sequential/nextItem';
 import { clozeBatches, buildBert4rec, bert4recHost } from '../../../src/zoo/sequential/bert4rec';
 import { buildSasrec } from '../../../src/zoo/sequential/sasrec';

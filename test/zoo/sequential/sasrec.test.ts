@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv';
+import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv/internal';
 import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../../src/zoo/sequential/sasrec';
 import { trainStep } from '../../../src/zoo/sequential/sasrecTraining';
 
