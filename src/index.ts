@@ -34,7 +34,7 @@ export type {
 
 // Data, metrics, training, conversion, analysis.
 export {
-  generateSynthetic, leaveOneOut, readInteractions, readSequences, seededRandom, auc, gauc, logloss, rankingMetrics, trainLoop,
+  generateSynthetic, leaveOneOut, readInteractions, readSequences, seededRandom, anchorMetrics, auc, gauc, logloss, rankingMetrics, trainLoop,
   useWasmThreads, readCheckpoint, writeCheckpoint, swapAttention, convertAttentionLayer, kmeans, analyzeKV, formatKVAnalysis,
 } from './internal';
 export type {

@@ -7,7 +7,7 @@ const PUBLIC_VALUES = [
   'ArgumentError', 'CACHE_FORMAT_VERSION', 'CacheConflictError', 'CacheCorruptError', 'CacheEngine', 'CacheError', 'CacheModelMismatchError',
   'CacheStoreError', 'CacheVersionError', 'CollectiveKVAttention', 'GlobalKVPool', 'HistoryRequiredError', 'IndexedDBStore', 'KVCacheBlock',
   'MemoryHistoryLog', 'MemoryStore', 'MultiHeadAttention', 'RedisStore', 'RemovedOptionError', 'UnknownUserError', 'UserKVProjector',
-  'analyzeKV', 'appendToStore', 'appendTokens', 'auc', 'cacheWindowStart', 'catalogCrossEntropy', 'collectiveAttention', 'compactCache',
+  'analyzeKV', 'anchorMetrics', 'appendToStore', 'appendTokens', 'auc', 'cacheWindowStart', 'catalogCrossEntropy', 'collectiveAttention', 'compactCache',
   'convertAttentionLayer', 'decodeCache', 'dotProductAttention', 'encodeCache', 'encodedBytesFor', 'formatKVAnalysis', 'fromBlocks',
   'fromBlocksAsync', 'fromBlocksBatch', 'fromBlocksBatchAsync', 'gatherRows', 'gauc', 'generateSynthetic', 'kmeans', 'leaveOneOut',
   'logloss', 'modelFingerprint', 'planAppend', 'rankingMetrics', 'readCheckpoint', 'readHeader', 'readInteractions', 'readSequences',

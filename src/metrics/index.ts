@@ -1,2 +1,3 @@
 export * from './ranking';
 export * from './ctr';
+export * from './anchors';
