@@ -401,9 +401,8 @@ const SWEEP_TRAINING_SHARE = 0.6;
 /**
  * The smallest userDim whose NDCG@10 is close to the top point's: at least SWEEP_TOLERANCE of it, or,
  * given each point's per-case ranks on the same test cases, not below it by more than
- * SWEEP_NOISE_STD_ERRS standard errors of the paired per-case difference (the points differ by
- * noise-level amounts on small test sets: 3000 Beauty users at NDCG@10 ~0.018 have a standard error of
- * ~0.0015, 8% of the value). Null without points.
+ * SWEEP_NOISE_STD_ERRS standard errors of the paired per-case difference (on small test sets the
+ * points differ by noise-level amounts). Null without points.
  */
 export function bestUserDim(points: readonly Pick<SweepPoint, 'userDim' | 'ndcg10'>[], ranks?: ReadonlyMap<number, ArrayLike<number>>): number | null {
   if (points.length === 0) return null;
