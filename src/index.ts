@@ -28,8 +28,8 @@ export {
 } from './internal';
 export type {
   AppendCallOptions, AppendOutcome, AppendPlan, AppendResult, CacheDtype, CacheEngineOptions, CacheHeader, CacheStore, CacheableRecommender,
-  DecodeOptions, EncodeOptions, EngineStats, HistoryLog, HistorySource, LayerLayout, ReplaceResult, ScoreCallOptions, ScoreResult, StoreStats,
-  UserCache, UserCacheLayer, UserCacheSide,
+  DecodeOptions, EncodeOptions, EngineStats, HistoryLog, HistorySource, LayerLayout, RedisClient, RedisPipeline, RedisStoreOptions, ReplaceResult,
+  ScoreCallOptions, ScoreResult, StoreStats, UserCache, UserCacheLayer, UserCacheSide,
 } from './internal';
 
 // Data, metrics, training, conversion, analysis.

@@ -21,7 +21,7 @@ export { MemoryHistoryLog } from './history';
 export { MemoryStore } from './memoryStore';
 export type { MemoryStoreOptions } from './memoryStore';
 export { RedisStore } from './redisStore';
-export type { RedisStoreOptions } from './redisStore';
+export type { RedisClient, RedisPipeline, RedisStoreOptions } from './redisStore';
 export { CacheEngine, UnknownUserError, cacheWindowStart, emptyEngineStats } from './engine';
 export type {
   AppendCallOptions, AppendOutcome, CacheEngineOptions, CacheableRecommender, EngineStats, HistoryLog, HistorySource, ScoreCallOptions, ScoreResult,

@@ -2,7 +2,9 @@
 // users over its nodes by hash slot (every command here touches a single key, so any key works).
 //
 // ioredis is an optional peer dependency, loaded on first connect: code that never uses Redis
-// (the browser build, the in-memory default) never needs it.
+// (the browser build, the in-memory default) never needs it. The public types describe the client
+// structurally (RedisClient), so the package's .d.ts never imports ioredis: a TypeScript user
+// without it sees no missing-module error.
 
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { AppendPlan } from './codec';
@@ -47,23 +49,49 @@ if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) else redis.call('
 return 1
 `;
 
+/**
+ * The commands RedisStore uses, as an ioredis `Redis` or `Cluster` client has them: any of the two
+ * can be passed as `RedisStoreOptions.client`.
+ */
+export interface RedisClient {
+  readonly isCluster: boolean;
+  defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void;
+  getBuffer(key: string): Promise<Buffer | null>;
+  getrangeBuffer(key: string, start: number, end: number): Promise<Buffer>;
+  set(key: string, value: Buffer): Promise<unknown>;
+  set(key: string, value: Buffer, secondsToken: 'EX', seconds: number): Promise<unknown>;
+  del(key: string): Promise<number>;
+  pipeline(): RedisPipeline;
+  connect(): Promise<void>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** The part of an ioredis pipeline RedisStore uses. */
+export interface RedisPipeline {
+  getBuffer(key: string): unknown;
+  exec(): Promise<Array<[error: Error | null, result: unknown]> | null>;
+}
+
 export interface RedisStoreOptions {
   /** Standalone server: `redis://[:password@]host:port[/db]`, or `rediss://` for TLS. */
   url?: string;
   /** Redis Cluster seed nodes (any subset of the nodes): uses ioredis Cluster. */
   cluster?: Array<{ host: string; port: number }>;
   /** An ioredis client you created (Redis or Cluster); the store does not close it. */
-  client?: Redis | Cluster;
+  client?: RedisClient;
   /** Prepended to every key (default 'ckv:'). */
   keyPrefix?: string;
   /** Expire entries this many seconds after their last set/append (default: never). */
   ttlSeconds?: number;
   /** Fail a command after this long instead of waiting on a dead server (default 2000 ms). */
   commandTimeoutMs?: number;
-  /** Extra ioredis options for `url` (merged over the store's defaults). */
-  redisOptions?: RedisOptions;
-  /** Extra ioredis Cluster options for `cluster`. */
-  clusterOptions?: ClusterOptions;
+  /** Extra ioredis options (its `RedisOptions`) for `url`, merged over the store's defaults. */
+  redisOptions?: object;
+  /** Extra ioredis Cluster options (its `ClusterOptions`) for `cluster`. */
+  clusterOptions?: object;
 }
 
 /** The scripts as typed methods (defineCommand adds them at run time; EVALSHA with EVAL fallback). */
@@ -95,7 +123,7 @@ export class RedisStore implements CacheStore {
   private readonly counters: StoreStats = emptyStats();
 
   private constructor(
-    private readonly client: Redis | Cluster,
+    private readonly client: RedisClient,
     private readonly isCluster: boolean,
     private readonly ownsClient: boolean,
     readonly keyPrefix: string,
@@ -251,7 +279,7 @@ async function connectStandalone(io: IoRedis, options: RedisStoreOptions): Promi
   }
   // No offline queue: a write issued while the server is down must fail now, not be replayed
   // after a reconnect (a late repair or set could land over newer data).
-  const client = new io.Redis(url, { ...failFast(options.commandTimeoutMs ?? 2000), enableOfflineQueue: false, ...options.redisOptions });
+  const client = new io.Redis(url, { ...failFast(options.commandTimeoutMs ?? 2000), enableOfflineQueue: false, ...(options.redisOptions as RedisOptions | undefined) });
   await connectOrThrow(client, url.replace(/\/\/[^@/]*@/, '//***@'));
   return client;
 }
@@ -269,13 +297,13 @@ async function connectCluster(io: IoRedis, options: RedisStoreOptions): Promise<
     lazyConnect: true,
     enableAutoPipelining: true,
     redisOptions,
-    ...options.clusterOptions,
+    ...(options.clusterOptions as ClusterOptions | undefined),
   });
   await connectOrThrow(client, nodes.map((n) => `${n.host}:${n.port}`).join(','));
   return client;
 }
 
-async function connectOrThrow(client: Redis | Cluster, where: string): Promise<void> {
+async function connectOrThrow(client: RedisClient, where: string): Promise<void> {
   // ioredis reports the real cause (refused, NOAUTH, TLS) as an 'error' event and then rejects
   // connect() with a generic "Connection is closed": keep the cause for the message.
   let cause: Error | undefined;
