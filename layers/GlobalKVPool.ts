@@ -1,4 +1,4 @@
-// The global pool of collective K (or V) rows and its top-1 router (DESIGN.md section 1): one of
+// The global pool of collective K (or V) rows and its top-1 router (docs/design.md section 2): one of
 // the design card's building blocks. CollectiveKVAttention composes one per shared side; a custom
 // attention can compose it the same way (lookup()), or apply it as a layer. The router is a
 // strategy (layers/routing/, docs/routing.md).

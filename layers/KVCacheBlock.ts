@@ -53,7 +53,7 @@ export class KVCacheBlock {
   get indexV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.index : undefined; }
   get userV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.user : undefined; }
 
-  /** Stored bytes per cached token of this module (both sides), in a storage format of DESIGN.md section 1. */
+  /** Stored bytes per cached token of this module (both sides), in a storage format of docs/design.md section 4. */
   bytesPerToken(format: CacheValueFormat = 'fp32'): number {
     return sideBytesPerToken(this.keys, format) + sideBytesPerToken(this.values, format);
   }

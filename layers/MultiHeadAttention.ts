@@ -1,4 +1,4 @@
-// The baseline: ordinary multi-head attention with a full KV cache (DESIGN.md section 2).
+// The baseline: ordinary multi-head attention with a full KV cache (docs/design.md section 3).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { dotProductAttention } from '../ops/index';

@@ -9,7 +9,7 @@ export { ROUTING_LOSS, ROUTING_LOSS_GRAD } from '../kernelNames';
 const OP = 'fusedRoutingLoss';
 
 /**
- * Weighted peak + balance loss of one routed pool (DESIGN.md section 1), averaged over valid tokens:
+ * Weighted peak + balance loss of one routed pool (docs/design.md section 2.2), averaged over valid tokens:
  *   peak    = -mean_valid log sigmoid(max logit)
  *   balance = KL(mean_valid softmax(logits) || uniform(m))
  * logits: float32 [..., m]; mask: logits' leading shape (1 valid, 0 padding; float32, int32 or

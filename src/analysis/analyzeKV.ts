@@ -1,5 +1,5 @@
 // analyzeKV: the paper's K/V analysis on any model with MultiHeadAttention or
-// CollectiveKVAttention layers (DESIGN.md section 4, analysis/).
+// CollectiveKVAttention layers (docs/design.md section 7).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { seededRandom } from '../data/random';

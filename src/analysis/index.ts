@@ -1,4 +1,4 @@
-// The paper's K/V analysis on trained models (DESIGN.md section 4).
+// The paper's K/V analysis on trained models (docs/design.md section 7).
 export { analyzeKV, formatKVAnalysis, formatPoolUsage, poolUsage } from './analyzeKV';
 export type { AnalyzeKVOptions, KVAnalysis, LayerKVAnalysis, PoolUsage } from './analyzeKV';
 export { analyzeSpectrum, suggestUserDim, pearson, quantile, summarize, USER_DIM_OPTIONS } from './spectrum';

@@ -1,7 +1,7 @@
-// CTR samples from interaction sequences (DESIGN.md section 6, the paper's CTR setting): per user,
+// CTR samples from interaction sequences (docs/design.md section 8, the paper's CTR setting): per user,
 // chronological (history prefix, candidate, label) triples, a chronological split, and batches
 // that carry per-event features (position from the end, time-gap bucket, rating) next to the
-// item ids, so that the K/V source of a target-attention model is really per user (section 1 caveat).
+// item ids, so that the K/V source of a target-attention model is really per user (docs/design.md section 4, the caveat).
 import { Random, randomInt, seededRandom, shuffleInPlace } from './random';
 import type { Sequences } from './synthetic';
 

@@ -1,5 +1,5 @@
 // `collectivekv analyze --model DIR --data PATH [--json FILE]`: the paper's K/V analysis of a
-// trained model on a sample of users from an interaction file (DESIGN.md section 4, analysis/).
+// trained model on a sample of users from an interaction file (docs/design.md section 7).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
