@@ -10,13 +10,22 @@ import { ArgumentError } from '../ops/util/validate';
 import { ATTENTION_OPTION_KEYS, AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './attentionBase';
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import {
-  PACKAGE, PendingLosses, checkFits, checkNonNegativeInt, checkOneOf, checkPositive, checkPositiveInt, dense, resolveActivation,
+  PACKAGE, PendingLosses, checkBoolean, checkFits, checkNonNegativeInt, checkOneOf, checkPositive, checkPositiveInt, dense, resolveActivation,
 } from './common';
 import { GlobalKVPool } from './GlobalKVPool';
 import { UserKVProjector } from './UserKVProjector';
+import { KVSourceRecorder, RecordedKVSources } from './KVSourceRecorder';
 import { ResolvedRouterConfig, RouterSpec, Routing, checkRouterPoolSize, resolveRouterConfig, upgradeRouterArgs } from './routing/index';
 
 export type ShareMode = 'kv' | 'k' | 'v';
+
+/**
+ * Where a shared side's first numHeads*d - userDim columns come from: 'pooled', the pool row the
+ * router picks (what the compact cache stores), or 'full', a full projection (the recipe's warm-up,
+ * cached in full). docs/recipe.md.
+ */
+export const KV_PHASES = ['pooled', 'full'] as const;
+export type KVPhase = (typeof KV_PHASES)[number];
 
 export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
   /** Rows per pool (m). Default 1024. */
@@ -53,11 +62,22 @@ export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
    * cache holds a row index. Which to pick and why: docs/routing.md.
    */
   router?: RouterSpec;
+  /**
+   * 'pooled' (default) or 'full' (see KVPhase). collectiveKVRecipe / the zoo's recipe start a layer
+   * in 'full' and switch it to 'pooled' at the validation plateau, building the pool from the K/V
+   * the trained model produces (switchToPool).
+   */
+  kvPhase?: KVPhase;
+  /**
+   * Whether the layer has the 'full' phase's projection weights (`key_warmup_kernel`, ...). Default
+   * true. Models saved by 0.1 have none and load with false; such a layer cannot enter 'full'.
+   */
+  warmupWeights?: boolean;
 }
 
 /** The options of CollectiveKVAttentionArgs beyond MultiHeadAttentionArgs'. */
 const COLLECTIVE_OPTION_KEYS: readonly string[] = Object.keys({
-  poolSize: true, userDim: true, share: true, userActivation: true, poolSeed: true, poolStddev: true, router: true,
+  poolSize: true, userDim: true, share: true, userActivation: true, poolSeed: true, poolStddev: true, router: true, kvPhase: true, warmupWeights: true,
 } satisfies Record<Exclude<keyof CollectiveKVAttentionArgs, keyof MultiHeadAttentionArgs>, true>);
 
 type Side = 'key' | 'value';
@@ -106,6 +126,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private readonly auxLosses = new PendingLosses();
   /** This layer's own weights and its shared sides, in build order: what `weights` lists, in order. */
   private readonly parts: Array<tfl.LayerVariable | CollectiveSide> = [];
+  private phase: KVPhase;
+  readonly warmupWeights: boolean;
+  private recorder: KVSourceRecorder | null = null;
 
   constructor(args: CollectiveKVAttentionArgs) {
     const name = CollectiveKVAttention.className;
@@ -118,6 +141,9 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     this.poolSeed = a.poolSeed == null ? null : checkNonNegativeInt(name, 'poolSeed', a.poolSeed);
     this.poolStddev = checkPositive(name, 'poolStddev', a.poolStddev ?? 1);
     this.router = resolveRouterConfig(name, a.router);
+    this.warmupWeights = checkBoolean(name, 'warmupWeights', a.warmupWeights ?? true);
+    this.phase = 'pooled';
+    this.setKVPhase(a.kvPhase ?? 'pooled', 'kvPhase');
     checkRouterPoolSize(name, this.router, this.poolSize);
     resolveActivation(name, 'userActivation', this.userActivation);
     if (this.isShared('key')) this.checkUserDim('keyDim', this.keyDim);
@@ -185,6 +211,45 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   /** Sum of the auxiliary losses of the training calls since the last read; reading clears it. Caller owns it. */
   auxiliaryLoss(): tf.Scalar {
     return this.auxLosses.take();
+  }
+
+  /** Where the shared sides' pool columns come from now (see KVPhase). */
+  get kvPhase(): KVPhase {
+    return this.phase;
+  }
+
+  /**
+   * Sets the phase. 'full' starts (or restarts) the warm-up; 'pooled' reads the pool as it is, so
+   * switch a trained warm-up with switchToPool, which builds the pool from the warm-up's K/V first.
+   */
+  setKVPhase(phase: KVPhase, arg = 'phase'): void {
+    const name = CollectiveKVAttention.className;
+    const checked = checkOneOf(name, arg, phase, KV_PHASES);
+    if (checked === 'full' && !this.warmupWeights) {
+      throw new ArgumentError(name, arg, "'pooled' (this layer has no warm-up weights: warmupWeights is false, e.g. a model saved by 0.1)", "'full'");
+    }
+    this.phase = checked;
+  }
+
+  /** Changes router options in place (every shared side; the kind cannot change), e.g. the recipe's balanceWeight after the switch. */
+  setRouterOptions(options: Partial<ResolvedRouterConfig>): void {
+    for (const s of [this.sides.key, this.sides.value]) s?.pool.setRouterOptions(options);
+    Object.assign(this.router, (this.sides.key ?? this.sides.value)?.pool.router ?? {});
+  }
+
+  /**
+   * Starts recording the K/V source rows of the valid tokens of this layer's inference calls (at
+   * most maxRows; later rows are dropped): what switchToPool clusters. Any recording in progress is discarded.
+   */
+  startRecording(maxRows: number): void {
+    this.recorder = new KVSourceRecorder(checkPositiveInt(CollectiveKVAttention.className, 'maxRows', maxRows));
+  }
+
+  /** Stops recording and returns what was recorded (null when no recording was started). */
+  stopRecording(): RecordedKVSources | null {
+    const recorded = this.recorder?.result() ?? null;
+    this.recorder = null;
+    return recorded;
   }
 
   /** The inference route of kvSource [B, T, de] for a shared side (analysis, conversion). The caller owns it. */
@@ -267,7 +332,22 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       s.pool.build([null, sourceDim]);
       s.user.build([null, sourceDim]);
       this.parts.push(s);
+      const width = this.poolWidth(side);
+      if (width > 0 && this.warmupWeights) {
+        this.warmupSides[side] = { kernel: this.addKernel(`${side}_warmup_kernel`, [sourceDim, width]), bias: this.addBias(`${side}_warmup_bias`, width) };
+      }
     }
+  }
+
+  /** The full projections of the pool columns in the 'full' phase (shared sides with a pool). */
+  private readonly warmupSides: { key?: FullSide; value?: FullSide } = {};
+
+  /** The warm-up projection of a shared side's pool columns: kernel [sourceDim, H*d - userDim] and bias (null without useBias, or for an empty pool). */
+  warmupProjection(side: Side): { kernel: tf.Tensor; bias: tf.Tensor | null } | null {
+    this.assertBuilt('warmupProjection');
+    this.side(side);
+    const w = this.warmupSides[side];
+    return w == null ? null : { kernel: w.kernel.read(), bias: w.bias?.read() ?? null };
   }
 
   /** The projections of unshared sides. */
@@ -277,11 +357,13 @@ export class CollectiveKVAttention extends AttentionLayerBase {
     return (['key', 'value'] as const).flatMap((side): Array<[string, number]> => {
       const s = this.sides[side];
       if (s == null) return [[`${side}_kernel`, this.numHeads * (side === 'key' ? this.keyDim : this.valueDim)]];
-      return [[`${side}_user_kernel`, this.userDim], ...s.pool.inputColumns()];
+      const warmup: Array<[string, number]> = this.poolWidth(side) > 0 && this.warmupWeights ? [[`${side}_warmup_kernel`, this.poolWidth(side)]] : [];
+      return [[`${side}_user_kernel`, this.userDim], ...s.pool.inputColumns(), ...warmup];
     });
   }
 
   protected override projectKeyValue(source: tf.Tensor, mask: tf.Tensor | null, training: boolean): ProjectedKV {
+    if (!training) this.recorder?.add(source, mask);
     const k = this.sideForward('key', source, mask, training);
     const v = this.sideForward('value', source, mask, training);
     const losses = [k.loss, v.loss].filter((l): l is tf.Scalar => l != null);
@@ -293,8 +375,17 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private sideForward(side: Side, source: tf.Tensor, mask: tf.Tensor | null, training: boolean): { values: tf.Tensor; loss: tf.Scalar | null } {
     const s = this.sides[side];
     if (s == null) return { values: this.fullProjection(side, source), loss: null };
+    if (this.phase === 'full') return { values: this.warmupValues(side, s, source), loss: null };
     const { rows, loss } = s.pool.lookup(source, { training, mask, tail: s.user.call(source, {}) as tf.Tensor });
     return { values: rows, loss };
+  }
+
+  /** The 'full' phase's K/V of a shared side: the warm-up projection joined to the user part, the pooled layout. */
+  private warmupValues(side: Side, s: CollectiveSide, source: tf.Tensor): tf.Tensor {
+    const user = s.user.call(source, {}) as tf.Tensor;
+    const warmup = this.warmupSides[side];
+    if (warmup == null) return user;
+    return tf.concat([dense(source, warmup.kernel.read(), warmup.bias?.read() ?? null), user], -1);
   }
 
   private fullProjection(side: Side, source: tf.Tensor): tf.Tensor {
@@ -310,12 +401,14 @@ export class CollectiveKVAttention extends AttentionLayerBase {
   private encodeSide(side: Side, source: tf.Tensor): CacheSide {
     const s = this.sides[side];
     if (s == null) return { kind: 'full', values: this.fullProjection(side, source) };
+    if (this.phase === 'full') return { kind: 'full', values: this.warmupValues(side, s, source) };
     return { kind: 'pooled', index: s.pool.index(source), user: s.user.call(source, {}) as tf.Tensor, poolSize: this.poolSize };
   }
 
   protected override checkBlock(block: KVCacheBlock): void {
-    const kind = (side: Side) => (this.isShared(side) ? 'pooled' : 'full');
-    const width = (side: Side, headDim: number) => (this.isShared(side) ? this.userDim : this.numHeads * headDim);
+    const pooled = (side: Side) => this.isShared(side) && this.phase === 'pooled';
+    const kind = (side: Side) => (pooled(side) ? 'pooled' : 'full');
+    const width = (side: Side, headDim: number) => (pooled(side) ? this.userDim : this.numHeads * headDim);
     this.checkSide(block.keys, 'keys', kind('key'), width('key', this.keyDim), this.poolSize);
     this.checkSide(block.values, 'values', kind('value'), width('value', this.valueDim), this.poolSize);
   }
@@ -348,6 +441,7 @@ export class CollectiveKVAttention extends AttentionLayerBase {
 
   override dispose(): DisposeResult {
     this.auxLosses.clear();
+    this.recorder = null;
     return super.dispose();
   }
 
@@ -362,7 +456,16 @@ export class CollectiveKVAttention extends AttentionLayerBase {
       ...(this.poolStddev === 1 ? {} : { poolStddev: this.poolStddev }),
       // Every option of the router, defaults included: a saved model keeps them if a default changes.
       router: { ...this.router },
+      // Always written: a config without it is 0.1's (see fromConfig).
+      kvPhase: this.phase,
+      ...(this.warmupWeights ? {} : { warmupWeights: false }),
     };
+  }
+
+  /** Configs saved before the recipe existed (no kvPhase) describe layers without warm-up weights. */
+  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict): T {
+    return new cls('kvPhase' in config ? config : { ...config, warmupWeights: false });
   }
 }
 

@@ -164,6 +164,19 @@ export class GlobalKVPool extends tfl.layers.Layer {
     return this.strategy.pool();
   }
 
+  /**
+   * Changes router options of this pool's router kind in place (e.g. the recipe's balanceWeight
+   * after the switch); checked like the constructor's. The kind cannot change.
+   */
+  setRouterOptions(options: Partial<ResolvedRouterConfig>): void {
+    if (options.kind != null && options.kind !== this.router.kind) {
+      throw new ArgumentError(GlobalKVPool.className, 'options.kind', `'${this.router.kind}' (the pool's router)`, String(options.kind));
+    }
+    const resolved = resolveRouterConfig(GlobalKVPool.className, { ...this.router, ...options } as RouterSpec);
+    Object.assign(this.router, resolved);
+    Object.assign(this.strategy.config, resolved);
+  }
+
   /** The routing loss of x over every valid token (mask: x's leading shape), as training adds it but without a token sample; null when it has no weight. */
   routingLoss(x: tf.Tensor, mask: tf.Tensor | null = null): tf.Scalar | null {
     this.assertBuilt();

@@ -6,3 +6,5 @@ export * from './GlobalKVPool';
 export * from './UserKVProjector';
 export * from './MultiHeadAttention';
 export * from './CollectiveKVAttention';
+export type { RecordedKVSources } from './KVSourceRecorder';
+export { LAYER_CLASSES } from './registration';

@@ -51,6 +51,8 @@ export interface RouterBuildContext {
 
 export interface Router {
   readonly kind: RouterKind;
+  /** Every option; read at each call, so changing a weight in place takes effect at the next one. */
+  readonly config: ResolvedRouterConfig;
   /** [name, columns] of the weights whose rows are the input's features (checked against the backend before build). */
   inputColumns(): Array<[string, number]>;
   /** Creates the pool's and the router's weights. */

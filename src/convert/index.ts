@@ -3,3 +3,5 @@ export { swapAttention, convertAttentionLayer, copyWeightsByName } from './swapA
 export type { ConvertAttentionLayerOptions, SwapAttentionOptions, SwapAttentionResult, SwapRouterKind, LayerConversionReport, SideConversionReport } from './swapAttention';
 export { kmeans } from './kmeans';
 export type { KMeansOptions, KMeansResult } from './kmeans';
+export { switchToPool } from './switchToPool';
+export type { SwitchToPoolOptions } from './switchToPool';

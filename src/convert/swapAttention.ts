@@ -99,7 +99,7 @@ type PassedThrough = 'share' | typeof ROUTER_OPTIONS[number];
 type Resolved = Required<Omit<SwapAttentionOptions, 'sample' | PassedThrough | 'name' | 'userDim'>>
   & Pick<SwapAttentionOptions, PassedThrough> & { name: string; userDim: (layer: string) => number };
 /** What the per-layer initialization reads. */
-type LayerInit = Pick<Resolved, 'poolSize' | 'router' | 'seed' | 'kmeansIterations' | 'gateLogit' | 'maxTokens'>;
+export type LayerInit = Pick<Resolved, 'poolSize' | 'router' | 'seed' | 'kmeansIterations' | 'gateLogit' | 'maxTokens'>;
 
 /**
  * Returns a new model in which every MultiHeadAttention is a CollectiveKVAttention with the same
@@ -325,19 +325,38 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
     copyWeight(next, `${s}_user_kernel`, tf.slice(kernel, [0, dg], [de, du]));
     if (bias != null) copyWeight(next, `${s}_user_bias`, tf.slice(bias, [dg], [du]));
   });
-  const report = { tokens: pick.length, poolWidth: dg };
-  if (dg === 0) {
-    // Empty pool rows: nothing to cluster or route; the gate still multiplies nothing.
-    return { ...report, iterations: 0, reseeded: 0, minClusterSize: 0, maxClusterSize: 0, relativeInertia: 0, routingAgreement: null, logitShift: 0 };
-  }
+  if (dg === 0) return { tokens: pick.length, poolWidth: 0, ...EMPTY_POOL };
   if (pick.length < o.poolSize) {
     throw new ArgumentError('swapAttention', 'options.sample', `at least poolSize = ${o.poolSize} valid tokens`, `${pick.length}`);
   }
   const points = collectiveRows(values, pick, dg);
-  if (o.router === 'nearest-product') return { ...report, ...initializeNearestSide(next, s, kernel, bias, points, pick, kvSource, o) };
+  const collective = { kernel: tf.slice(kernel, [0, 0], [de, dg]), bias: bias == null ? null : tf.slice(bias, [0], [dg]) };
+  try {
+    return initializeCollectivePart(next, s, collective, points, kvSource, pick, o);
+  } finally {
+    collective.kernel.dispose();
+    collective.bias?.dispose();
+  }
+}
+
+/** The report of a side whose pool has width 0: nothing to cluster or route. */
+export const EMPTY_POOL = { iterations: 0, reseeded: 0, minClusterSize: 0, maxClusterSize: 0, relativeInertia: 0, routingAgreement: null, logitShift: 0 };
+
+/**
+ * The pool and router of a shared side from the collective projection kc(x) = x W + b (W
+ * [de, dg], the columns the pool replaces) and kc of the sampled tokens (`points`, float64 rows
+ * of width dg; kvSource [B, T, de] with the tokens `pick` of its flattened rows): k-means
+ * centroids, and a router that picks each token's nearest one. Shared by the conversion of a
+ * trained MultiHeadAttention and the recipe's switch (switchToPool).
+ */
+export function initializeCollectivePart(next: CollectiveKVAttention, s: 'key' | 'value', collective: { kernel: tf.Tensor; bias: tf.Tensor | null },
+  points: Float64Array, kvSource: tf.Tensor, pick: Int32Array, o: LayerInit): SideConversionReport {
+  const dg = dim(collective.kernel, 1);
+  const report = { tokens: pick.length, poolWidth: dg };
+  if (o.router === 'nearest-product') return { ...report, ...initializeNearestSide(next, s, collective.kernel, collective.bias, points, pick, kvSource, o) };
   const km = kmeans(points, pick.length, dg, o.poolSize, { seed: o.seed, maxIterations: o.kmeansIterations });
   const shift = routerShift(points, pick.length, dg, km.centroids, km.assignment, o.gateLogit);
-  writeRouter(next, s, kernel, bias, km.centroids, dg, o.poolSize, shift);
+  writeRouter(next, s, collective.kernel, collective.bias, km.centroids, dg, o.poolSize, shift);
   return {
     ...report, iterations: km.iterations, reseeded: km.reseeded, minClusterSize: Math.min(...km.sizes), maxClusterSize: Math.max(...km.sizes),
     relativeInertia: km.inertia / centeredEnergy(points, pick.length, dg),

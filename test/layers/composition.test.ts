@@ -94,19 +94,19 @@ describeEachBackend('composing the blocks', () => {
     expect(pool.weights.map((w) => w.originalName)).toEqual(['att/key_pool', 'att/key_router', 'att/key_router_bias']);
     expect(user.weights.map((w) => w.originalName)).toEqual(['att/key_user_kernel', 'att/key_user_bias']);
     expect(layer.weights.map((w) => w.originalName)).toEqual(['att/query_kernel', 'att/query_bias', 'att/key_pool', 'att/key_router',
-      'att/key_router_bias', 'att/key_user_kernel', 'att/key_user_bias', 'att/value_kernel', 'att/value_bias', 'att/output_kernel', 'att/output_bias']);
-    expect(model.trainableWeights).toHaveLength(11);
+      'att/key_router_bias', 'att/key_user_kernel', 'att/key_user_bias', 'att/key_warmup_kernel', 'att/key_warmup_bias', 'att/value_kernel', 'att/value_bias', 'att/output_kernel', 'att/output_bias']);
+    expect(model.trainableWeights).toHaveLength(13);
     expect(() => layer.side('value')).toThrow(/'side' must be a shared side \(share is 'k'\), received "value"/);
     // Freezing the layer freezes its blocks' weights too; model.fit would then leave them alone.
     layer.trainable = false;
     expect(layer.trainableWeights).toHaveLength(0);
-    expect(layer.nonTrainableWeights).toHaveLength(11);
+    expect(layer.nonTrainableWeights).toHaveLength(13);
     expect(model.trainableWeights).toHaveLength(0);
     layer.trainable = true;
-    expect(model.trainableWeights).toHaveLength(11);
+    expect(model.trainableWeights).toHaveLength(13);
     const before = tf.memory().numTensors;
     model.dispose();
-    expect(tf.memory().numTensors).toBe(before - 11); // every weight, the blocks' included
+    expect(tf.memory().numTensors).toBe(before - 13); // every weight, the blocks' included
     x.dispose();
   });
 });
