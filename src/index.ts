@@ -36,8 +36,9 @@ export type {
 export {
   generateSynthetic, leaveOneOut, readInteractions, readSequences, seededRandom, anchorMetrics, auc, gauc, logloss, rankingMetrics, trainLoop,
   useWasmThreads, readCheckpoint, writeCheckpoint, swapAttention, convertAttentionLayer, kmeans, analyzeKV, formatKVAnalysis,
+  collectiveKVRecipe, CollectiveKVRecipe, switchToPool,
 } from './internal';
 export type {
   SequenceBatch, SyntheticOptions, TrainLoopOptions, TrainLoopResult, TrainLoopSpec, StepOutcome, EpochRecord, SwapAttentionOptions,
-  SwapAttentionResult, KVAnalysis,
+  SwapAttentionResult, KVAnalysis, CollectiveKVRecipeOptions, RecipeOptions, SwitchToPoolOptions, KVPhase, RecordedKVSources,
 } from './internal';

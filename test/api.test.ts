@@ -5,7 +5,7 @@ import * as internal from '../src/internal';
 
 const PUBLIC_VALUES = [
   'ArgumentError', 'CACHE_FORMAT_VERSION', 'CacheConflictError', 'CacheCorruptError', 'CacheEngine', 'CacheError', 'CacheModelMismatchError',
-  'CacheStoreError', 'CacheVersionError', 'CollectiveKVAttention', 'GlobalKVPool', 'HistoryRequiredError', 'IndexedDBStore', 'KVCacheBlock',
+  'CacheStoreError', 'CacheVersionError', 'CollectiveKVAttention', 'CollectiveKVRecipe', 'collectiveKVRecipe', 'switchToPool', 'GlobalKVPool', 'HistoryRequiredError', 'IndexedDBStore', 'KVCacheBlock',
   'MemoryHistoryLog', 'MemoryStore', 'MultiHeadAttention', 'RedisStore', 'RemovedOptionError', 'UnknownUserError', 'UserKVProjector',
   'analyzeKV', 'anchorMetrics', 'appendToStore', 'appendTokens', 'auc', 'cacheWindowStart', 'catalogCrossEntropy', 'collectiveAttention', 'compactCache',
   'convertAttentionLayer', 'decodeCache', 'dotProductAttention', 'encodeCache', 'encodedBytesFor', 'formatKVAnalysis', 'fromBlocks',

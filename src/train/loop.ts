@@ -66,6 +66,32 @@ export interface TrainLoopOptions {
   onStep?: (step: number, seconds: number, epoch: number) => void;
   /** Time source in ms (tests). Default performance.now. */
   now?: () => number;
+  /**
+   * A second phase (the CollectiveKV recipe, src/train/recipe.ts): where the run would stop
+   * (patience, maxEpochs or the budget), the loop restores the best weights, calls `enter`,
+   * validates the result and trains on with its own best-weights tracking and early stopping, for
+   * at most `maxEpochs(first phase's epochs)` more epochs (none when the budget is used up).
+   */
+  secondPhase?: SecondPhase;
+}
+
+export interface SecondPhase {
+  /** Epochs the second phase may run, given the epochs of the first. */
+  maxEpochs(firstPhaseEpochs: number): number;
+  /** Called with the first phase's best weights restored; what it changes is validated before training goes on. */
+  enter(): void;
+}
+
+/** Where the second phase began. */
+export interface PhaseSwitch {
+  /** Epochs and optimizer steps of the first phase. */
+  epochs: number;
+  steps: number;
+  /** The first phase's best epoch (1-based) and its validation, whose weights `enter` received. */
+  firstPhaseBestEpoch: number;
+  firstPhaseBest: Record<string, number> | null;
+  /** The validation right after `enter`. */
+  afterSwitch: Record<string, number>;
 }
 
 export type { EpochRecord } from './progress';
@@ -86,6 +112,8 @@ export interface TrainLoopResult {
   steps: number;
   trainSeconds: number;
   history: EpochRecord[];
+  /** With secondPhase: where it began (null when training ended before it). */
+  phaseSwitch?: PhaseSwitch | null;
 }
 
 const DEFAULTS = { maxEpochs: 20, patience: 3, validateEvery: 1, metric: 'ndcg10', seed: 1, maxMinutes: 0, maxSteps: 0, logEverySeconds: 10 };
@@ -103,43 +131,58 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
   const progress = new ProgressReporter({ mode: options.progress ?? 'auto', output: options.output, label: options.label,
     logEverySeconds: o.logEverySeconds, now });
   const history: EpochRecord[] = [];
-  let best: { epoch: number; value: number; validation: Record<string, number> | null; weights: tf.Tensor[] } =
-    { epoch: 0, value: -Infinity, validation: null, weights: [] };
+  const noBest = () => ({ epoch: 0, value: -Infinity, validation: null as Record<string, number> | null, weights: [] as tf.Tensor[] });
+  let best = noBest();
   let sinceBest = 0;
   let stoppedBy: StopReason = 'maxEpochs';
   let globalStep = 0;
+  let phaseSwitch: PhaseSwitch | null = null;
+  let lastEpoch = o.maxEpochs;
+  const consider = (epoch: number, validation: Record<string, number>): boolean => {
+    const value = metricOf(validation, o.metric);
+    if (!(value > best.value)) return false;
+    tf.dispose(best.weights);
+    best = { epoch, value, validation, weights: spec.getWeights().map((w) => tf.clone(w)) };
+    if (o.checkpointDir != null) writeCheckpoint(o.checkpointDir, best.weights, spec.weightNames?.(), { epoch, metric: o.metric, value, validation });
+    return true;
+  };
   try {
-    for (let epoch = 0; epoch < o.maxEpochs; epoch++) {
+    for (let epoch = 0; epoch < lastEpoch; epoch++) {
       // The previous validation may have used up the time: do not start an epoch with no steps.
       const before = epoch > 0 ? exhausted() : null;
       if (before != null) { stoppedBy = before; break; }
-      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, o.maxEpochs,
+      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, lastEpoch,
         () => options.onStep?.(globalStep, elapsed(), epoch + 1));
       const outOfBudget = exhausted();
-      const outOfTime = outOfBudget != null;
-      const last = epoch === o.maxEpochs - 1 || outOfTime;
+      const last = epoch === lastEpoch - 1 || outOfBudget != null;
       let validation: Record<string, number> | null = null;
       let improved = false;
       if ((epoch + 1) % o.validateEvery === 0 || last) {
         validation = spec.validate(epoch);
-        const value = metricOf(validation, o.metric);
-        improved = value > best.value;
-        if (improved) {
-          tf.dispose(best.weights);
-          best = { epoch: epoch + 1, value, validation, weights: spec.getWeights().map((w) => tf.clone(w)) };
-          sinceBest = 0;
-          if (o.checkpointDir != null) writeCheckpoint(o.checkpointDir, best.weights, spec.weightNames?.(), { epoch: epoch + 1, metric: o.metric, value, validation });
-        } else {
-          sinceBest += 1;
-        }
+        improved = consider(epoch + 1, validation);
+        sinceBest = improved ? 0 : sinceBest + 1;
       }
       const record: EpochRecord = { epoch: epoch + 1, loss: run.loss, extras: run.extras, validation, best: improved, seconds: elapsed(),
-        steps: run.steps, items: run.items, partial: run.partial };
+        steps: run.steps, items: run.items, partial: run.partial, ...(options.secondPhase != null ? { phase: phaseSwitch == null ? 1 : 2 } : {}) };
       history.push(record);
       progress.epochDone(record, o.metric);
       options.onEpoch?.(record);
+      const stop: StopReason | null = outOfBudget ?? (o.patience > 0 && sinceBest >= o.patience ? 'patience' : last ? 'maxEpochs' : null);
+      if (stop == null) continue;
+      if (options.secondPhase == null || phaseSwitch != null) { stoppedBy = stop; break; }
+      // The switch: the first phase's best weights go into the second phase, which is validated at once.
+      if (best.weights.length > 0) spec.setWeights(best.weights);
+      const first = { epoch: best.epoch, validation: best.validation };
+      options.secondPhase.enter();
+      tf.dispose(best.weights);
+      best = noBest();
+      const afterSwitch = spec.validate(epoch);
+      consider(epoch + 1, afterSwitch);
+      sinceBest = 0;
+      phaseSwitch = { epochs: epoch + 1, steps: globalStep, firstPhaseBestEpoch: first.epoch, firstPhaseBest: first.validation, afterSwitch };
       if (outOfBudget != null) { stoppedBy = outOfBudget; break; }
-      if (o.patience > 0 && sinceBest >= o.patience) { stoppedBy = 'patience'; break; }
+      lastEpoch = epoch + 1 + options.secondPhase.maxEpochs(epoch + 1);
+      stoppedBy = 'maxEpochs';
     }
     if (best.weights.length > 0) spec.setWeights(best.weights);
   } finally {
@@ -147,7 +190,7 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
     progress.close();
   }
   return { epochs: history.length, bestEpoch: best.epoch, bestMetric: best.value, bestValidation: best.validation, stoppedBy, steps: globalStep,
-    trainSeconds: elapsed(), history };
+    trainSeconds: elapsed(), history, ...(options.secondPhase != null ? { phaseSwitch } : {}) };
 }
 
 function resolveOptions(options: TrainLoopOptions): typeof DEFAULTS & { checkpointDir?: string } {

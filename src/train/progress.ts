@@ -13,6 +13,8 @@ export interface EpochRecord {
   validation: Record<string, number> | null;
   /** True when this epoch's validation was the best so far (its weights are the snapshot). */
   best: boolean;
+  /** With a second phase (trainLoop's secondPhase): 1 before the switch, 2 after. */
+  phase?: number;
   /** Seconds since training started, at the end of this epoch. */
   seconds: number;
   steps: number;

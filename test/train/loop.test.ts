@@ -46,6 +46,37 @@ function toySpec(metrics: number[], opts: { batchesPerEpoch?: number; clock?: { 
 const quiet: TrainLoopOptions = { progress: 'none' };
 
 describe('trainLoop', () => {
+  it('with a second phase: at the plateau restores the best weights, enters, validates, trains a bounded second phase, keeps its best', () => {
+    // Phase 1: best at epoch 2 (w = 6), plateau after epoch 4. After the switch: 0.05 (switched), then 0.2, 0.4, 0.3 ...
+    const toy = toySpec([0.1, 0.3, 0.2, 0.25, 0.05, 0.2, 0.4, 0.3, 0.9]);
+    const entered: number[] = [];
+    const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 20, patience: 2, secondPhase: {
+      maxEpochs: (first) => Math.ceil(first * 0.75), enter: () => { entered.push(toy.w.dataSync()[0]); },
+    } });
+    expect(entered).toEqual([6]);
+    expect(r.phaseSwitch).toEqual({ epochs: 4, steps: 12, firstPhaseBestEpoch: 2, firstPhaseBest: { ndcg10: 0.3, hr10: 0 }, afterSwitch: { ndcg10: 0.05, hr10: 0 } });
+    // Second phase: 3 epochs at most (ceil(4 * 0.75)); the values 0.2, 0.4, 0.3 -> the best is its 2nd epoch (w = 6 + 6 = 12).
+    expect(r.epochs).toBe(7);
+    expect(r.history.map((h) => h.phase)).toEqual([1, 1, 1, 1, 2, 2, 2]);
+    expect(r.stoppedBy).toBe('maxEpochs');
+    expect(r.bestEpoch).toBe(6);
+    expect(r.bestMetric).toBeCloseTo(0.4);
+    expect(toy.w.dataSync()[0]).toBe(12);
+    toy.dispose();
+  });
+
+  it('with a second phase and an exhausted step budget: switches, validates, and stops', () => {
+    const toy = toySpec([0.1, 0.3, 0.5]);
+    let entered = 0;
+    const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 20, maxSteps: 6, secondPhase: { maxEpochs: () => 5, enter: () => { entered++; } } });
+    expect(entered).toBe(1);
+    expect(r.stoppedBy).toBe('maxSteps');
+    expect(r.phaseSwitch?.afterSwitch).toEqual({ ndcg10: 0.5, hr10: 0 });
+    expect(r.bestMetric).toBeCloseTo(0.5);
+    expect(r.steps).toBe(6);
+    toy.dispose();
+  });
+
   it('stops after `patience` validations without improvement and restores the best weights', () => {
     const toy = toySpec([0.1, 0.3, 0.2, 0.25, 0.9]);
     const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 10, patience: 2 });
