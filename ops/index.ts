@@ -1,4 +1,6 @@
 export * from './util/validate';
+export { claimClasses, registrationRecord } from './util/registry';
+export type { PackageCopy, RegistrationRecord, SerializableClass } from './util/registry';
 export * from './routeTop1/index';
 export * from './gatherRows/index';
 export * from './scatterAddRows/index';

@@ -5,7 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
-import { CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, dim, linear } from '../../internal';
+import {
+  CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, claimClasses, dim, linear,
+} from '../../internal';
 
 /**
  * CollectiveKVAttention's own arguments (everything beyond MultiHeadAttention's: poolSize, userDim,
@@ -202,6 +204,8 @@ tf.serialization.registerClass(PointwiseDense);
 tf.serialization.registerClass(LayerNorm);
 tf.serialization.registerClass(PaddingMask);
 tf.serialization.registerClass(PositionEmbedding);
+// With two copies of the package in one process, the first copy's classes stay registered.
+claimClasses([PointwiseDense, LayerNorm, PaddingMask, PositionEmbedding]);
 
 // ---------------------------------------------------------------- options and inputs
 

@@ -15,7 +15,7 @@
 //   pooled K/V through gathered rows instead of the fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, dim } from '../../internal';
+import { KVCacheBlock, claimClasses, dim } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, ResolvedSasrecOptions, makeAttention,
   SequenceInputParts, resolveSasrecOptions, seedStream, sequenceInputs,
@@ -40,6 +40,7 @@ export class SiluGate extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(SiluGate);
+claimClasses([SiluGate]);
 
 interface HstuBlock {
   norm: tfl.layers.Layer;
