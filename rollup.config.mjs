@@ -51,15 +51,15 @@ const external = (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id);
 
 export default [
   {
-    input: ['src/index.ts', 'src/internal.ts', 'src/webgpu.ts'],
+    input: ['src/index.ts', 'src/internal.ts', 'src/webgpu.ts', 'src/zoo/index.ts'],
     external,
     plugins: [ts()],
     output: { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
   },
   {
-    // CommonJS: the public entry and `collectivekv/internal` share one chunk of library code, so
-    // loading both gives one copy of every class.
-    input: { collectivekv: 'src/index.ts', internal: 'src/internal.ts' },
+    // CommonJS: the public entry, `collectivekv/internal` and `collectivekv/zoo` share chunks of
+    // library code, so loading several gives one copy of every class.
+    input: { collectivekv: 'src/index.ts', internal: 'src/internal.ts', zoo: 'src/zoo/index.ts' },
     external,
     plugins: [ts()],
     output: { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named' },
@@ -97,6 +97,14 @@ export default [
     external,
     plugins: [dts({ compilerOptions: { paths: {} } })],
     output: { file: 'dist/internal.d.ts', format: 'es' },
+  },
+  {
+    // `collectivekv/zoo`: its declarations import the library's from `collectivekv/internal`
+    // instead of carrying a second copy of them.
+    input: 'src/zoo/index.ts',
+    external,
+    plugins: [libraryByName(), dts({ compilerOptions: { paths: {} } })],
+    output: { file: 'dist/zoo.d.ts', format: 'es' },
   },
   {
     // The command (src/app/cli/main.ts) loads the package by name; Node resolves it to
