@@ -2,11 +2,13 @@
 // register kernels and classes), CommonJS, a UMD bundle for script tags, one bundled .d.ts, and the
 // `collectivekv` command. tfjs is always external: one copy of tfjs-core at run time.
 //
-// Two entries: the main one (src/index.ts; registers the cpu and wasm kernels and the gradients) and
-// `collectivekv/webgpu` (src/webgpu.ts; registers the webgpu kernels), so the main entry carries no
-// webgpu kernel. The ESM build shares modules between them; the CommonJS and UMD webgpu bundles
-// (dist/webgpu.cjs, dist/collectivekv.webgpu.umd.js) carry their own copy of the few stateless
-// helpers they use. Registration is idempotent, so loading both copies of a kernel does no harm.
+// Entries (docs/package.md): the main one (src/index.ts; registers the cpu and wasm kernels and the
+// gradients), `collectivekv/internal`, `collectivekv/zoo` and `collectivekv/webgpu` (src/webgpu.ts;
+// registers the webgpu kernels), so the main entry carries no webgpu kernel. The ESM build shares
+// modules between them; the CommonJS and UMD webgpu bundles (dist/webgpu.cjs,
+// dist/collectivekv.webgpu.umd.js) carry their own copy of the few stateless helpers they use.
+// Registration is idempotent, so loading both copies of a kernel does no harm. The command
+// (dist/cli.cjs, for bin/collectivekv.js) is a bundle of its own that no entry loads.
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import typescript from '@rollup/plugin-typescript';
@@ -46,6 +48,10 @@ const libraryByName = () => ({
   },
 });
 
+// Source maps give file:line in the TypeScript sources (node --enable-source-maps) without
+// embedding those sources, which the package does not ship (they were most of its size).
+const maps = { sourcemap: true, sourcemapExcludeSources: true };
+
 const umdGlobals = (id) => (isTfjs(id) ? 'tf' : id);
 const external = (id) => isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id);
 
@@ -54,7 +60,7 @@ export default [
     input: ['src/index.ts', 'src/internal.ts', 'src/webgpu.ts', 'src/zoo/index.ts'],
     external,
     plugins: [ts()],
-    output: { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', sourcemap: true, plugins: [esmPackageJson()] },
+    output: { dir: 'dist/esm', format: 'es', preserveModules: true, preserveModulesRoot: '.', entryFileNames: '[name].js', ...maps, plugins: [esmPackageJson()] },
   },
   {
     // CommonJS: the public entry, `collectivekv/internal` and `collectivekv/zoo` share chunks of
@@ -62,13 +68,13 @@ export default [
     input: { collectivekv: 'src/index.ts', internal: 'src/internal.ts', zoo: 'src/zoo/index.ts' },
     external,
     plugins: [ts()],
-    output: { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', sourcemap: true, exports: 'named' },
+    output: { dir: 'dist', format: 'cjs', entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs', ...maps, exports: 'named' },
   },
   {
     input: 'src/index.ts',
     external,
     plugins: [ts()],
-    output: { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, sourcemap: true, exports: 'named' },
+    output: { file: 'dist/collectivekv.umd.js', format: 'umd', name: 'collectivekv', globals: umdGlobals, ...maps, exports: 'named' },
   },
   {
     // `collectivekv/webgpu`; as a script tag, load it after tfjs's UMD scripts (it registers on load).
@@ -76,8 +82,8 @@ export default [
     external,
     plugins: [ts()],
     output: [
-      { file: 'dist/webgpu.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
-      { file: 'dist/collectivekv.webgpu.umd.js', format: 'umd', name: 'collectivekvWebGPU', globals: umdGlobals, sourcemap: true, exports: 'named' },
+      { file: 'dist/webgpu.cjs', format: 'cjs', ...maps, exports: 'named' },
+      { file: 'dist/collectivekv.webgpu.umd.js', format: 'umd', name: 'collectivekvWebGPU', globals: umdGlobals, ...maps, exports: 'named' },
     ],
   },
   {
@@ -112,6 +118,6 @@ export default [
     input: 'src/app/cli/main.ts',
     external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
     plugins: [libraryByName(), ts()],
-    output: { file: 'dist/cli.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+    output: { file: 'dist/cli.cjs', format: 'cjs', ...maps, exports: 'named' },
   },
 ];
