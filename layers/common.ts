@@ -2,7 +2,9 @@
 // per-layer holder of auxiliary losses. Plain functions so every layer uses one implementation.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import type { Constraint } from '@tensorflow/tfjs-layers/dist/constraints';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
+import type { Regularizer } from '@tensorflow/tfjs-layers/dist/regularizers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type { ActivationIdentifier } from '@tensorflow/tfjs-layers/dist/keras_format/activation_config';
 import { linear } from '../ops/linear/index';
@@ -195,6 +197,58 @@ function isInitializer(spec: InitializerSpec): spec is Initializer {
 
 function pascalCase(id: string): string {
   return id.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
+}
+
+// ---------------------------------------------------------------- regularizers and constraints
+
+/** A regularizer: an instance (tfl.regularizers.l2()), a name ('l1', 'l2', 'l1l2'), or its saved config. */
+export type RegularizerSpec = Regularizer | string | { className: string; config: tf.serialization.ConfigDict };
+/** A constraint: an instance (tfl.constraints.nonNeg()), a name ('nonNeg', 'maxNorm', 'unitNorm', 'minMaxNorm'), or its saved config. */
+export type ConstraintSpec = Constraint | string | { className: string; config: tf.serialization.ConfigDict };
+
+// tfjs exports neither base class as a value: found through an instance, so subclasses pass too.
+const REGULARIZER_BASE: object = Object.getPrototypeOf(Object.getPrototypeOf(tfl.regularizers.l1()));
+const CONSTRAINT_BASE: object = Object.getPrototypeOf(Object.getPrototypeOf(tfl.constraints.nonNeg()));
+
+/** Names tfjs's identifiers do not cover: Keras's 'l1' and 'l2' (factor 0.01, Keras's default). */
+const REGULARIZER_NAMES: Record<string, () => Regularizer> = {
+  l1: () => tfl.regularizers.l1({ l1: 0.01 }),
+  l2: () => tfl.regularizers.l2({ l2: 0.01 }),
+  l1l2: () => tfl.regularizers.l1l2(),
+};
+
+/** A regularizer spec resolved (null when absent), through tfjs's serialization registry. */
+export function resolveRegularizer(layer: string, arg: string, spec: RegularizerSpec | null | undefined): Regularizer | null {
+  if (spec == null) return null;
+  if (typeof spec === 'string' && REGULARIZER_NAMES[spec] != null) return REGULARIZER_NAMES[spec]();
+  return resolveRegistered(layer, arg, spec, REGULARIZER_BASE,
+    'a tfjs regularizer (tfl.regularizers.l2(), a name \'l1\', \'l2\' or \'l1l2\', or a saved { className, config })') as Regularizer;
+}
+
+/** A constraint spec resolved (null when absent), through tfjs's serialization registry. */
+export function resolveConstraint(layer: string, arg: string, spec: ConstraintSpec | null | undefined): Constraint | null {
+  if (spec == null) return null;
+  return resolveRegistered(layer, arg, spec, CONSTRAINT_BASE,
+    'a tfjs constraint (tfl.constraints.nonNeg(), a name \'nonNeg\', \'maxNorm\', \'unitNorm\' or \'minMaxNorm\', or a saved { className, config })') as Constraint;
+}
+
+/** A regularizer or constraint as tfjs saves it: { className, config }. */
+export function serializeObject(x: Regularizer | Constraint): { className: string; config: tf.serialization.ConfigDict } {
+  return { className: x.getClassName(), config: x.getConfig() };
+}
+
+function resolveRegistered(layer: string, arg: string, spec: object | string, base: object, expected: string): object {
+  if (typeof spec === 'object' && spec != null && Object.prototype.isPrototypeOf.call(base, spec)) return spec;
+  const named = typeof spec === 'string' ? { className: pascalCase(spec), config: {} }
+    : (spec as { className?: unknown; config?: unknown });
+  const className = typeof named.className === 'string' ? named.className : '';
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  const config = named.config == null ? {} : named.config;
+  if (entry == null || typeof config !== 'object' || !Object.prototype.isPrototypeOf.call(base, entry[0].prototype)) {
+    throw new ArgumentError(layer, arg, expected, describeValue(spec));
+  }
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, config as tf.serialization.ConfigDict);
 }
 
 export function glorotUniform(): Initializer {
