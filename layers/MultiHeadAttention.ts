@@ -6,11 +6,13 @@ import { AttentionLayerBase, MultiHeadAttentionArgs, ProjectedKV } from './atten
 import { CacheSide, KVCacheBlock } from './KVCacheBlock';
 import { PACKAGE, dense } from './common';
 
-export type { MultiHeadAttentionArgs, AttendCachedOptions } from './attentionBase';
+export type { MultiHeadAttentionArgs, AttendCachedOptions, AttentionCallOptions } from './attentionBase';
 
 /**
- * Multi-head attention, Keras style. Inputs: x (self-attention), [query, kvSource] or
- * [query, kvSource, mask] (mask [B, Tk], 1 valid). Output width = the query's last dimension.
+ * Multi-head attention, Keras 3's MultiHeadAttention (its arguments and call options: docs/keras.md).
+ * Inputs: x (self-attention), [query, kvSource], [query, kvSource, mask] (mask [B, Tk], 1 valid),
+ * [query, value, key], or query with { value, key, attentionMask, ... }. Output width = the
+ * query's last dimension unless outputShape is given. A separate key may differ in width.
  * Weights: query_kernel, query_bias, key_kernel, key_bias, value_kernel, value_bias,
  * output_kernel, output_bias (biases only with useBias). The cache holds full K and V.
  */
@@ -26,18 +28,27 @@ export class MultiHeadAttention extends AttentionLayerBase {
   }
 
   protected override buildKeyValue(sourceDim: number): void {
-    this.keyKernel = this.addKernel('key_kernel', [sourceDim, this.numHeads * this.keyDim]);
+    this.keyKernel = this.addKernel('key_kernel', [this.keySourceDim, this.numHeads * this.keyDim]);
     this.keyBias = this.addBias('key_bias', this.numHeads * this.keyDim);
     this.valueKernel = this.addKernel('value_kernel', [sourceDim, this.numHeads * this.valueDim]);
     this.valueBias = this.addBias('value_bias', this.numHeads * this.valueDim);
+  }
+
+  protected override supportsSeparateKey(): boolean {
+    return true;
   }
 
   protected override sourceWeightColumns(): Array<[string, number]> {
     return [['key_kernel', this.numHeads * this.keyDim], ['value_kernel', this.numHeads * this.valueDim]];
   }
 
-  protected override projectKeyValue(source: tf.Tensor): ProjectedKV {
-    return { ...this.keysAndValues(source), aux: null };
+  protected override projectKeyValue(source: tf.Tensor, _mask: tf.Tensor | null, _training: boolean, key?: tf.Tensor): ProjectedKV {
+    if (key == null) return { ...this.keysAndValues(source), aux: null };
+    return {
+      k: dense(key, this.w(this.keyKernel), this.b(this.keyBias)),
+      v: dense(source, this.w(this.valueKernel), this.b(this.valueBias)),
+      aux: null,
+    };
   }
 
   protected override encodeCache(source: tf.Tensor): { keys: CacheSide; values: CacheSide } {

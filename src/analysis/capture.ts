@@ -77,7 +77,7 @@ export function recordAttentionInputs(layers: AttentionLayer[], run: () => void)
   const ownCalls = layers.map((layer) => Object.getOwnPropertyDescriptor(layer, 'call'));
   layers.forEach((layer, i) => {
     const original = layer.call;
-    layer.call = function recorded(this: AttentionLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    layer.call = function recorded(this: AttentionLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
       const roles = attentionInputRoles(Array.isArray(inputs) ? inputs : [inputs], (t) => t.rank);
       // As the layer reads it: the mask input, else the one tfjs's executor passes in kwargs.
       const mask = roles.mask ?? kwargsMask(kwargs ?? {});

@@ -245,7 +245,7 @@ describeEachBackend('swapAttention', () => {
     expect(Object.prototype.hasOwnProperty.call(old, 'call')).toBe(false);
     // A mask passed in kwargs (as tfjs's executor does) is recorded as the layer reads it; a
     // caller's own wrapper of call is put back afterwards.
-    const callerWrapper = function wrapped(this: MultiHeadAttention, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const callerWrapper = function wrapped(this: MultiHeadAttention, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
       return MultiHeadAttention.prototype.call.call(this, inputs, kwargs);
     };
     old.call = callerWrapper;

@@ -269,7 +269,8 @@ describeEachBackend('layers validation', () => {
     expectThrow(() => layer.apply([x, kv, tf.ones([4])]), rank1);
     expectThrow(() => layer.apply([x, kv], { mask: tf.ones([4]) }), rank1);
     expectThrow(() => layer.computeCache(kv, tf.ones([4])), rank1);
-    expectThrow(() => layer.apply([x, kv, tf.ones([2, 3, 4])]), /'mask' must be of shape \[2, 4\] \(rank 2 .*received shape \[2, 3, 4\] \(rank 3\)$/);
+    // A rank-3 third input is Keras's key, which CollectiveKVAttention does not take apart from the value.
+    expectThrow(() => layer.apply([x, kv, tf.ones([2, 3, 4])]), /'key' must be the value tensor or absent .*received a separate tensor of shape \[2, 3, 4\]$/);
     // Self-attention [x, mask]: a rank-1 second input is a (bad) mask, not a kvSource.
     const selfAttention = new CollectiveKVAttention(base);
     tf.tidy(() => { selfAttention.apply([kv, tf.ones([2, 4])]); });
