@@ -51,15 +51,15 @@ return 1
 
 /**
  * The commands RedisStore uses, as an ioredis `Redis` or `Cluster` client has them: any of the two
- * can be passed as `RedisStoreOptions.client`.
+ * can be passed as `RedisStoreOptions.client`. Bytes are Uint8Array (ioredis's Buffers are), so the
+ * type needs neither ioredis nor Node's types; SET is used too, but its ioredis overloads take
+ * Node's Buffer, which no structural type can name without Node's types (see BufferCommands).
  */
 export interface RedisClient {
   readonly isCluster: boolean;
   defineCommand(name: string, definition: { numberOfKeys?: number; lua: string }): void;
-  getBuffer(key: string): Promise<Buffer | null>;
-  getrangeBuffer(key: string, start: number, end: number): Promise<Buffer>;
-  set(key: string, value: Buffer): Promise<unknown>;
-  set(key: string, value: Buffer, secondsToken: 'EX', seconds: number): Promise<unknown>;
+  getBuffer(key: string): Promise<Uint8Array | null>;
+  getrangeBuffer(key: string, start: number, end: number): Promise<Uint8Array>;
   del(key: string): Promise<number>;
   pipeline(): RedisPipeline;
   connect(): Promise<void>;
@@ -94,6 +94,12 @@ export interface RedisStoreOptions {
   clusterOptions?: object;
 }
 
+/** SET as ioredis types it (every Redis client has it; RedisClient cannot name Node's Buffer). */
+interface BufferCommands {
+  set(key: string, value: Buffer): Promise<unknown>;
+  set(key: string, value: Buffer, secondsToken: 'EX', seconds: number): Promise<unknown>;
+}
+
 /** The scripts as typed methods (defineCommand adds them at run time; EVALSHA with EVAL fallback). */
 interface ScriptCommands {
   ckvAppend(key: string, expect: Buffer, header: Buffer, tail: Buffer, ttl: number): Promise<number>;
@@ -115,7 +121,7 @@ function buffer(bytes: Uint8Array): Buffer {
 }
 
 /** A Buffer from ioredis as a plain Uint8Array the caller owns (ioredis may pool its buffers). */
-function owned(b: Buffer | null): Uint8Array | undefined {
+function owned(b: Uint8Array | null): Uint8Array | undefined {
   return b === null ? undefined : new Uint8Array(b);
 }
 
@@ -184,7 +190,8 @@ export class RedisStore implements CacheStore {
     checkKey('RedisStore.set', key);
     checkBytes('RedisStore.set', 'bytes', bytes);
     const k = this.keyPrefix + key;
-    await this.run('set', () => (this.ttlSeconds > 0 ? this.client.set(k, buffer(bytes), 'EX', this.ttlSeconds) : this.client.set(k, buffer(bytes))));
+    const cmd = this.client as unknown as BufferCommands;
+    await this.run('set', () => (this.ttlSeconds > 0 ? cmd.set(k, buffer(bytes), 'EX', this.ttlSeconds) : cmd.set(k, buffer(bytes))));
     this.counters.sets++;
     this.counters.bytesWritten += bytes.length;
   }
@@ -233,21 +240,21 @@ export class RedisStore implements CacheStore {
     }
   }
 
-  private async getPipelined(keys: readonly string[]): Promise<Array<Buffer | null>> {
+  private async getPipelined(keys: readonly string[]): Promise<Array<Uint8Array | null>> {
     const pipe = this.client.pipeline();
     keys.forEach((k) => pipe.getBuffer(this.keyPrefix + k));
     const results = (await pipe.exec()) ?? [];
     return results.map(([err, value]) => {
       if (err) throw err;
-      return value as Buffer | null;
+      return value as Uint8Array | null;
     });
   }
 
-  private getEach(keys: readonly string[]): Promise<Array<Buffer | null>> {
+  private getEach(keys: readonly string[]): Promise<Array<Uint8Array | null>> {
     return Promise.all(keys.map((k) => this.client.getBuffer(this.keyPrefix + k)));
   }
 
-  private countRead(value: Buffer | null): void {
+  private countRead(value: Uint8Array | null): void {
     if (value === null) {
       this.counters.misses++;
     } else {
