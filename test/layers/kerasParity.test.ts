@@ -395,6 +395,17 @@ describe('Keras 3 MultiHeadAttention parity', () => {
     });
   }
 
+  test('the Keras masks combine with the layer\'s own options as its padding mask does (softmax and hstu, causal, relative positions)', () => {
+    const mask = tf.tensor2d([[1, 1, 0, 1], [0, 1, 1, 1]]);
+    for (const attention of ['softmax', 'hstu'] as const) {
+      const layer = new MultiHeadAttention({ numHeads: H, keyDim: DK, attention, causal: true, relativePositions: 3 });
+      const viaOp = out(layer.apply([x, mask]));
+      close(out(layer.apply(x, { valueMask: mask })), viaOp);
+      close(out(layer.apply(x, { valueMask: mask, attentionMask: tf.ones([2, 4, 4]) })), viaOp);
+    }
+    mask.dispose();
+  });
+
   test('every Keras argument is an option of both layers (or rejected by name)', () => {
     // Keras 3's MultiHeadAttention arguments, camelCase (tfjs's naming).
     const keras = ['numHeads', 'keyDim', 'valueDim', 'dropout', 'useBias', 'outputShape', 'attentionAxes', 'flashAttention', 'kernelInitializer',
