@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { recordSkip } from '../util/skip';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type { Browser, Page } from 'playwright-core';
@@ -36,7 +37,7 @@ const TOLERANCE = 2e-3;
 
 const haveChromium = fs.existsSync(CHROMIUM);
 if (!haveChromium && !REQUIRED) {
-  console.warn(`SKIPPED browser demo test: ${CHROMIUM} not found (.ci/install-webgpu.sh --chromium installs it).`);
+  recordSkip('browser demo test', `${CHROMIUM} not found (.ci/install-webgpu.sh --chromium installs it; REQUIRE_BROWSER_WEBGPU=1 makes this a failure)`);
 }
 
 function buildSite(): void {
@@ -168,7 +169,7 @@ async function casResults(page: Page): Promise<Record<string, unknown>> {
         return s != null && (s.ready || s.error != null);
       }, null, { timeout: 120000 }).then(() => demoState(page));
       if (start.error != null && /no usable tfjs backend/.test(start.error) && !REQUIRED) {
-        console.warn(`SKIPPED browser demo on ${backend}: Chromium could not start that backend here.`);
+        recordSkip(`browser demo on ${backend}`, 'Chromium could not start that backend here');
         return;
       }
       expect(start.error).toBeUndefined();

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { recordSkip } from '../util/skip';
 import * as ts from 'typescript';
 import type { BrowserResult } from './page';
 
@@ -51,9 +52,9 @@ function serve(page: string): Promise<http.Server> {
 const haveChromium = fs.existsSync(CHROMIUM);
 const haveBundle = fs.existsSync(BUNDLE) && fs.existsSync(WEBGPU_BUNDLE);
 if (!haveChromium && !REQUIRED) {
-  console.warn(`SKIPPED browser webgpu smoke test: ${CHROMIUM} not found (.ci/install-webgpu.sh --chromium installs it).`);
+  recordSkip('browser webgpu smoke test', `${CHROMIUM} not found (.ci/install-webgpu.sh --chromium installs it; REQUIRE_BROWSER_WEBGPU=1 makes this a failure)`);
 } else if (!haveBundle && !REQUIRED) {
-  console.warn(`SKIPPED browser webgpu smoke test: ${BUNDLE} or ${WEBGPU_BUNDLE} not found; run 'npm run build' first (it tests the built bundle).`);
+  recordSkip('browser webgpu smoke test', `${BUNDLE} or ${WEBGPU_BUNDLE} not found; run 'npm run build' first (it tests the built bundle)`);
 }
 
 ((haveChromium && haveBundle) || REQUIRED ? describe : describe.skip)('webgpu kernels in Chromium', () => {
@@ -70,7 +71,7 @@ if (!haveChromium && !REQUIRED) {
       expect(result.error).toBeUndefined();
       console.log('browser webgpu result', JSON.stringify(result));
       if (!result.adapter && !REQUIRED) {
-        console.warn('SKIPPED browser webgpu smoke test: Chromium found no WebGPU adapter.');
+        recordSkip('browser webgpu smoke test', 'Chromium found no WebGPU adapter');
         return;
       }
       expect(result.backend).toBe('webgpu');

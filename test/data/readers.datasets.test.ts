@@ -4,10 +4,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readInteractions } from '../../src/internal';
+import { recordSkip } from '../util/skip';
 
 const ROOT = process.env.COLLECTIVEKV_DATASETS ?? path.resolve(__dirname, '../../../shared/datasets');
 const present = fs.existsSync(ROOT);
-if (!present) console.log(`readers.datasets: skipped, no data sets at ${ROOT} (set COLLECTIVEKV_DATASETS to a folder holding ml-1m/, amazon-beauty/, ml-100k/)`);
+if (!present) recordSkip('real data set readers', `no data sets at ${ROOT} (set COLLECTIVEKV_DATASETS to a folder holding ml-1m/, amazon-beauty/, ml-100k/)`);
 const describeIfData = present ? describe : describe.skip;
 
 function lengths(sequences: number[][]): { min: number; max: number } {

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeUnless } from './skip';
 
 export const REDIS_REQUIRED = process.env.REQUIRE_REDIS === '1';
 const HOST = '127.0.0.1';
@@ -30,8 +31,7 @@ export function describeRedis(title: string, body: () => void): void {
       });
     });
   } else {
-    console.warn(`SKIPPED "${title}": redis-server/redis-cli not on PATH (install: .ci/install-redis.sh; REQUIRE_REDIS=1 makes this a failure)`);
-    describe.skip(title, body);
+    describeUnless('redis-server/redis-cli not on PATH (install: .ci/install-redis.sh; REQUIRE_REDIS=1 makes this a failure)', title, body);
   }
 }
 

@@ -14,6 +14,7 @@ import '../../ops/register/gradients';
 import '../../src/webgpu';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { seededRandom as seeded } from '../../src/data/random';
+import { recordSkip } from './skip';
 
 tf.env().set('IS_TEST', true);
 
@@ -32,7 +33,7 @@ export function webgpuState(): WebGPUState {
 export function describeWebGPU(title: string, body: () => void): void {
   const state = webgpuState();
   if (!state.available) {
-    console.warn(`SKIPPED webgpu tests "${title}": ${state.reason}. Set REQUIRE_WEBGPU=1 to make this an error.`);
+    recordSkip(`webgpu tests "${title}"`, `${state.reason} (REQUIRE_WEBGPU=1 makes this an error)`);
     describe.skip(`${title} [webgpu unavailable: ${state.reason}]`, body);
     return;
   }

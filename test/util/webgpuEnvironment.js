@@ -7,9 +7,16 @@
 // We also ask for an adapter here, so tests know synchronously whether to run or skip:
 //   globalThis.__WEBGPU__ = { available: boolean, reason: string }
 // With REQUIRE_WEBGPU=1 (CI) a missing adapter fails the test file instead of skipping it.
+const { appendFileSync } = require('node:fs');
 const { TestEnvironment } = require('jest-environment-node');
+const { vulkanLoader } = require('./vulkanLoader');
 
 class WebGPUEnvironment extends TestEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    this.testPath = context.testPath;
+  }
+
   async setup() {
     await super.setup();
     // Mesa's lavapipe wants a runtime dir; harmless elsewhere.
@@ -22,6 +29,11 @@ class WebGPUEnvironment extends TestEnvironment {
   }
 
   async loadWebGPU() {
+    if (process.platform === 'linux' && vulkanLoader() === 'missing') {
+      // Dawn would only print "Couldn't load Vulkan" (native stderr) and find no adapter.
+      return { available: false, reason: 'no Vulkan loader (libvulkan.so.1) on this machine; .ci/install-webgpu.sh installs it with Mesa lavapipe' };
+    }
+    this.noteDawn();
     let mod;
     try {
       mod = await import('webgpu');
@@ -38,6 +50,12 @@ class WebGPUEnvironment extends TestEnvironment {
     } catch (e) {
       return { available: false, reason: `requestAdapter() threw (${e && e.message})` };
     }
+  }
+
+  /** Tells the summary reporter that Dawn ran here, so it explains Dawn's native stderr lines. */
+  noteDawn() {
+    const log = process.env.COLLECTIVEKV_SKIP_LOG;
+    if (log) appendFileSync(log, `${JSON.stringify({ testPath: this.testPath, note: 'dawn' })}\n`);
   }
 
   async teardown() {
