@@ -16,6 +16,9 @@ import { dts } from 'rollup-plugin-dts';
 
 const isTfjs = (id) => id.startsWith('@tensorflow/');
 const isOptionalPeer = (id) => id === 'ioredis';
+// The report's chart packages: ESM-only, loaded by the command with import() (kept as import() in
+// CommonJS output, as rollup does for external dynamic imports), never bundled.
+const isChartPackage = (id) => id === 'vega' || id === 'vega-lite';
 const isNodeBuiltin = (id) => id.startsWith('node:') || ['fs', 'path', 'os', 'util', 'http', 'url', 'crypto', 'zlib', 'readline', 'child_process', 'perf_hooks', 'events', 'stream'].includes(id);
 
 const ts = () => typescript({
@@ -116,7 +119,7 @@ export default [
     // The command (src/app/cli/main.ts) loads the package by name; Node resolves it to
     // dist/internal.cjs (and dist/webgpu.cjs) through the package's own exports map.
     input: 'src/app/cli/main.ts',
-    external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isNodeBuiltin(id),
+    external: (id) => id === 'collectivekv' || id.startsWith('collectivekv/') || isTfjs(id) || isOptionalPeer(id) || isChartPackage(id) || isNodeBuiltin(id),
     plugins: [libraryByName(), ts()],
     output: { file: 'dist/cli.cjs', format: 'cjs', ...maps, exports: 'named' },
   },

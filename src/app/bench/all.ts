@@ -23,7 +23,7 @@ import { attentionBytesPerToken } from '../../zoo/sequential/nextItem';
 import { Sasrec, buildSasrec } from '../../zoo/sequential/sasrec';
 import { evaluateSasrec, fitSasrec } from '../../zoo/sequential/sasrecTraining';
 import {
-  AnalysisResult, DatasetInfo, PartRecord, QualityResult, ReportData, SweepPoint, SweepResult, collectMeta, writeReport,
+  AnalysisResult, DatasetInfo, PartRecord, QualityResult, ReportData, SweepPoint, SweepResult, WrittenReport, ChartPackageMissingError, collectMeta, writeReport,
 } from '../report/report';
 
 export const BENCH_ALL_USAGE = `Usage: collectivekv bench all [--data-dir DIR] [--out DIR] [--quick] [--max-minutes N] [--only a,b] [--backend wasm|cpu]
@@ -152,13 +152,13 @@ export async function benchAll(args: BenchAllArgs, log: (line: string) => void, 
     log(`[${i + 1}/${parts.length}] ${part.name}: ${record.status} in ${record.seconds.toFixed(0)} s${record.error ? `: ${record.error.split('\n')[0]}` : ''} `
       + `(elapsed ${clock(elapsed())}, ETA ${clock(eta(elapsed(), doneWeight, remainingWeight - part.weight, budget))})`);
     report.meta.totalSeconds = elapsed();
-    save(args.out, report, log);
+    await save(args.out, report, log);
   }
   // Baselines whose convert part was not selected.
   for (const b of baselines.values()) b.sasrec.model.dispose();
   report.meta.partial = false;
   report.meta.totalSeconds = elapsed();
-  const written = save(args.out, report, log);
+  const written = await save(args.out, report, log);
   log(`bench all: done in ${clock(elapsed())}; ${report.parts.filter((p) => p.status === 'ok').length}/${parts.length} parts ok`);
   if (written) log(`wrote ${written.markdown}\nwrote ${written.json}\n${written.charts.map((c) => `wrote ${c}`).join('\n')}`);
   return parts.length === 0 || report.parts.some((p) => p.status === 'ok') ? 0 : 1;
@@ -197,12 +197,13 @@ export async function runPart(part: Part, budgetSeconds: number, log: (line: str
 }
 
 /** Writes the report; if rendering fails, still writes the raw JSON (nothing measured is lost). */
-function save(out: string, report: ReportData, log: (line: string) => void): ReturnType<typeof writeReport> | null {
+async function save(out: string, report: ReportData, log: (line: string) => void): Promise<WrittenReport | null> {
   try {
-    return writeReport(out, report);
+    return await writeReport(out, report);
   } catch (e) {
     writeFileSync(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    log(`WARNING: report rendering failed (${(e as Error).message}); wrote report.json only`);
+    log(e instanceof ChartPackageMissingError ? `WARNING: charts not drawn: ${e.message}; report.json and report.md are written`
+      : `WARNING: report rendering failed (${(e as Error).message}); wrote report.json`);
     return null;
   }
 }

@@ -17,6 +17,7 @@ import { runBenchCtrCommand } from '../bench/ctr';
 import { runBenchAllCommand } from '../bench/all';
 import { runBenchConvertCommand } from '../bench/convert';
 import { runAnalyzeCommand } from './analyze';
+import { runReportCommand } from '../report/command';
 import { Command, findCommand } from '../command/command';
 import { CollectiveFlag, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
 import { TRAINING, TrainingFlag } from '../command/trainingFlags';
@@ -33,6 +34,7 @@ const DELEGATED: readonly Command[] = [
   { words: ['bench', 'ctr'], run: (argv) => runBenchCtrCommand(argv) },
   { words: ['bench', 'all'], run: (argv) => runBenchAllCommand(argv) },
   { words: ['bench', 'convert'], run: (argv) => runBenchConvertCommand(argv) },
+  { words: ['report'], run: (argv) => runReportCommand(argv) },
 ];
 
 export const USAGE = `Usage: collectivekv <command> [options]
@@ -54,6 +56,8 @@ Commands:
                  (see 'collectivekv bench convert --help').
   bench all      Every benchmark the data allows, then report.md/report.json/SVG charts
                  (see 'collectivekv bench all --help').
+  report         Draw report.md and the charts again from a bench-all report.json
+                 (see 'collectivekv report --help'; needs the npm packages vega and vega-lite).
   serve          HTTP scoring service (see 'collectivekv serve --help').
   analyze        SVD analysis of a trained model's K/V (see 'collectivekv analyze --help').
 
@@ -257,7 +261,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     writeJson(args.json, result);
     return 0;
   }
-  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|convert|all, serve, analyze)`);
+  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|convert|all, serve, analyze, report)`);
 }
 
 function writeJson(path: string | undefined, value: unknown): void {

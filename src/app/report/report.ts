@@ -1,16 +1,20 @@
 // report.json + report.md + charts/*.svg from the results of `collectivekv bench all`. Every number
-// in report.md is read from report.json, and each table names the JSON path it comes from.
+// in report.md is read from report.json, and each table names the JSON path it comes from. The charts
+// are Vega-Lite specs (charts.ts) drawn by vega (render.ts), optional packages loaded on first use.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { Chart, buildCharts, slug } from './charts';
+import { ChartRenderer, loadChartRenderer } from './render';
 import { checkWellFormed } from './xml';
 import { REPORT_FORMAT, ReportData, ReportMeta, ReportResults } from './types';
 
 export * from './types';
 export { buildCharts } from './charts';
 export type { Chart } from './charts';
+export { ChartPackageMissingError, loadChartRenderer } from './render';
+export type { ChartRenderer } from './render';
 
 export const CAVEAT = 'Caveat (DESIGN.md section 1): in pure target-attention models whose K/V source is only the item embedding, '
   + 'both the pool index and the user part are functions of the item id, so nothing per user needs storing at all. Real histories '
@@ -68,22 +72,28 @@ export interface WrittenReport {
 }
 
 /**
- * Writes report.json, report.md and charts/ under `dir`. Every chart is checked for XML
- * well-formedness before it is written (a broken chart fails loudly, not in a browser later).
+ * Writes report.json and report.md, then the charts under `dir`/charts, drawn by `render` (default:
+ * vega, loaded now; a missing package throws ChartPackageMissingError after the JSON and markdown are
+ * written). Every chart is checked for XML well-formedness before it is written.
  */
-export function writeReport(dir: string, data: ReportData): WrittenReport {
-  mkdirSync(join(dir, 'charts'), { recursive: true });
+export async function writeReport(dir: string, data: ReportData, render?: ChartRenderer): Promise<WrittenReport> {
   const charts = buildCharts(data.results);
-  const chartPaths = charts.map((c) => {
-    checkWellFormed(c.svg);
-    const path = join(dir, 'charts', c.file);
-    writeFileSync(path, c.svg);
-    return path;
-  });
+  mkdirSync(dir, { recursive: true });
   const json = join(dir, 'report.json');
   writeFileSync(json, `${JSON.stringify(data, null, 2)}\n`);
   const markdown = join(dir, 'report.md');
   writeFileSync(markdown, renderMarkdown(data, charts));
+  if (charts.length === 0) return { json, markdown, charts: [] };
+  const draw = render ?? await loadChartRenderer();
+  mkdirSync(join(dir, 'charts'), { recursive: true });
+  const chartPaths: string[] = [];
+  for (const c of charts) {
+    const svg = await draw(c);
+    checkWellFormed(svg);
+    const path = join(dir, 'charts', c.file);
+    writeFileSync(path, svg);
+    chartPaths.push(path);
+  }
   return { json, markdown, charts: chartPaths };
 }
 
@@ -208,7 +218,7 @@ const serveSection: Section = (r, charts) => {
       `${row.samples}${row.extrapolatedFromBatch ? ` (scaled from batch ${row.extrapolatedFromBatch})` : ''}`])), '',
     `Load test (\`results.serve.load\`): ${s.load.clients} clients, ${s.load.requestsPerSecond.toFixed(0)} requests/s, p99 ${s.load.p99Ms.toFixed(1)} ms, `
     + `${s.load.failed} failed (+${s.load.failedDuringRestart} while the store restarted), ${s.load.eventsAcknowledged} events acknowledged, ${s.load.eventsLost} lost, every entry matches its history: ${yes(s.load.exact)} (${s.load.store}).`,
-    ...s.notes.map((n) => `- ${n}`), '', ...images(charts, 'latency-vs-batch-', '')];
+    ...s.notes.map((n) => `- ${n}`), '', ...images(charts, 'latency-vs-batch-', ''), ...images(charts, 'cache-bytes-per-user', '')];
 };
 
 const opsSection: Section = (r) => {

@@ -1,12 +1,16 @@
-// A minimal XML well-formedness check (no parser dependency in the project): balanced, properly
-// nested tags, quoted unique attributes, known entities, one root element. Enough to prove the
-// report's SVG files parse; the report runs it on every chart it writes.
+// XML escaping and a minimal well-formedness check (no parser dependency in the project): balanced,
+// properly nested tags, quoted unique attributes, known entities, one root element. Enough to prove
+// the report's SVG files parse; the report runs it on every chart it writes.
 
 export interface XmlElementInfo {
   /** Root element name. */
   root: string;
   /** Count of elements by name. */
   counts: Record<string, number>;
+}
+
+export function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
 const NAME = /^[A-Za-z_:][-A-Za-z0-9_.:]*$/;
