@@ -240,7 +240,7 @@ function rebuild(model: tfl.LayersModel, targets: MultiHeadAttention[], o: Resol
     const name = entry.config.name as string;
     if (!names.has(name)) continue;
     entry.className = entry.className.replace(/MultiHeadAttention$/, CollectiveKVAttention.className);
-    entry.config = { ...entry.config, ...extra, userDim: o.userDim(name) };
+    entry.config = { ...entry.config, ...extra, userDim: o.userDim(name), kvPhase: 'pooled' };
   }
   config.name = o.name;
   const className = model.getClassName();
@@ -332,6 +332,11 @@ function initializePooledSide(next: CollectiveKVAttention, s: 'key' | 'value', o
   const points = collectiveRows(values, pick, dg);
   const collective = { kernel: tf.slice(kernel, [0, 0], [de, dg]), bias: bias == null ? null : tf.slice(bias, [0], [dg]) };
   try {
+    // The warm-up projection is the trained one's collective columns: the converted layer's 'full' phase is the original.
+    if (next.warmupWeights) {
+      copyWeight(next, `${s}_warmup_kernel`, collective.kernel);
+      if (collective.bias != null) copyWeight(next, `${s}_warmup_bias`, collective.bias);
+    }
     return initializeCollectivePart(next, s, collective, points, kvSource, pick, o);
   } finally {
     collective.kernel.dispose();

@@ -16,23 +16,26 @@ export interface RecipeOptions {
   patience?: number;
   /** The pooled phase runs at most ceil(fineTuneShare x the full phase's epochs) epochs. Default 0.25. */
   fineTuneShare?: number;
-  /** Router options set at the switch. Default { balanceWeight: 0 } (docs/recipe.md says which run chose it). */
+  /**
+   * Router options set at the switch. Default for the dense router { balanceWeight: 0 }, none for
+   * nearest-product (docs/recipe.md says which run chose it).
+   */
   routerAfterSwitch?: Partial<ResolvedRouterConfig>;
   /** How the pools are built at the switch (seed, tokens, k-means iterations, gate logit). */
   switchOptions?: SwitchToPoolOptions;
 }
 
 /** The recipe's defaults (docs/recipe.md gives the measurement behind each). */
-export const RECIPE_DEFAULTS = { patience: 3, fineTuneShare: 0.25, routerAfterSwitch: { balanceWeight: 0 } } as const;
+export const RECIPE_DEFAULTS = { patience: 3, fineTuneShare: 0.25, denseRouterAfterSwitch: { balanceWeight: 0 } } as const;
 
-type ResolvedRecipe = Required<Omit<RecipeOptions, 'switchOptions'>> & { switchOptions: SwitchToPoolOptions };
+type ResolvedRecipe = Required<Omit<RecipeOptions, 'switchOptions' | 'routerAfterSwitch'>> & Pick<RecipeOptions, 'routerAfterSwitch'> & { switchOptions: SwitchToPoolOptions };
 
 function resolveRecipe(fn: string, options: RecipeOptions): ResolvedRecipe {
   const patience = options.patience ?? RECIPE_DEFAULTS.patience;
   const fineTuneShare = options.fineTuneShare ?? RECIPE_DEFAULTS.fineTuneShare;
   if (!Number.isInteger(patience) || patience < 1) throw new ArgumentError(fn, 'options.patience', 'a positive integer', String(patience));
   if (!(fineTuneShare > 0 && fineTuneShare <= 1)) throw new ArgumentError(fn, 'options.fineTuneShare', 'a number in (0, 1]', String(fineTuneShare));
-  return { patience, fineTuneShare, routerAfterSwitch: { ...RECIPE_DEFAULTS.routerAfterSwitch, ...options.routerAfterSwitch }, switchOptions: options.switchOptions ?? {} };
+  return { patience, fineTuneShare, routerAfterSwitch: options.routerAfterSwitch, switchOptions: options.switchOptions ?? {} };
 }
 
 /** Every CollectiveKVAttention of a model, nested models included, in model order. */
@@ -43,7 +46,10 @@ export function collectiveLayers(model: tfl.LayersModel): CollectiveKVAttention[
 /** Switches `layers` and applies the router options of the recipe; the switch's reports. */
 function switchLayers(layers: readonly CollectiveKVAttention[], runSample: () => void, r: ResolvedRecipe): LayerConversionReport[] {
   const reports = switchToPool(layers, runSample, r.switchOptions);
-  for (const layer of layers) layer.setRouterOptions(r.routerAfterSwitch);
+  for (const layer of layers) {
+    const options = r.routerAfterSwitch ?? (layer.router.kind === 'dense' ? RECIPE_DEFAULTS.denseRouterAfterSwitch : {});
+    layer.setRouterOptions(options);
+  }
   return reports;
 }
 

@@ -24,9 +24,9 @@ export type { EpochReport, EvaluateOptions, FitResult, NextItemFitOptions, NextI
 export { SASREC_LOSSES, evaluateSasrec, fitSasrec, trainStep } from './sequential/sasrecTraining';
 export type { FitOptions, SasrecLoss } from './sequential/sasrecTraining';
 
-// Conversion of a trained mha model, and the warm start (train mha, convert, fine-tune).
-export { convertTrainedModel, convertZooModel, warmStartCollective } from './sequential/conversion';
-export type { ConversionOptions, WarmStartOptions, WarmStartResult } from './sequential/conversion';
+// Conversion of a trained mha model (new models train by the recipe: fitNextItem, docs/recipe.md).
+export { convertTrainedModel, convertZooModel } from './sequential/conversion';
+export type { ConversionOptions } from './sequential/conversion';
 
 // Serving SASRec from a cache store (a CacheEngine's recommender).
 export { SasrecRecommender } from './sequential/sasrecRecommender';

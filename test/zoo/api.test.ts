@@ -14,7 +14,7 @@ const ZOO_VALUES = [
   'buildHstu', 'disposeHstuCache', 'hstuDecodeStep', 'hstuPrefill', 'hstuScoreNext', 'hstuScoreNextCached',
   // next-item training, evaluation, conversion, serving
   'SASREC_LOSSES', 'evaluateNextItem', 'evaluateSasrec', 'fitNextItem', 'fitSasrec', 'trainStep',
-  'convertTrainedModel', 'convertZooModel', 'warmStartCollective', 'SasrecRecommender',
+  'convertTrainedModel', 'convertZooModel', 'SasrecRecommender',
   // CTR models
   'Din', 'Eta', 'HstuCtr', 'Sdim', 'Sim', 'Twin', 'buildDin', 'buildEta', 'buildHstuCtr', 'buildSdim', 'buildSim', 'buildTwin',
   'ctrCacheBytesPerToken',

@@ -1,20 +1,29 @@
 // `collectivekv bench quality`: a zoo model with MultiHeadAttention and with CollectiveKV on one
-// data set, under the same split, seed, optimizer, early-stopping rule and budget; JSON with one
-// object per variant under "mha" and "collectivekv".
+// data set, under the same split, seed, optimizer, early-stopping rule and budget, beside the
+// popularity and first-order Markov anchors; test metrics under both protocols (history items
+// kept in the ranking, and the input window's filtered) and the paired per-user difference.
 import * as tf from '@tensorflow/tfjs-core';
-import { LeaveOneOutSplit, sizeOf, useFastEmbeddingGradients } from '../../internal';
+import { LeaveOneOutSplit, RECIPE_DEFAULTS, anchorMetrics, ndcgAt, useFastEmbeddingGradients } from '../../internal';
 import { ZooModel, ZooModelName, buildZooModel } from '../../zoo/sequential/nextItem';
-import { FitResult, NextItemFitOptions, fitNextItem } from '../../zoo/sequential/nextItemTraining';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, RunSnapshots, forkStepOf, warmStartCollective } from '../../zoo/sequential/conversion';
+import { FitResult, NextItemFitOptions, fitNextItem, historyWindowOf } from '../../zoo/sequential/nextItemTraining';
 import type { SasrecLoss } from '../../zoo/sequential/sasrecTraining';
 import {
-  NextItemArgs, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testMetrics, writeJson,
+  NextItemArgs, RecipeSummary, TestMetrics, UsageError, f4, recipeSummary, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testProtocols, trainingKind,
+  writeJson,
 } from '../command/nextItem';
 
+export const PROTOCOLS = ['unfiltered', 'window'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+type Metrics = Pick<TestMetrics, 'hr10' | 'ndcg10' | 'mrr10'>;
+
 export interface QualityRow {
+  /** Test metrics under the reported protocol (--filter-window: 'window', else 'unfiltered'). */
   hr10: number;
   ndcg10: number;
   mrr10: number;
+  /** Test metrics under each protocol. */
+  protocols: Record<Protocol, Metrics>;
   bytesPerToken: number;
   /** Full-KV bytes per token / these bytes per token (1 for mha). */
   compressionRatio: number;
@@ -24,44 +33,40 @@ export interface QualityRow {
   steps: number;
   stoppedBy: string;
   trainSeconds: number;
-  /** collectivekv trained by warm start (--warm-start): the mha part, the conversion and the fine-tune. */
-  warmStart?: {
-    fraction: number; mhaSteps: number; fineTuneSteps: number; convertSeconds: number;
-    /** The fine-tune's learning rate as a share of the baseline's. */
-    fineTuneRate: number;
-    /** Test NDCG@10 of the mha part, and of the converted model before its fine-tune. */
-    mhaPartNdcg10: number; convertedNdcg10: number;
-    /** Whether the mha part is the baseline's own run (forked at mhaSteps), not a second mha run. */
-    forkedBaseline: boolean;
-  };
+  /** collectivekv by the recipe: where it switched and what the switch did. */
+  recipe?: RecipeSummary;
 }
 
 /**
  * Baseline and CollectiveKV with the same data, split, seed, optimizer, early-stopping rule and
- * budget. With --max-minutes, the time is shared in proportion to each variant's measured step time;
- * when the baseline is cut by time, CollectiveKV gets exactly the baseline's number of optimizer
- * steps (its own time cap is then only a safety net, reported as `truncatedByTime`).
+ * budget (the recipe adds at most a quarter of its full phase's epochs). With --max-minutes, the
+ * time is shared by the measured step times; when the baseline is cut by time, CollectiveKV gets
+ * the baseline's optimizer steps (plus the recipe's quarter).
  */
 export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const name = modelName(a.model);
   if (a.attention != null) throw new UsageError('bench quality runs both attentions; drop --attention');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only (bench quality gives collectivekv the baseline\'s steps itself)');
-  if (a.fineTuneRate != null && a.warmStart == null) throw new UsageError('--fine-tune-rate applies with --warm-start only');
+  const training = trainingKind(a.training);
+  const arms = armsOf(a.arm);
+  if (arms.length === 1 && a.maxMinutes != null) throw new UsageError('--arm runs one arm alone; --max-minutes shares a budget between both: drop one');
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);
   useFastEmbeddingGradients();
   const budget = (a.maxMinutes ?? 0) * 60;
   const left = () => budget - (performance.now() - start) / 1000;
-  a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; bench quality of ${name}, mha vs collectivekv on ${tf.getBackend()}` +
+  a.log(`${a.data}: ${split.train.length} users, ${split.numItems} items; bench quality of ${name}, mha vs collectivekv (${training}) on ${tf.getBackend()}` +
     (budget > 0 ? `, ${a.maxMinutes} minutes in all` : ''));
-  const share = budget > 0 ? mhaTimeShare(name, a, split, loss) : 0.5;
+  const reported: Protocol = a.filterHistory === 'window' ? 'window' : 'unfiltered';
+  if (a.filterHistory === true) throw new UsageError('bench quality reports the unfiltered and the --filter-window protocols; drop --filter-history');
+  const share = budget > 0 ? mhaTimeShare(name, a, split, loss, training === 'recipe' ? RECIPE_DEFAULTS.fineTuneShare : undefined) : 0.5;
   const rows: Partial<Record<'mha' | 'collectivekv', QualityRow>> = {};
+  const ranks: Partial<Record<'mha' | 'collectivekv', Record<Protocol, Int32Array>>> = {};
   let mhaFit: FitResult | null = null;
-  let snapshots: RunSnapshots | null = null;
   let truncatedByTime = false;
-  let historyWindow: number | undefined;
-  for (const attention of ['mha', 'collectivekv'] as const) {
+  let historyWindow = 0;
+  for (const attention of arms) {
     let m: ZooModel | null = null;
     try {
       const base = fitOptions(a, `${name}/${attention}`);
@@ -70,73 +75,110 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
         options = { ...base, timeBudgetSeconds: budget > 0 ? Math.max(1, left() * share) : 0 };
       } else {
         const cutByTime = mhaFit?.stoppedBy === 'maxMinutes';
-        // Same epoch budget and rule; when time cut the baseline, the same number of steps.
-        options = { ...base, maxSteps: cutByTime ? mhaFit?.steps ?? 0 : 0, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0 };
+        const steps = mhaFit?.steps ?? 0;
+        const maxSteps = !cutByTime ? 0 : training === 'recipe' ? Math.ceil((1 + RECIPE_DEFAULTS.fineTuneShare) * steps) : steps;
+        options = { ...base, maxSteps, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0 };
       }
-      let fit: FitResult;
-      let warmStart: QualityRow['warmStart'];
-      if (attention === 'collectivekv' && a.warmStart != null) {
-        const r = warmStartCollective(() => buildZooModel(name, modelOptions(a, split.numItems, 'mha'), loss), split, loss, options,
-          { fraction: a.warmStart, steps: mhaFit?.steps ?? 0, fork: snapshots?.atOrBefore(forkStepOf(mhaFit?.steps ?? 0, a.warmStart)) ?? null, ...(a.fineTuneRate != null ? { fineTuneRateScale: a.fineTuneRate } : {}), poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1, sampleUsers: 512,
-            seed: a.seed ?? 1, gate: a.gate, ...(a.router != null ? { router: a.router } : {}),
-            ...(a.quantizationWeight != null ? { quantizationWeight: a.quantizationWeight } : {}), evaluate: (model) => testMetrics(model, split.test, a.filterHistory).ndcg10 }, a.log);
-        m = r.model;
-        fit = { ...r.fineTuneFit, epochs: r.baselineFit.epochs + r.fineTuneFit.epochs, steps: (r.baselineFit.steps ?? 0) + (r.fineTuneFit.steps ?? 0),
-          trainSeconds: r.baselineFit.trainSeconds + r.convertSeconds + r.fineTuneFit.trainSeconds };
-        warmStart = { fraction: a.warmStart, fineTuneRate: a.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE, forkedBaseline: r.forked, mhaSteps: r.baselineFit.steps ?? 0, fineTuneSteps: r.fineTuneFit.steps ?? 0, convertSeconds: r.convertSeconds,
-          mhaPartNdcg10: r.mhaPartScore ?? NaN, convertedNdcg10: r.convertedScore ?? NaN };
-      } else {
-        m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
-        if (attention === 'mha' && a.warmStart != null) {
-          // The warm start forks this run: its weights every 1% of the epoch budget (sparser when
-          // that would hold more than SNAPSHOT_BYTES), up to the last step a fork can take (1 - X
-          // of the budget, plus one interval).
-          const model = m;
-          const budgetSteps = (base.maxEpochs ?? 20) * Math.ceil(split.train.length / (base.batchSize ?? 128));
-          const modelBytes = 4 * model.model.weights.reduce((sum, w) => sum + sizeOf(w.shape as number[]), 0);
-          const interval = Math.max(1, Math.round(budgetSteps / 100), Math.ceil(budgetSteps * modelBytes / SNAPSHOT_BYTES));
-          snapshots = new RunSnapshots(() => model.model.getWeights(), interval, Math.ceil((1 - a.warmStart) * budgetSteps) + interval);
-          options = { ...options, onStep: snapshots.onStep };
-        }
-        fit = fitNextItem(m, split, options);
-      }
+      m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+      const fit = fitNextItem(m, split, options);
       if (attention === 'mha') mhaFit = fit;
       else if (fit.stoppedBy === 'maxMinutes') {
         truncatedByTime = true;
         a.log(`WARNING: the time bound cut collectivekv after ${fit.steps} steps (${fit.epochs} epochs); the baseline had ` +
           `${mhaFit?.steps} steps (${mhaFit?.epochs} epochs). The comparison is NOT at equal budget.`);
       }
-      const test = testMetrics(m, split.test, a.filterHistory);
-      historyWindow = test.historyWindow;
+      const test = testProtocols(m, split.test);
+      historyWindow = historyWindowOf(m);
+      ranks[attention] = { unfiltered: test.unfiltered.ranks, window: test.window.ranks };
       const bytes = m.bytesPerToken();
-      rows[attention] = { hr10: test.hr10, ndcg10: test.ndcg10, mrr10: test.mrr10, bytesPerToken: bytes,
-        compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes, ...fitSummary(fit), ...(warmStart != null ? { warmStart } : {}) } as QualityRow;
-      a.log(`${name}/${attention}: test HR@10 ${f4(test.hr10)} NDCG@10 ${f4(test.ndcg10)} MRR@10 ${f4(test.mrr10)}, ` +
+      const recipe = recipeSummary(fit);
+      const protocols = { unfiltered: pick(test.unfiltered), window: pick(test.window) };
+      rows[attention] = { ...protocols[reported], protocols, bytesPerToken: bytes, compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes,
+        ...fitSummary(fit), ...(recipe != null ? { recipe } : {}) };
+      a.log(`${name}/${attention}: test NDCG@10 ${f4(test.unfiltered.ndcg10)} (window-filtered ${f4(test.window.ndcg10)}), ` +
         `${fit.epochs} epochs (${fit.steps} steps, best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s` +
-        (warmStart != null ? ` (warm start: ${warmStart.mhaSteps} mha steps, then ${warmStart.fineTuneSteps} after the conversion)` : ''));
+        (recipe != null ? `; recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (best ${recipe.fullPhaseBestEpoch}, valid NDCG@10 ` +
+          `${f4(recipe.fullPhaseValidNdcg10)}), switched (${f4(recipe.switchedValidNdcg10)}, ${recipe.switchSeconds.toFixed(0)} s), fine-tuned` : ''));
     } finally {
       m?.dispose();
     }
   }
+  const anchors = anchorRows(split, historyWindow);
+  const common = {
+    model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems, seed: a.seed ?? 1,
+    training, options: modelOptions(a, split.numItems, 'collectivekv'), fit: { ...fitOptions(a, ''), output: undefined }, loss, maxMinutes: a.maxMinutes ?? 0,
+    protocol: reported, historyWindow, anchors, truncatedByTime, totalSeconds: (performance.now() - start) / 1000,
+    // Per test user, in split order: what pairs two runs (results/README.md's generator pairs one-arm runs by these).
+    testRanks: Object.fromEntries(Object.entries(ranks).map(([arm, r]) => [arm, { unfiltered: Array.from(r.unfiltered), window: Array.from(r.window) }])),
+  };
+  if (arms.length === 1) {
+    a.log(`${name}/${arms[0]} alone (--arm): pair it with the other arm's run of the same seed and options`);
+    writeJson(a.json, { ...common, arm: arms[0], [arms[0]]: rows[arms[0]] }, a.log);
+    return 0;
+  }
   const mha = rows.mha as QualityRow;
   const ckv = rows.collectivekv as QualityRow;
-  const result = {
-    model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems,
-    options: modelOptions(a, split.numItems, 'collectivekv'), fit: fitOptions(a, ''), loss, maxMinutes: a.maxMinutes ?? 0,
-    filterHistory: (a.filterHistory ?? false) !== false, ...(historyWindow != null ? { historyWindow } : {}), mha, collectivekv: ckv, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0, truncatedByTime,
-    totalSeconds: (performance.now() - start) / 1000,
-  };
-  delete (result.fit as Partial<NextItemFitOptions>).output;
+  const paired = Object.fromEntries(PROTOCOLS.map((p) => [p, pairedNdcg10(ranks.collectivekv?.[p], ranks.mha?.[p])])) as Record<Protocol, PairedDifference>;
+  const result = { ...common, mha, collectivekv: ckv, pairedNdcg10: paired, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0 };
   a.log(formatQuality(result));
   writeJson(a.json, result, a.log);
   return 0;
 }
 
+const ARMS = ['mha', 'collectivekv'] as const;
+
+function armsOf(arm: string | undefined): ReadonlyArray<(typeof ARMS)[number]> {
+  if (arm == null) return ARMS;
+  if (!(ARMS as readonly string[]).includes(arm)) throw new UsageError(`--arm must be one of ${ARMS.join(', ')}, received '${arm}'`);
+  return [arm as (typeof ARMS)[number]];
+}
+
+function pick(t: TestMetrics): Metrics {
+  return { hr10: t.hr10, ndcg10: t.ndcg10, mrr10: t.mrr10 };
+}
+
+/** The popularity and first-order Markov anchors on the test cases, under both protocols. */
+function anchorRows(split: LeaveOneOutSplit, historyWindow: number): Record<'popularity' | 'markov', Record<Protocol, Metrics>> {
+  const one = (kind: 'popularity' | 'markov', protocol: Protocol): Metrics => {
+    const r = anchorMetrics(kind, split, split.test, { ks: [10], filterHistory: protocol === 'window', historyWindow });
+    return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10] };
+  };
+  return {
+    popularity: { unfiltered: one('popularity', 'unfiltered'), window: one('popularity', 'window') },
+    markov: { unfiltered: one('markov', 'unfiltered'), window: one('markov', 'window') },
+  };
+}
+
+export interface PairedDifference {
+  /** Mean over test users of NDCG@10(collectivekv) - NDCG@10(mha). */
+  mean: number;
+  /** Its standard error (per-user differences' sd / sqrt(users)). */
+  standardError: number;
+}
+
+/** The paired per-user NDCG@10 difference of two runs on the same test cases, from their ranks. */
+export function pairedNdcg10(a: Int32Array | undefined, b: Int32Array | undefined): PairedDifference {
+  if (a == null || b == null || a.length !== b.length || a.length === 0) return { mean: NaN, standardError: NaN };
+  const n = a.length;
+  let sum = 0;
+  let squares = 0;
+  for (let i = 0; i < n; i++) {
+    const d = ndcgAt(a[i], 10) - ndcgAt(b[i], 10);
+    sum += d;
+    squares += d * d;
+  }
+  const mean = sum / n;
+  const variance = n > 1 ? (squares - n * mean * mean) / (n - 1) : 0;
+  return { mean, standardError: Math.sqrt(Math.max(0, variance) / n) };
+}
+
 /** The baseline's share of the time: its step time over both step times (two timed steps each after a warm-up). */
-function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSplit, loss: SasrecLoss): number {
+function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSplit, loss: SasrecLoss, fineTuneShare?: number): number {
   const seconds: number[] = [];
   for (const attention of ['mha', 'collectivekv'] as const) {
-    const m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
+    const options = modelOptions(a, split.numItems, attention);
+    // The pooled phase's step time: the full phase costs about the baseline's.
+    const m = buildZooModel(name, { ...options, collective: { ...options.collective, kvPhase: 'pooled' } }, loss);
     const optimizer = tf.train.adam(1e-3);
     try {
       const it = m.batches(split.train, a.batchSize ?? 128, a.seed ?? 1, 0)[Symbol.iterator]();
@@ -152,43 +194,58 @@ function mhaTimeShare(name: ZooModelName, a: NextItemArgs, split: LeaveOneOutSpl
       m.dispose();
     }
   }
-  return baselineTimeShare(seconds[0], seconds[1], a.warmStart);
+  return baselineTimeShare(seconds[0], seconds[1], fineTuneShare);
 }
-
-/** Memory bench quality may hold in copies of the baseline's weights for a forked warm start. */
-const SNAPSHOT_BYTES = 1 << 30;
 
 /**
  * Share of a --max-minutes budget the mha baseline may take, from the two variants' step times:
- * the CollectiveKV run costs its steps at its own rate, or by warm start (fraction X) the
- * baseline's rate for 1 - X of them and its own for X. 0.85: the baseline leaves a margin for
- * CollectiveKV's validation, test evaluation and conversion and for step-time noise on a shared
- * machine, so the second run is not the one the clock cuts.
+ * single-stage CollectiveKV costs its steps at its own rate; by the recipe (fine-tune share X) the
+ * baseline's steps at the baseline's rate plus X of them at its own. 0.85 leaves a margin for
+ * validation, test evaluation, the switch and step-time noise, so the clock does not cut the second run.
  */
-export function baselineTimeShare(mhaStepSeconds: number, collectiveStepSeconds: number, warmStart?: number): number {
-  const collectiveRun = warmStart == null ? collectiveStepSeconds : (1 - warmStart) * mhaStepSeconds + warmStart * collectiveStepSeconds;
+export function baselineTimeShare(mhaStepSeconds: number, collectiveStepSeconds: number, fineTuneShare?: number): number {
+  const collectiveRun = fineTuneShare == null ? collectiveStepSeconds : mhaStepSeconds + fineTuneShare * collectiveStepSeconds;
   return (0.85 * mhaStepSeconds) / (mhaStepSeconds + collectiveRun);
 }
 
-export function formatQuality(r: { model: string; mha: QualityRow; collectivekv: QualityRow; ndcg10Ratio: number; truncatedByTime: boolean }): string {
-  const rows: [string, (q: QualityRow) => string][] = [
-    ['test HR@10', (q) => f4(q.hr10)], ['test NDCG@10', (q) => f4(q.ndcg10)], ['test MRR@10', (q) => f4(q.mrr10)],
-    ['cache bytes/token', (q) => String(q.bytesPerToken)], ['compression vs full KV', (q) => `${q.compressionRatio.toFixed(1)}x`],
-    ['epochs (steps, best)', (q) => `${q.epochs} (${q.steps}, ${q.bestEpoch})`], ['stopped by', (q) => q.stoppedBy],
-    ['train seconds', (q) => q.trainSeconds.toFixed(0)],
+interface QualityResult {
+  model: string;
+  protocol: Protocol;
+  mha: QualityRow;
+  collectivekv: QualityRow;
+  anchors: Record<'popularity' | 'markov', Record<Protocol, Metrics>>;
+  pairedNdcg10: Record<Protocol, PairedDifference>;
+  ndcg10Ratio: number;
+  truncatedByTime: boolean;
+}
+
+export function formatQuality(r: QualityResult): string {
+  const protocolRows = (label: string, get: (m: Metrics) => number) => PROTOCOLS.map((p): [string, (q: QualityRow) => string, string, string] =>
+    [`test ${label} (${p})`, (q) => f4(get(q.protocols[p])), f4(get(r.anchors.markov[p])), f4(get(r.anchors.popularity[p]))]);
+  const rows: [string, (q: QualityRow) => string, string, string][] = [
+    ...protocolRows('NDCG@10', (m) => m.ndcg10), ...protocolRows('HR@10', (m) => m.hr10),
+    ['cache bytes/token', (q) => String(q.bytesPerToken), '', ''], ['compression vs full KV', (q) => `${q.compressionRatio.toFixed(1)}x`, '', ''],
+    ['epochs (steps, best)', (q) => `${q.epochs} (${q.steps}, ${q.bestEpoch})`, '', ''], ['stopped by', (q) => q.stoppedBy, '', ''],
+    ['train seconds', (q) => q.trainSeconds.toFixed(0), '', ''],
   ];
   const width = Math.max(...rows.map(([label]) => label.length)) + 2;
-  const lines = [`${r.model}: ${''.padEnd(width - r.model.length - 2)}${'mha'.padStart(14)}${'collectivekv'.padStart(16)}`];
-  for (const [label, get] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(14)}${get(r.collectivekv).padStart(16)}`);
-  const warm = r.collectivekv.warmStart;
-  if (warm != null) {
-    const part = warm.forkedBaseline ? `the mha run to step ${warm.mhaSteps}` : `${warm.mhaSteps} mha steps`;
-    lines.push(`collectivekv by warm start: ${part}, converted (${warm.convertSeconds.toFixed(0)} s), then ${warm.fineTuneSteps} steps`
-      + ` at ${warm.fineTuneRate} of the learning rate`);
-    if (warm.mhaPartNdcg10 != null) {
-      lines.push(`  test NDCG@10 of its mha part ${f4(warm.mhaPartNdcg10)}, converted before the fine-tune ${f4(warm.convertedNdcg10)}`);
-    }
+  const head = ['mha'.padStart(12), 'collectivekv'.padStart(14), 'markov'.padStart(10), 'popularity'.padStart(12)].join('');
+  const lines = [`${r.model}: ${''.padEnd(width - r.model.length - 2)}${head}`];
+  for (const [label, get, markov, popularity] of rows) {
+    lines.push(`${label.padEnd(width)}${get(r.mha).padStart(12)}${get(r.collectivekv).padStart(14)}${markov.padStart(10)}${popularity.padStart(12)}`);
   }
-  lines.push(`collectivekv NDCG@10 = ${(100 * r.ndcg10Ratio).toFixed(1)}% of mha${r.truncatedByTime ? ' (WARNING: collectivekv cut by the time bound)' : ''}`);
+  const recipe = r.collectivekv.recipe;
+  if (recipe != null) {
+    lines.push(`collectivekv by the recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (${recipe.fullPhaseSteps} steps; best epoch ` +
+      `${recipe.fullPhaseBestEpoch}, valid NDCG@10 ${f4(recipe.fullPhaseValidNdcg10)}), switched in ${recipe.switchSeconds.toFixed(0)} s ` +
+      `(valid ${f4(recipe.switchedValidNdcg10)}, k-means relative inertia ${recipe.relativeInertia.toFixed(3)}), then fine-tuned`);
+  }
+  for (const p of PROTOCOLS) {
+    const d = r.pairedNdcg10[p];
+    const beats = r.mha.protocols[p].ndcg10 > r.anchors.markov[p].ndcg10;
+    lines.push(`${p}: collectivekv NDCG@10 = ${(100 * r.collectivekv.protocols[p].ndcg10 / r.mha.protocols[p].ndcg10).toFixed(1)}% of mha ` +
+      `(paired difference ${d.mean.toFixed(4)} +- ${d.standardError.toFixed(4)} se); mha ${beats ? 'beats' : 'does NOT beat'} the Markov anchor`);
+  }
+  if (r.truncatedByTime) lines.push('WARNING: collectivekv cut by the time bound');
   return lines.join('\n');
 }

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { benchOps, formatBenchOps } from '../bench/ops';
 import { runDemo, DemoOptions, formatDemo } from './demo';
 import { NextItemArgs, evalCommand, trainCommand } from './nextItemCommands';
-import { UsageError, historyFilter, openUnitFraction, positiveInt, positiveNumber, rate } from '../command/flags';
+import { UsageError, historyFilter, positiveInt, positiveNumber, rate } from '../command/flags';
 import { benchQualityCommand } from '../bench/quality';
 import { runServeCommand } from '../serve/command';
 import { runBenchServeCommand } from '../bench/serve';
@@ -75,19 +75,19 @@ Options:
   --max-minutes N    train, bench quality: bound on the whole run's time
   --max-steps N      train: stop after N optimizer steps (e.g. another run's step count: a budget the
                      machine's load does not change)
-  --warm-start X     bench quality: train collectivekv within the baseline's steps by warm start: the
-                     baseline's own run at (1 - X) of its steps (a copy of its weights every 1% of the
-                     epoch budget), converted (k-means pools), fine-tuned for the rest at
-                     --fine-tune-rate of --lr; to --router dense (default) or nearest-product
-  --fine-tune-rate X bench quality --warm-start: the fine-tune's learning rate as a share of --lr
-                     (default 0.25)
+  --arm A            bench quality: run only mha or collectivekv (e.g. one process per core; the JSON
+                     keeps each test user's rank, so the two runs of a seed pair up)
+  --training KIND    train, bench quality: how collectivekv trains: recipe (default: full K/V until
+                     validation plateaus, then pools built by k-means from the model's own K/V and a
+                     fine-tune of at most a quarter more epochs; docs/recipe.md) or single-stage
+                     (the paper's: pools from the start)
   --max-length N     window (default 50)     --hidden-dim N  width (default 64)
   --blocks N         blocks (default 2)      --heads N       heads (default 1)
   --dropout X        (default 0.2)           --lr X          Adam learning rate (default 0.001)
   --batch-size N     (default 128)           --patience N    validations without improvement (default 3)
   --loss NAME        softmax (default), sampled (512 shared uniform negatives per batch) or bce
                      (SASRec/HSTU)
-  --pool-size N      CollectiveKV pool rows (default 1024)   --user-dim N  user part width (default 1)
+  --pool-size N      CollectiveKV pool rows (default 4096; 1024 single-stage)   --user-dim N  user part width (default 1)
   --gate MODE        CollectiveKV gate in training: scaled (default, the paper's: rows times the gate,
                      unlike inference) or straight-through (inference's rows; gradient through the gate)
   --router KIND      CollectiveKV router: dense (default, the paper's) or nearest-product (the row
@@ -153,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'patience', 'loss', 'validate-every', 'validation-users', 'max-steps',
-  'warm-start', 'fine-tune-rate'] as const;
+  'training', 'arm'] as const;
 /** The CollectiveKV flags of train, eval and bench quality (src/app/command/collectiveFlags.ts). */
 const NEXT_ITEM_COLLECTIVE_FLAGS: readonly CollectiveFlag[] = ['pool-size', 'user-dim', 'gate', 'router', 'quantization-weight'];
 /** The training flags of train, eval and bench quality only (--epochs is demo's too). */
@@ -205,8 +205,8 @@ function parse(argv: string[]): ParsedArgs {
     validationUsers: positiveInt('--validation-users', str('validation-users')),
     filterHistory: historyFilter(v['filter-history'] === true, v['filter-window'] === true),
     maxSteps: positiveInt('--max-steps', str('max-steps')),
-    warmStart: openUnitFraction('--warm-start', str('warm-start')),
-    fineTuneRate: positiveNumber('--fine-tune-rate', str('fine-tune-rate')),
+    training: str('training'),
+    arm: str('arm'),
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, ...NEXT_ITEM_COLLECTIVE_FLAGS, ...NEXT_ITEM_TRAINING_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,

@@ -51,12 +51,12 @@ export interface NextItemArgs {
   /** train: stop after this many optimizer steps (a step budget that does not depend on the machine's load). */
   maxSteps?: number;
   /**
-   * bench quality: train collectivekv by warm start, this share of the baseline's steps being the
-   * fine-tune after converting an mha model trained for the rest (zoo/conversion).
+   * How collectivekv trains: 'recipe' (default: full K/V to the validation plateau, switch to the
+   * pools, a short fine-tune; docs/recipe.md) or 'single-stage' (the paper's: pools from the start).
    */
-  warmStart?: number;
-  /** bench quality --warm-start: the fine-tune's learning rate as a share of the baseline's (default 0.25). */
-  fineTuneRate?: number;
+  training?: string;
+  /** bench quality: run only this arm ('mha' or 'collectivekv'; default both), e.g. one per core; the JSON keeps the test ranks for pairing. */
+  arm?: string;
   log: (line: string) => void;
   /** Progress display (stderr by default). */
   progress?: ProgressSink;
@@ -103,15 +103,34 @@ export function lossKind(value: string | undefined): SasrecLoss {
   return l as SasrecLoss;
 }
 
+export const TRAINING_KINDS = ['recipe', 'single-stage'] as const;
+export type TrainingKind = (typeof TRAINING_KINDS)[number];
+
+export function trainingKind(value: string | undefined): TrainingKind {
+  const t = value ?? 'recipe';
+  if (!(TRAINING_KINDS as readonly string[]).includes(t)) throw new UsageError(`--training must be one of ${TRAINING_KINDS.join(', ')}, received '${t}'`);
+  return t as TrainingKind;
+}
+
+/**
+ * Default pool rows: 4096 with the recipe (a pool built by k-means keeps more of the trained K/V;
+ * docs/recipe.md gives the runs), 1024 single-stage (the paper's).
+ */
+export function defaultPoolSize(training: TrainingKind): number {
+  return training === 'recipe' ? 4096 : 1024;
+}
+
 export function modelOptions(a: NextItemArgs, numItems: number, attention: 'mha' | 'collectivekv'): ZooModelOptions {
   if (a.quantizationWeight != null && a.router !== 'nearest-product') {
     throw new UsageError(`--quantization-weight applies to --router nearest-product, received router '${a.router ?? 'dense'}'`);
   }
+  const training = trainingKind(a.training);
   return {
     numItems, attention, maxLength: a.maxLength ?? 50, hiddenDim: a.hiddenDim ?? 64, numBlocks: a.blocks ?? 2, numHeads: a.heads ?? 1,
-    dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? 1024, userDim: a.userDim ?? 1,
+    dropout: a.dropout ?? 0.2, seed: a.seed ?? 1, collective: { poolSize: a.poolSize ?? defaultPoolSize(training), userDim: a.userDim ?? 1,
       // Every router option written out, defaults included, so a saved model or a JSON result says what it ran with.
-      router: routerFromFlatOptions({ router: a.router, gate: a.gate, quantizationWeight: a.quantizationWeight }, 'collectivekv') },
+      router: routerFromFlatOptions({ router: a.router, gate: a.gate, quantizationWeight: a.quantizationWeight }, 'collectivekv'),
+      ...(attention === 'collectivekv' && training === 'recipe' ? { kvPhase: 'full' as const } : {}) },
   };
 }
 
@@ -123,10 +142,21 @@ export function fitOptions(a: NextItemArgs, label: string): NextItemFitOptions {
   };
 }
 
-export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory: boolean | 'window' = false): TestMetrics {
-  const r = evaluateNextItem(m, cases, { ks: [10], filterHistory });
+export function testMetrics(m: ZooModel, cases: readonly NextItemCase[], filterHistory: boolean | 'window' = false): TestMetrics & { ranks: Int32Array } {
+  const r = evaluateNextItem(m, cases, { ks: [10], filterHistory, keepRanks: true });
   const window = filterHistory === 'window' ? { historyWindow: historyWindowOf(m) } : {};
-  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory: filterHistory !== false, ...window };
+  return { hr10: r.hr[10], ndcg10: r.ndcg[10], mrr10: r.mrr[10], users: r.count, filterHistory: filterHistory !== false, ...window, ranks: r.ranks as Int32Array };
+}
+
+/** The test metrics under both protocols the results report: history items kept in the ranking, and the input window's filtered. */
+export function testProtocols(m: ZooModel, cases: readonly NextItemCase[]): { unfiltered: TestMetrics & { ranks: Int32Array }; window: TestMetrics & { ranks: Int32Array } } {
+  return { unfiltered: testMetrics(m, cases, false), window: testMetrics(m, cases, 'window') };
+}
+
+/** Without the per-case ranks (what JSON results hold). */
+export function withoutRanks<T extends { ranks?: Int32Array }>(t: T): Omit<T, 'ranks'> {
+  const { ranks: _ranks, ...rest } = t;
+  return rest;
 }
 
 export function writeJson(path: string | undefined, value: unknown, log: (line: string) => void): void {
@@ -149,7 +179,34 @@ export function requireModelDir(dir: string): void {
   if (!existsSync(`${dir}/options.json`)) throw new UsageError(`--model-dir: ${dir}/options.json not found (expected a directory written by \`collectivekv train --out\`)`);
 }
 
+export interface RecipeSummary {
+  /** Epochs and optimizer steps of the full-KV phase. */
+  fullPhaseEpochs: number;
+  fullPhaseSteps: number;
+  /** The full phase's best epoch and validation NDCG@10 (its weights were switched). */
+  fullPhaseBestEpoch: number;
+  fullPhaseValidNdcg10: number;
+  /** Validation NDCG@10 right after the switch, before the fine-tune. */
+  switchedValidNdcg10: number;
+  switchSeconds: number;
+  /** Mean k-means relative inertia over the switched sides (0 = exact). */
+  relativeInertia: number;
+}
+
+export function recipeSummary(fit: FitResult): RecipeSummary | undefined {
+  const switched = fit.recipe?.phaseSwitch;
+  if (switched == null) return undefined;
+  const sides = (fit.recipe?.switch?.reports ?? []).flatMap((r) => [r.key, r.value]).filter((s) => s != null && s.poolWidth > 0);
+  return {
+    fullPhaseEpochs: switched.epochs, fullPhaseSteps: switched.steps, fullPhaseBestEpoch: switched.firstPhaseBestEpoch,
+    fullPhaseValidNdcg10: switched.firstPhaseBest?.ndcg10 ?? NaN, switchedValidNdcg10: switched.afterSwitch.ndcg10,
+    switchSeconds: fit.recipe?.switch?.seconds ?? 0,
+    relativeInertia: sides.reduce((t, s) => t + (s?.relativeInertia ?? 0), 0) / Math.max(1, sides.length),
+  };
+}
+
 export function fitSummary(fit: FitResult) {
+  const recipe = recipeSummary(fit);
   return { epochs: fit.epochs, bestEpoch: fit.bestEpoch, validNdcg10: fit.bestValidationNdcg10, steps: fit.steps ?? 0,
-    stoppedBy: fit.stoppedBy ?? 'maxEpochs', trainSeconds: fit.trainSeconds };
+    stoppedBy: fit.stoppedBy ?? 'maxEpochs', trainSeconds: fit.trainSeconds, ...(recipe != null ? { recipe } : {}) };
 }

@@ -117,8 +117,17 @@ export async function saveZooModel(m: ZooModel, dir: string, loss: SasrecLoss = 
   registerFileIO();
   await m.model.save(`file://${dir}`);
   const fs = await import('node:fs');
-  const file: ZooModelFile = { format: 'collectivekv-zoo/1', model: m.name, options: m.options, loss, ...(training ? { training } : {}) };
+  const file: ZooModelFile = { format: 'collectivekv-zoo/1', model: m.name, options: withCurrentPhase(m), loss, ...(training ? { training } : {}) };
   fs.writeFileSync(`${dir}/options.json`, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/** The options with the attention layers' phase now (the recipe switches them during training), so a reload rebuilds that phase. */
+function withCurrentPhase(m: ZooModel): ZooModelOptions {
+  const phases = new Set(m.model.layers.filter((l): l is CollectiveKVAttention => l instanceof CollectiveKVAttention).map((l) => l.kvPhase));
+  if (phases.size !== 1 || m.options.collective == null) return m.options;
+  const [kvPhase] = phases;
+  const { kvPhase: _started, ...collective } = m.options.collective;
+  return { ...m.options, collective: kvPhase === 'full' ? { ...collective, kvPhase } : collective };
 }
 
 /** DIR/options.json, checked. */

@@ -4,8 +4,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, ProgressMode, StopReason, ProgressSink, RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor,
-  evaluationBatches, trainLoop,
+  LeaveOneOutSplit, NextItemCase, PhaseSwitch, ProgressMode, RecipeOptions, RecipeSwitchRecord, SequenceBatch, StopReason, ProgressSink,
+  RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor, collectiveLayers, evaluationBatches, recipePhase, trainLoop,
+  trainingBatches, trainingExamples,
 } from '../../internal';
 
 /**
@@ -95,6 +96,12 @@ export interface NextItemFitOptions {
   onEpoch?: (report: EpochReport) => void;
   /** Called after each optimizer step with the steps so far, the seconds since the start and the epoch (1-based). */
   onStep?: (step: number, seconds: number, epoch: number) => void;
+  /**
+   * The recipe's options (docs/recipe.md), used when the model's CollectiveKV layers start in their
+   * 'full' phase (the zoo's default): the switch's patience is `patience`, its sample seeded users'
+   * training prefixes.
+   */
+  recipe?: Omit<RecipeOptions, 'patience'>;
 }
 
 export interface EpochReport {
@@ -118,6 +125,8 @@ export interface FitResult {
   stoppedBy?: StopReason;
   /** Optimizer steps run. */
   steps?: number;
+  /** With the recipe: where the layers switched to their pools, and the switch's reports (null when training ended before). */
+  recipe?: { phaseSwitch: PhaseSwitch | null; switch: RecipeSwitchRecord | null };
 }
 
 /** Adam, validation NDCG@10 every N epochs, early stopping with patience, best-weights restore. */
@@ -127,6 +136,11 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
   const optimizer = tf.train.adam(o.learningRate);
   const validation = o.validationUsers > 0 ? split.validation.slice(0, o.validationUsers) : split.validation;
   const batchesPerEpoch = countBatches(m, split.train, o.batchSize, o.seed);
+  const warming = collectiveLayers(m.model).filter((l) => l.kvPhase === 'full');
+  let switched: RecipeSwitchRecord | null = null;
+  const secondPhase = warming.length === 0 ? undefined
+    : recipePhase(warming, () => runRecipeSample(m, split, o.seed, Math.max(...warming.map((l) => l.poolSize))),
+      { ...o.recipe, patience: Math.max(1, o.patience) }, (r) => { switched = r; });
   try {
     const result = trainLoop<B>({
       batches: (epoch, seed) => m.batches(split.train, o.batchSize, seed, epoch),
@@ -149,9 +163,11 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
       checkpointDir: o.checkpointDir,
       onEpoch: (r) => o.onEpoch?.(toReport(r)),
       onStep: o.onStep,
+      secondPhase,
     });
     return { epochs: result.epochs, bestEpoch: result.bestEpoch, bestValidationNdcg10: result.bestMetric, trainSeconds: result.trainSeconds,
-      history: result.history.map(toReport), stoppedBy: result.stoppedBy, steps: result.steps };
+      history: result.history.map(toReport), stoppedBy: result.stoppedBy, steps: result.steps,
+      ...(secondPhase != null ? { recipe: { phaseSwitch: result.phaseSwitch ?? null, switch: switched } } : {}) };
   } finally {
     optimizer.dispose();
   }
@@ -160,6 +176,34 @@ export function fitNextItem<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit,
 function toReport(r: import('../../index').EpochRecord): EpochReport {
   return { epoch: r.epoch, loss: r.loss, auxLoss: r.extras.aux ?? 0, validationNdcg10: r.validation?.ndcg10 ?? NaN,
     validationHr10: r.validation?.hr10 ?? NaN, seconds: r.seconds, best: r.best };
+}
+
+/** The recipe's sample: seeded users' training prefixes (conversionSample), scored in inference mode in chunks. */
+function runRecipeSample<B>(m: NextItemTrainable<B>, split: LeaveOneOutSplit, seed: number, poolSize: number): void {
+  const ids = conversionSample(split, RECIPE_SAMPLE_USERS, m.maxLength, seed, 4 * Math.max(8192, 8 * poolSize));
+  try {
+    const rows = ids.shape[0];
+    for (let start = 0; start < rows; start += RECIPE_SAMPLE_CHUNK) {
+      tf.tidy(() => { m.scoreNext(tf.slice(ids, [start, 0], [Math.min(RECIPE_SAMPLE_CHUNK, rows - start), -1])); });
+    }
+  } finally {
+    ids.dispose();
+  }
+}
+
+const RECIPE_SAMPLE_USERS = 512;
+const RECIPE_SAMPLE_CHUNK = 128;
+
+/**
+ * Padded training prefixes of seeded users, the sample pools are built from: `users` of them, or
+ * more when that many hold fewer than `minTokens` valid tokens (short histories, as on Beauty), up to all.
+ */
+export function conversionSample(split: LeaveOneOutSplit, users: number, maxLength: number, seed: number, minTokens: number): tf.Tensor2D {
+  const examples = trainingExamples(split.train, maxLength);
+  const meanLength = examples.reduce((s, e) => s + (e.length ?? maxLength), 0) / Math.max(1, examples.length);
+  const rows = Math.min(examples.length, Math.max(users, Math.ceil(minTokens / Math.max(1, meanLength))));
+  const batch = trainingBatches(examples, rows, seed).next().value as SequenceBatch;
+  return batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
 }
 
 function countBatches<B>(m: NextItemTrainable<B>, train: readonly (readonly number[])[], batchSize: number, seed: number): number {

@@ -1,5 +1,5 @@
 // The share of a --max-minutes budget bench quality gives the mha baseline.
-import { baselineTimeShare } from '../../../src/app/bench/quality';
+import { baselineTimeShare, pairedNdcg10 } from '../../../src/app/bench/quality';
 
 describe('baselineTimeShare', () => {
   test('from scratch: the baseline takes its steps\' share of both runs, less the margin', () => {
@@ -7,11 +7,22 @@ describe('baselineTimeShare', () => {
     expect(baselineTimeShare(1, 3)).toBeCloseTo(0.85 / 4, 10);
   });
 
-  test('by warm start the CollectiveKV run is mha steps for 1 - X of its budget and its own for X', () => {
-    // 0.8 of the steps at the baseline's rate, 0.2 at nine times it: 0.8 + 1.8 = 2.6 baseline runs' worth.
-    expect(baselineTimeShare(1, 9, 0.2)).toBeCloseTo(0.85 / (1 + 2.6), 10);
-    // A warm start never leaves the baseline less than a from-scratch run would.
-    expect(baselineTimeShare(1, 9, 0.2)).toBeGreaterThan(baselineTimeShare(1, 9));
-    expect(baselineTimeShare(2, 2, 0.5)).toBeCloseTo(0.425, 10);
+  test('by the recipe the CollectiveKV run is the baseline\'s steps at its rate plus a share X at its own', () => {
+    // The full phase costs a baseline run, the fine-tune 0.25 of the steps at nine times the rate: 1 + 2.25 baseline runs' worth.
+    expect(baselineTimeShare(1, 9, 0.25)).toBeCloseTo(0.85 / (1 + 1 + 2.25), 10);
+    expect(baselineTimeShare(2, 2, 0.5)).toBeCloseTo(0.85 * 2 / (2 + 3), 10);
+  });
+});
+
+describe('pairedNdcg10', () => {
+  test('mean and standard error of the per-user NDCG@10 differences, from ranks', () => {
+    // Users: rank 1 vs 3, 2 vs 2, 11 vs 1 -> differences 1 - 0.5, 0, 0 - 1.
+    const r = pairedNdcg10(Int32Array.from([1, 2, 11]), Int32Array.from([3, 2, 1]));
+    const d = [0.5, 0, -1];
+    const mean = (0.5 + 0 - 1) / 3;
+    const sd = Math.sqrt(d.reduce((t, x) => t + (x - mean) ** 2, 0) / 2);
+    expect(r.mean).toBeCloseTo(mean, 12);
+    expect(r.standardError).toBeCloseTo(sd / Math.sqrt(3), 12);
+    expect(pairedNdcg10(Int32Array.from([1]), Int32Array.from([1, 2])).mean).toBeNaN();
   });
 });

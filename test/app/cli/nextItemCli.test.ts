@@ -54,7 +54,9 @@ describe('collectivekv train / eval', () => {
       expect(topology).toMatch(/"router":\s*\{\s*"kind":\s*"dense",\s*"gate":\s*"straight-through"/);
     }
     const trained = JSON.parse(readFileSync(trainJson, 'utf8'));
-    expect(trained).toMatchObject({ model, attention: 'collectivekv', epochs: 2 });
+    // The recipe: 2 epochs with full K/V (the epoch budget), the switch, ceil(2 / 4) = 1 epoch of fine-tune.
+    expect(trained).toMatchObject({ model, attention: 'collectivekv', epochs: 3, recipe: { fullPhaseEpochs: 2 } });
+    expect(trained.options.collective.kvPhase).toBe('full');
     expect(trained.test.users).toBe(40);
     expect(trained.bytesPerToken).toBe(2 * 2 * (1 + 4));
 
@@ -118,94 +120,78 @@ describe('collectivekv train / eval', () => {
       for (const field of ['hr10', 'ndcg10', 'mrr10', 'bytesPerToken', 'compressionRatio', 'epochs', 'trainSeconds']) {
         expect(typeof q[key][field]).toBe('number');
       }
-      expect(q[key].epochs).toBe(2);
+      for (const protocol of ['unfiltered', 'window']) expect(typeof q[key].protocols[protocol].ndcg10).toBe('number');
     }
+    expect(q.mha.epochs).toBe(2);
+    expect(q.collectivekv.epochs).toBe(3);
+    expect(q.collectivekv.recipe).toMatchObject({ fullPhaseEpochs: 2 });
     expect(q.mha.bytesPerToken).toBe(2 * 2 * 16 * 4);
     expect(q.mha.compressionRatio).toBe(1);
     expect(q.collectivekv.compressionRatio).toBeCloseTo((2 * 2 * 16 * 4) / (2 * 2 * 5));
     expect(q.truncatedByTime).toBe(false);
-    expect(r.out).toMatch(/collectivekv NDCG@10 = [\d.]+% of mha/);
+    for (const anchor of ['markov', 'popularity']) expect(typeof q.anchors[anchor].window.ndcg10).toBe('number');
+    expect(q.testRanks.mha.unfiltered).toHaveLength(40);
+    expect(Number.isFinite(q.pairedNdcg10.unfiltered.standardError)).toBe(true);
+    expect(r.out).toMatch(/unfiltered: collectivekv NDCG@10 = [\d.]+% of mha \(paired difference/);
+    expect(r.out).toMatch(/mha (beats|does NOT beat) the Markov anchor/);
   });
 });
 
-describe('bench quality --warm-start', () => {
-  it.each([['sasrec', 'dense'], ['hstu', 'dense'], ['sasrec', 'nearest-product']])('%s, router %s: collectivekv = mha steps + conversion + fine-tune, the baseline\'s steps in all', async (model, router) => {
-    const json = join(dir, `quality-warm-${model}-${router}.json`);
-    const r = await run(['bench', 'quality', '--model', model, '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
-      ...(router === 'dense' ? [] : ['--router', router]), ...small]);
+describe('bench quality: the recipe, single-stage training, one arm', () => {
+  it('--training single-stage trains the pools from the start (no switch), pool 1024 by default', async () => {
+    const json = join(dir, 'quality-single.json');
+    const r = await run(['bench', 'quality', '--model', 'hstu', '--data', pairs, '--format', 'pairs', '--json', json, '--training', 'single-stage',
+      ...small.filter((_, i, all) => all[i] !== '--pool-size' && all[i - 1] !== '--pool-size'), '--pool-size', '16']);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const q = JSON.parse(readFileSync(json, 'utf8'));
-    const ws = q.collectivekv.warmStart;
-    expect(ws.fraction).toBe(0.25);
-    expect(ws.fineTuneRate).toBe(0.25);
-    expect(ws.mhaSteps).toBe(Math.round(0.75 * q.mha.steps));
-    expect(ws.mhaSteps + ws.fineTuneSteps).toBe(q.mha.steps);
-    expect(q.collectivekv.steps).toBe(q.mha.steps);
-    // The mha part is the baseline's own run, forked (not a second mha run).
-    expect(ws.forkedBaseline).toBe(true);
-    // What the shorter mha training and the conversion each leave, scored on the test users.
-    for (const score of [ws.mhaPartNdcg10, ws.convertedNdcg10]) {
-      expect(score).toBeGreaterThanOrEqual(0);
-      expect(score).toBeLessThanOrEqual(1);
+    expect(q.training).toBe('single-stage');
+    expect(q.collectivekv.epochs).toBe(2);
+    expect(q.collectivekv.recipe).toBeUndefined();
+    expect(q.options.collective.kvPhase).toBeUndefined();
+  });
+
+  it('--arm runs one arm and keeps its test ranks; bad values and misplaced flags are refused', async () => {
+    const json = join(dir, 'quality-arm.json');
+    const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--arm', 'collectivekv', ...small]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const q = JSON.parse(readFileSync(json, 'utf8'));
+    expect(q.arm).toBe('collectivekv');
+    expect(q.mha).toBeUndefined();
+    expect(q.collectivekv.epochs).toBe(3);
+    expect(q.testRanks.collectivekv.window).toHaveLength(40);
+    const cases: [string[], RegExp][] = [
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'both'], /--arm must be one of mha, collectivekv, received 'both'/],
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'mha', '--max-minutes', '1'], /--arm runs one arm alone/],
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--training', 'warm'], /--training must be one of recipe, single-stage, received 'warm'/],
+      [['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'mha'], /--arm applies to bench quality only/],
+      [['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--training', 'recipe'], /--training applies to --attention collectivekv only/],
+      [['eval', '--model-dir', dir, '--data', pairs, '--format', 'pairs', '--training', 'recipe'], /--training applies to training commands, not eval/],
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2'], /Unknown option '--warm-start'/],
+    ];
+    for (const [argv, message] of cases) {
+      const bad = await run(argv);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toMatch(message);
     }
-    expect(r.out).toMatch(/test NDCG@10 of its mha part [\d.]+, converted before the fine-tune [\d.]+/);
-    // The served model is CollectiveKV: its cache is the compressed one.
-    expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
-    expect(q.mha.warmStart).toBeUndefined();
-    expect(q.options.collective.router.kind).toBe(router);
-    // Every router option is written out, defaults included (the nearest-product router's VQ loss weight among them).
-    expect(q.options.collective.router.quantizationWeight).toBe(router === 'dense' ? undefined : 1 / 64);
-    expect(r.out).toMatch(/collectivekv by warm start: the mha run to step \d+, converted \(\d+ s\), then \d+ steps/);
   });
 
   it('passes --quantization-weight to the nearest-product router (recorded in the options), and refuses it with the dense router', async () => {
-    const json = join(dir, 'quality-warm-qweight.json');
-    const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
+    const json = join(dir, 'quality-qweight.json');
+    const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json,
       '--router', 'nearest-product', '--quantization-weight', '0.25', ...small]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(JSON.parse(readFileSync(json, 'utf8')).options.collective.router.quantizationWeight).toBe(0.25);
+    const q = JSON.parse(readFileSync(json, 'utf8'));
+    expect(q.options.collective.router).toMatchObject({ kind: 'nearest-product', quantizationWeight: 0.25 });
+    expect(q.collectivekv.bytesPerToken).toBe(2 * 2 * (1 + 4));
     for (const router of [[], ['--router', 'dense']]) {
       const bad = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', ...router, '--quantization-weight', '0.25', ...small]);
       expect(bad.code).toBe(2);
       expect(bad.err).toContain(`--quantization-weight applies to --router nearest-product, received router '${router[1] ?? 'dense'}'`);
     }
     expect((await run(['train', '--quantization-weight', 'x'])).err).toMatch(/--quantization-weight must be/);
-  });
-
-  it('--fine-tune-rate sets the fine-tune\'s learning rate (recorded; only with --warm-start)', async () => {
-    for (const [rate, lr] of [[undefined, '0.0025'], ['4', '0.04']] as [string | undefined, string][]) {
-      const json = join(dir, `quality-warm-rate-${rate}.json`);
-      const r = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', json, '--warm-start', '0.25',
-        ...(rate != null ? ['--fine-tune-rate', rate] : []), ...small]);
-      expect(r.err).toBe('');
-      expect(JSON.parse(readFileSync(json, 'utf8')).collectivekv.warmStart.fineTuneRate).toBe(Number(rate ?? 0.25));
-      // --lr 0.01 (small) times the rate.
-      expect(r.out).toMatch(new RegExp(`then \\d+ CollectiveKV steps at learning rate ${lr.replace('.', '\\.')}\\b`));
-    }
-    const bad = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--fine-tune-rate', '0.5']);
-    expect(bad.code).toBe(2);
-    expect(bad.err).toContain('--fine-tune-rate applies with --warm-start only');
-    const t = await run(['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--fine-tune-rate', '0.5']);
-    expect(t.code).toBe(2);
-    expect(t.err).toContain('--fine-tune-rate applies to bench quality --warm-start only');
-  });
-
-  it('refuses a fraction outside (0, 1), a removed router, and the flag on train and eval', async () => {
-    for (const bad of ['0', '1', '1.5', 'x']) {
-      const q = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', bad]);
-      expect(q.code).toBe(2);
-      expect(q.err).toContain(`--warm-start must be a number in (0, 1), received '${bad}'`);
-    }
-    const p = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--router', 'product']);
-    expect(p.code).toBe(2);
-    expect(p.err).toContain("--router must be one of dense, nearest-product, received 'product'");
-    for (const command of ['train', 'eval']) {
-      const t = await run([command, '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2', '--model-dir', dir]);
-      expect(t.code).toBe(2);
-      expect(t.err).toMatch(/--warm-start applies to bench quality only/);
-    }
   });
 });
 
