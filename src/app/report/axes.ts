@@ -13,7 +13,7 @@ export type TickStyle = 'decimal' | 'binary' | 'bytes';
 
 export interface AxisScale {
   type: 'log' | 'linear';
-  /** Set for log scales: the data's range widened by LOG_PAD on each side. */
+  /** Set for log scales: the data's range widened by LOG_PAD on each side (or to a tick close by). */
   domain?: [number, number];
   /** Explicit ticks inside the domain (log scales); linear scales leave them to vega. */
   ticks?: number[];
@@ -30,11 +30,17 @@ const LOG_PAD = 1.25;
 export function chooseScale(values: readonly number[], minOrders: number, style: TickStyle = 'decimal'): AxisScale {
   const finite = values.filter((v) => Number.isFinite(v));
   if (finite.length < 2 || finite.some((v) => v <= 0) || ordersSpanned(finite) < minOrders) return { type: 'linear' };
-  const lo = Math.min(...finite) / LOG_PAD;
-  const hi = Math.max(...finite) * LOG_PAD;
-  const candidates = style === 'bytes' ? byteTicks(lo, hi)
-    : style === 'binary' && Math.log10(hi / lo) < 3 ? powers(2, lo, hi)
-      : powers(10, lo, hi);
+  let lo = Math.min(...finite) / LOG_PAD;
+  let hi = Math.max(...finite) * LOG_PAD;
+  const binary = style === 'binary' && Math.log10(hi / lo) < 3;
+  const candidates = style === 'bytes' ? byteTicks(lo, hi) : binary ? powers(2, lo, hi) : powers(10, lo, hi);
+  if (!binary) {
+    // Ticks 10x apart: one just outside the padded range (within 2x) extends it, so both ends are labelled.
+    const below = candidates.filter((t) => t <= lo).pop();
+    const above = candidates.find((t) => t >= hi);
+    if (below != null && lo / below <= 2) lo = below;
+    if (above != null && above / hi <= 2) hi = above;
+  }
   const ticks = candidates.filter((t) => t >= lo && t <= hi);
   return { type: 'log', domain: [clean(lo), clean(hi)], ticks };
 }

@@ -227,6 +227,7 @@ function formatter(unit: Unit): (v: number) => string {
     case 'ms': return formatMs;
     case 'bytes': return formatBytes;
     case 'ratio': return (v) => `${short(v)}x`;
+    case 'count': return (v) => (Number.isInteger(v) ? String(v) : short(v));
     case 'fraction': return (v) => `${short(100 * v)}%`;
     default: return short;
   }

@@ -1,33 +1,36 @@
-// `collectivekv report REPORT_JSON [--out DIR]`: draws report.md and charts/*.svg again from a
-// report.json written by `bench all` (after a change to the charts or the markdown, no re-run needed).
+// `collectivekv report REPORT_JSON [--out DIR] [--charts-only]`: draws report.md and charts/*.svg again
+// from a report.json written by `bench all` (after a change to the charts or the markdown, no re-run
+// needed). --charts-only leaves report.md as it is: an old report's text stays as it was written.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ChartPackageMissingError, REPORT_FORMAT, ReportData, writeReport } from './report';
+import { ChartPackageMissingError, REPORT_FORMAT, ReportData, buildCharts, writeCharts, writeReport } from './report';
 
-export const REPORT_USAGE = `Usage: collectivekv report REPORT_JSON [--out DIR]
+export const REPORT_USAGE = `Usage: collectivekv report REPORT_JSON [--out DIR] [--charts-only]
 
 Writes report.md and charts/*.svg again from a report.json written by 'collectivekv bench all'.
 The charts need the npm packages vega and vega-lite (npm install --save-dev vega vega-lite).
 
-  --out DIR   output folder (default: the folder of REPORT_JSON; report.json is written there too)`;
+  --out DIR       output folder (default: the folder of REPORT_JSON; report.json is written there too)
+  --charts-only   draw charts/*.svg only; report.json and report.md stay as they are`;
 
 export interface ReportArgs {
   json: string;
   out: string;
+  chartsOnly: boolean;
 }
 
 /** Parses the command line; null for --help. Throws an Error naming the bad argument. */
 export function parseReportArgs(argv: string[]): ReportArgs | null {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { out: { type: 'string' }, 'charts-only': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) return null;
   if (positionals.length !== 1) {
     throw new Error(`expected one REPORT_JSON argument, received ${positionals.length === 0 ? 'none' : positionals.map((p) => `'${p}'`).join(' ')}`);
   }
-  return { json: positionals[0], out: values.out ?? dirname(positionals[0]) };
+  return { json: positionals[0], out: values.out ?? dirname(positionals[0]), chartsOnly: values['charts-only'] ?? false };
 }
 
 /** Reads and checks a report.json; throws an Error naming the file and what is wrong with it. */
@@ -61,8 +64,9 @@ export async function runReportCommand(argv: string[], log: (line: string) => vo
     return 2;
   }
   try {
-    const written = await writeReport(args.out, data);
-    log([written.json, written.markdown, ...written.charts].map((f) => `wrote ${f}`).join('\n'));
+    const files = args.chartsOnly ? await writeCharts(args.out, buildCharts(data.results))
+      : await writeReport(args.out, data).then((w) => [w.json, w.markdown, ...w.charts]);
+    log(files.map((f) => `wrote ${f}`).join('\n'));
     return 0;
   } catch (e) {
     if (!(e instanceof ChartPackageMissingError)) throw e;

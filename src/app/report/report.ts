@@ -83,18 +83,23 @@ export async function writeReport(dir: string, data: ReportData, render?: ChartR
   writeFileSync(json, `${JSON.stringify(data, null, 2)}\n`);
   const markdown = join(dir, 'report.md');
   writeFileSync(markdown, renderMarkdown(data, charts));
-  if (charts.length === 0) return { json, markdown, charts: [] };
+  return { json, markdown, charts: await writeCharts(dir, charts, render) };
+}
+
+/** Draws `charts` under `dir`/charts (render as in writeReport); returns the files written. */
+export async function writeCharts(dir: string, charts: Chart[], render?: ChartRenderer): Promise<string[]> {
+  if (charts.length === 0) return [];
   const draw = render ?? await loadChartRenderer();
   mkdirSync(join(dir, 'charts'), { recursive: true });
-  const chartPaths: string[] = [];
+  const paths: string[] = [];
   for (const c of charts) {
     const svg = await draw(c);
     checkWellFormed(svg);
     const path = join(dir, 'charts', c.file);
     writeFileSync(path, svg);
-    chartPaths.push(path);
+    paths.push(path);
   }
-  return { json, markdown, charts: chartPaths };
+  return paths;
 }
 
 // ---------------------------------------------------------------- markdown

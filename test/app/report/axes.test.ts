@@ -12,15 +12,16 @@ describe('chooseScale', () => {
     expect(chooseScale([1, 10, NaN], 1).type).toBe('log');
   });
 
-  test('log: the domain pads the data by 1.25 each side; decimal ticks are the powers of 10 inside it', () => {
+  test('log: the domain pads the data by 1.25 each side, or reaches a tick within 2x; decimal ticks are the powers of 10 inside it', () => {
     const s = chooseScale([1.5, 9, 400, 120682], 2);
-    expect(s.domain).toEqual([1.2, 150852.5]);
-    expect(s.ticks).toEqual([10, 100, 1000, 10000, 100000]);
+    expect(s.domain).toEqual([1, 150852.5]);
+    expect(s.ticks).toEqual([1, 10, 100, 1000, 10000, 100000]);
+    expect(chooseScale([3, 300], 2).domain).toEqual([2.4, 375]);
   });
 
   test('binary axes: powers of 2 below 3 orders, powers of 10 from there', () => {
     expect(chooseScale([1, 64, 512], 1, 'binary').ticks).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
-    expect(chooseScale([1, 5000], 1, 'binary').ticks).toEqual([1, 10, 100, 1000]);
+    expect(chooseScale([1, 5000], 1, 'binary').ticks).toEqual([1, 10, 100, 1000, 10000]);
   });
 
   test('bytes: 1, 10 and 100 times B, KiB, MiB', () => {

@@ -9,9 +9,9 @@ let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'ckv-report-cmd-')); });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-test('arguments: one REPORT_JSON, --out defaults to its folder; anything else is named', () => {
-  expect(parseReportArgs(['r/report.json'])).toEqual({ json: 'r/report.json', out: 'r' });
-  expect(parseReportArgs(['r/report.json', '--out', 'o'])).toEqual({ json: 'r/report.json', out: 'o' });
+test('arguments: one REPORT_JSON, --out defaults to its folder, --charts-only; anything else is named', () => {
+  expect(parseReportArgs(['r/report.json'])).toEqual({ json: 'r/report.json', out: 'r', chartsOnly: false });
+  expect(parseReportArgs(['r/report.json', '--out', 'o', '--charts-only'])).toEqual({ json: 'r/report.json', out: 'o', chartsOnly: true });
   expect(parseReportArgs(['--help'])).toBeNull();
   expect(() => parseReportArgs([])).toThrow("expected one REPORT_JSON argument, received none");
   expect(() => parseReportArgs(['a', 'b'])).toThrow("expected one REPORT_JSON argument, received 'a' 'b'");
