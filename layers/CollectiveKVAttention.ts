@@ -1,4 +1,4 @@
-// CollectiveKV attention (DESIGN.md section 1): the drop-in replacement for MultiHeadAttention whose
+// CollectiveKV attention (docs/design.md section 2): the drop-in replacement for MultiHeadAttention whose
 // keys/values are concat(pool row chosen by a top-1 router, small user-specific part), so the cache
 // stores one index and userDim numbers per token and side. Built from the design card's blocks:
 // per shared side a GlobalKVPool (pool + router) and a UserKVProjector, as sublayers.

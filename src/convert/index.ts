@@ -1,4 +1,4 @@
-// Converting trained MultiHeadAttention models to CollectiveKV (DESIGN.md section 4).
+// Converting trained MultiHeadAttention models to CollectiveKV (docs/design.md section 6).
 export { swapAttention, convertAttentionLayer, copyWeightsByName } from './swapAttention';
 export type { ConvertAttentionLayerOptions, SwapAttentionOptions, SwapAttentionResult, SwapRouterKind, LayerConversionReport, SideConversionReport } from './swapAttention';
 export { kmeans } from './kmeans';

@@ -1,5 +1,5 @@
 // swapAttention: a trained model with MultiHeadAttention -> the same model with
-// CollectiveKVAttention, initialized from the trained model's own K/V (DESIGN.md section 4).
+// CollectiveKVAttention, initialized from the trained model's own K/V (docs/design.md section 6).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { seededRandom } from '../data/random';
