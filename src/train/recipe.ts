@@ -149,8 +149,8 @@ export class CollectiveKVRecipe extends tfl.Callback {
   }
 
   override async onEpochEnd(epoch: number, logs?: Logs): Promise<void> {
-    const raw = logs?.[this.monitor];
-    if (typeof raw !== 'number' || Number.isNaN(raw)) {
+    const raw = await logValue(logs?.[this.monitor]);
+    if (raw == null || Number.isNaN(raw)) {
       throw new ArgumentError('collectiveKVRecipe', 'options.monitor', `a value in the epoch logs (${Object.keys(logs ?? {}).join(', ') || 'none'}; ` +
         "'val_*' needs validationData or validationSplit in fit)", `'${this.monitor}'`);
     }
@@ -196,4 +196,11 @@ export class CollectiveKVRecipe extends tfl.Callback {
     const input = this.sample.length === 1 ? this.sample[0] : this.sample;
     tf.dispose(this.fitModel.predict(input, { batchSize: this.sampleBatchSize }));
   }
+}
+
+/** A value of fit's epoch logs: tfjs passes numbers, or scalars not yet read back. */
+async function logValue(value: unknown): Promise<number | null> {
+  if (typeof value === 'number') return value;
+  if (value instanceof tf.Tensor && value.size === 1) return (await value.data())[0];
+  return null;
 }

@@ -15,15 +15,16 @@ describe('runnable examples', () => {
     for (const spec of specs) expect(spec).toMatch(/^(collectivekv|@tensorflow\/tfjs-[a-z-]+|node:.+)$/);
   });
 
-  it('layer-swap trains the mha and the collectivekv model alike', async () => {
-    const results = await layerSwap({ seqLen: 8, width: 8, batch: 4, steps: 2 });
-    expect(results.map((r) => r.attention)).toEqual(['mha', 'collectivekv']);
-    for (const r of results) {
-      expect(r.params).toBeGreaterThan(0);
-      expect(r.losses).toHaveLength(2);
-      for (const loss of r.losses) expect(Number.isFinite(loss)).toBe(true);
-    }
-  });
+  it('layer-swap: a user model outside the zoo reaches the baseline\'s accuracy by the recipe, at a fraction of the cache', async () => {
+    // The data's next item is a fixed successor 90% of the time: a model that learned it scores ~0.9.
+    const [mha, ckv] = await layerSwap({ users: 300, items: 30 });
+    expect(mha.attention).toBe('mha');
+    expect(ckv.attention).toBe('collectivekv');
+    expect(mha.accuracy).toBeGreaterThan(0.8);
+    // A generous margin: this checks that the recipe works at all, not its quality figure.
+    expect(ckv.accuracy).toBeGreaterThan(0.95 * mha.accuracy);
+    expect(ckv.bytesPerToken * 10).toBeLessThan(mha.bytesPerToken);
+  }, 120_000);
 
   it('cache-api decodes from the cache as the full forward does, from a much smaller collectivekv block', async () => {
     const [mha, ckv] = await cacheApi({ historyLength: 6, width: 16, newEvents: 2 });
