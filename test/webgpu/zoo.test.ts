@@ -205,7 +205,8 @@ describeWebGPU('model zoo on webgpu', () => {
           out = await snapshot([training, inference]);
           tf.dispose([training, inference]);
           // Backward: sum(out * W) + aux losses, w.r.t. the input and every weight (gates, pools, routers).
-          const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+          // The pooled phase's weights (the full phase's warm-up projection takes no part in its forward).
+          const variables = layer.trainableWeights.filter((w) => !w.name.includes('_warmup_')).map((w) => w.read() as tf.Variable);
           const { value, grads: g } = tf.variableGrads(() => {
             const y = layer.apply([xs, m], { training: true }) as tf.Tensor;
             return tf.add(tf.sum(tf.mul(y, tf.tensor(outWeights, y.shape))), layer.auxiliaryLoss()) as tf.Scalar;
