@@ -1,10 +1,13 @@
 // Training and evaluation of the zoo's CTR models: the step (BCE on logits plus the CollectiveKV
 // layers' auxiliary losses, Adam) on the library's trainLoop (early stopping on validation AUC, a
-// time budget, seeded batch order), and the CTR metrics of a sample list. Reusable by any `CtrModel`.
+// time budget, seeded batch order, the recipe's switch for layers that start with full K/V), and
+// the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, StepOutcome, TrainLoopSpec, ctrBatch, ctrBatches, ctrMetrics, formatDuration, trainLoop,
+  CollectiveKVAttention, CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, PhaseSwitch, RecipeOptions, RecipeSwitchRecord, StepOutcome,
+  StopReason, TrainLoopResult, TrainLoopSpec, ctrBatch, ctrBatches, ctrMetrics, formatDuration, recipePhase, trainLoop,
 } from '../../internal';
+import { definedOnly } from '../sequential/nextItemTraining';
 import { CtrInputs, CtrModel, disposeInputs, toInputs } from './common';
 
 export interface CtrStepResult {
@@ -70,14 +73,16 @@ export interface CtrFitOptions {
   onProgress?: (line: string) => void;
   /** Seconds between progress lines inside an epoch. Default 15. */
   progressEverySeconds?: number;
-  /**
-   * Optimizer steps already taken by the run this one continues (a warm start's fine-tune): training
-   * starts in that run's epoch at its next batch, in the same seeded order, and ends where that run
-   * would have (maxEpochs). Default 0.
-   */
-  startStep?: number;
-  /** Called after every optimizer step with the run's step count so far (startStep included) and its training seconds so far. */
+  /** Bound on optimizer steps over the whole run, the recipe's included (0 = none): gives a second run a first one's steps. */
+  maxSteps?: number;
+  /** Called after every optimizer step with the run's step count so far and its training seconds so far. */
   onStep?: (step: number, trainSeconds: number) => void;
+  /**
+   * The recipe's options (docs/recipe.md), used when the model's CollectiveKV layers start in their
+   * 'full' phase: the switch comes at the validation AUC's plateau (`patience`), its sample seeded
+   * training samples.
+   */
+  recipe?: Omit<RecipeOptions, 'patience'>;
 }
 
 export interface CtrEpochReport {
@@ -88,6 +93,8 @@ export interface CtrEpochReport {
   /** Seconds of training so far (steps only, validation excluded). */
   trainSeconds: number;
   best: boolean;
+  /** With the recipe: 1 for the full-K/V phase, 2 after the switch. */
+  phase?: number;
 }
 
 export interface CtrFitResult {
@@ -99,6 +106,12 @@ export interface CtrFitResult {
   trainSeconds: number;
   samplesPerSecond: number;
   history: CtrEpochReport[];
+  /** Optimizer steps run. */
+  steps: number;
+  /** Why training stopped; 'maxMinutes' means the time budget cut it. */
+  stoppedBy: StopReason;
+  /** With the recipe: where the layers switched to their pools, and the switch's reports (null when training ended before). */
+  recipe?: { phaseSwitch: PhaseSwitch | null; switch: RecipeSwitchRecord | null };
 }
 
 /**
@@ -106,26 +119,35 @@ export interface CtrFitResult {
  * validation AUC or when the budget runs out, and restores the best epoch's weights. Runs on the
  * library's trainLoop, whose clock is the training time here (batch building, retrieval and
  * optimizer steps; validation excluded), so that `maxSeconds` bounds the training alone.
+ *
+ * A model whose CollectiveKV layers start in their 'full' phase trains by the recipe
+ * (docs/recipe.md): at the plateau (or maxEpochs) the best weights are restored, the layers switch
+ * to pools built from the K/V they produce on a seeded sample of training samples, and training
+ * goes on for at most ceil(0.25 x the epochs so far), keeping the best. A budget (maxSeconds,
+ * maxSteps) used up before the plateau switches the layers without a fine-tune.
  */
 export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions = {}): CtrFitResult {
-  const o = { maxEpochs: 10, patience: 2, batchSize: 256, learningRate: 1e-3, seed: 1, maxSeconds: 0, progressEverySeconds: 15,
-    maxValidationSamples: Number.POSITIVE_INFINITY, startStep: 0, ...options };
+  const o = { maxEpochs: 10, patience: 2, batchSize: 256, learningRate: 1e-3, seed: 1, maxSeconds: 0, maxSteps: 0, progressEverySeconds: 15,
+    maxValidationSamples: Number.POSITIVE_INFINITY, ...definedOnly(options) };
   const perEpoch = ctrStepsPerEpoch(split.train.length, o.batchSize);
-  if (!Number.isInteger(o.startStep) || o.startStep < 0 || o.startStep >= o.maxEpochs * perEpoch) {
-    throw new Error(`fitCtr: startStep must be an integer in [0, ${o.maxEpochs * perEpoch}) (maxEpochs x ${perEpoch} steps), received ${o.startStep}`);
-  }
   const validation = split.validation.slice(0, o.maxValidationSamples);
   const total = split.train.length;
-  const firstEpoch = Math.floor(o.startStep / perEpoch);
   const optimizer = tf.train.adam(o.learningRate);
   const history: CtrEpochReport[] = [];
   // seconds: training time so far; atLastStep: that time as of the last optimizer step, which is the
   // loop's clock, so that the budget ends the run after the step that used it up (the first step always runs).
-  const clock = { seconds: 0, atLastStep: 0, samples: 0, lastLine: 0, steps: o.startStep };
-  // The epoch in progress (0-based, on the continued run's scale) and the samples it has covered (skipped ones included).
-  const current = { epoch: firstEpoch, seen: 0, lossSum: 0, steps: 0 };
-  const best = { epoch: 0, auc: -1 };
+  const clock = { seconds: 0, atLastStep: 0, samples: 0, lastLine: 0, steps: 0 };
+  // The epoch in progress (0-based) and the samples it has covered.
+  const current = { epoch: 0, seen: 0, lossSum: 0, steps: 0 };
   let lastAuc = NaN;
+  const warming = model.attentionLayers().filter((l): l is CollectiveKVAttention => l instanceof CollectiveKVAttention && l.kvPhase === 'full');
+  let switched: RecipeSwitchRecord | null = null;
+  const secondPhase = warming.length === 0 ? undefined
+    : recipePhase(warming, () => runRecipeSample(model, split, o.seed, Math.max(...warming.map((l) => l.poolSize)), o.batchSize),
+      { ...o.recipe, patience: Math.max(1, o.patience) }, (r) => {
+        switched = r;
+        o.onProgress?.(`${model.name}: best full-K/V weights restored and switched to the pools in ${r.seconds.toFixed(1)} s`);
+      });
   let snapshot: tf.Tensor[] = [];
   const timed = <T>(f: () => T): T => {
     const start = performance.now();
@@ -138,11 +160,9 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
   const outOfTime = () => o.maxSeconds > 0 && clock.seconds >= o.maxSeconds;
   const spec: TrainLoopSpec<CtrBatch> = {
     batchesPerEpoch: perEpoch,
-    *batches(loopEpoch: number) {
-      const epoch = firstEpoch + loopEpoch;
-      const skipBatches = loopEpoch === 0 ? o.startStep - firstEpoch * perEpoch : 0;
-      Object.assign(current, { epoch, seen: Math.min(total, skipBatches * o.batchSize), lossSum: 0, steps: 0 });
-      const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch, skipBatches });
+    *batches(epoch: number) {
+      Object.assign(current, { epoch, seen: 0, lossSum: 0, steps: 0 });
+      const batches = ctrBatches(split.data, split.train, o.batchSize, { historyLength: model.historyLength, seed: o.seed, epoch });
       while (!outOfTime()) {
         const next = timed(() => batches.next());
         if (next.done) return;
@@ -169,7 +189,7 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
       if (o.onProgress && clock.seconds - clock.lastLine >= o.progressEverySeconds) {
         clock.lastLine = clock.seconds;
         const rate = clock.samples / clock.seconds;
-        // Training time only (validation excluded); early stopping or a time budget can end the run sooner.
+        // Training time only (validation excluded); early stopping, a time budget or the recipe's switch can change it.
         const epochLeft = (total - current.seen) / rate;
         const runLeft = epochLeft + (o.maxEpochs - current.epoch - 1) * (total / rate);
         o.onProgress(`${model.name} epoch ${current.epoch + 1}: ${current.seen}/${total} samples, loss ${(current.lossSum / current.steps).toFixed(4)}, `
@@ -178,9 +198,10 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
       return { loss: step.loss, items: batch.batchSize, extras: { auxLoss: step.auxLoss } };
     },
     validate() {
-      lastAuc = evaluateCtr(model, split.data, validation).auc;
+      const metrics = evaluateCtr(model, split.data, validation);
+      lastAuc = metrics.auc;
       // An undefined AUC (one class only) never counts as an improvement.
-      return { auc: Number.isNaN(lastAuc) ? -Infinity : lastAuc };
+      return { auc: Number.isNaN(lastAuc) ? -Infinity : lastAuc, gauc: metrics.gauc };
     },
     getWeights() {
       // CtrModel.getWeights returns copies; the loop clones what it is given, so the previous copies go.
@@ -192,18 +213,19 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
       model.setWeights(weights);
     },
   };
+  let result: TrainLoopResult;
   try {
-    trainLoop(spec, {
-      maxEpochs: o.maxEpochs - firstEpoch, patience: o.patience, metric: 'auc', seed: o.seed, maxMinutes: o.maxSeconds / 60,
-      progress: 'none', now: () => clock.atLastStep * 1000,
+    result = trainLoop(spec, {
+      maxEpochs: o.maxEpochs, patience: o.patience, metric: 'auc', seed: o.seed, maxMinutes: o.maxSeconds / 60, maxSteps: o.maxSteps,
+      progress: 'none', now: () => clock.atLastStep * 1000, secondPhase,
       onEpoch: (record) => {
         const fraction = total ? current.seen / total : 1;
         const report: CtrEpochReport = { epoch: current.epoch + fraction, loss: record.loss, auxLoss: record.extras?.auxLoss ?? 0, validationAuc: lastAuc,
-          trainSeconds: clock.seconds, best: record.best };
-        if (record.best) Object.assign(best, { epoch: report.epoch, auc: lastAuc });
+          trainSeconds: clock.seconds, best: record.best, ...(record.phase != null ? { phase: record.phase } : {}) };
         history.push(report);
-        o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}: loss ${report.loss.toFixed(4)} (aux ${report.auxLoss.toFixed(4)}), `
-          + `validation AUC ${lastAuc.toFixed(4)}${record.best ? ' *' : ''}, ${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
+        o.onProgress?.(`${model.name} epoch ${report.epoch.toFixed(2)}${record.phase === 2 ? ' (pooled)' : ''}: loss ${report.loss.toFixed(4)} `
+          + `(aux ${report.auxLoss.toFixed(4)}), validation AUC ${lastAuc.toFixed(4)}${record.best ? ' *' : ''}, `
+          + `${(clock.samples / Math.max(clock.seconds, 1e-9)).toFixed(0)} samples/s`);
       },
     });
   } finally {
@@ -211,9 +233,39 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
     optimizer.dispose();
   }
   const last = history[history.length - 1];
-  return { epochs: last?.epoch ?? 0, bestEpoch: best.epoch, bestValidationAuc: best.auc, trainSeconds: clock.seconds,
-    samplesPerSecond: clock.samples / Math.max(clock.seconds, 1e-9), history };
+  // The loop's best epoch is 1-based over its epochs (right after the switch: the last full-phase one); ours may end in a fraction.
+  const bestEpoch = result.bestEpoch > 0 ? (history[result.bestEpoch - 1]?.epoch ?? result.bestEpoch) : 0;
+  return { epochs: last?.epoch ?? 0, bestEpoch, bestValidationAuc: result.bestEpoch > 0 ? result.bestMetric : NaN, trainSeconds: clock.seconds,
+    samplesPerSecond: clock.samples / Math.max(clock.seconds, 1e-9), history, steps: result.steps, stoppedBy: result.stoppedBy,
+    ...(secondPhase != null ? { recipe: { phaseSwitch: result.phaseSwitch ?? null, switch: switched } } : {}) };
 }
+
+/**
+ * The recipe's sample: training samples in a seeded order, run through the model in inference mode
+ * until they hold about 4 x max(8192, 8 x poolSize) valid history tokens (what switchToPool records,
+ * from which it draws its k-means sample), or all of them on smaller data. Tokens are counted in the
+ * last min(shortLength, topK) slots, the fewest any of the zoo's attention modules sees.
+ */
+function runRecipeSample(model: CtrModel, split: CtrSplit, seed: number, poolSize: number, batchSize: number): void {
+  const wanted = 4 * Math.max(8192, 8 * poolSize);
+  const window = Math.min(model.options.shortLength, model.options.topK, model.historyLength);
+  let tokens = 0;
+  for (const batch of ctrBatches(split.data, split.train, batchSize, { historyLength: model.historyLength, seed: seed ^ RECIPE_SAMPLE_SALT, epoch: 0 })) {
+    if (tokens >= wanted) break;
+    const inputs = toInputs(batch);
+    model.prepare(inputs);
+    tf.dispose(model.logits(inputs, false));
+    disposeInputs(inputs);
+    const L = batch.historyLength;
+    for (let b = 0; b < batch.batchSize; b++) {
+      for (let t = L - window; t < L; t++) if (batch.items[b * L + t] !== 0) tokens += 1;
+    }
+  }
+}
+
+/** Makes the sample's order differ from the first epoch's batch order of the same seed. */
+const RECIPE_SAMPLE_SALT = 0x2c1b3c6d;
+
 
 /** Optimizer steps of one epoch over `samples` training samples (the last batch may be short). */
 export function ctrStepsPerEpoch(samples: number, batchSize: number): number {

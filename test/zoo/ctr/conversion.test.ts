@@ -10,7 +10,7 @@ import { buildHstuCtr } from '../../../src/zoo/ctr/hstuCtr';
 import { buildSdim } from '../../../src/zoo/ctr/sdim';
 import { buildSim } from '../../../src/zoo/ctr/sim';
 import { buildTwin } from '../../../src/zoo/ctr/twin';
-import { ctrStepsPerEpoch, fitCtr } from '../../../src/zoo/ctr/training';
+import { fitCtr } from '../../../src/zoo/ctr/training';
 
 beforeAll(() => useBackend('wasm'));
 
@@ -82,27 +82,5 @@ describe('convertCtrModel', () => {
     expect(() => convertCtrModel(swappedBack, trained, split.data, split.train)).toThrow(/layer 'short_attention' of the trained model must be a MultiHeadAttention/);
     expect(() => convertCtrModel(trained, swappedBack, split.data, split.train, { sampleSize: 0 })).toThrow('sampleSize must be a positive integer, received 0');
     [trained, twin, swappedBack].forEach((m) => m.dispose());
-  }, 60000);
-});
-
-describe('fitCtr startStep (a warm start\'s fine-tune goes on where the forked run was)', () => {
-  it('continues the step count to the end of the budget and reports epochs on the forked run\'s scale', () => {
-    const batchSize = 64;
-    const perEpoch = ctrStepsPerEpoch(split.train.length, batchSize);
-    const model = buildDin({ ...tiny, attention: 'mha' });
-    const steps: number[] = [];
-    const start = perEpoch + 2;
-    const fit = fitCtr(model, split, { maxEpochs: 2, batchSize, startStep: start, onStep: (step) => steps.push(step) });
-    expect(steps).toEqual(Array.from({ length: 2 * perEpoch - start }, (_, i) => start + 1 + i));
-    expect(fit.history.map((h) => h.epoch)).toEqual([2]);
-    // Progress lines inside an epoch carry the time left, of the epoch and of the run.
-    const lines: string[] = [];
-    fitCtr(model, split, { maxEpochs: 2, batchSize, progressEverySeconds: 0, onProgress: (l) => lines.push(l) });
-    const within = lines.filter((l) => l.includes('samples/s, ETA'));
-    expect(within.length).toBeGreaterThan(0);
-    for (const l of within) expect(l).toMatch(/^din epoch [12]: \d+\/\d+ samples, loss \d\.\d{4}, \d+ samples\/s, ETA epoch \d+:\d\d, run \d+:\d\d$/);
-    expect(() => fitCtr(model, split, { maxEpochs: 2, batchSize, startStep: 2 * perEpoch }))
-      .toThrow(`startStep must be an integer in [0, ${2 * perEpoch}) (maxEpochs x ${perEpoch} steps), received ${2 * perEpoch}`);
-    model.dispose();
   }, 60000);
 });

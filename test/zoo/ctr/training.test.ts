@@ -1,9 +1,11 @@
-// fitCtr on the library's trainLoop: the training-time budget, the restored best weights, no leaks.
+// fitCtr on the library's trainLoop: the training-time budget, the restored best weights, the
+// recipe's switch for layers that start with full K/V, no leaks.
 import * as tf from '@tensorflow/tfjs-core';
-import { ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
+import { CollectiveKVAttention, ctrSamples, generateSynthetic, withSyntheticEventFeatures } from 'collectivekv/internal';
 import { useBackend } from '../../util/backends';
-import { CtrModelOptions } from '../../../src/zoo/ctr/common';
+import { CtrModelOptions, cacheBytesPerToken } from '../../../src/zoo/ctr/common';
 import { buildDin } from '../../../src/zoo/ctr/din';
+import { buildSim } from '../../../src/zoo/ctr/sim';
 import { ctrStepsPerEpoch, evaluateCtr, fitCtr } from '../../../src/zoo/ctr/training';
 
 beforeAll(() => useBackend('wasm'));
@@ -44,4 +46,56 @@ describe('fitCtr', () => {
     expect(fit.trainSeconds).toBeGreaterThan(0);
     model.dispose();
   }, 60000);
+
+  it('progress lines inside an epoch carry the time left, of the epoch and of the run', () => {
+    const model = buildDin({ ...tiny, attention: 'mha' });
+    const lines: string[] = [];
+    const fit = fitCtr(model, split, { maxEpochs: 2, batchSize: 64, progressEverySeconds: 0, onProgress: (l) => lines.push(l) });
+    const within = lines.filter((l) => l.includes('samples/s, ETA'));
+    expect(within.length).toBeGreaterThan(0);
+    for (const l of within) expect(l).toMatch(/^din epoch [12]: \d+\/\d+ samples, loss \d\.\d{4}, \d+ samples\/s, ETA epoch \d+:\d\d, run \d+:\d\d$/);
+    // Without CollectiveKV layers in their full phase there is no recipe.
+    expect(fit.recipe).toBeUndefined();
+    expect(fit.steps).toBe(2 * ctrStepsPerEpoch(split.train.length, 64));
+    model.dispose();
+  }, 60000);
 });
+
+describe('fitCtr by the recipe', () => {
+  it('layers that start with full K/V switch to their pools at the end of the full phase, then fine-tune a quarter of its epochs', () => {
+    const model = buildSim({ ...tiny, attention: 'collectivekv', collectiveExact: true, collective: { poolSize: 16, kvPhase: 'full' } });
+    const layers = model.attentionLayers() as CollectiveKVAttention[];
+    expect(layers.map((l) => l.kvPhase)).toEqual(['full', 'full']);
+    const fullBytes = cacheBytesPerToken(model);
+    const before = tf.memory().numTensors;
+    const lines: string[] = [];
+    const fit = fitCtr(model, split, { maxEpochs: 4, patience: 10, batchSize: 64, learningRate: 0.01, onProgress: (l) => lines.push(l) });
+    // maxEpochs ends the full phase after 4 epochs; the fine-tune may run ceil(0.25 x 4) = 1 more.
+    const perEpoch = ctrStepsPerEpoch(split.train.length, 64);
+    const switched = fit.recipe!.phaseSwitch!;
+    expect(switched).toMatchObject({ epochs: 4, steps: 4 * perEpoch });
+    expect(fit.history.map((h) => h.phase)).toEqual([1, 1, 1, 1, 2]);
+    expect(fit.steps).toBe(5 * perEpoch);
+    expect(fit.stoppedBy).toBe('maxEpochs');
+    // The switch received the full phase's best weights, and the validation right after it was recorded.
+    expect(switched.firstPhaseBest!.auc).toBe(Math.max(...fit.history.slice(0, 4).map((h) => h.validationAuc)));
+    expect(Number.isFinite(switched.afterSwitch.auc)).toBe(true);
+    expect(fit.recipe!.switch!.reports.map((r) => r.layer)).toEqual(['short_attention', 'exact_attention']);
+    expect(fit.recipe!.switch!.seconds).toBeGreaterThan(0);
+    expect(lines.some((l) => /^sim: best full-K\/V weights restored and switched to the pools in \d+\.\d s$/.test(l))).toBe(true);
+    // The layers end pooled, with the compressed cache; the model holds the best pooled weights.
+    expect(layers.map((l) => l.kvPhase)).toEqual(['pooled', 'pooled']);
+    expect(cacheBytesPerToken(model)).toBeLessThan(fullBytes / 4);
+    expect(fit.bestValidationAuc).toBeGreaterThanOrEqual(switched.afterSwitch.auc);
+    expect(evaluateCtr(model, data, split.validation).auc).toBeCloseTo(fit.bestValidationAuc, 6);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  }, 120000);
+
+  it('a sample with fewer valid tokens than the pool fails naming the layer', () => {
+    const model = buildDin({ ...tiny, attention: 'collectivekv', collective: { poolSize: 100000, kvPhase: 'full' } });
+    expect(() => fitCtr(model, split, { maxEpochs: 1, batchSize: 64 })).toThrow(/poolSize = 100000 valid tokens reaching layer 'short_attention'/);
+    model.dispose();
+  }, 60000);
+});
+
