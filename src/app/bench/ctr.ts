@@ -1,7 +1,7 @@
 // `collectivekv bench ctr`: trains one CTR model of the zoo twice, with MultiHeadAttention and with
-// CollectiveKVAttention, on the same samples, split, seed and time budget, and reports AUC, gAUC,
-// logloss, cache bytes per token, compression ratio and training throughput side by side, next to
-// a popularity-only scorer.
+// CollectiveKVAttention (by the recipe by default, docs/recipe.md), on the same samples, split, seed
+// and budget, and reports AUC, gAUC, logloss, cache bytes per token, compression ratio, steps and
+// training throughput side by side, next to a popularity-only scorer.
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,26 +10,23 @@ import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, INTERACTION_FORMATS, InteractionFormat, auc, ctrSamples, gauc, generateSynthetic, itemPopularity,
-  LayerConversionReport, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, RouterSpec, resolveRouterConfig, routerFromFlatOptions, seededRandom,
-  shuffleInPlace, withSyntheticEventFeatures,
+  CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, INTERACTION_FORMATS, InteractionFormat, RECIPE_DEFAULTS, auc, ctrSamples, gauc, generateSynthetic,
+  itemPopularity, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, resolveRouterConfig,
+  routerFromFlatOptions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
 } from '../../internal';
-import { CollectiveOptions, CtrAttention, CtrModel, CtrModelBase, CtrModelOptions, cacheBytesPerToken } from '../../zoo/ctr/common';
+import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../../zoo/ctr/common';
 import { buildDin } from '../../zoo/ctr/din';
 import { buildEta } from '../../zoo/ctr/eta';
 import { buildHstuCtr } from '../../zoo/ctr/hstuCtr';
 import { buildSdim } from '../../zoo/ctr/sdim';
 import { buildSim } from '../../zoo/ctr/sim';
 import { buildTwin } from '../../zoo/ctr/twin';
-import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, evaluateCtr, fitCtr, interleavedStepTimes, predictCtr } from '../../zoo/ctr/training';
-import { convertCtrModel } from '../../zoo/ctr/conversion';
-import { DEFAULT_FINE_TUNE_RATE_SCALE, forkStepOf } from '../../zoo/sequential/conversion';
-import {
-  CtrBaselineKey, FINAL_WEIGHTS, SavedCheckpoint, checkpointSteps, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights,
-} from './ctrBaseline';
-import { integerAtLeast, nonNegativeNumber, oneOf, openUnitFraction, positiveInt, positiveNumber } from '../command/flags';
+import { CtrFitOptions, CtrFitResult, fitCtr, interleavedStepTimes, predictCtr } from '../../zoo/ctr/training';
+import { CtrBaselineKey, FINAL_WEIGHTS, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights } from './ctrBaseline';
+import { integerAtLeast, nonNegativeNumber, oneOf, positiveInt } from '../command/flags';
 import { COLLECTIVE_FLAGS, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
 import { TRAINING } from '../command/trainingFlags';
+import { TrainingKind, defaultPoolSize, trainingKind } from '../command/nextItem';
 
 export const CTR_MODELS = ['din', 'sim', 'eta', 'sdim', 'twin', 'hstu-ctr'] as const;
 export type CtrModelName = (typeof CTR_MODELS)[number];
@@ -45,6 +42,12 @@ export interface BenchCtrOptions {
   format?: InteractionFormat | 'auto';
   label?: CtrLabelRule;
   collective?: CollectiveOptions;
+  /**
+   * How collectivekv trains: 'recipe' (default: full K/V to the validation plateau, switch to pools
+   * built from the trained K/V, a fine-tune of at most a quarter of the epochs; pool 4096 unless
+   * given) or 'single-stage' (the paper's: pools from the start; pool 1024 unless given).
+   */
+  training?: TrainingKind;
   /** 'all' (default): every attention module is swapped, so the whole cache is compressed; 'short': the short-term one only. */
   swap?: 'all' | 'short';
   /** Training budget per variant, minutes (0 = until early stopping). */
@@ -73,18 +76,10 @@ export interface BenchCtrOptions {
    */
   timingRounds?: number;
   /**
-   * Train collectivekv by warm start instead of from scratch: this share of the step budget
-   * (--epochs) is its fine-tune. The mha run is forked at step round((1 - warmStart) x budget): its
-   * weights there are converted (convertCtrModel) and the CollectiveKV model trains on from the
-   * next batch to the end of the budget. In (0, 1); not with maxMinutes (no step budget).
-   */
-  warmStart?: number;
-  /** With warmStart: the fine-tune's learning rate as a share of learningRate. Default DEFAULT_FINE_TUNE_RATE_SCALE. */
-  fineTuneRate?: number;
-  /**
-   * Where the trained mha baseline is kept: trained and saved there (final weights, checkpoints at
-   * every 5% of the step budget) when the directory has none, reused when it has one trained on
-   * the same data with the same settings (anything else is refused). Not with maxMinutes.
+   * Where the trained mha baseline is kept: trained and saved there (its restored best weights and
+   * figures) when the directory has none, reused when it has one trained on the same data with the
+   * same settings (anything else is refused). Not with maxMinutes (a time budget's run depends on
+   * the machine's speed and load).
    */
   baselineDir?: string;
   log?: (line: string) => void;
@@ -98,28 +93,35 @@ export interface BenchCtrVariant {
   /** bytesPerToken / the baseline's. */
   compressionRatio: number;
   epochs: number;
+  /** Optimizer steps (absent in reports and saved baselines written before it existed). */
+  steps?: number;
+  /** Why training stopped: 'patience', 'maxEpochs', 'maxMinutes' or 'maxSteps' (absent where steps is). */
+  stoppedBy?: string;
   trainSeconds: number;
   samplesPerSecond: number;
   bestValidationAuc: number;
   /** The epoch whose weights were restored (early stopping) and the validation AUC after each epoch. */
   bestEpoch?: number;
   validationAuc?: number[];
-  /** collectivekv by warm start (--warm-start); trainSeconds then counts the mha part, the conversion and the fine-tune. */
-  warmStart?: CtrWarmStart;
+  /** collectivekv by the recipe: where it switched and what the switch did. */
+  recipe?: CtrRecipeSummary;
   /** mha read from --baseline-dir (its training figures are the saved run's, its test figures scored again here). */
   reusedBaseline?: { dir: string; savedAt: string };
 }
 
-export interface CtrWarmStart {
-  /** The fine-tune's share of the step budget, and its learning rate as a share of the baseline's. */
-  fraction: number; fineTuneRate: number;
-  /** The budget's steps, the mha run's step at the fork, and the fine-tune's steps (the rest). */
-  budgetSteps: number; forkStep: number; fineTuneSteps: number;
-  /** Training seconds of the mha run up to the fork, of the conversion and of the fine-tune. */
-  mhaPartSeconds: number; convertSeconds: number; fineTuneSeconds: number;
-  /** Test AUC of the mha weights at the fork, and of the converted model before its fine-tune. */
-  mhaPartAuc: number; convertedAuc: number;
-  layers: LayerConversionReport[];
+/** The recipe's switch as bench ctr reports it. */
+export interface CtrRecipeSummary {
+  /** Epochs and optimizer steps of the full-K/V phase. */
+  fullPhaseEpochs: number;
+  fullPhaseSteps: number;
+  /** The full phase's best epoch and validation AUC (its weights were switched). */
+  fullPhaseBestEpoch: number;
+  fullPhaseValidAuc: number;
+  /** Validation AUC right after the switch, before the fine-tune. */
+  switchedValidAuc: number;
+  switchSeconds: number;
+  /** Mean k-means relative inertia over the switched sides (0 = exact). */
+  relativeInertia: number;
 }
 
 export interface BenchCtrResult {
@@ -131,15 +133,19 @@ export interface BenchCtrResult {
   users: number;
   items: number;
   samples: { train: number; validation: number; test: number };
+  /** How collectivekv trained. */
+  training: TrainingKind;
+  /** The popularity-only anchor on the test samples. */
   popularity: { auc: number; gauc: number };
   mha: BenchCtrVariant;
   collectivekv: BenchCtrVariant;
   /**
    * collectivekv minus mha (AUC, gAUC) and collectivekv / mha (throughput of the two training runs;
-   * stepThroughputRatio: of the interleaved steps, mha step ms / collectivekv step ms).
+   * stepThroughputRatio: of the interleaved steps, mha step ms / collectivekv step ms; stepsRatio:
+   * collectivekv's optimizer steps / mha's, at most 1.25 by the recipe within the same --epochs).
    */
   comparison: {
-    aucDelta: number; gaucDelta: number; throughputRatio: number; stepThroughputRatio?: number;
+    aucDelta: number; gaucDelta: number; throughputRatio: number; stepThroughputRatio?: number; stepsRatio?: number;
     /**
      * Standard errors of aucDelta (DeLong, paired by test sample) and gaucDelta (over users), the
      * test set's sampling noise: absent in reports written before they existed.
@@ -164,21 +170,16 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   log(`${data.sequences.length} users, ${data.numItems} items; samples: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test`);
   const popularity = popularityScores(split);
   log(`popularity: test AUC ${popularity.auc.toFixed(4)}, gAUC ${popularity.gauc.toFixed(4)}`);
+  const training = options.training ?? 'recipe';
   const modelOptions = resolveModelOptions(options, data.numItems, seed);
-  const fork = options.warmStart != null ? warmStartFork(options, split) : null;
-  let mhaRun: VariantRun;
-  try {
-    mhaRun = options.baselineDir != null
-      ? savedOrTrainedBaseline(options, options.baselineDir, modelOptions, split, fork, log)
-      : runVariant(options, 'mha', modelOptions, split, log, fork?.capture);
-  } catch (e) {
-    tf.dispose(fork?.weights ?? []);
-    throw e;
-  }
+  const mhaRun = options.baselineDir != null
+    ? savedOrTrainedBaseline(options, options.baselineDir, modelOptions, split, log)
+    : runVariant(options, 'mha', modelOptions, split, log);
   let ckvRun: ReturnType<typeof runVariant> | null = null;
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
-    ckvRun = fork != null ? runWarmStart(options, modelOptions, split, fork, log) : runVariant(options, 'collectivekv', modelOptions, split, log);
+    ckvRun = runVariant(options, 'collectivekv', { ...modelOptions, collective: collectiveOf(modelOptions, training) }, split, log,
+      collectiveBudget(options, training, mhaRun.variant));
     const rounds = options.timingRounds ?? 10;
     if (rounds > 0) {
       const batchSize = options.batchSize ?? 256;
@@ -191,7 +192,6 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   } finally {
     mhaRun.model.dispose();
     ckvRun?.model.dispose();
-    tf.dispose(fork?.weights ?? []);
   }
   const mha = mhaRun.variant;
   const ckv = ckvRun.variant;
@@ -199,21 +199,23 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   const paired = pairedTestDifferences(split, mhaRun.testScores, ckvRun.testScores, log);
   return {
     model: options.model, data: options.data ?? 'synthetic', label: label.kind === 'rating' ? `rating>=${label.minRating}` : 'next-item', backend,
-    settings: { ...modelOptions, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxEpochs: options.maxEpochs ?? 10, maxUsers: options.maxUsers ?? 0,
+    settings: { ...modelOptions, collective: collectiveOf(modelOptions, training), training, swap: options.swap ?? 'all', maxMinutes: options.maxMinutes ?? 0, maxEpochs: options.maxEpochs ?? 10, maxUsers: options.maxUsers ?? 0,
       trainPositions: options.trainPositions ?? 10, negatives: options.negatives ?? 1, batchSize: options.batchSize ?? 256, learningRate: options.learningRate ?? 1e-3 },
     users: data.sequences.length, items: data.numItems,
     samples: { train: split.train.length, validation: split.validation.length, test: split.test.length },
-    popularity, mha, collectivekv: ckv,
+    training, popularity, mha, collectivekv: ckv,
     comparison: { aucDelta: ckv.auc - mha.auc, gaucDelta: ckv.gauc - mha.gauc, throughputRatio: ckv.samplesPerSecond / mha.samplesPerSecond,
+      ...(ckv.steps != null && mha.steps != null && mha.steps > 0 ? { stepsRatio: ckv.steps / mha.steps } : {}),
       ...(paired != null ? { aucDeltaStandardError: paired.auc.standardError, gaucDeltaStandardError: paired.gauc.standardError } : {}),
       ...(stepTiming != null ? { stepThroughputRatio: stepTiming.mhaMs / stepTiming.collectivekvMs } : {}) },
     ...(stepTiming != null ? { stepTiming } : {}),
   };
 }
 
-function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
+/** Both arms' model options (the collectivekv arm adds its phase: collectiveOf); CollectiveKV defaults follow --training. */
+export function resolveModelOptions(o: BenchCtrOptions, numItems: number, seed: number): CtrModelOptions {
   return {
-    numItems, seed, collective: { poolSize: 1024, userDim: 1, share: 'kv', ...o.collective,
+    numItems, seed, collective: { poolSize: defaultPoolSize(o.training ?? 'recipe'), userDim: 1, share: 'kv', ...o.collective,
       // Every router option written into the JSON, defaults included (a default changed once: see readme-results).
       router: resolveRouterConfig('bench ctr', o.collective?.router) },
     collectiveExact: (o.swap ?? 'all') === 'all',
@@ -251,11 +253,10 @@ function signed(d: PairedDifference): string {
  * testScores: its click probabilities of the test samples, in order.
  */
 function runVariant(o: BenchCtrOptions, attention: CtrAttention, modelOptions: CtrModelOptions, split: CtrSplit,
-  log: (line: string) => void, onStep?: (model: CtrModel, step: number, trainSeconds: number) => void): VariantRun {
+  log: (line: string) => void, budget: Partial<CtrFitOptions> = {}): VariantRun {
   const model = BUILDERS[o.model]({ ...modelOptions, attention });
   try {
-    const fit = fitCtr(model, split, { ...fitOptions(o, modelOptions), onProgress: (line) => log(`[${attention}] ${line}`),
-      ...(onStep != null ? { onStep: (step: number, seconds: number) => onStep(model, step, seconds) } : {}) });
+    const fit = fitCtr(model, split, { ...fitOptions(o, modelOptions), ...budget, onProgress: (line) => log(`[${attention}] ${line}`) });
     return testVariant(attention, model, fit, split, log);
   } catch (e) {
     model.dispose();
@@ -270,18 +271,59 @@ function fitOptions(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrFitOp
     maxSeconds: (o.maxMinutes ?? 0) * 60 };
 }
 
+/** The collectivekv arm's CollectiveKV options: by the recipe its layers start with full K/V. */
+function collectiveOf(modelOptions: CtrModelOptions, training: TrainingKind): CollectiveOptions {
+  return { ...modelOptions.collective, ...(training === 'recipe' ? { kvPhase: 'full' as const } : {}) };
+}
+
+/**
+ * The collectivekv arm's budget beyond the shared one. By the recipe it may train a quarter longer
+ * than the baseline: with --max-minutes, 1.25 x the time, and when the time cut the baseline, at
+ * most 1.25 x its optimizer steps (within --epochs the recipe's own rule bounds it).
+ */
+function collectiveBudget(o: BenchCtrOptions, training: TrainingKind, mha: BenchCtrVariant): Partial<CtrFitOptions> {
+  if (training !== 'recipe' || !((o.maxMinutes ?? 0) > 0)) return {};
+  const share = 1 + RECIPE_DEFAULTS.fineTuneShare;
+  return { maxSeconds: share * (o.maxMinutes as number) * 60,
+    ...(mha.stoppedBy === 'maxMinutes' && mha.steps != null ? { maxSteps: Math.ceil(share * mha.steps) } : {}) };
+}
+
 /** Test scores and the variant's figures of a trained model. */
 function testVariant(attention: CtrAttention, model: CtrModel, fit: CtrFitResult, split: CtrSplit, log: (line: string) => void): VariantRun {
   const { testScores, test } = scoreTest(model, split);
-  const variant = {
+  const recipe = recipeSummary(fit);
+  const variant: BenchCtrVariant = {
     auc: test.auc, gauc: test.gauc, logloss: test.logloss, bytesPerToken: cacheBytesPerToken(model), compressionRatio: 1,
-    epochs: fit.epochs, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond, bestValidationAuc: fit.bestValidationAuc,
-    bestEpoch: fit.bestEpoch, validationAuc: fit.history.map((h) => h.validationAuc),
+    epochs: fit.epochs, steps: fit.steps, stoppedBy: fit.stoppedBy, trainSeconds: fit.trainSeconds, samplesPerSecond: fit.samplesPerSecond,
+    bestValidationAuc: fit.bestValidationAuc, bestEpoch: fit.bestEpoch, validationAuc: fit.history.map((h) => h.validationAuc),
+    ...(recipe != null ? { recipe } : {}),
   };
+  if (recipe != null) {
+    log(`[${attention}] recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (${recipe.fullPhaseSteps} steps; best epoch ${recipe.fullPhaseBestEpoch}, `
+      + `validation AUC ${f4(recipe.fullPhaseValidAuc)}), switched in ${recipe.switchSeconds.toFixed(1)} s (validation AUC ${f4(recipe.switchedValidAuc)}, `
+      + `k-means relative inertia ${recipe.relativeInertia.toFixed(3)}), fine-tuned to ${fit.epochs} epochs (${fit.steps} steps)`);
+  } else if (fit.recipe != null) {
+    log(`[${attention}] WARNING: training ended before the recipe's switch (${fit.stoppedBy})`);
+  }
   log(`[${attention}] test AUC ${variant.auc.toFixed(4)}, gAUC ${variant.gauc.toFixed(4)}, logloss ${variant.logloss.toFixed(4)}, `
-    + `${variant.bytesPerToken} B/token, ${variant.samplesPerSecond.toFixed(0)} samples/s`);
+    + `${variant.bytesPerToken} B/token, ${fit.epochs} epochs (${fit.steps} steps, stopped by ${fit.stoppedBy}), ${variant.samplesPerSecond.toFixed(0)} samples/s`);
   return { variant, model, testScores };
 }
+
+/** The recipe's switch of a fit (undefined without the recipe or when training ended before the switch). */
+export function recipeSummary(fit: CtrFitResult): CtrRecipeSummary | undefined {
+  const switched = fit.recipe?.phaseSwitch;
+  if (switched == null) return undefined;
+  const sides = (fit.recipe?.switch?.reports ?? []).flatMap((r) => [r.key, r.value]).filter((s) => s != null && s.poolWidth > 0);
+  return {
+    fullPhaseEpochs: switched.epochs, fullPhaseSteps: switched.steps, fullPhaseBestEpoch: switched.firstPhaseBestEpoch,
+    fullPhaseValidAuc: switched.firstPhaseBest?.auc ?? NaN, switchedValidAuc: switched.afterSwitch.auc,
+    switchSeconds: fit.recipe?.switch?.seconds ?? 0,
+    relativeInertia: sides.reduce((t, s) => t + (s?.relativeInertia ?? 0), 0) / Math.max(1, sides.length),
+  };
+}
+
+const f4 = (x: number) => x.toFixed(4);
 
 /** The model's click probabilities of the test samples (in order; the paired differences need them) and their metrics. */
 function scoreTest(model: CtrModel, split: CtrSplit): { testScores: Float32Array; test: CtrMetrics } {
@@ -289,55 +331,22 @@ function scoreTest(model: CtrModel, split: CtrSplit): { testScores: Float32Array
   return { testScores, test: ctrMetrics(testScores, split.test.map((s) => s.label), split.test.map((s) => s.user)) };
 }
 
-/** Where the warm start forks the mha run, and (filled in by `capture` during that run) its weights there. */
-interface WarmStartFork {
-  budgetSteps: number;
-  forkStep: number;
-  weights: tf.Tensor[] | null;
-  mhaPartSeconds: number;
-  capture: (model: CtrModel, step: number, trainSeconds: number) => void;
-}
-
-/** Optimizer steps of the --epochs budget. */
-function budgetStepsOf(o: BenchCtrOptions, split: CtrSplit): number {
-  return (o.maxEpochs ?? 10) * ctrStepsPerEpoch(split.train.length, o.batchSize ?? 256);
-}
-
-function warmStartFork(o: BenchCtrOptions, split: CtrSplit): WarmStartFork {
-  const budgetSteps = budgetStepsOf(o, split);
-  if (budgetSteps < 2) throw new Error(`bench ctr: --warm-start needs a budget of 2 steps or more, received ${budgetSteps}`);
-  const fraction = o.warmStart as number;
-  const fork: WarmStartFork = {
-    budgetSteps, forkStep: forkStepOf(budgetSteps, fraction), weights: null, mhaPartSeconds: 0,
-    capture: (model, step, seconds) => {
-      if (step !== fork.forkStep) return;
-      fork.weights = model.getWeights();
-      fork.mhaPartSeconds = seconds;
-    },
-  };
-  return fork;
-}
-
 /**
  * The mha baseline of --baseline-dir: the saved one when `dir` holds one trained with these
- * settings (its final weights loaded and scored again; the warm start's fork read from its
- * checkpoints), else trained here and saved there.
+ * settings (its final weights loaded and scored again), else trained here and saved there.
  */
 function savedOrTrainedBaseline(o: BenchCtrOptions, dir: string, modelOptions: CtrModelOptions, split: CtrSplit,
-  fork: WarmStartFork | null, log: (line: string) => void): VariantRun {
+  log: (line: string) => void): VariantRun {
   const key = baselineKey(o, modelOptions);
   const saved = readCtrBaseline<BenchCtrVariant>(dir, key);
-  if (saved == null) return trainAndSaveBaseline(o, dir, key, modelOptions, split, fork, log);
-  log(`[mha] reusing the baseline in ${dir} (saved ${saved.savedAt}; trained ${saved.variant.epochs} epochs in ${saved.variant.trainSeconds.toFixed(0)} s)`);
-  if (fork != null) {
-    const checkpoint = saved.checkpoints.find((c) => c.step === fork.forkStep);
-    if (checkpoint == null) {
-      throw new Error(`--baseline-dir ${dir}: no checkpoint at step ${fork.forkStep}, where --warm-start ${o.warmStart} forks (saved: steps `
-        + `${saved.checkpoints.map((c) => c.step).join(', ')}, the forks of shares 0.05, 0.1, ..., 0.95)`);
-    }
-    fork.weights = readWeights(dir, checkpoint.file);
-    fork.mhaPartSeconds = checkpoint.seconds;
+  if (saved == null) {
+    const run = runVariant(o, 'mha', modelOptions, split, log);
+    writeModelWeights(dir, FINAL_WEIGHTS, run.model);
+    writeCtrBaseline(dir, { key, variant: run.variant, savedAt: new Date().toISOString() });
+    log(`[mha] saved the baseline in ${dir}`);
+    return run;
   }
+  log(`[mha] reusing the baseline in ${dir} (saved ${saved.savedAt}; trained ${saved.variant.epochs} epochs in ${saved.variant.trainSeconds.toFixed(0)} s)`);
   const model = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' });
   try {
     const weights = readWeights(dir, FINAL_WEIGHTS);
@@ -357,23 +366,6 @@ function savedOrTrainedBaseline(o: BenchCtrOptions, dir: string, modelOptions: C
   }
 }
 
-function trainAndSaveBaseline(o: BenchCtrOptions, dir: string, key: CtrBaselineKey, modelOptions: CtrModelOptions, split: CtrSplit,
-  fork: WarmStartFork | null, log: (line: string) => void): VariantRun {
-  const budgetSteps = budgetStepsOf(o, split);
-  const wanted = new Set(checkpointSteps(budgetSteps));
-  const checkpoints: SavedCheckpoint[] = [];
-  const run = runVariant(o, 'mha', modelOptions, split, log, (model, step, seconds) => {
-    fork?.capture(model, step, seconds);
-    if (!wanted.has(step)) return;
-    writeModelWeights(dir, `step-${step}`, model);
-    checkpoints.push({ step, seconds, file: `step-${step}` });
-  });
-  writeModelWeights(dir, FINAL_WEIGHTS, run.model);
-  writeCtrBaseline(dir, { key, variant: run.variant, budgetSteps, checkpoints, savedAt: new Date().toISOString() });
-  log(`[mha] saved the baseline in ${dir} (final weights and ${checkpoints.length} checkpoints)`);
-  return run;
-}
-
 /** What the baseline's training depended on: the data, its sampling, the model's options but the CollectiveKV ones, the optimizer. */
 function baselineKey(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrBaselineKey {
   const { collective: _collective, collectiveExact: _exact, ...mhaOptions } = modelOptions;
@@ -384,51 +376,6 @@ function baselineKey(o: BenchCtrOptions, modelOptions: CtrModelOptions): CtrBase
     maxUsers: o.maxUsers ?? 0, trainPositions: o.trainPositions ?? 10, negatives: o.negatives ?? 1, maxEpochs: o.maxEpochs ?? 10,
     batchSize: o.batchSize ?? 256, learningRate: o.learningRate ?? 1e-3, backend: o.backend ?? 'wasm', ...mhaOptions,
   };
-}
-
-/**
- * collectivekv by warm start: the mha weights at the fork, converted, then trained from the fork's
- * next batch to the end of the budget at fineTuneRate x the learning rate, with a linear user part
- * (which the conversion needs) and the balance loss off (it pulls the k-means routing toward equal
- * row use; see swapAttention).
- */
-function runWarmStart(o: BenchCtrOptions, modelOptions: CtrModelOptions, split: CtrSplit, fork: WarmStartFork, log: (line: string) => void): VariantRun {
-  if (fork.weights == null) {
-    throw new Error(`bench ctr: the mha run stopped (early stopping) before step ${fork.forkStep}, where --warm-start forks it: use fewer --epochs`);
-  }
-  const fraction = o.warmStart as number;
-  const rate = o.fineTuneRate ?? DEFAULT_FINE_TUNE_RATE_SCALE;
-  const learningRate = (o.learningRate ?? 1e-3) * rate;
-  const base = BUILDERS[o.model]({ ...modelOptions, attention: 'mha' }) as CtrModelBase;
-  const model = BUILDERS[o.model]({ ...modelOptions, attention: 'collectivekv',
-    collective: { ...modelOptions.collective, userActivation: 'linear', router: withoutBalanceLoss(modelOptions.collective?.router) } }) as CtrModelBase;
-  try {
-    base.setWeights(fork.weights);
-    const testAuc = (m: CtrModel) => evaluateCtr(m, split.data, split.test).auc;
-    const mhaPartAuc = testAuc(base);
-    log(`[collectivekv] warm start: the mha run at step ${fork.forkStep} of ${fork.budgetSteps} (test AUC ${mhaPartAuc.toFixed(4)}), converted, `
-      + `then ${fork.budgetSteps - fork.forkStep} steps at learning rate ${learningRate}`);
-    const start = performance.now();
-    const layers = convertCtrModel(base, model, split.data, split.train, { seed: modelOptions.seed });
-    const convertSeconds = (performance.now() - start) / 1000;
-    const convertedAuc = testAuc(model);
-    log(`[collectivekv] converted in ${convertSeconds.toFixed(1)} s: test AUC ${convertedAuc.toFixed(4)} before the fine-tune; `
-      + layers.map((l) => `${l.layer} relative inertia K ${l.key?.relativeInertia.toFixed(3) ?? '-'} V ${l.value?.relativeInertia.toFixed(3) ?? '-'}`).join(', '));
-    const fit = fitCtr(model, split, { ...fitOptions(o, modelOptions), learningRate, startStep: fork.forkStep,
-      onProgress: (line) => log(`[collectivekv] ${line}`) });
-    const run = testVariant('collectivekv', model, fit, split, log);
-    run.variant.trainSeconds = fork.mhaPartSeconds + convertSeconds + fit.trainSeconds;
-    run.variant.warmStart = {
-      fraction, fineTuneRate: rate, budgetSteps: fork.budgetSteps, forkStep: fork.forkStep, fineTuneSteps: fork.budgetSteps - fork.forkStep,
-      mhaPartSeconds: fork.mhaPartSeconds, convertSeconds, fineTuneSeconds: fit.trainSeconds, mhaPartAuc, convertedAuc, layers,
-    };
-    return run;
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    base.dispose();
-  }
 }
 
 /** AUC and gAUC of scoring every candidate by its training-period popularity (ignores the user). */
@@ -469,9 +416,14 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --format F           ${INTERACTION_FORMATS.join(' | ')} | auto (default auto)
   --label RULE         next-item (default: sampled negatives) or rating>=X
   --json FILE          write the results as JSON
+  --training recipe|single-stage  how the CollectiveKV arm trains: recipe (default) trains with full K/V
+                       to the validation plateau, restores the best weights, builds each pool from
+                       the K/V the model produces (k-means, nearest-centroid router) and fine-tunes
+                       for at most a quarter of the epochs so far (docs/recipe.md); single-stage
+                       is the paper's, pools from the start
   --share k|v|kv       CollectiveKV: which sides are pooled (default kv)
   --user-dim N         CollectiveKV user-specific width (default 1)
-  --pool-size N        CollectiveKV pool rows (default 1024)
+  --pool-size N        CollectiveKV pool rows (default ${defaultPoolSize('recipe')} with the recipe, ${defaultPoolSize('single-stage')} single-stage)
   --balance-tokens N   CollectiveKV: tokens per call the routing loss averages, sampled (default 2048; 0 = all)
   --router KIND        CollectiveKV router: dense (one router column per pool row; default, the
                        paper's) or nearest-product (the row of a product-quantized pool nearest to a
@@ -482,8 +434,9 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --gate scaled|straight-through  CollectiveKV training gate (default scaled, the paper's)
   --pool-stddev X      CollectiveKV: std of the pools' normal init (default 1, the paper's)
   --swap all|short     swap every attention module (default) or the short-term one only
-  --max-minutes N      training budget per variant (default 0: early stopping only)
-  --epochs N           maximum epochs (default 10)
+  --max-minutes N      training budget per variant (default 0: early stopping only); the recipe
+                       may take 1.25x the time and, when the time cut the baseline, 1.25x its steps
+  --epochs N           maximum epochs (default 10); the recipe may add a quarter of its full phase's
   --max-users N        seeded user sample (default all)
   --train-positions N  most recent training positions per user (default 10)
   --negatives N        next-item labels: sampled negatives per positive (default 1; more make gAUC,
@@ -498,14 +451,10 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --timing-rounds N    interleaved training steps of the two trained models timed side by side
                        (default 10; 0 = skip): the throughput ratio a load change cannot bias
   --lr X               Adam learning rate (default 0.001)
-  --warm-start X       train collectivekv by warm start: fork the mha run at (1 - X) of the --epochs
-                       step budget, convert its weights (k-means pools over its own K/V; router
-                       dense or nearest-product), fine-tune to the end of the budget
-  --fine-tune-rate X   --warm-start: the fine-tune's learning rate as a share of --lr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
-  --baseline-dir DIR   keep the trained mha baseline in DIR (final weights, checkpoints at every 5% of
-                       the budget): trained and saved when DIR has none, reused when DIR has one
-                       trained with the same data and settings (runs that change only CollectiveKV,
-                       e.g. --pool-size or --warm-start in steps of 0.05)
+  --baseline-dir DIR   keep the trained mha baseline in DIR (its best weights and figures): trained
+                       and saved when DIR has none, reused when DIR has one trained with the same
+                       data and settings (runs that change only CollectiveKV, e.g. --pool-size,
+                       --router or --training); not with --max-minutes
   --seed N             (default 1)
   --backend wasm|cpu   (default wasm)`;
 
@@ -523,7 +472,7 @@ export async function runBenchCtrCommand(argv: string[], log: (line: string) => 
     return 2;
   }
   const result = await benchCtr({ ...options, log });
-  log(JSON.stringify({ popularity: result.popularity, mha: result.mha, collectivekv: result.collectivekv, comparison: result.comparison }, null, 2));
+  log(formatCtr(result));
   if (options.json != null) {
     writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
     log(`wrote ${options.json}`);
@@ -537,7 +486,7 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
     options: {
       ...Object.fromEntries(['model', 'data', 'format', 'label', 'json', 'swap', 'max-minutes',
         'max-users', 'train-positions', 'negatives', 'width', 'embedding-dim', 'heads', 'long-length', 'short-length', 'top-k', 'seed', 'backend', 'timing-rounds',
-        'warm-start', 'fine-tune-rate', 'baseline-dir',
+        'training', 'baseline-dir',
       ].map((k) => [k, { type: 'string' as const }])),
       ...collectiveFlagOptions(COLLECTIVE_FLAGS),
       ...TRAINING.options(),
@@ -557,13 +506,11 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (Object.values(routerFlags).some((x) => x != null)) collective.router = routerFromFlatOptions(routerFlags, 'bench ctr');
   if (c.poolStddev != null) collective.poolStddev = c.poolStddev;
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
-  const warmStart = openUnitFraction('--warm-start', v['warm-start']);
-  const fineTuneRate = positiveNumber('--fine-tune-rate', v['fine-tune-rate']);
-  if (fineTuneRate != null && warmStart == null) throw new Error('--fine-tune-rate applies with --warm-start only');
-  if (warmStart != null && (minutes ?? 0) > 0) throw new Error('--warm-start forks a step budget (--epochs); drop --max-minutes');
-  if (v['baseline-dir'] != null && (minutes ?? 0) > 0) throw new Error('--baseline-dir keeps a step budget\'s checkpoints (--epochs); drop --max-minutes');
+  if (v['baseline-dir'] != null && (minutes ?? 0) > 0) {
+    throw new Error('--baseline-dir reuses a baseline trained to a step budget (--epochs); a time budget\'s run depends on the machine\'s speed: drop --max-minutes');
+  }
   return {
-    warmStart, fineTuneRate, baselineDir: v['baseline-dir'],
+    training: v.training == null ? undefined : trainingKind(v.training), baselineDir: v['baseline-dir'],
     model, data: v.data, format: v.format == null ? undefined : oneOf('--format', v.format, [...INTERACTION_FORMATS, 'auto'] as const),
     label: v.label == null ? undefined : parseCtrLabel(v.label), json: v.json, collective,
     swap: v.swap == null ? undefined : oneOf('--swap', v.swap, ['all', 'short'] as const), maxMinutes: minutes,
@@ -574,8 +521,41 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   };
 }
 
-/** The router without its balance loss (a dense router's balanceWeight 0; nearest-product has none). */
-function withoutBalanceLoss(router: RouterSpec | undefined): RouterSpec {
-  const r = resolveRouterConfig('bench ctr', router);
-  return r.kind === 'dense' ? { ...r, balanceWeight: 0 } : r;
+/** The printed result: the two arms beside the popularity anchor, the recipe's switch, the differences. */
+export function formatCtr(r: BenchCtrResult): string {
+  const steps = (q: BenchCtrVariant) => `${fixedEpochs(q.epochs)} (${q.steps ?? '?'}, ${q.bestEpoch != null ? fixedEpochs(q.bestEpoch) : '?'})`;
+  const rows: [string, (q: BenchCtrVariant) => string, string][] = [
+    ['test AUC', (q) => f4(q.auc), f4(r.popularity.auc)], ['test gAUC', (q) => f4(q.gauc), f4(r.popularity.gauc)],
+    ['test logloss', (q) => f4(q.logloss), ''], ['best validation AUC', (q) => f4(q.bestValidationAuc), ''],
+    ['cache bytes/token', (q) => String(q.bytesPerToken), ''], ['compression vs full KV', (q) => `${(1 / q.compressionRatio).toFixed(1)}x`, ''],
+    ['epochs (steps, best)', steps, ''], ['stopped by', (q) => q.stoppedBy ?? '?', ''],
+    ['train seconds', (q) => q.trainSeconds.toFixed(0), ''], ['samples/s', (q) => q.samplesPerSecond.toFixed(0), ''],
+  ];
+  const title = `${r.model} (${r.data}, ${r.label})`;
+  const width = Math.max(title.length + 2, ...rows.map(([label]) => label.length + 2));
+  const lines = [`${title.padEnd(width)}${'mha'.padStart(12)}${`collectivekv`.padStart(14)}${'popularity'.padStart(12)}`];
+  for (const [label, get, popularity] of rows) lines.push(`${label.padEnd(width)}${get(r.mha).padStart(12)}${get(r.collectivekv).padStart(14)}${popularity.padStart(12)}`);
+  const recipe = r.collectivekv.recipe;
+  if (recipe != null) {
+    lines.push(`collectivekv by the recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (${recipe.fullPhaseSteps} steps; best epoch `
+      + `${recipe.fullPhaseBestEpoch}, validation AUC ${f4(recipe.fullPhaseValidAuc)}), switched in ${recipe.switchSeconds.toFixed(1)} s `
+      + `(validation AUC ${f4(recipe.switchedValidAuc)}, k-means relative inertia ${recipe.relativeInertia.toFixed(3)}), then fine-tuned`);
+  } else if (r.training === 'recipe') {
+    lines.push('WARNING: collectivekv ended before the recipe\'s switch');
+  }
+  if (r.comparison.stepsRatio != null) lines.push(`collectivekv steps / mha steps: ${r.comparison.stepsRatio.toFixed(2)}`);
+  const se = (x: number | undefined) => (x == null ? '' : ` +- ${x.toFixed(4)}`);
+  lines.push(`collectivekv - mha: AUC ${signedNumber(r.comparison.aucDelta)}${se(r.comparison.aucDeltaStandardError)}, `
+    + `gAUC ${signedNumber(r.comparison.gaucDelta)}${se(r.comparison.gaucDeltaStandardError)} (one standard error)`);
+  const beats = r.mha.auc > r.popularity.auc && r.mha.gauc > r.popularity.gauc;
+  lines.push(`mha ${beats ? 'beats' : 'does NOT beat'} the popularity anchor on AUC and gAUC`);
+  return lines.join('\n');
+}
+
+function fixedEpochs(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(2);
+}
+
+function signedNumber(x: number): string {
+  return `${x >= 0 ? '+' : ''}${x.toFixed(4)}`;
 }

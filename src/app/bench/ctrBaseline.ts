@@ -1,31 +1,19 @@
 // A trained mha baseline of `bench ctr` kept on disk (--baseline-dir), so runs that change only the
-// CollectiveKV side (pool size, router, user width, warm-start share: the paper's ablations) reuse
-// it instead of training it again. The directory holds baseline.json (what the baseline was trained
-// on and with, its figures, its training seconds at each checkpoint) and float32 weight files: the
-// final (restored best) weights and checkpoints at every 5% of the step budget, where a warm start
-// of share j/20 forks.
+// CollectiveKV side (pool size, router, user width, training kind: the paper's ablations) reuse it
+// instead of training it again. The directory holds baseline.json (what the baseline was trained on
+// and with, and its figures) and the final (restored best) weights.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readJsonFile } from '../../zoo/fileIO';
-import { forkStepOf } from '../../zoo/sequential/conversion';
 
 /** Everything the baseline's training depended on; a saved baseline is reused only when this matches. */
 export type CtrBaselineKey = Record<string, unknown>;
-
-export interface SavedCheckpoint {
-  step: number;
-  /** The run's training seconds at that step. */
-  seconds: number;
-  file: string;
-}
 
 export interface SavedCtrBaseline<V> {
   key: CtrBaselineKey;
   /** The baseline's figures as `bench ctr` reports them. */
   variant: V;
-  budgetSteps: number;
-  checkpoints: SavedCheckpoint[];
   /** When it was saved (ISO time). */
   savedAt: string;
 }
@@ -33,12 +21,6 @@ export interface SavedCtrBaseline<V> {
 const BASELINE_FILE = 'baseline.json';
 /** The name (writeWeights / readWeights) of the baseline's final, restored-best weights. */
 export const FINAL_WEIGHTS = 'final';
-
-/** Steps where a warm start of share j/20 (j = 1..19) forks a budget of `budgetSteps`: the checkpoints a saved baseline keeps. */
-export function checkpointSteps(budgetSteps: number): number[] {
-  const steps = Array.from({ length: 19 }, (_, i) => forkStepOf(budgetSteps, (i + 1) / 20));
-  return [...new Set(steps)].sort((a, b) => a - b);
-}
 
 /** The saved baseline in `dir`, or null when there is none. Refuses one trained on or with anything else. */
 export function readCtrBaseline<V>(dir: string, key: CtrBaselineKey): SavedCtrBaseline<V> | null {

@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_CTR_USAGE, benchCtr, parseBenchCtrArgs, runBenchCtrCommand, subsetUsers } from '../../../src/app/bench/ctr';
-import { checkpointSteps } from '../../../src/app/bench/ctrBaseline';
-import { forkStepOf } from '../../../src/zoo/sequential/conversion';
+import {
+  BENCH_CTR_USAGE, benchCtr, formatCtr, parseBenchCtrArgs, resolveModelOptions, runBenchCtrCommand, subsetUsers,
+} from '../../../src/app/bench/ctr';
+import { cacheBytesPerToken } from '../../../src/zoo/ctr/common';
+import { buildSim } from '../../../src/zoo/ctr/sim';
 
 describe('bench ctr command line', () => {
   it('parses the documented flags', () => {
@@ -49,12 +51,15 @@ describe('bench ctr command line', () => {
     expect(parseBenchCtrArgs(['--model', 'sim']).collective).toEqual({});
   });
 
-  it('bench ctr end to end (tiny): both variants, the interleaved step timing, the straight-through gate, no leaked tensors', async () => {
+  it('bench ctr end to end (tiny, single-stage): both variants, the interleaved step timing, the straight-through gate, no leaked tensors', async () => {
     await useBackend('wasm');
     const before = tf.memory().numTensors;
     const r = await benchCtr({ model: 'sim', maxUsers: 24, maxEpochs: 1, trainPositions: 2, longLength: 30, shortLength: 8, topK: 6,
       attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 2, collective: { poolSize: 16, router: { kind: 'dense', gate: 'straight-through' } }, backend: 'wasm',
-      negatives: 3 });
+      negatives: 3, training: 'single-stage' });
+    expect(r.training).toBe('single-stage');
+    expect(r.collectivekv.recipe).toBeUndefined();
+    expect(r.settings.collective).not.toHaveProperty('kvPhase');
     // Three sampled negatives per positive: every user's test position gives four samples.
     expect(r.settings.negatives).toBe(3);
     expect(r.samples.test).toBe(4 * r.users);
@@ -78,37 +83,55 @@ describe('bench ctr command line', () => {
     expect(tf.memory().numTensors).toBe(before);
   }, 120000);
 
-  it('--warm-start and --fine-tune-rate: parsed, and refused where they cannot apply', () => {
-    expect(parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--fine-tune-rate', '1'])).toMatchObject({ warmStart: 0.2, fineTuneRate: 1 });
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '1'])).toThrow("--warm-start must be a number in (0, 1), received '1'");
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--fine-tune-rate', '0.5'])).toThrow('--fine-tune-rate applies with --warm-start only');
-    expect(() => parseBenchCtrArgs(['--model', 'sim', '--warm-start', '0.2', '--max-minutes', '5'])).toThrow('--warm-start forks a step budget (--epochs); drop --max-minutes');
+  it('--training: recipe (default) or single-stage, each with its pool size default; the warm start\'s flags are gone', () => {
+    expect(parseBenchCtrArgs(['--model', 'sim']).training).toBeUndefined();
+    expect(parseBenchCtrArgs(['--model', 'sim', '--training', 'single-stage']).training).toBe('single-stage');
+    expect(parseBenchCtrArgs(['--model', 'sim', '--training', 'recipe']).training).toBe('recipe');
+    expect(() => parseBenchCtrArgs(['--model', 'sim', '--training', 'warm-start'])).toThrow("--training must be one of recipe, single-stage, received 'warm-start'");
+    for (const flag of ['--warm-start', '--fine-tune-rate']) {
+      expect(() => parseBenchCtrArgs(['--model', 'sim', flag, '0.2'])).toThrow(`Unknown option '${flag}'`);
+      expect(BENCH_CTR_USAGE).not.toContain(flag);
+    }
+    expect(BENCH_CTR_USAGE).toContain('--training recipe|single-stage');
+    expect(resolveModelOptions({ model: 'sim' }, 10, 1).collective?.poolSize).toBe(4096);
+    expect(resolveModelOptions({ model: 'sim', training: 'recipe' }, 10, 1).collective?.poolSize).toBe(4096);
+    expect(resolveModelOptions({ model: 'sim', training: 'single-stage' }, 10, 1).collective?.poolSize).toBe(1024);
+    expect(resolveModelOptions({ model: 'sim', collective: { poolSize: 64 } }, 10, 1).collective?.poolSize).toBe(64);
   });
 
-  it('bench ctr --warm-start (tiny): collectivekv forks the mha run, converts, and fine-tunes to the end of the budget', async () => {
+  it('bench ctr by the recipe (tiny, the default): collectivekv switches to compressed pools, the summary and the popularity anchor reported', async () => {
     await useBackend('wasm');
     const before = tf.memory().numTensors;
     const lines: string[] = [];
-    const r = await benchCtr({ model: 'twin', maxUsers: 24, maxEpochs: 2, trainPositions: 3, longLength: 30, shortLength: 8, topK: 6,
-      attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 0, collective: { poolSize: 16, router: 'nearest-product' },
-      backend: 'wasm', warmStart: 0.25, fineTuneRate: 0.5, learningRate: 0.002, log: (line) => lines.push(line) });
-    const w = r.collectivekv.warmStart!;
+    const sizes = { longLength: 30, shortLength: 8, topK: 6, attentionWidth: 16, embeddingDim: 8, numHeads: 2 };
+    const r = await benchCtr({ model: 'sim', maxUsers: 24, maxEpochs: 4, trainPositions: 3, ...sizes, batchSize: 16, timingRounds: 0,
+      collective: { poolSize: 16 }, backend: 'wasm', log: (l) => lines.push(l) });
+    expect(r.training).toBe('recipe');
+    expect(r.settings).toMatchObject({ training: 'recipe', collective: { poolSize: 16, kvPhase: 'full' } });
+    const recipe = r.collectivekv.recipe!;
     const perEpoch = Math.ceil(r.samples.train / 16);
-    expect(w.budgetSteps).toBe(2 * perEpoch);
-    expect(w.forkStep).toBe(Math.round(0.75 * w.budgetSteps));
-    expect(w.fineTuneSteps).toBe(w.budgetSteps - w.forkStep);
-    expect(w.fineTuneRate).toBe(0.5);
-    expect(lines.some((l) => l.includes(`then ${w.fineTuneSteps} steps at learning rate 0.001`))).toBe(true);
-    expect(w.layers.map((l) => l.layer)).toEqual(['short_attention', 'exact_attention']);
-    for (const key of ['mhaPartAuc', 'convertedAuc', 'mhaPartSeconds', 'convertSeconds', 'fineTuneSeconds'] as const) expect(Number.isFinite(w[key])).toBe(true);
-    expect(r.collectivekv.trainSeconds).toBeCloseTo(w.mhaPartSeconds + w.convertSeconds + w.fineTuneSeconds, 6);
-    // The fine-tune ends where the mha run did: its epochs are on the same scale.
-    expect(r.collectivekv.epochs).toBe(2);
-    expect(r.collectivekv.validationAuc).toHaveLength(1);
-    expect(r.mha.warmStart).toBeUndefined();
-    expect(r.collectivekv.bytesPerToken).toBeLessThan(r.mha.bytesPerToken / 10);
+    expect(recipe.fullPhaseEpochs).toBeLessThanOrEqual(4);
+    expect(recipe.fullPhaseSteps).toBe(recipe.fullPhaseEpochs * perEpoch);
+    expect(recipe.fullPhaseBestEpoch).toBeLessThanOrEqual(recipe.fullPhaseEpochs);
+    for (const key of ['fullPhaseValidAuc', 'switchedValidAuc', 'switchSeconds', 'relativeInertia'] as const) expect(Number.isFinite(recipe[key])).toBe(true);
+    // The fine-tune adds at most ceil(0.25 x the full phase's epochs).
+    expect(r.collectivekv.steps! - recipe.fullPhaseSteps).toBeLessThanOrEqual(Math.ceil(0.25 * recipe.fullPhaseEpochs) * perEpoch);
+    expect(r.comparison.stepsRatio).toBeCloseTo(r.collectivekv.steps! / r.mha.steps!, 10);
+    expect(r.mha.recipe).toBeUndefined();
+    // Pooled at the end: the cache is the one of a single-stage model of the same options.
+    const pooled = buildSim({ numItems: r.items, ...sizes, collectiveExact: true, attention: 'collectivekv', collective: { poolSize: 16, userDim: 1, share: 'kv' } });
+    expect(r.collectivekv.bytesPerToken).toBe(cacheBytesPerToken(pooled));
+    pooled.dispose();
+    expect(r.collectivekv.compressionRatio).toBeLessThan(0.25);
+    expect(lines.some((l) => l.startsWith(`[collectivekv] recipe: full K/V for ${recipe.fullPhaseEpochs} epochs`))).toBe(true);
+    const table = formatCtr(r);
+    expect(table.split('\n')[0]).toMatch(/^sim \(synthetic, next-item\) +mha +collectivekv +popularity$/);
+    expect(table).toContain(`test AUC`);
+    expect(table).toMatch(new RegExp(`test AUC .*${r.popularity.auc.toFixed(4)}`));
+    expect(table).toContain(`collectivekv by the recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (${recipe.fullPhaseSteps} steps`);
+    expect(table).toMatch(/mha (beats|does NOT beat) the popularity anchor/);
     expect(tf.memory().numTensors).toBe(before);
-  }, 120000);
+  }, 180000);
 
   it('--baseline-dir: trains and saves the mha baseline once, reuses it for other CollectiveKV settings, refuses other training settings', async () => {
     await useBackend('wasm');
@@ -117,32 +140,24 @@ describe('bench ctr command line', () => {
       const base = { model: 'sim' as const, maxUsers: 24, maxEpochs: 2, trainPositions: 3, longLength: 30, shortLength: 8, topK: 6,
         attentionWidth: 16, embeddingDim: 8, numHeads: 2, batchSize: 16, timingRounds: 0, backend: 'wasm' as const, baselineDir: dir };
       const first: string[] = [];
-      const a = await benchCtr({ ...base, collective: { poolSize: 16, router: 'nearest-product' }, warmStart: 0.25, log: (l) => first.push(l) });
+      const a = await benchCtr({ ...base, collective: { poolSize: 16 }, training: 'single-stage', log: (l) => first.push(l) });
       expect(first.some((l) => l.startsWith('[mha] sim epoch'))).toBe(true);
-      expect(first).toContain(`[mha] saved the baseline in ${dir} (final weights and ${checkpointSteps(a.collectivekv.warmStart!.budgetSteps).length} checkpoints)`);
+      expect(first).toContain(`[mha] saved the baseline in ${dir}`);
       expect(a.mha.reusedBaseline).toBeUndefined();
       const before = tf.memory().numTensors;
       const second: string[] = [];
-      const b = await benchCtr({ ...base, collective: { poolSize: 4, router: 'nearest-product' }, warmStart: 0.5, log: (l) => second.push(l) });
-      // No mha training the second time; the same baseline, scored again.
+      const b = await benchCtr({ ...base, collective: { poolSize: 8 }, log: (l) => second.push(l) });
+      // No mha training the second time; the same baseline, scored again, beside a collectivekv by the recipe.
       expect(second.some((l) => l.startsWith('[mha] sim epoch'))).toBe(false);
       expect(second.some((l) => l.startsWith(`[mha] reusing the baseline in ${dir}`))).toBe(true);
       expect(b.mha.auc).toBe(a.mha.auc);
       expect(b.mha.trainSeconds).toBe(a.mha.trainSeconds);
+      expect(b.mha.steps).toBe(a.mha.steps);
       expect(b.mha.reusedBaseline?.dir).toBe(dir);
-      // The fork of share 0.5 is a saved checkpoint, with the run's seconds at that step.
-      expect(b.collectivekv.warmStart!.forkStep).toBe(forkStepOf(b.collectivekv.warmStart!.budgetSteps, 0.5));
-      expect(b.collectivekv.warmStart!.mhaPartSeconds).toBeGreaterThan(0);
-      expect(b.collectivekv.warmStart!.mhaPartSeconds).toBeLessThan(a.mha.trainSeconds);
+      expect(b.collectivekv.recipe).toBeDefined();
       expect(tf.memory().numTensors).toBe(before);
       await expect(benchCtr({ ...base, learningRate: 0.002 })).rejects.toThrow(/its baseline was trained with other settings \(learningRate 0.001, here 0.002\)/);
-      // A baseline without the checkpoint a warm start needs (fewer saved, as by an early stop) says so.
-      const record = JSON.parse(readFileSync(join(dir, 'baseline.json'), 'utf8'));
-      const forkStep = a.collectivekv.warmStart!.forkStep;
-      record.checkpoints = record.checkpoints.filter((c: { step: number }) => c.step !== forkStep);
-      writeFileSync(join(dir, 'baseline.json'), JSON.stringify(record));
-      await expect(benchCtr({ ...base, collective: { poolSize: 16 }, warmStart: 0.25 })).rejects.toThrow(`no checkpoint at step ${forkStep}, where --warm-start 0.25 forks`);
-      expect(() => parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir, '--max-minutes', '3'])).toThrow(/--baseline-dir keeps a step budget's checkpoints/);
+      expect(() => parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir, '--max-minutes', '3'])).toThrow(/--baseline-dir reuses a baseline trained to a step budget/);
       expect(parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir])).toMatchObject({ baselineDir: dir });
     } finally {
       rmSync(dir, { recursive: true, force: true });
