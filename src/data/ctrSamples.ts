@@ -281,19 +281,13 @@ function fillHistory(b: CtrBatch, row: number, data: CtrEventLog, s: CtrSample, 
   }
 }
 
-/**
- * Training batches in a seeded order (the same seed and epoch give the same batches).
- * `skipBatches`: the first n batches of that order are left out, not built (a run resumed mid-epoch
- * goes on with the batches it had not seen).
- */
+/** Training batches in a seeded order (the same seed and epoch give the same batches). */
 export function* ctrBatches(data: CtrEventLog, samples: readonly CtrSample[], batchSize: number,
-  options: CtrBatchOptions & { seed?: number; epoch?: number; shuffle?: boolean; skipBatches?: number }): Generator<CtrBatch> {
+  options: CtrBatchOptions & { seed?: number; epoch?: number; shuffle?: boolean }): Generator<CtrBatch> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`ctrBatches: batchSize must be a positive integer, received ${batchSize}`);
-  const skip = options.skipBatches ?? 0;
-  if (!Number.isInteger(skip) || skip < 0) throw new Error(`ctrBatches: skipBatches must be a non-negative integer, received ${skip}`);
   const order = samples.map((_, i) => i);
   if (options.shuffle ?? true) shuffleInPlace(order, seededRandom(((options.seed ?? 1) * 7919 + (options.epoch ?? 0) * 104729) >>> 0));
-  for (let start = skip * batchSize; start < order.length; start += batchSize) {
+  for (let start = 0; start < order.length; start += batchSize) {
     yield ctrBatch(data, order.slice(start, start + batchSize).map((i) => samples[i]), options);
   }
 }

@@ -106,13 +106,15 @@ describe('features and negatives', () => {
     expect(timeGapBucket(1e12)).toBe(23);
   });
 
-  it('ctrBatches skipBatches leaves out the first batches of the same seeded order', () => {
+  it('ctrBatches: the same seed and epoch give the same batches, another epoch another order of the same samples', () => {
     const split = ctrSamples(data, { seed: 3 });
     const options = { historyLength: 6, seed: 4, epoch: 1 };
+    const users = (batches: { users: Int32Array }[]) => batches.flatMap((b) => Array.from(b.users));
     const all = [...ctrBatches(data, split.train, 16, options)];
-    expect([...ctrBatches(data, split.train, 16, { ...options, skipBatches: 2 })]).toEqual(all.slice(2));
-    expect([...ctrBatches(data, split.train, 16, { ...options, skipBatches: all.length + 1 })]).toEqual([]);
-    expect(() => ctrBatches(data, split.train, 16, { ...options, skipBatches: -1 }).next()).toThrow('skipBatches must be a non-negative integer, received -1');
+    expect([...ctrBatches(data, split.train, 16, options)]).toEqual(all);
+    const next = users([...ctrBatches(data, split.train, 16, { ...options, epoch: 2 })]);
+    expect(next).not.toEqual(users(all));
+    expect(next.slice().sort((a, b) => a - b)).toEqual(users(all).sort((a, b) => a - b));
   });
 
   it('sampleNegatives avoids seen items and stops at what is left', () => {

@@ -214,8 +214,7 @@ it with the baseline (and, unless --no-scratch, with CollectiveKV trained from s
   --max-length N, --hidden-dim N   baseline trained here only (defaults 50, 32)
   --validation-users N     validate on the first N users (default all)
   --batch-size N, --lr X   of every training here; give the baseline's (defaults 128, 0.001)
-  --fine-tune-rate X       learning rate of the fine-tune as a share of --lr, as in bench quality
-                           and bench ctr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
+  --fine-tune-rate X       learning rate of the fine-tune as a share of --lr (default ${DEFAULT_FINE_TUNE_RATE_SCALE})
   --fine-tune-lr X         learning rate of the fine-tune, absolute (instead of --fine-tune-rate)
   --loss NAME              softmax (default), sampled or bce: of a baseline trained here (a
                            --model-dir model's own loss is used, for the fine-tune and from scratch)

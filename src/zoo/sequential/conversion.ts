@@ -65,10 +65,5 @@ export function convertZooModel(base: ZooModel, split: LeaveOneOutSplit, loss: S
   }
 }
 
-/** The mha run's step at which a warm start with fine-tune share `fraction` forks a run of `steps` steps (1 to steps - 1). */
-export function forkStepOf(steps: number, fraction: number): number {
-  return Math.max(1, Math.min(steps - 1, Math.round((1 - fraction) * steps)));
-}
-
-/** The warm start's fine-tune learning rate as a share of the baseline's (see bench convert). */
+/** bench convert's fine-tune learning rate as a share of the baseline's. */
 export const DEFAULT_FINE_TUNE_RATE_SCALE = 0.25;
