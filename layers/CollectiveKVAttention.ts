@@ -25,6 +25,7 @@ export type ShareMode = 'kv' | 'k' | 'v';
  * cached in full). docs/recipe.md.
  */
 export const KV_PHASES = ['pooled', 'full'] as const;
+/** Where a shared side's pool columns come from, one of KV_PHASES. @useDeclaredType */
 export type KVPhase = (typeof KV_PHASES)[number];
 
 export interface CollectiveKVAttentionArgs extends MultiHeadAttentionArgs {
@@ -80,6 +81,7 @@ const COLLECTIVE_OPTION_KEYS: readonly string[] = Object.keys({
   poolSize: true, userDim: true, share: true, userActivation: true, poolSeed: true, poolStddev: true, router: true, kvPhase: true, warmupWeights: true,
 } satisfies Record<Exclude<keyof CollectiveKVAttentionArgs, keyof MultiHeadAttentionArgs>, true>);
 
+/** @inline */
 type Side = 'key' | 'value';
 
 /** The building blocks of one shared side. */

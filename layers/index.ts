@@ -1,5 +1,5 @@
 export * from './KVCacheBlock';
-export type { InitializerSpec } from './common';
+export type { ConstraintSpec, InitializerSpec, RegularizerSpec } from './common';
 export * from './attentionBase';
 export * from './routing/index';
 export * from './GlobalKVPool';

@@ -2,6 +2,10 @@
 // decision). Everything else is internal (`collectivekv/internal`, unstable).
 // Importing it registers the custom kernels of the cpu and wasm backends and their gradients (the
 // backends themselves stay optional peers the user imports). WebGPU kernels: `collectivekv/webgpu`.
+/**
+ * The main entry: layers and routers, the recipe, ops, the cache, data, metrics, training and conversion.
+ * @module collectivekv
+ */
 
 // Layers and routers.
 export {
@@ -11,6 +15,11 @@ export type {
   AttendCachedOptions, CollectiveKVAttentionArgs, DenseRouterConfig, GateMode, MultiHeadAttentionArgs, NearestProductRouterConfig,
   RouterConfig, RouterKind, RouterSpec, ShareMode,
 } from './internal';
+// Types the layers' public signatures name (arguments, attributes, results).
+export type {
+  AttentionKind, CacheSide, CacheValueFormat, CollectiveSide, ConstraintSpec, GlobalKVPoolArgs, InitializerSpec, PoolLookupOptions,
+  RegularizerSpec, ResolvedRouterConfig, RoutedRows, Routing, UserKVProjectorArgs,
+} from './internal';
 
 // Ops with their own kernels.
 export {
@@ -18,6 +27,7 @@ export {
   useFastEmbeddingGradients, restoreDefaultEmbeddingGradients,
 } from './internal';
 export type { CollectiveAttentionOptions, CompressedKV, KVPools, RouteTop1Result } from './internal';
+export type { AttentionOptions, CatalogCrossEntropyOptions } from './internal';   // the ops' option types
 
 // The cache: codec, stores, engine, history of record.
 export {
@@ -31,6 +41,10 @@ export type {
   DecodeOptions, EncodeOptions, EngineStats, HistoryLog, HistorySource, LayerLayout, RedisClient, RedisPipeline, RedisStoreOptions, ReplaceResult,
   ScoreCallOptions, ScoreResult, StoreStats, UserCache, UserCacheLayer, UserCacheSide,
 } from './internal';
+// Types the cache's public signatures name.
+export type {
+  AppendOptions, CacheShareMode, DecodedCache, FullSide, IndexedDBStoreOptions, MemoryStoreOptions, PooledSide, SideLayout, ToBlocksOptions,
+} from './internal';
 
 // Data, metrics, training, conversion, analysis.
 export {
@@ -41,4 +55,11 @@ export {
 export type {
   SequenceBatch, SyntheticOptions, TrainLoopOptions, TrainLoopResult, TrainLoopSpec, StepOutcome, EpochRecord, SwapAttentionOptions,
   SwapAttentionResult, KVAnalysis, CollectiveKVRecipeOptions, RecipeOptions, SwitchToPoolOptions, KVPhase, RecordedKVSources,
+} from './internal';
+// Types the public signatures of data, metrics, training, conversion and analysis name.
+export type {
+  AnalyzeKVOptions, AnchorKind, AnchorOptions, CheckpointInfo, CheckpointManifest, ConvertAttentionLayerOptions, CorrelationSummary, GaucResult,
+  IdKind, IdMap, InteractionFormat, InteractionLog, KMeansOptions, KMeansResult, Labels, LayerConversionReport, LayerKVAnalysis, LeaveOneOutSplit,
+  NextItemCase, PhaseSwitch, PoolUsage, ProgressMode, ProgressSink, Quantiles, Random, RankingResult, RankOptions, ReadOptions, ReadStats,
+  RecipeSwitchRecord, Scores, SecondPhase, Sequences, SideConversionReport, SkippedLine, SpectrumAnalysis, StopReason, SyntheticWorld, UserIds,
 } from './internal';

@@ -7,6 +7,7 @@ import { DEFAULT_BALANCE_TOKENS, checkNonNegative, checkNonNegativeInt, checkOne
 
 /** 'dense': the paper's router, one column per pool row. 'nearest-product': the nearest row of a product-quantized pool. */
 export const ROUTER_KINDS = ['dense', 'nearest-product'] as const;
+/** The router kind, one of ROUTER_KINDS (the reference lists the values). @useDeclaredType */
 export type RouterKind = (typeof ROUTER_KINDS)[number];
 
 /**
@@ -15,6 +16,7 @@ export type RouterKind = (typeof ROUTER_KINDS)[number];
  * both, and the gradient reaches the gate as if the rows had been multiplied by it.
  */
 export const GATE_MODES = ['scaled', 'straight-through'] as const;
+/** How the dense router's gate enters the training forward, one of GATE_MODES. @useDeclaredType */
 export type GateMode = (typeof GATE_MODES)[number];
 
 /** The paper's router: logits x R + b, top-1 row, a sigmoid gate, peak and balance losses. */

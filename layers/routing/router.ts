@@ -18,7 +18,7 @@ export interface Routing {
 
 /** A training forward: the rows the task reads, the chosen rows and the routing loss. */
 export interface RoutedRows {
-  /** [..., units (+ tail width)]: the pool rows as training reads them, joined to the tail when one was given. */
+  /** `[..., units (+ tail width)]`: the pool rows as training reads them, joined to the tail when one was given. */
   rows: tf.Tensor;
   /** int32 [...] */
   index: tf.Tensor;

@@ -4,6 +4,10 @@
 // converts, saves and serves them. Node only (saving and loading read and write files).
 // Importing it registers the zoo's own layer classes (for tf.loadLayersModel) and, through the
 // library it imports, everything the main entry registers.
+/**
+ * The model zoo: SASRec, BERT4Rec, HSTU and the CTR models with MultiHeadAttention or CollectiveKVAttention.
+ * @module collectivekv/zoo
+ */
 
 // Next-item models behind one interface: build by name, train, score, save and load.
 export { ZOO_MODELS, buildZooModel, loadZooModel, readZooModelFile, saveZooModel, attentionBytesPerToken } from './sequential/nextItem';
@@ -13,10 +17,10 @@ export type { ZooModel, ZooModelFile, ZooModelName, ZooModelOptions } from './se
 export { buildSasrec, decodeStep, disposeCache, prefill, scoreNext, scoreNextCached } from './sequential/sasrec';
 export type { Sasrec, SasrecCache } from './sequential/sasrec';
 export { buildBert4rec, bert4recScoreNext } from './sequential/bert4rec';
-export type { Bert4rec, Bert4recOptions } from './sequential/bert4rec';
+export type { Bert4rec, Bert4recOptions, ResolvedBert4recOptions } from './sequential/bert4rec';
 export { buildHstu, disposeHstuCache, hstuDecodeStep, hstuPrefill, hstuScoreNext, hstuScoreNextCached } from './sequential/hstu';
 export type { Hstu, HstuCache, HstuOptions } from './sequential/hstu';
-export type { CollectiveOptions, SasrecOptions } from './sequential/blocks';
+export type { CollectiveOptions, ResolvedSasrecOptions, SasrecOptions } from './sequential/blocks';
 
 // Next-item training and evaluation (full ranking, the library's trainLoop).
 export { fitNextItem, evaluateNextItem } from './sequential/nextItemTraining';
@@ -30,7 +34,7 @@ export type { ConversionOptions } from './sequential/conversion';
 
 // Serving SASRec from a cache store (a CacheEngine's recommender).
 export { SasrecRecommender } from './sequential/sasrecRecommender';
-export type { SasrecRecommenderOptions } from './sequential/sasrecRecommender';
+export type { SasrecRecommenderDerived, SasrecRecommenderOptions } from './sequential/sasrecRecommender';
 
 // CTR models: the swap is `attention: 'mha' | 'collectivekv'`; nothing else changes.
 export { Din, buildDin } from './ctr/din';
@@ -43,7 +47,7 @@ export { Twin, buildTwin } from './ctr/twin';
 export { HstuCtr, buildHstuCtr } from './ctr/hstuCtr';
 export type { HstuCtrOptions } from './ctr/hstuCtr';
 export { cacheBytesPerToken as ctrCacheBytesPerToken } from './ctr/common';
-export type { CtrAttention, CtrModel, CtrModelOptions } from './ctr/common';
+export type { CtrAttention, CtrInputs, CtrModel, CtrModelBase, CtrModelOptions, EventEmbeddings, ResolvedCtrModelOptions } from './ctr/common';
 
 // CTR samples, training, evaluation and conversion.
 export { ctrSamples, withSyntheticEventFeatures } from '../internal';

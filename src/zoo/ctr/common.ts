@@ -12,6 +12,7 @@ import { BlockAttention, CollectiveOptions, PointwiseDense } from '../sequential
 
 export type { CollectiveOptions } from '../sequential/blocks';
 export type CtrAttention = 'mha' | 'collectivekv';
+/** @inline */
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
 /** Options every CTR model takes. `attention` is the swap; nothing else changes between variants. */

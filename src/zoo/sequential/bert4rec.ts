@@ -48,6 +48,7 @@ export interface Bert4recParts extends SequenceInputParts {
 export interface Bert4rec {
   /** ids [B, maxLength] int32 (0 = padding, numItems + 1 = [mask]) -> hidden [B, maxLength, hiddenDim]. */
   model: tfl.LayersModel;
+  /** The model's layers, shared by training, the full forward and the cached decode. @internal */
   parts: Bert4recParts;
   options: ResolvedBert4recOptions;
   /** The [mask] token id: numItems + 1. */

@@ -31,6 +31,7 @@ export interface SasrecOptions {
 
 export type ResolvedSasrecOptions = Required<Omit<SasrecOptions, 'collective' | 'seed'>> & { collective: CollectiveOptions; seed?: number };
 
+/** @inline */
 export type AttentionLayer = MultiHeadAttention | CollectiveKVAttention;
 
 // ---------------------------------------------------------------- helper layers

@@ -61,6 +61,7 @@ export interface HstuParts extends SequenceInputParts {
 export interface Hstu {
   /** ids [B, maxLength] int32 (0 = padding, left-padded) -> hidden [B, maxLength, hiddenDim]. */
   model: tfl.LayersModel;
+  /** The model's layers, shared by training, the full forward and the cached decode. @internal */
   parts: HstuParts;
   options: ResolvedHstuOptions;
 }

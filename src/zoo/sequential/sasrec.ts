@@ -30,6 +30,7 @@ export interface SasrecParts extends SequenceInputParts {
 export interface Sasrec {
   /** ids [B, maxLength] int32 (0 = padding, left-padded) -> hidden states [B, maxLength, hiddenDim]. */
   model: tfl.LayersModel;
+  /** The model's layers, shared by training, the full forward and the cached decode. @internal */
   parts: SasrecParts;
   options: ResolvedSasrecOptions;
 }
