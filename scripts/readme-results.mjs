@@ -138,6 +138,15 @@ function ctrWarmStart(ws) {
     + `${ws.fineTuneRate !== 0.25 ? ` at ${ws.fineTuneRate} of the learning rate` : ''}`;
 }
 
+/** How collectivekv trained by the recipe (bench ctr's default since the warm start was removed), or single-stage. */
+function ctrTraining(c) {
+  const r = c.collectivekv.recipe;
+  if (r != null) {
+    return `; collectivekv by the recipe: full K/V ${r.fullPhaseEpochs} epoch(s) (${r.fullPhaseSteps} steps), switched, fine-tuned to ${c.collectivekv.steps} steps`;
+  }
+  return c.training === 'single-stage' ? '; collectivekv single-stage' : '';
+}
+
 /** Two rows per `bench ctr` file: AUC and gAUC side by side, and training throughput. */
 export function ctrRows(c) {
   const s = { ...c.settings, collective: flatCollective(c.settings?.collective) };
@@ -151,7 +160,7 @@ export function ctrRows(c) {
     + `${nearestRouter(s) ? `, quantizationWeight ${s.collective.quantizationWeight ?? 1}` : ''}`
     + `${s.collective?.gate === 'straight-through' ? ', straight-through gate' : ''}`
     + `${s.learningRate != null && s.learningRate !== 0.001 ? `, lr ${s.learningRate}` : ''}`
-    + ctrWarmStart(c.collectivekv.warmStart);
+    + ctrWarmStart(c.collectivekv.warmStart) + ctrTraining(c);
   return [
     [`CTR test AUC / gAUC, ${setting}`, `${f4(c.collectivekv.auc)} / ${f4(c.collectivekv.gauc)} (${c.collectivekv.bytesPerToken} B/token)`,
       `${f4(c.mha.auc)} / ${f4(c.mha.gauc)} (${c.mha.bytesPerToken} B/token); popularity ${f4(c.popularity?.auc)}`, ctrDifference(c)],
