@@ -3,6 +3,7 @@
 // file points at the first plan that lived outside the repository (docs/design.md replaced it).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { recordSkip } from './util/skip';
 
 const ROOT = resolve(__dirname, '..');
 const README = join(ROOT, 'README.md');
@@ -111,7 +112,11 @@ describe('documentation', () => {
     const files = ['README.md', 'results/README.md',
       ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
     expect(files.length).toBeGreaterThan(5);
-    const broken = files.flatMap((f) => brokenLinks(f, readFileSync(join(ROOT, f), 'utf8'), ROOT));
+    // docs/api/ is generated (npm run docs:api, which CI runs before the tests): links into it are checked once it is built.
+    const apiBuilt = existsSync(join(ROOT, 'docs', 'api', 'index.html'));
+    if (!apiBuilt) recordSkip('the links of docs/api.md into docs/api/', 'the API reference is not built (npm run docs:api)');
+    const broken = files.flatMap((f) => brokenLinks(f, readFileSync(join(ROOT, f), 'utf8'), ROOT))
+      .filter((b) => apiBuilt || !/^docs\/api\.md: api\/\S+ \(no such file\)$/.test(b));
     expect(broken).toEqual([]);
   });
 
