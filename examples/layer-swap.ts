@@ -28,7 +28,8 @@ function sequences(count: number, seqLen: number, items: number, noise: number, 
   }
   return tf.tidy(() => {
     const all = tf.tensor2d(ids, [count, seqLen + 1], 'int32');
-    return [tf.slice(all, [0, 0], [count, seqLen]), tf.cast(tf.expandDims(tf.slice(all, [0, 1], [count, seqLen]), 2), 'float32')];
+    const next = tf.reshape(tf.cast(tf.slice(all, [0, 1], [count, seqLen]), 'float32'), [count, seqLen, 1]) as tf.Tensor3D;
+    return [tf.slice(all, [0, 0], [count, seqLen]), next];
   });
 }
 
@@ -55,8 +56,10 @@ export async function main({ seqLen = 10, items = 40, width = 16, users = 600, m
     const callbacks = name === 'mha' ? [tfl.callbacks.earlyStopping({ patience: 3 })] : [collectiveKVRecipe({ sample: x, patience: 3, log: null })];
     const history = await model.fit(x, y, { epochs: maxEpochs, batchSize: 32, validationData: [xVal, yVal], callbacks, verbose: 0 });
     const accuracy = tf.tidy(() => tf.mean(tf.equal(tf.argMax(model.predict(xVal) as tf.Tensor, -1), tf.cast(tf.squeeze(yVal, [2]), 'int32'))).dataSync()[0]);
-    const block = tf.tidy(() => attention.computeCache(tf.zeros([1, seqLen, width])));
+    const probe = tf.zeros([1, seqLen, width]);
+    const block = attention.computeCache(probe);
     const bytesPerToken = block.bytesPerToken('fp32');
+    tf.dispose(probe);
     block.dispose();
     results.push({ attention: name, accuracy, epochs: history.epoch.length, bytesPerToken });
     model.dispose();

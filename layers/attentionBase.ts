@@ -15,7 +15,7 @@ import { CacheSide, KVCacheBlock, concatBlocks } from './KVCacheBlock';
 import {
   ConstraintSpec, InitializerSpec, PendingLosses, RegularizerSpec, checkBoolean, checkFits, checkLayerArgs, checkMask, checkNonNegativeInt,
   checkOneOf, checkPositiveInt, checkRate, checkSequence, dense, describeValue, glorotUniform, resolveConstraint, resolveInitializer,
-  resolveRegularizer, serializeInitializer, serializeObject, tensorValueLimit, zeros,
+  resolveRegularizer, serializeInitializer, serializeObject, streamSeed, tensorValueLimit, zeros,
 } from './common';
 
 export interface MultiHeadAttentionArgs extends LayerArgs {
@@ -448,8 +448,7 @@ export abstract class AttentionLayerBase extends tfl.layers.Layer {
   private dropoutSeed(): number | undefined {
     if (this.seed == null) return undefined;
     // Keras's Dropout draws each call's seed from a generator seeded once: one stream per layer.
-    const call = this.dropoutCalls++;
-    return (Math.imul(this.seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(call + 1, 0xc2b2ae35)) >>> 0;
+    return streamSeed(this.seed, this.dropoutCalls++);
   }
 
   /** [B, Tq, width] to [B, Tq, ...outputShape] when outputShape has several dimensions. */

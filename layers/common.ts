@@ -374,3 +374,8 @@ export function checkNonNegativeInt(layer: string, arg: string, n: unknown): num
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ArgumentError(layer, arg, 'an integer >= 0', String(n));
   return n;
 }
+
+/** The seed of call `call` (0-based) of a stream started at `seed`: each call draws new masks, a rerun the same ones. */
+export function streamSeed(seed: number, call: number): number {
+  return (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(call + 1, 0xc2b2ae35)) >>> 0;
+}

@@ -8,3 +8,4 @@ export * from './MultiHeadAttention';
 export * from './CollectiveKVAttention';
 export type { RecordedKVSources } from './KVSourceRecorder';
 export { LAYER_CLASSES } from './registration';
+export * from './StreamDropout';

@@ -6,9 +6,10 @@ import { CollectiveKVAttention } from './CollectiveKVAttention';
 import { PACKAGE } from './common';
 import { GlobalKVPool } from './GlobalKVPool';
 import { MultiHeadAttention } from './MultiHeadAttention';
+import { StreamDropout } from './StreamDropout';
 import { UserKVProjector } from './UserKVProjector';
 
 /** Every layer class this floor registers with tfjs's serialization map (under 'collectivekv'). */
-export const LAYER_CLASSES = [MultiHeadAttention, CollectiveKVAttention, GlobalKVPool, UserKVProjector] as const;
+export const LAYER_CLASSES = [MultiHeadAttention, CollectiveKVAttention, GlobalKVPool, UserKVProjector, StreamDropout] as const;
 
 claimClasses(LAYER_CLASSES, PACKAGE);

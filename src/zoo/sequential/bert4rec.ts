@@ -6,7 +6,7 @@
 // does not give the next position's result (the cache would only save the K/V projections).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { SequenceBatch, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from '../../internal';
+import { SequenceBatch, StreamDropout, batchRows, dim, epochSeed, padLeft, positionWeights, seededRandom } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, makeAttention,
   resolveSasrecOptions, ResolvedSasrecOptions, SequenceInputParts, seedStream, sequenceInputs,
@@ -78,12 +78,12 @@ function makeParts(o: ResolvedBert4recOptions): Bert4recParts {
   for (let b = 0; b < o.numBlocks; b++) {
     blocks.push({
       attention: makeAttention(o, b, kernel(), { causal: false }),
-      attentionDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_attention_dropout` }),
+      attentionDropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_attention_dropout` }),
       residual1: tfl.layers.add({ name: `block${b}_residual1` }),
       norm1: new LayerNorm({ width: d, name: `block${b}_norm1` }),
       ffnIn: new PointwiseDense({ units: 4 * d, activation: 'relu', kernelInitializer: kernel(), name: `block${b}_ffn_in` }),
       ffnOut: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_ffn_out` }),
-      ffnDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_ffn_dropout` }),
+      ffnDropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_ffn_dropout` }),
       residual2: tfl.layers.add({ name: `block${b}_residual2` }),
       norm2: new LayerNorm({ width: d, name: `block${b}_norm2` }),
     });

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Initializer } from '@tensorflow/tfjs-layers/dist/initializers';
 import {
-  CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, claimClasses, dim, linear,
+  StreamDropout, CollectiveKVAttention, CollectiveKVAttentionArgs, MultiHeadAttention, MultiHeadAttentionArgs, claimClasses, dim, linear,
 } from '../../internal';
 
 /**
@@ -257,7 +257,7 @@ export function sequenceInputs(o: { hiddenDim: number; maxLength: number; dropou
       embeddingsInitializer: tfl.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: nextSeed() }) }),
     positions: new PositionEmbedding({ maxLength: o.maxLength, width: d, seed: nextSeed(), name: 'positions' }),
     paddingMask: new PaddingMask({ name: 'padding_mask' }),
-    embeddingDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
+    embeddingDropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: 'embedding_dropout' }),
   };
 }
 
@@ -275,7 +275,9 @@ export interface BlockAttention {
  */
 export function makeAttention(o: ResolvedSasrecOptions, block: number, kernelInitializer: Initializer,
   kind: BlockAttention = { causal: true }): AttentionLayer {
-  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, ...kind, kernelInitializer };
+  // The attention dropout's stream: derived from the model's seed like the pools', so runs repeat.
+  const seed = o.seed == null ? undefined : (o.seed * 3571 + block * 7907) % 2147483647;
+  const common = { numHeads: o.numHeads, keyDim: o.hiddenDim / o.numHeads, dropout: o.dropout, ...kind, kernelInitializer, seed };
   if (o.attention === 'mha') return new MultiHeadAttention({ ...common, name: `block${block}_attention` });
   // Seeded pools (when the model is seeded) so that a run repeats; derived, not drawn from the
   // model's seed stream, so mha models keep their weights.

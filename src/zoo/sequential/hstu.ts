@@ -15,7 +15,7 @@
 //   pooled K/V through gathered rows instead of the fused kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, claimClasses, dim } from '../../internal';
+import { KVCacheBlock, StreamDropout, claimClasses, dim } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, SasrecOptions, ResolvedSasrecOptions, makeAttention,
   SequenceInputParts, resolveSasrecOptions, seedStream, sequenceInputs,
@@ -86,7 +86,7 @@ function makeParts(o: ResolvedHstuOptions): HstuParts {
       gateProjection: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_gate_projection` }),
       gate: new SiluGate({ name: `block${b}_gate` }),
       output: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_output` }),
-      dropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_dropout` }),
+      dropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_dropout` }),
       residual: tfl.layers.add({ name: `block${b}_residual` }),
     });
   }

@@ -2,7 +2,7 @@
 // next-item model. `attention: 'mha' | 'collectivekv'` is the single layer swap (blocks.ts, makeAttention).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, dim } from '../../internal';
+import { KVCacheBlock, StreamDropout, dim } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, ResolvedSasrecOptions, SasrecOptions, SequenceInputParts, makeAttention,
   resolveSasrecOptions, seedStream, sequenceInputs,
@@ -62,9 +62,9 @@ function makeParts(o: ResolvedSasrecOptions): SasrecParts {
       residual1: tfl.layers.add({ name: `block${b}_residual1` }),
       norm1: new LayerNorm({ width: d, name: `block${b}_norm1` }),
       ffnIn: new PointwiseDense({ units: d, activation: 'relu', kernelInitializer: kernel(), name: `block${b}_ffn_in` }),
-      ffnDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_ffn_dropout` }),
+      ffnDropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_ffn_dropout` }),
       ffnOut: new PointwiseDense({ units: d, kernelInitializer: kernel(), name: `block${b}_ffn_out` }),
-      outDropout: tfl.layers.dropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_out_dropout` }),
+      outDropout: new StreamDropout({ rate: o.dropout, seed: nextSeed(), name: `block${b}_out_dropout` }),
       residual2: tfl.layers.add({ name: `block${b}_residual2` }),
     });
   }
