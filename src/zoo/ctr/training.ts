@@ -4,7 +4,7 @@
 // the CTR metrics of a sample list. Reusable by any `CtrModel`.
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CollectiveKVAttention, CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, PhaseSwitch, RecipeOptions, RecipeSwitchRecord, StepOutcome,
+  CollectiveKVAttention, CtrBatch, CtrEventLog, CtrMetrics, CtrSample, CtrSplit, PhaseSwitch, RecipeOptions, RecipeSwitchRecord, SecondPhase, StepOutcome,
   StopReason, TrainLoopResult, TrainLoopSpec, ctrBatch, ctrBatches, ctrMetrics, formatDuration, recipePhase, trainLoop,
 } from '../../internal';
 import { definedOnly } from '../sequential/nextItemTraining';
@@ -142,10 +142,13 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
   let lastAuc = NaN;
   const warming = model.attentionLayers().filter((l): l is CollectiveKVAttention => l instanceof CollectiveKVAttention && l.kvPhase === 'full');
   let switched: RecipeSwitchRecord | null = null;
-  const secondPhase = warming.length === 0 ? undefined
+  // The epochs the run may take (for the ETA): maxEpochs, or after the switch its end.
+  let plannedEpochs = o.maxEpochs;
+  const secondPhase: SecondPhase | undefined = warming.length === 0 ? undefined
     : recipePhase(warming, () => runRecipeSample(model, split, o.seed, Math.max(...warming.map((l) => l.poolSize)), o.batchSize),
       { ...o.recipe, patience: Math.max(1, o.patience) }, (r) => {
         switched = r;
+        plannedEpochs = current.epoch + 1 + (secondPhase as SecondPhase).maxEpochs(current.epoch + 1);
         o.onProgress?.(`${model.name}: best full-K/V weights restored and switched to the pools in ${r.seconds.toFixed(1)} s`);
       });
   let snapshot: tf.Tensor[] = [];
@@ -191,7 +194,7 @@ export function fitCtr(model: CtrModel, split: CtrSplit, options: CtrFitOptions 
         const rate = clock.samples / clock.seconds;
         // Training time only (validation excluded); early stopping, a time budget or the recipe's switch can change it.
         const epochLeft = (total - current.seen) / rate;
-        const runLeft = epochLeft + (o.maxEpochs - current.epoch - 1) * (total / rate);
+        const runLeft = epochLeft + Math.max(0, plannedEpochs - current.epoch - 1) * (total / rate);
         o.onProgress(`${model.name} epoch ${current.epoch + 1}: ${current.seen}/${total} samples, loss ${(current.lossSum / current.steps).toFixed(4)}, `
           + `${rate.toFixed(0)} samples/s, ETA epoch ${formatDuration(epochLeft)}, run ${formatDuration(runLeft)}`);
       }

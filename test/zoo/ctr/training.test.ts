@@ -69,7 +69,7 @@ describe('fitCtr by the recipe', () => {
     const fullBytes = cacheBytesPerToken(model);
     const before = tf.memory().numTensors;
     const lines: string[] = [];
-    const fit = fitCtr(model, split, { maxEpochs: 4, patience: 10, batchSize: 64, learningRate: 0.01, onProgress: (l) => lines.push(l) });
+    const fit = fitCtr(model, split, { maxEpochs: 4, patience: 10, batchSize: 64, learningRate: 0.01, progressEverySeconds: 0, onProgress: (l) => lines.push(l) });
     // maxEpochs ends the full phase after 4 epochs; the fine-tune may run ceil(0.25 x 4) = 1 more.
     const perEpoch = ctrStepsPerEpoch(split.train.length, 64);
     const switched = fit.recipe!.phaseSwitch!;
@@ -83,6 +83,10 @@ describe('fitCtr by the recipe', () => {
     expect(fit.recipe!.switch!.reports.map((r) => r.layer)).toEqual(['short_attention', 'exact_attention']);
     expect(fit.recipe!.switch!.seconds).toBeGreaterThan(0);
     expect(lines.some((l) => /^sim: best full-K\/V weights restored and switched to the pools in \d+\.\d s$/.test(l))).toBe(true);
+    // The fine-tune's progress lines count the time left to its own end.
+    const fineTune = lines.filter((l) => l.startsWith('sim epoch 5:'));
+    expect(fineTune.length).toBeGreaterThan(0);
+    for (const l of fineTune) expect(l).toMatch(/ETA epoch \d+:\d\d, run \d+:\d\d$/);
     // The layers end pooled, with the compressed cache; the model holds the best pooled weights.
     expect(layers.map((l) => l.kvPhase)).toEqual(['pooled', 'pooled']);
     expect(cacheBytesPerToken(model)).toBeLessThan(fullBytes / 4);
