@@ -59,7 +59,7 @@ export type {
 // Types the public signatures of data, metrics, training, conversion and analysis name.
 export type {
   AnalyzeKVOptions, AnchorKind, AnchorOptions, CheckpointInfo, CheckpointManifest, ConvertAttentionLayerOptions, CorrelationSummary, GaucResult,
-  IdKind, IdMap, InteractionFormat, InteractionLog, KMeansOptions, KMeansResult, Labels, LayerConversionReport, LayerKVAnalysis, LeaveOneOutSplit,
+  IdKind, InteractionFormat, InteractionLog, KMeansOptions, KMeansResult, Labels, LayerConversionReport, LayerKVAnalysis, LeaveOneOutSplit,
   NextItemCase, PhaseSwitch, PoolUsage, ProgressMode, ProgressSink, Quantiles, Random, RankingResult, RankOptions, ReadOptions, ReadStats,
   RecipeSwitchRecord, Scores, SecondPhase, Sequences, SideConversionReport, SkippedLine, SpectrumAnalysis, StopReason, SyntheticWorld, UserIds,
 } from './internal';

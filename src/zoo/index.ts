@@ -47,7 +47,7 @@ export { Twin, buildTwin } from './ctr/twin';
 export { HstuCtr, buildHstuCtr } from './ctr/hstuCtr';
 export type { HstuCtrOptions } from './ctr/hstuCtr';
 export { cacheBytesPerToken as ctrCacheBytesPerToken } from './ctr/common';
-export type { CtrAttention, CtrInputs, CtrModel, CtrModelBase, CtrModelOptions, EventEmbeddings, ResolvedCtrModelOptions } from './ctr/common';
+export type { CtrAttention, CtrInputs, CtrModel, CtrModelOptions, ResolvedCtrModelOptions } from './ctr/common';
 
 // CTR samples, training, evaluation and conversion.
 export { ctrSamples, withSyntheticEventFeatures } from '../internal';
