@@ -21,7 +21,7 @@ import { buildHstuCtr } from '../../zoo/ctr/hstuCtr';
 import { buildSdim } from '../../zoo/ctr/sdim';
 import { buildSim } from '../../zoo/ctr/sim';
 import { buildTwin } from '../../zoo/ctr/twin';
-import { CtrFitOptions, CtrFitResult, fitCtr, interleavedStepTimes, predictCtr } from '../../zoo/ctr/training';
+import { CtrFitOptions, CtrFitResult, ctrStepsPerEpoch, fitCtr, interleavedStepTimes, predictCtr } from '../../zoo/ctr/training';
 import { CtrBaselineKey, FINAL_WEIGHTS, readCtrBaseline, readWeights, writeCtrBaseline, writeModelWeights } from './ctrBaseline';
 import { integerAtLeast, nonNegativeNumber, oneOf, positiveInt } from '../command/flags';
 import { COLLECTIVE_FLAGS, collectiveFlagOptions, parseCollectiveFlags } from '../command/collectiveFlags';
@@ -179,7 +179,7 @@ export async function benchCtr(options: BenchCtrOptions): Promise<BenchCtrResult
   let stepTiming: BenchCtrResult['stepTiming'];
   try {
     ckvRun = runVariant(options, 'collectivekv', { ...modelOptions, collective: collectiveOf(modelOptions, training) }, split, log,
-      collectiveBudget(options, training, mhaRun.variant));
+      collectiveBudget(options, training, mhaRun.variant, split));
     const rounds = options.timingRounds ?? 10;
     if (rounds > 0) {
       const batchSize = options.batchSize ?? 256;
@@ -278,14 +278,17 @@ function collectiveOf(modelOptions: CtrModelOptions, training: TrainingKind): Co
 
 /**
  * The collectivekv arm's budget beyond the shared one. By the recipe it may train a quarter longer
- * than the baseline: with --max-minutes, 1.25 x the time, and when the time cut the baseline, at
- * most 1.25 x its optimizer steps (within --epochs the recipe's own rule bounds it).
+ * than the baseline: at most 1.25 x the --epochs budget's steps (the recipe's fine-tune of
+ * ceil(epochs / 4) epochs would add more after few epochs), with --max-minutes 1.25 x the time, and
+ * when the time cut the baseline, at most 1.25 x its steps.
  */
-function collectiveBudget(o: BenchCtrOptions, training: TrainingKind, mha: BenchCtrVariant): Partial<CtrFitOptions> {
-  if (training !== 'recipe' || !((o.maxMinutes ?? 0) > 0)) return {};
+function collectiveBudget(o: BenchCtrOptions, training: TrainingKind, mha: BenchCtrVariant, split: CtrSplit): Partial<CtrFitOptions> {
+  if (training !== 'recipe') return {};
   const share = 1 + RECIPE_DEFAULTS.fineTuneShare;
-  return { maxSeconds: share * (o.maxMinutes as number) * 60,
-    ...(mha.stoppedBy === 'maxMinutes' && mha.steps != null ? { maxSteps: Math.ceil(share * mha.steps) } : {}) };
+  const budgetSteps = (o.maxEpochs ?? 10) * ctrStepsPerEpoch(split.train.length, o.batchSize ?? 256);
+  const cutByTime = mha.stoppedBy === 'maxMinutes' && mha.steps != null;
+  const maxSteps = Math.min(Math.floor(share * budgetSteps), cutByTime ? Math.ceil(share * (mha.steps as number)) : Infinity);
+  return { maxSteps, ...((o.maxMinutes ?? 0) > 0 ? { maxSeconds: share * (o.maxMinutes as number) * 60 } : {}) };
 }
 
 /** Test scores and the variant's figures of a trained model. */
@@ -437,6 +440,7 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --max-minutes N      training budget per variant (default 0: early stopping only); the recipe
                        may take 1.25x the time and, when the time cut the baseline, 1.25x its steps
   --epochs N           maximum epochs (default 10); the recipe may add a quarter of its full phase's
+                       epochs, at most a quarter of the budget's steps
   --max-users N        seeded user sample (default all)
   --train-positions N  most recent training positions per user (default 10)
   --negatives N        next-item labels: sampled negatives per positive (default 1; more make gAUC,

@@ -155,6 +155,10 @@ describe('bench ctr command line', () => {
       expect(b.mha.steps).toBe(a.mha.steps);
       expect(b.mha.reusedBaseline?.dir).toBe(dir);
       expect(b.collectivekv.recipe).toBeDefined();
+      // Two epochs: the recipe's fine-tune of ceil(2 / 4) = 1 epoch is cut to a quarter of the budget's steps.
+      expect(b.mha.steps).toBe(2 * Math.ceil(b.samples.train / 16));
+      expect(b.collectivekv.steps).toBe(Math.floor(1.25 * b.mha.steps!));
+      expect(b.collectivekv.stoppedBy).toBe('maxSteps');
       expect(tf.memory().numTensors).toBe(before);
       await expect(benchCtr({ ...base, learningRate: 0.002 })).rejects.toThrow(/its baseline was trained with other settings \(learningRate 0.001, here 0.002\)/);
       expect(() => parseBenchCtrArgs(['--model', 'sim', '--baseline-dir', dir, '--max-minutes', '3'])).toThrow(/--baseline-dir reuses a baseline trained to a step budget/);
