@@ -96,6 +96,29 @@ export function ndcgAt(rank: number, k: number): number {
  * HR@K = share of targets with rank <= K; NDCG@K = mean of 1/log2(rank + 1) for rank <= K (one relevant
  * item, so the ideal DCG is 1); MRR@K = mean of 1/rank for rank <= K. K above the item count counts every case.
  */
+export interface PairedNdcgDifference {
+  /** Mean over cases of NDCG@10(a) - NDCG@10(b). */
+  mean: number;
+  /** Its standard error (the per-case differences' sd / sqrt(cases)). */
+  standardError: number;
+}
+
+/** The paired per-case NDCG@10 difference of two runs on the same cases, from their 1-based ranks (NaN when they do not pair up). */
+export function pairedNdcg10(a: ArrayLike<number> | undefined, b: ArrayLike<number> | undefined): PairedNdcgDifference {
+  if (a == null || b == null || a.length !== b.length || a.length === 0) return { mean: NaN, standardError: NaN };
+  const n = a.length;
+  let sum = 0;
+  let squares = 0;
+  for (let i = 0; i < n; i++) {
+    const d = ndcgAt(a[i], 10) - ndcgAt(b[i], 10);
+    sum += d;
+    squares += d * d;
+  }
+  const mean = sum / n;
+  const variance = n > 1 ? (squares - n * mean * mean) / (n - 1) : 0;
+  return { mean, standardError: Math.sqrt(Math.max(0, variance) / n) };
+}
+
 export class RankingEvaluator {
   private readonly ks: number[];
   private readonly sums: { hr: number[]; ndcg: number[]; mrr: number[] };

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../util/backends';
-import { rankingMetrics, rankTargets, RankingEvaluator } from '../../src/internal';
+import { pairedNdcg10, rankingMetrics, rankTargets, RankingEvaluator } from '../../src/internal';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -92,5 +92,18 @@ describe('ranking metrics', () => {
     expect(r.hr[4]).toBe(0);
     expect(r.hr[5]).toBe(1);
     s.dispose();
+  });
+});
+
+describe('pairedNdcg10', () => {
+  test('mean and standard error of the per-user NDCG@10 differences, from ranks', () => {
+    // Users: rank 1 vs 3, 2 vs 2, 11 vs 1 -> differences 1 - 0.5, 0, 0 - 1.
+    const r = pairedNdcg10(Int32Array.from([1, 2, 11]), Int32Array.from([3, 2, 1]));
+    const d = [0.5, 0, -1];
+    const mean = (0.5 + 0 - 1) / 3;
+    const sd = Math.sqrt(d.reduce((t, x) => t + (x - mean) ** 2, 0) / 2);
+    expect(r.mean).toBeCloseTo(mean, 12);
+    expect(r.standardError).toBeCloseTo(sd / Math.sqrt(3), 12);
+    expect(pairedNdcg10(Int32Array.from([1]), Int32Array.from([1, 2])).mean).toBeNaN();
   });
 });

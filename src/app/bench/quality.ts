@@ -3,7 +3,7 @@
 // popularity and first-order Markov anchors; test metrics under both protocols (history items
 // kept in the ranking, and the input window's filtered) and the paired per-user difference.
 import * as tf from '@tensorflow/tfjs-core';
-import { LeaveOneOutSplit, RECIPE_DEFAULTS, anchorMetrics, ndcgAt, useFastEmbeddingGradients } from '../../internal';
+import { LeaveOneOutSplit, PairedNdcgDifference, RECIPE_DEFAULTS, anchorMetrics, pairedNdcg10, useFastEmbeddingGradients } from '../../internal';
 import { ZooModel, ZooModelName, buildZooModel } from '../../zoo/sequential/nextItem';
 import { FitResult, NextItemFitOptions, fitNextItem, historyWindowOf } from '../../zoo/sequential/nextItemTraining';
 import type { SasrecLoss } from '../../zoo/sequential/sasrecTraining';
@@ -118,7 +118,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   }
   const mha = rows.mha as QualityRow;
   const ckv = rows.collectivekv as QualityRow;
-  const paired = Object.fromEntries(PROTOCOLS.map((p) => [p, pairedNdcg10(ranks.collectivekv?.[p], ranks.mha?.[p])])) as Record<Protocol, PairedDifference>;
+  const paired = Object.fromEntries(PROTOCOLS.map((p) => [p, pairedNdcg10(ranks.collectivekv?.[p], ranks.mha?.[p])])) as Record<Protocol, PairedNdcgDifference>;
   const result = { ...common, mha, collectivekv: ckv, pairedNdcg10: paired, ndcg10Ratio: mha.ndcg10 > 0 ? ckv.ndcg10 / mha.ndcg10 : 0 };
   a.log(formatQuality(result));
   writeJson(a.json, result, a.log);
@@ -147,29 +147,6 @@ function anchorRows(split: LeaveOneOutSplit, historyWindow: number): Record<'pop
     popularity: { unfiltered: one('popularity', 'unfiltered'), window: one('popularity', 'window') },
     markov: { unfiltered: one('markov', 'unfiltered'), window: one('markov', 'window') },
   };
-}
-
-export interface PairedDifference {
-  /** Mean over test users of NDCG@10(collectivekv) - NDCG@10(mha). */
-  mean: number;
-  /** Its standard error (per-user differences' sd / sqrt(users)). */
-  standardError: number;
-}
-
-/** The paired per-user NDCG@10 difference of two runs on the same test cases, from their ranks. */
-export function pairedNdcg10(a: Int32Array | undefined, b: Int32Array | undefined): PairedDifference {
-  if (a == null || b == null || a.length !== b.length || a.length === 0) return { mean: NaN, standardError: NaN };
-  const n = a.length;
-  let sum = 0;
-  let squares = 0;
-  for (let i = 0; i < n; i++) {
-    const d = ndcgAt(a[i], 10) - ndcgAt(b[i], 10);
-    sum += d;
-    squares += d * d;
-  }
-  const mean = sum / n;
-  const variance = n > 1 ? (squares - n * mean * mean) / (n - 1) : 0;
-  return { mean, standardError: Math.sqrt(Math.max(0, variance) / n) };
 }
 
 /** The baseline's share of the time: its step time over both step times (two timed steps each after a warm-up). */
@@ -214,7 +191,7 @@ interface QualityResult {
   mha: QualityRow;
   collectivekv: QualityRow;
   anchors: Record<'popularity' | 'markov', Record<Protocol, Metrics>>;
-  pairedNdcg10: Record<Protocol, PairedDifference>;
+  pairedNdcg10: Record<Protocol, PairedNdcgDifference>;
   ndcg10Ratio: number;
   truncatedByTime: boolean;
 }
