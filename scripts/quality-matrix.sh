@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The multi-seed quality runs of results/README.md, as a queue: every (configuration, seed, arm)
+# whose JSON is missing under results/quality/ runs, two at a time (one per core), from a
+# snapshot of the built CLI, so editing the tree does not change a running job. Rerun to continue
+# after an interruption (a finished run is never repeated; an interrupted one starts over).
+#   bash scripts/quality-matrix.sh [DATA_DIR] [JOBS]     (DATA_DIR default ../shared/datasets)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/datasets}
+JOBS=${2:-2}
+OUT=results/quality
+SNAP=$(mktemp -d /tmp/ckv-snapshot.XXXX)
+mkdir -p "$OUT"
+npm run build --silent
+cp -r dist bin package.json "$SNAP"/ && ln -s "$PWD/node_modules" "$SNAP/node_modules"
+echo "snapshot of $(git rev-parse --short HEAD) in $SNAP"
+
+# name | data file | format | flags (the window-filtered protocol is reported: the baselines beat Markov under it)
+CONFIGS=(
+  "sasrec-beauty|amazon-beauty/Beauty.txt|lines|--model sasrec --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 5 --filter-window"
+  "hstu-beauty|amazon-beauty/Beauty.txt|lines|--model hstu --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 5 --filter-window"
+  "sasrec-ml1m|ml-1m/ml-1m.txt|lines|--model sasrec --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 5 --filter-window"
+  "hstu-ml1m|ml-1m/ml-1m.txt|lines|--model hstu --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 5 --filter-window"
+)
+SEEDS=(1 2 3)
+
+jobs_file=$(mktemp)
+for config in "${CONFIGS[@]}"; do
+  IFS='|' read -r name file format flags <<<"$config"
+  for seed in "${SEEDS[@]}"; do
+    for arm in mha collectivekv; do
+      json="$OUT/$name-s$seed-$arm.json"
+      [[ -f "$json" ]] && continue
+      echo "{ node $SNAP/bin/collectivekv.js bench quality $flags --data $DATA/$file --format $format --seed $seed --arm $arm --json $json.partial && mv $json.partial $json; } > $OUT/$name-s$seed-$arm.log 2>&1" >>"$jobs_file"
+    done
+  done
+done
+echo "$(wc -l <"$jobs_file") runs to go, $JOBS at a time; logs in $OUT/*.log"
+xargs -P "$JOBS" -I{} bash -c '{}' <"$jobs_file"
+npm run results --silent
