@@ -1,8 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, describeShape, dim } from '../ops/util/validate';
 
-/** Storage format of the cached floats (user parts, or full K/V for the baseline). */
-export type CacheValueFormat = 'fp32' | 'fp16';
+/**
+ * Storage format of the cached floats (user parts, or full K/V for the baseline): 'fp16' by
+ * default, 'fp32', or 'int8' (1 B per value plus a 4 B scale per side and stored chunk,
+ * which bytesPerToken leaves out: a chunk holds many tokens).
+ */
+export type CacheValueFormat = 'fp32' | 'fp16' | 'int8';
 
 /** Bytes of one stored pool index: uint8 up to 256 rows, uint16 up to 65536, else uint32. */
 export function indexBytesForPool(poolSize: number): 1 | 2 | 4 {
@@ -11,8 +15,14 @@ export function indexBytesForPool(poolSize: number): 1 | 2 | 4 {
   return 4;
 }
 
-export function bytesPerValue(format: CacheValueFormat): number {
-  return format === 'fp16' ? 2 : 4;
+/** Bytes of one stored float in `format`; anything else is an ArgumentError of `op`'s argument 'format'. */
+export function bytesPerValue(format: CacheValueFormat, op = 'bytesPerValue'): number {
+  switch (format) {
+    case 'fp32': return 4;
+    case 'fp16': return 2;
+    case 'int8': return 1;
+    default: throw new ArgumentError(op, 'format', "'fp32', 'fp16' or 'int8'", JSON.stringify(format) ?? String(format));
+  }
 }
 
 /**
@@ -53,9 +63,13 @@ export class KVCacheBlock {
   get indexV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.index : undefined; }
   get userV(): tf.Tensor | undefined { return this.values.kind === 'pooled' ? this.values.user : undefined; }
 
-  /** Stored bytes per cached token of this module (both sides), in a storage format of docs/design.md section 4. */
-  bytesPerToken(format: CacheValueFormat = 'fp32'): number {
-    return sideBytesPerToken(this.keys, format) + sideBytesPerToken(this.values, format);
+  /**
+   * Stored bytes per cached token of this module (both sides) in `format`, by default fp16 (what
+   * the cache stores by default; docs/cache.md): pool indices take 1, 2 or 4 B by pool size.
+   */
+  bytesPerToken(format: CacheValueFormat = 'fp16'): number {
+    const perValue = bytesPerValue(format, 'KVCacheBlock.bytesPerToken');
+    return sideBytesPerToken(this.keys, perValue) + sideBytesPerToken(this.values, perValue);
   }
 
   /** Whether `dispose()` was called (or any of the block's tensors was disposed): the block can no longer be read. */
@@ -74,9 +88,9 @@ export class KVCacheBlock {
   }
 }
 
-function sideBytesPerToken(side: CacheSide, format: CacheValueFormat): number {
-  if (side.kind === 'full') return dim(side.values, 2) * bytesPerValue(format);
-  return indexBytesForPool(side.poolSize) + dim(side.user, 2) * bytesPerValue(format);
+function sideBytesPerToken(side: CacheSide, perValue: number): number {
+  if (side.kind === 'full') return dim(side.values, 2) * perValue;
+  return indexBytesForPool(side.poolSize) + dim(side.user, 2) * perValue;
 }
 
 /**

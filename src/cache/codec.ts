@@ -6,7 +6,8 @@
 //     4   2  u16 format version (2)
 //     6   2  u16 header bytes, CRC included (= 64 + 20 * L)
 //     8  16  model fingerprint (first 16 bytes of SHA-256, see fingerprint.ts)
-//    24   1  u8 value dtype: 0 fp32, 1 fp16, 2 int8 (per-token absmax scale)
+//    24   1  u8 value dtype: 0 fp32, 1 fp16, 3 int8 (a scale per chunk and side); 2 (int8 with
+//            a scale per token, of earlier builds) is refused, so such entries are rebuilt
 //    25   1  u8 reserved, 0
 //    26   2  u16 layer count L (>= 1)
 //    28   4  u32 token count T (>= 1)
@@ -22,10 +23,11 @@
 //    ..   4  u32 CRC-32 of the header bytes before it
 //   then C chunks, each:
 //     4      u32 tokens n (>= 1)
+//     4S     int8 only: f32 scale of each side with width > 0 (per layer, K then V), S such sides
 //     n * R  token records: per layer, K side then V side; a side is
-//              [index (index bytes)] [f32 scale, int8 only, when width > 0] [width values in dtype]
+//              [index (index bytes)] [width values in dtype]
 //     4      u32 CRC-32 of (fingerprint, entry id, write id, u32 first token) then the chunk's
-//            count and records: a chunk moved to another position, entry or user fails its CRC
+//            count, scales and records: a chunk moved to another position, entry or user fails its CRC
 //
 // Appending tokens appends one chunk and rewrites only the fixed-size header (new T, C, events and
 // header CRC); nothing already stored is read or rewritten. Every single changed byte is caught:
@@ -54,12 +56,18 @@ const FINGERPRINT_BYTES = 16;
 export const CHUNK_OVERHEAD = 8;
 
 const DTYPES: readonly CacheDtype[] = ['fp32', 'fp16', 'int8'];
+/** Header byte 24 per dtype. Code 2 was int8 with a scale per token (5 B per value at userDim 1): retired. */
+const DTYPE_CODES: Readonly<Record<CacheDtype, number>> = { fp32: 0, fp16: 1, int8: 3 };
+const RETIRED_INT8_PER_TOKEN = 2;
+
+/** The value dtype of entries when none is given: fp16 (2 B per value, scores within 1e-3 of fp32; docs/cache.md). */
+export const DEFAULT_CACHE_DTYPE: CacheDtype = 'fp16';
 const SHARE_MODES: readonly CacheShareMode[] = ['none', 'kv', 'k', 'v'];
 
 export interface EncodeOptions {
   /** Hex model fingerprint from modelFingerprint(); stored so a cache of another model is refused. */
   fingerprint: string;
-  /** Value dtype (default fp32). */
+  /** Value dtype: 'fp32', 'fp16' (the default) or 'int8' (docs/cache.md gives each one's error). */
   dtype?: CacheDtype;
   /** The store key the entry is written under: decoding with another key is refused (default ''). */
   key?: string;
@@ -106,8 +114,20 @@ function valueBytes(dtype: CacheDtype): number {
 }
 
 function sideRecordBytes(side: SideLayout, dtype: CacheDtype): number {
-  const scale = dtype === 'int8' && side.width > 0 ? 4 : 0;
-  return side.indexBytes + scale + side.width * valueBytes(dtype);
+  return side.indexBytes + side.width * valueBytes(dtype);
+}
+
+/** Bytes of a chunk's int8 scales: one f32 per side with values (0 for fp32 and fp16). */
+function scaleBytesFor(layers: readonly LayerLayout[], dtype: CacheDtype): number {
+  if (dtype !== 'int8') return 0;
+  let sides = 0;
+  for (const l of layers) sides += (l.keys.width > 0 ? 1 : 0) + (l.values.width > 0 ? 1 : 0);
+  return 4 * sides;
+}
+
+/** Bytes of one chunk besides its records: count and CRC, plus the int8 scales. */
+export function chunkOverheadFor(layers: readonly LayerLayout[], dtype: CacheDtype): number {
+  return CHUNK_OVERHEAD + scaleBytesFor(layers, dtype);
 }
 
 /** Bytes of one token's record over all layers and sides. */
@@ -121,7 +141,7 @@ export function recordBytesFor(layers: readonly LayerLayout[], dtype: CacheDtype
 export function encodedBytesFor(
   layers: readonly LayerLayout[], dtype: CacheDtype, tokens: number, chunks = tokens > 0 ? 1 : 0,
 ): number {
-  return headerBytesFor(layers.length) + chunks * CHUNK_OVERHEAD + tokens * recordBytesFor(layers, dtype);
+  return headerBytesFor(layers.length) + chunks * chunkOverheadFor(layers, dtype) + tokens * recordBytesFor(layers, dtype);
 }
 
 function shareModeOf(keys: SideLayout, values: SideLayout): CacheShareMode {
@@ -203,7 +223,7 @@ function writeHeader(
   v.setUint16(4, CACHE_FORMAT_VERSION, true);
   v.setUint16(6, headerBytesFor(layers.length), true);
   out.set(id.fingerprint, 8);
-  v.setUint8(24, DTYPES.indexOf(dtype));
+  v.setUint8(24, DTYPE_CODES[dtype]);
   v.setUint8(25, 0);
   v.setUint16(26, layers.length, true);
   v.setUint32(28, tokens, true);
@@ -269,8 +289,12 @@ export function readHeader(bytes: Uint8Array, options: DecodeOptions = {}): Cach
 }
 
 function parseHeaderFields(v: DataView, bytes: Uint8Array, headerBytes: number): CacheHeader {
-  const dtype = DTYPES[v.getUint8(24)];
-  if (dtype === undefined) throw new CacheCorruptError(`unknown value dtype code ${v.getUint8(24)}`);
+  const code = v.getUint8(24);
+  if (code === RETIRED_INT8_PER_TOKEN) {
+    throw new CacheCorruptError('value dtype code 2 (int8 with a scale per token, written by earlier builds) is no longer read: the entry is rebuilt');
+  }
+  const dtype = DTYPES.find((d) => DTYPE_CODES[d] === code);
+  if (dtype === undefined) throw new CacheCorruptError(`unknown value dtype code ${code}`);
   if (v.getUint8(25) !== 0) throw new CacheCorruptError('reserved header byte 25 is not 0');
   const layerCount = v.getUint16(26, true);
   if (layerCount < 1 || headerBytesFor(layerCount) !== headerBytes) {
@@ -347,22 +371,78 @@ function writeChunk(out: Uint8Array, at: number, cache: UserCache, dtype: CacheD
   const start = at;
   v.setUint32(at, to - from, true);
   at += 4;
+  // int8: one scale per side for the whole chunk, written before the records.
+  const scales = dtype === 'int8' ? chunkScales(cache, from, to) : undefined;
+  scales?.forEach((s) => {
+    if (s === undefined) return;
+    v.setFloat32(at, s, true);
+    at += 4;
+  });
   for (let t = from; t < to; t++) {
     cache.layers.forEach((layer, li) => {
-      at = writeSide(v, at, layer.keys, t, dtype, `layers[${li}].keys`);
-      at = writeSide(v, at, layer.values, t, dtype, `layers[${li}].values`);
+      at = writeSide(v, at, layer.keys, t, dtype, scales?.[2 * li], `layers[${li}].keys`);
+      at = writeSide(v, at, layer.values, t, dtype, scales?.[2 * li + 1], `layers[${li}].values`);
     });
   }
   v.setUint32(at, crc32(out, start, at, seed), true);
   return at + 4;
 }
 
-function writeSide(v: DataView, at: number, side: UserCacheSide, t: number, dtype: CacheDtype, where: string): number {
+/** Per layer, K then V: the int8 scale of the side over tokens [from, to) (undefined for a side without values). */
+function chunkScales(cache: UserCache, from: number, to: number): Array<number | undefined> {
+  const out: Array<number | undefined> = [];
+  cache.layers.forEach((layer, li) => {
+    for (const [name, side] of [['keys', layer.keys], ['values', layer.values]] as const) {
+      const [values, width, what] = side.kind === 'pooled' ? [side.user, side.userDim, 'user'] : [side.values, side.width, 'values'];
+      if (width === 0) {
+        out.push(undefined);
+        continue;
+      }
+      let absmax = 0;
+      for (let i = from * width; i < to * width; i++) {
+        const x = values[i];
+        if (!Number.isFinite(x)) throw new RangeError(`layers[${li}].${name}.${what} at token ${Math.floor(i / width)} must be finite, received ${x}`);
+        absmax = Math.max(absmax, Math.abs(x));
+      }
+      out.push(int8Scale(absmax));
+    }
+  });
+  return out;
+}
+
+/**
+ * The int8 scale for values of largest magnitude `absmax`: about absmax / 127, moved to a fixed
+ * point of s -> fround(fround(127 s) / 127). Decoded values peak at fround(127 s), so encoding
+ * them again finds the same scale and the same bytes.
+ */
+export function int8Scale(absmax: number): number {
+  let s = Math.fround(absmax / 127);
+  // Near the float32 maximum, 127 s may round to infinity: step s down until it does not.
+  while (!Number.isFinite(Math.fround(127 * s))) s = nextFloat32Down(s);
+  for (let i = 0; i < 16; i++) {
+    const next = Math.fround(Math.fround(127 * s) / 127);
+    if (next === s || !Number.isFinite(next)) return s;
+    s = next;
+  }
+  return s;
+}
+
+const bits = new Float32Array(1);
+const bitsU32 = new Uint32Array(bits.buffer);
+
+/** The largest float32 below positive `x`. */
+function nextFloat32Down(x: number): number {
+  bits[0] = x;
+  bitsU32[0]--;
+  return bits[0];
+}
+
+function writeSide(v: DataView, at: number, side: UserCacheSide, t: number, dtype: CacheDtype, scale: number | undefined, where: string): number {
   if (side.kind === 'pooled') {
     at = writeIndex(v, at, side.index[t], side.poolSize, `${where}.index[${t}]`);
-    return writeValues(v, at, side.user, t * side.userDim, side.userDim, dtype, `${where}.user at token ${t}`);
+    return writeValues(v, at, side.user, t * side.userDim, side.userDim, dtype, scale, `${where}.user at token ${t}`);
   }
-  return writeValues(v, at, side.values, t * side.width, side.width, dtype, `${where}.values at token ${t}`);
+  return writeValues(v, at, side.values, t * side.width, side.width, dtype, scale, `${where}.values at token ${t}`);
 }
 
 function writeIndex(v: DataView, at: number, index: number, poolSize: number, where: string): number {
@@ -377,39 +457,35 @@ function writeIndex(v: DataView, at: number, index: number, poolSize: number, wh
 }
 
 function writeValues(
-  v: DataView, at: number, src: Float32Array, offset: number, count: number, dtype: CacheDtype, where: string,
+  v: DataView, at: number, src: Float32Array, offset: number, count: number, dtype: CacheDtype, scale: number | undefined, where: string,
 ): number {
-  let absmax = 0;
   for (let i = 0; i < count; i++) {
     const x = src[offset + i];
     if (!Number.isFinite(x)) throw new RangeError(`${where} must be finite, received ${x}`);
-    absmax = Math.max(absmax, Math.abs(x));
   }
   if (dtype === 'fp32') {
     for (let i = 0; i < count; i++) v.setFloat32(at + 4 * i, src[offset + i], true);
     return at + 4 * count;
   }
   if (dtype === 'fp16') return writeHalfValues(v, at, src, offset, count, where);
-  return count > 0 ? writeInt8Values(v, at, src, offset, count, absmax) : at;
+  return count > 0 ? writeInt8Values(v, at, src, offset, count, scale ?? 0) : at;
 }
 
 function writeHalfValues(v: DataView, at: number, src: Float32Array, offset: number, count: number, where: string): number {
   for (let i = 0; i < count; i++) {
     const h = toHalfBits(src[offset + i]);
-    if ((h & 0x7c00) === 0x7c00) throw new RangeError(`${where} overflows fp16 (|x| < 65520), received ${src[offset + i]}`);
+    if ((h & 0x7c00) === 0x7c00) throw new RangeError(`${where} overflows fp16 (|x| < 65520), received ${src[offset + i]}; store it with dtype 'fp32'`);
     v.setUint16(at + 2 * i, h, true);
   }
   return at + 2 * count;
 }
 
-/** int8: q = round(x / s), s = fp32(absmax / 127) stored before the values; |x - q s| <= s / 2. */
-function writeInt8Values(v: DataView, at: number, src: Float32Array, offset: number, count: number, absmax: number): number {
-  const scale = Math.fround(absmax / 127);
-  v.setFloat32(at, scale, true);
-  at += 4;
+/** int8: q = round half away from zero (x / s), in [-127, 127]; |x - q s| <= s / 2 (plus float rounding). */
+function writeInt8Values(v: DataView, at: number, src: Float32Array, offset: number, count: number, scale: number): number {
   for (let i = 0; i < count; i++) {
-    const q = scale === 0 ? 0 : Math.round(src[offset + i] / scale);
-    v.setInt8(at + i, Math.max(-127, Math.min(127, q)));
+    const x = src[offset + i];
+    const q = scale === 0 ? 0 : Math.sign(x) * Math.min(127, Math.round(Math.abs(x) / scale));
+    v.setInt8(at + i, q);
   }
   return at + count;
 }
@@ -426,9 +502,10 @@ function allocateCache(layers: readonly LayerLayout[], length: number): UserCach
 /** Reads the records of the chunk at `at` into `cache` from token `first`; returns [end, tokens]. */
 function readChunk(bytes: Uint8Array, at: number, header: CacheHeader, cache: UserCache, first: number): [number, number] {
   const v = view(bytes);
-  if (bytes.length - at < CHUNK_OVERHEAD) throw new CacheCorruptError(`chunk at byte ${at} is truncated`);
+  const scaleBytes = scaleBytesFor(header.layers, header.dtype);
+  if (bytes.length - at < CHUNK_OVERHEAD + scaleBytes) throw new CacheCorruptError(`chunk at byte ${at} is truncated`);
   const n = v.getUint32(at, true);
-  const end = at + 4 + n * header.recordBytes;
+  const end = at + 4 + scaleBytes + n * header.recordBytes;
   if (n < 1 || first + n > header.length || end + 4 > bytes.length) {
     throw new CacheCorruptError(`chunk at byte ${at} claims ${n} tokens, which do not fit`);
   }
@@ -436,26 +513,46 @@ function readChunk(bytes: Uint8Array, at: number, header: CacheHeader, cache: Us
     throw new CacheCorruptError(`chunk at byte ${at}: CRC mismatch (damaged, or moved from another position or entry)`);
   }
   let p = at + 4;
+  const scales: Array<number | undefined> = [];
+  if (header.dtype === 'int8') {
+    for (const l of header.layers) {
+      for (const side of [l.keys, l.values]) {
+        if (side.width === 0) {
+          scales.push(undefined);
+          continue;
+        }
+        const s = v.getFloat32(p, true);
+        // The encoder writes int8Scale of a finite absmax: >= +0, and 127 s is a finite float32.
+        if (!(s >= 0) || Object.is(s, -0) || !Number.isFinite(Math.fround(127 * s))) {
+          throw new CacheCorruptError(`int8 scale ${s} is not one the encoder writes (finite, non-negative, 127 x scale finite)`);
+        }
+        scales.push(s);
+        p += 4;
+      }
+    }
+  }
   for (let t = first; t < first + n; t++) {
     header.layers.forEach((layer, li) => {
-      p = readSide(v, p, layer.keys, cache.layers[li].keys, t, header.dtype, li);
-      p = readSide(v, p, layer.values, cache.layers[li].values, t, header.dtype, li);
+      p = readSide(v, p, layer.keys, cache.layers[li].keys, t, header.dtype, scales[2 * li], li);
+      p = readSide(v, p, layer.values, cache.layers[li].values, t, header.dtype, scales[2 * li + 1], li);
     });
   }
   return [end + 4, n];
 }
 
-function readSide(v: DataView, at: number, layout: SideLayout, side: UserCacheSide, t: number, dtype: CacheDtype, li: number): number {
+function readSide(
+  v: DataView, at: number, layout: SideLayout, side: UserCacheSide, t: number, dtype: CacheDtype, scale: number | undefined, li: number,
+): number {
   if (side.kind === 'pooled') {
     const index = layout.indexBytes === 1 ? v.getUint8(at) : layout.indexBytes === 2 ? v.getUint16(at, true) : v.getUint32(at, true);
     if (index >= side.poolSize) throw new CacheCorruptError(`layer ${li}: pool index ${index} >= pool size ${side.poolSize}`);
     side.index[t] = index;
-    return readValues(v, at + layout.indexBytes, side.user, t * side.userDim, side.userDim, dtype);
+    return readValues(v, at + layout.indexBytes, side.user, t * side.userDim, side.userDim, dtype, scale);
   }
-  return readValues(v, at, side.values, t * side.width, side.width, dtype);
+  return readValues(v, at, side.values, t * side.width, side.width, dtype, scale);
 }
 
-function readValues(v: DataView, at: number, dst: Float32Array, offset: number, count: number, dtype: CacheDtype): number {
+function readValues(v: DataView, at: number, dst: Float32Array, offset: number, count: number, dtype: CacheDtype, scale: number | undefined): number {
   if (dtype === 'fp32') {
     for (let i = 0; i < count; i++) dst[offset + i] = finite(v.getFloat32(at + 4 * i, true));
     return at + 4 * count;
@@ -464,11 +561,14 @@ function readValues(v: DataView, at: number, dst: Float32Array, offset: number, 
     for (let i = 0; i < count; i++) dst[offset + i] = finite(fromHalfBits(v.getUint16(at + 2 * i, true)));
     return at + 2 * count;
   }
-  if (count === 0) return at;
-  const scale = v.getFloat32(at, true);
-  if (!Number.isFinite(scale) || scale < 0) throw new CacheCorruptError(`int8 scale ${scale} is not a finite non-negative number`);
-  for (let i = 0; i < count; i++) dst[offset + i] = v.getInt8(at + 4 + i) * scale;
-  return at + 4 + count;
+  const s = scale ?? 0;
+  for (let i = 0; i < count; i++) {
+    const q = v.getInt8(at + i);
+    // The encoder writes [-127, 127], and only 0 under a zero scale.
+    if (q === -128 || (s === 0 && q !== 0)) throw new CacheCorruptError(`int8 value ${q} cannot have been written with scale ${s}`);
+    dst[offset + i] = q * s;
+  }
+  return at + count;
 }
 
 /** Encoding refuses NaN and infinities, so a stored one means the bytes were damaged. */
@@ -485,7 +585,7 @@ export function encodeCache(cache: UserCache, options: EncodeOptions): Uint8Arra
   if (options == null || typeof options !== 'object') {
     throw new TypeError(`encodeCache: argument 'options' must be an object with a fingerprint, received ${describeValue(options)}`);
   }
-  const dtype = checkDtype(options.dtype ?? 'fp32');
+  const dtype = checkDtype(options.dtype ?? DEFAULT_CACHE_DTYPE);
   const id: EntryIdentity = {
     fingerprint: hexToBytes(options.fingerprint, 'options.fingerprint'),
     entryId: entryIdOf(options.key ?? ''),
@@ -567,7 +667,7 @@ export function planAppend(header: Uint8Array, tokens: UserCache, options: Decod
   const expectHeader = header.slice(0, h.headerBytes);
   const newHeader = new Uint8Array(h.headerBytes);
   writeHeader(newHeader, identityOf(expectHeader), h.dtype, h.layers, h.length + tokens.length, h.chunks + 1, h.events + tokens.length);
-  const tail = new Uint8Array(CHUNK_OVERHEAD + tokens.length * h.recordBytes);
+  const tail = new Uint8Array(chunkOverheadFor(h.layers, h.dtype) + tokens.length * h.recordBytes);
   writeChunk(tail, 0, tokens, h.dtype, 0, tokens.length, chunkSeed(newHeader, h.length));
   return { expectHeader, newHeader, tail };
 }
@@ -589,21 +689,25 @@ export function applyAppend(encoded: Uint8Array, plan: AppendPlan): Uint8Array {
   return out;
 }
 
-/** Appends `tokens` to an encoded cache: equal, once decoded, to encoding the whole history. */
+/**
+ * Appends `tokens` to an encoded cache: equal, once decoded, to encoding the whole history (for
+ * int8, up to quantization: the new chunk has its own scales).
+ */
 export function appendTokens(encoded: Uint8Array, tokens: UserCache, options: DecodeOptions = {}): Uint8Array {
   return applyAppend(encoded, planAppend(encoded, tokens, options));
 }
 
 /**
  * Rewrites a cache as a single chunk (drops the framing each append added), byte for byte, so it
- * is lossless for every dtype. Checks everything on the way.
+ * is lossless. An int8 entry comes back unchanged (its chunks' scales differ). Checks everything.
  */
 export function compactCache(encoded: Uint8Array, options: DecodeOptions = {}): Uint8Array {
   const { header } = decodeCache(encoded, options);
-  return header.chunks <= 1 ? encoded.slice() : mergeChunks(encoded, header);
+  // int8 chunks each carry their own scales: one chunk would mean quantizing again, so they stay.
+  return header.chunks <= 1 || header.dtype === 'int8' ? encoded.slice() : mergeChunks(encoded, header);
 }
 
-/** Copies the records of all chunks into one chunk (re-encoding fp16/int8 values could change them). */
+/** Copies the records of all chunks into one chunk (fp32 and fp16 only: records are copied, not re-encoded). */
 function mergeChunks(encoded: Uint8Array, header: CacheHeader): Uint8Array {
   const out = new Uint8Array(encodedBytesFor(header.layers, header.dtype, header.length, 1));
   out.set(encoded.subarray(0, header.headerBytes), 0);
@@ -627,9 +731,12 @@ function mergeChunks(encoded: Uint8Array, header: CacheHeader): Uint8Array {
   return out;
 }
 
-function checkDtype(dtype: CacheDtype): CacheDtype {
-  if (!DTYPES.includes(dtype)) throw new RangeError(`options.dtype must be one of ${DTYPES.join(', ')}, received ${String(dtype)}`);
-  return dtype;
+/** `dtype` when it is a CacheDtype, else a RangeError naming `name`, the values allowed and the one received. */
+export function checkDtype(dtype: unknown, name = 'options.dtype'): CacheDtype {
+  if (!DTYPES.includes(dtype as CacheDtype)) {
+    throw new RangeError(`${name} must be one of ${DTYPES.join(', ')}, received ${typeof dtype === 'string' ? JSON.stringify(dtype) : String(dtype)}`);
+  }
+  return dtype as CacheDtype;
 }
 
 function view(bytes: Uint8Array): DataView {

@@ -11,7 +11,7 @@
 // the events are recorded there first, and each entry's header counts the history events it
 // reflects, so an entry rebuilt from the log and a racing append never both add the same events.
 
-import { decodeCache, encodeCache, planAppend, readHeader } from './codec';
+import { DEFAULT_CACHE_DTYPE, checkDtype, decodeCache, encodeCache, planAppend, readHeader, recordBytesFor } from './codec';
 import {
   CacheConflictError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError, HistoryRequiredError,
 } from './errors';
@@ -47,7 +47,11 @@ export interface CacheableRecommender {
 }
 
 export interface CacheEngineOptions {
-  /** Stored value dtype (default fp32). */
+  /**
+   * How new entries store their floats: 'fp16' (the default: 2 B per value, scores within 1e-3 of
+   * fp32), 'fp32' (exact) or 'int8' (1 B per value, a scale per chunk). docs/cache.md has the sizes
+   * and measured errors. Appends keep the format an entry was written in.
+   */
   dtype?: CacheDtype;
   /** Prepended to user ids to form store keys (default 'u:'). */
   keyPrefix?: string;
@@ -180,10 +184,7 @@ export class CacheEngine {
     if (store == null || typeof store.getMany !== 'function' || typeof store.replace !== 'function') {
       throw new TypeError(`CacheEngine: argument 'store' must be a CacheStore (MemoryStore, RedisStore, IndexedDBStore), received ${describe(store)}`);
     }
-    this.dtype = options.dtype ?? 'fp32';
-    if (!['fp32', 'fp16', 'int8'].includes(this.dtype)) {
-      throw new RangeError(`CacheEngine: options.dtype must be 'fp32', 'fp16' or 'int8', received ${String(this.dtype)}`);
-    }
+    this.dtype = checkDtype(options.dtype ?? DEFAULT_CACHE_DTYPE, 'CacheEngine: options.dtype');
     this.keyPrefix = options.keyPrefix ?? 'u:';
     const histories = options.histories;
     if (isHistoryLog(histories)) this.historyLog = histories;
@@ -441,6 +442,11 @@ export class CacheEngine {
 
   stats(): EngineStats {
     return { ...this.counters };
+  }
+
+  /** Bytes one token adds to an entry this engine writes: every layer of the model's layout in `dtype` (chunk framing aside). */
+  get bytesPerToken(): number {
+    return recordBytesFor(this.model.layouts, this.dtype);
   }
 
   // ------------------------------------------------------------------ internals

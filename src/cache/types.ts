@@ -1,7 +1,10 @@
 // Plain typed-array view of one user's KV cache over all attention layers of a model. The codec
 // works on this shape only, so it stays independent of tfjs (see blocks.ts for the converters).
 
-/** How stored floats are written: fp32 (exact), fp16 (round to nearest even), int8 (per-token absmax scale). */
+/**
+ * How stored floats are written: fp16 (the default; round to nearest even), fp32 (exact), int8
+ * (symmetric, one absmax scale per chunk and side). The same formats as CacheValueFormat.
+ */
 export type CacheDtype = 'fp32' | 'fp16' | 'int8';
 
 /** Which sides of a layer are pooled: both, keys only, values only (the layer's `share`), or none (the full-KV baseline). */

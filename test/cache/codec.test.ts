@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  appendTokens, compactCache, decodeCache, encodeCache, encodedBytesFor, headerBytesFor, layoutOf, planAppend, readHeader,
+  appendTokens, compactCache, decodeCache, encodeCache, encodedBytesFor, headerBytesFor, int8Scale, layoutOf, planAppend, readHeader,
 } from '../../src/cache/codec';
 import { crc32 } from '../../src/cache/crc32';
 import { CacheCorruptError, CacheError, CacheModelMismatchError, CacheVersionError } from '../../src/cache/errors';
@@ -107,7 +107,7 @@ describe('codec round trips', () => {
     for (const [mode, specs] of Object.entries(specsFor(pool))) {
       it(`fp32 is bit exact: ${mode}, pool ${pool} (${indexBytes}-byte index)`, () => {
         const cache = randomCache(specs, 9, pool);
-        const bytes = encodeCache(cache, { fingerprint: FP });
+        const bytes = encodeCache(cache, { fingerprint: FP, dtype: 'fp32' });
         const { header, cache: back } = decodeCache(bytes, { fingerprint: FP });
         expect(bytes.length).toBe(encodedBytesFor(header.layers, 'fp32', 9));
         for (const l of header.layers) {
@@ -121,6 +121,51 @@ describe('codec round trips', () => {
     }
   }
 
+  it.each(['fp16', 'int8'] as const)('%s decodes to exactly its quantized values; encoding those again gives the same bytes', (dtype) => {
+    for (const [pool] of POOLS) {
+      for (const specs of Object.values(specsFor(pool))) {
+        const cache = randomCache(specs, 13, pool, 5);
+        const bytes = encodeCache(cache, { fingerprint: FP, dtype, writeId: WID });
+        const back = decodeCache(bytes).cache;
+        floatsOf(cache).forEach((x, i) => {
+          const width = x.length / cache.length;
+          // The reference quantization, written out here: fp16 rounds each value to the nearest half;
+          // int8 rounds x / s with one s per chunk and side.
+          const s = width === 0 ? 0 : int8Scale(x.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+          const expected = dtype === 'fp16'
+            ? x.map((v) => fromHalfBits(toHalfBits(v)))
+            : x.map((v) => (Math.sign(v) * Math.min(127, Math.round(Math.abs(v) / s)) + 0) * s); // an int8 has no -0
+          expect(sameBits(floatsOf(back)[i], expected)).toBe(true);
+        });
+        const again = encodeCache(back, { fingerprint: FP, dtype, writeId: WID });
+        expect(again).toEqual(bytes);
+        floatsOf(decodeCache(again).cache).forEach((x, i) => expect(sameBits(x, floatsOf(back)[i])).toBe(true));
+      }
+    }
+  });
+
+  it('int8 scales are fixed points, so any decoded entry encodes to the same bytes (extreme magnitudes too)', () => {
+    const next = rng(21);
+    const f = new Float32Array(1);
+    const u = new Uint32Array(f.buffer);
+    const magnitudes = [0, 2 ** -149, 1e-40, 1e-30, 1, 3.4028234663852886e38, 3e38];
+    for (let i = 0; i < 20000; i++) {
+      u[0] = Math.floor(next() * 0x7f800000);
+      magnitudes.push(f[0]);
+    }
+    for (const m of magnitudes) {
+      const s = int8Scale(m);
+      expect(Number.isFinite(Math.fround(127 * s))).toBe(true);
+      expect(int8Scale(Math.fround(127 * s))).toBe(s);
+    }
+    const extreme: UserCache = { length: 2, layers: [{ keys: { kind: 'full', width: 2, values: Float32Array.of(3.4028234663852886e38, -1e38, 2 ** -149, 0) },
+      values: { kind: 'full', width: 1, values: Float32Array.of(-0, 0) } }] };
+    const bytes = encodeCache(extreme, { fingerprint: FP, dtype: 'int8', writeId: WID });
+    const back = decodeCache(bytes).cache;
+    floatsOf(back).forEach((x) => x.forEach((v) => expect(Number.isFinite(v)).toBe(true)));
+    expect(encodeCache(back, { fingerprint: FP, dtype: 'int8', writeId: WID })).toEqual(bytes);
+  });
+
   it.each(['fp16', 'int8'] as const)('%s stays within its documented error, indices exact', (dtype) => {
     for (const [pool] of POOLS) {
       for (const specs of Object.values(specsFor(pool))) {
@@ -128,7 +173,7 @@ describe('codec round trips', () => {
         const back = decodeCache(encodeCache(cache, { fingerprint: FP, dtype })).cache;
         expectSameIndices(cache, back);
         const [a, b] = [floatsOf(cache), floatsOf(back)];
-        // fp16: relative 2^-11 (all values here are normal halves); int8: absmax/254 per token and side, absmax <= 3.
+        // fp16: relative 2^-11 (all values here are normal halves); int8: absmax/254 per chunk and side, absmax <= 3.
         a.forEach((x, i) => {
           if (dtype === 'fp16') x.forEach((v, j) => expect(Math.abs(v - b[i][j])).toBeLessThanOrEqual(Math.abs(v) * 2 ** -11 + 2 ** -25));
           else expect(maxAbsError(x, b[i])).toBeLessThanOrEqual((3 / 254) * (1 + 1e-6));
@@ -139,20 +184,29 @@ describe('codec round trips', () => {
     }
   });
 
-  it('int8 error is bounded per token by that token\'s own absmax', () => {
+  it('int8 error is bounded per chunk and side by that chunk\'s own absmax', () => {
     const cache: UserCache = { length: 2, layers: [{ keys: { kind: 'full', width: 3, values: Float32Array.of(100, -50, 1, 0.01, -0.02, 0.005) }, values: { kind: 'full', width: 1, values: Float32Array.of(0, 0) } }] };
-    const back = decodeCache(encodeCache(cache, { fingerprint: FP, dtype: 'int8' })).cache.layers[0];
-    const k = back.keys.kind === 'full' ? back.keys.values : new Float32Array();
-    expect(maxAbsError(k.subarray(0, 3), Float32Array.of(100, -50, 1))).toBeLessThanOrEqual(100 / 254 + 1e-4);
-    expect(maxAbsError(k.subarray(3), Float32Array.of(0.01, -0.02, 0.005))).toBeLessThanOrEqual(0.02 / 254 + 1e-9);
-    expect(back.values.kind === 'full' && Array.from(back.values.values)).toEqual([0, 0]);
+    const expected = cache.layers[0].keys.kind === 'full' ? cache.layers[0].keys.values : new Float32Array();
+    const keysOf = (bytes: Uint8Array) => {
+      const back = decodeCache(bytes).cache.layers[0];
+      expect(back.values.kind === 'full' && Array.from(back.values.values)).toEqual([0, 0]);
+      return back.keys.kind === 'full' ? back.keys.values : new Float32Array();
+    };
+    // One chunk: one scale (100 / 127) for both tokens; the small token is mostly lost.
+    const one = keysOf(encodeCache(cache, { fingerprint: FP, dtype: 'int8' }));
+    expect(maxAbsError(one, expected)).toBeLessThanOrEqual(100 / 254 + 1e-4);
+    expect(maxAbsError(one.subarray(3), expected.subarray(3))).toBeGreaterThan(0.005);
+    // Appended as its own chunk, the small token gets its own scale (0.02 / 127).
+    const two = keysOf(appendTokens(encodeCache(sliceCache(cache, 0, 1), { fingerprint: FP, dtype: 'int8' }), sliceCache(cache, 1, 2)));
+    expect(maxAbsError(two.subarray(0, 3), expected.subarray(0, 3))).toBeLessThanOrEqual(100 / 254 + 1e-4);
+    expect(maxAbsError(two.subarray(3), expected.subarray(3))).toBeLessThanOrEqual(0.02 / 254 + 1e-9);
   });
 
   it('refuses an empty cache at encode and at decode alike; the paper\'s per-token sizes', () => {
     const empty = randomCache(specsFor(1024).kv, 0);
     expect(() => encodeCache(empty, { fingerprint: FP })).toThrow(/cache\.length must be at least 1/);
     // The bytes an empty cache would have (T = 0, C = 0), with a valid header CRC.
-    const one = encodeCache(randomCache(specsFor(1024).kv, 1), { fingerprint: FP });
+    const one = encodeCache(randomCache(specsFor(1024).kv, 1), { fingerprint: FP, dtype: 'fp32' });
     const zero = one.slice(0, headerBytesFor(2));
     const v = new DataView(zero.buffer);
     v.setUint32(28, 0, true);
@@ -161,13 +215,18 @@ describe('codec round trips', () => {
     v.setUint32(headerBytesFor(2) - 4, crc32(zero, 0, headerBytesFor(2) - 4), true);
     expect(() => decodeCache(zero)).toThrow(CacheCorruptError);
     expect(() => decodeCache(zero)).toThrow(/0 chunks cannot hold 0 tokens/);
-    // d = 256, du = 1, pool 1024 (uint16 index): 12 B per token and module vs 2048 for full KV.
-    const pooled = readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP }));
-    const full = readHeader(encodeCache(randomCache([{ kWidth: 256, vWidth: 256 }], 1), { fingerprint: FP }));
-    expect(pooled.recordBytes).toBe(12);
+    // d = 256, du = 1, pool 1024 (uint16 index): per token and module 12 B in fp32, 8 B in fp16 (the
+    // default), 6 B in int8 (plus 8 B of scales per chunk), vs 2048 B for full KV in fp32.
+    const pooledIn = (dtype?: CacheDtype) => readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP, dtype }));
+    expect(pooledIn('fp32').recordBytes).toBe(12);
+    expect(pooledIn('fp16').recordBytes).toBe(8);
+    expect(pooledIn('int8').recordBytes).toBe(6);
+    expect(pooledIn()).toMatchObject({ dtype: 'fp16', recordBytes: 8 });
+    const full = readHeader(encodeCache(randomCache([{ kWidth: 256, vWidth: 256 }], 1), { fingerprint: FP, dtype: 'fp32' }));
     expect(full.recordBytes).toBe(2048);
-    const half = readHeader(encodeCache(randomCache([{ kPool: 1024, vPool: 1024, kWidth: 1, vWidth: 1 }], 1), { fingerprint: FP, dtype: 'fp16' }));
-    expect(half.recordBytes).toBe(8);
+    const layers = pooledIn('int8').layers;
+    expect(encodedBytesFor(layers, 'int8', 10, 3)).toBe(headerBytesFor(1) + 3 * (8 + 8) + 10 * 6);
+    expect(encodedBytesFor(layers, 'fp16', 10, 3)).toBe(headerBytesFor(1) + 3 * 8 + 10 * 8);
   });
 
   it('rejects bad input with errors naming the argument', () => {
@@ -181,10 +240,11 @@ describe('codec round trips', () => {
     expect(bad((x) => { if (x.layers[1].values.kind === 'pooled') x.layers[1].values.user[0] = NaN; })).toThrow(/layers\[1\]\.values\.user at token 0 must be finite/);
     expect(bad((x) => { x.length = 4; })).toThrow(/cache\.layers\[0\]\.keys\.index must hold 4 elements, received 3/);
     expect(() => encodeCache(c, { fingerprint: 'abc' })).toThrow(/options\.fingerprint must be a 32-character hex/);
-    expect(() => encodeCache(c, { fingerprint: FP, dtype: 'bf16' as CacheDtype })).toThrow(/options\.dtype must be one of fp32, fp16, int8, received bf16/);
+    expect(() => encodeCache(c, { fingerprint: FP, dtype: 'bf16' as CacheDtype })).toThrow(/options\.dtype must be one of fp32, fp16, int8, received "bf16"/);
     const big = randomCache([{ kWidth: 1, vWidth: 1 }], 1);
     if (big.layers[0].keys.kind === 'full') big.layers[0].keys.values[0] = 70000;
-    expect(() => encodeCache(big, { fingerprint: FP, dtype: 'fp16' })).toThrow(/overflows fp16/);
+    expect(() => encodeCache(big, { fingerprint: FP, dtype: 'fp16' })).toThrow(/overflows fp16 .*store it with dtype 'fp32'/);
+    expect(() => encodeCache(big, { fingerprint: FP })).toThrow(/overflows fp16/);
     expect(() => encodeCache(big, { fingerprint: FP, dtype: 'int8' })).not.toThrow();
   });
 });
@@ -199,8 +259,16 @@ describe('append', () => {
     const x = decodeCache(bytes, { fingerprint: FP });
     const y = decodeCache(whole);
     expect(x.header.chunks).toBe(4);
-    expect(x.cache).toEqual(y.cache);
-    expect(compactCache(bytes)).toEqual(whole);
+    if (dtype === 'int8') {
+      // Each chunk has its own scales: the same values up to quantization (absmax <= 4 here), and
+      // compaction, which would quantize again, keeps the chunks.
+      expectSameIndices(x.cache, y.cache);
+      floatsOf(x.cache).forEach((a, i) => expect(maxAbsError(a, floatsOf(all)[i])).toBeLessThanOrEqual((4 / 254) * (1 + 1e-6)));
+      expect(compactCache(bytes)).toEqual(bytes);
+    } else {
+      expect(x.cache).toEqual(y.cache);
+      expect(compactCache(bytes)).toEqual(whole);
+    }
   });
 
   it('counts the history events the entry reflects', () => {
@@ -341,6 +409,38 @@ describe('chunks are bound to their position, entry and user', () => {
         expect(() => decodeCache(bytes)).toThrow(/stored value .* is not finite/);
       }
     }
+  });
+
+  it('int8 bytes the encoder never writes are refused, even under a valid CRC; so is the retired per-token int8', () => {
+    const cache = randomCache([{ kPool: 300, vPool: 300, kWidth: 1, vWidth: 2 }], 2, 5);
+    const bytes = encodeCache(cache, { fingerprint: FP, dtype: 'int8', writeId: WID });
+    const start = headerBytesFor(1);
+    // Chunk: u32 count, f32 scale K, f32 scale V, then per token [u16 index, i8 K] [u16 index, i8 i8 V].
+    const forged = (edit: (v: DataView) => void): Uint8Array => {
+      const b = bytes.slice();
+      const v = new DataView(b.buffer);
+      edit(v);
+      const end = b.length - 4;
+      const seed = new Uint8Array(36);
+      seed.set(b.subarray(8, 24), 0);
+      seed.set(b.subarray(40, 56), 16);
+      v.setUint32(end, crc32(b, start, end, crc32(seed)), true);
+      return b;
+    };
+    expect(() => decodeCache(forged(() => undefined))).not.toThrow();
+    for (const bad of [NaN, Infinity, -1, -0, 3e38]) {
+      expect(() => decodeCache(forged((v) => v.setFloat32(start + 4, bad, true)))).toThrow(/int8 scale .* is not one the encoder writes/);
+    }
+    expect(() => decodeCache(forged((v) => v.setInt8(start + 12 + 2, -128)))).toThrow(/int8 value -128 cannot have been written/);
+    expect(() => decodeCache(forged((v) => {
+      v.setFloat32(start + 4, 0, true);
+      v.setInt8(start + 12 + 2, 5);
+    }))).toThrow(/int8 value 5 cannot have been written with scale 0/);
+    // Header byte 24 = 2 (int8 with a scale per token, earlier builds), header CRC fixed.
+    const retired = bytes.slice();
+    retired[24] = 2;
+    new DataView(retired.buffer).setUint32(start - 4, crc32(retired, 0, start - 4), true);
+    expect(() => decodeCache(retired)).toThrow(/value dtype code 2 .* is no longer read/);
   });
 
   it('null, strings and arrays are CacheCorruptErrors, not TypeErrors', () => {

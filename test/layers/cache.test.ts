@@ -2,7 +2,7 @@
 // causal offsets, softmax and HSTU attention, both layers and the share modes.
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEachBackend, maxAbsDiff, randomTensor } from '../util/backends';
-import { CollectiveKVAttention, MultiHeadAttention, KVCacheBlock } from '../../layers/index';
+import { CollectiveKVAttention, MultiHeadAttention, KVCacheBlock, type CacheValueFormat } from '../../layers/index';
 import type { AttentionLayerBase } from '../../layers/index';
 
 const TOL = 2e-5;
@@ -99,18 +99,21 @@ describeEachBackend('layers cache API', () => {
     layer.dispose();
   });
 
-  test('bytesPerToken: d=256, userDim 1, pool 1024 is 12 B (fp32) / 8 B (fp16) vs 2048 B full', () => {
+  test('bytesPerToken at d=64 and d=256, userDim 1, pool 1024: 12 B fp32, 8 B fp16 (the default), 6 B int8; full K/V 8d, 4d, 2d', () => {
     const x = randomTensor([1, 3, 8], 6);
-    const sizes = (layer: AttentionLayerBase): [number, number] => {
+    const sizes = (layer: AttentionLayerBase): number[] => {
       (layer.apply(x) as tf.Tensor).dispose();
       const block: KVCacheBlock = layer.computeCache(x);
-      const out: [number, number] = [block.bytesPerToken('fp32'), block.bytesPerToken('fp16')];
+      const out = [block.bytesPerToken('fp32'), block.bytesPerToken('fp16'), block.bytesPerToken('int8'), block.bytesPerToken()];
+      expect(() => block.bytesPerToken('bf16' as CacheValueFormat)).toThrow(/KVCacheBlock\.bytesPerToken: argument 'format' must be 'fp32', 'fp16' or 'int8', received "bf16"/);
       block.dispose();
       layer.dispose();
       return out;
     };
-    expect(sizes(new CollectiveKVAttention({ numHeads: 4, keyDim: 64, userDim: 1, poolSize: 1024 }))).toEqual([12, 8]);
-    expect(sizes(new MultiHeadAttention({ numHeads: 4, keyDim: 64 }))).toEqual([2048, 1024]);
+    for (const d of [64, 256]) {
+      expect(sizes(new CollectiveKVAttention({ numHeads: 4, keyDim: d / 4, userDim: 1, poolSize: 1024 }))).toEqual([12, 8, 6, 8]);
+      expect(sizes(new MultiHeadAttention({ numHeads: 4, keyDim: d / 4 }))).toEqual([8 * d, 4 * d, 2 * d, 4 * d]);
+    }
     x.dispose();
   });
 });
