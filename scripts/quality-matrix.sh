@@ -17,10 +17,10 @@ echo "snapshot of $(git rev-parse --short HEAD) in $SNAP"
 
 # name | data file | format | flags (the window-filtered protocol is reported: the baselines beat Markov under it)
 CONFIGS=(
-  "sasrec-beauty|amazon-beauty/Beauty.txt|lines|--model sasrec --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 5 --filter-window"
-  "hstu-beauty|amazon-beauty/Beauty.txt|lines|--model hstu --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 5 --filter-window"
-  "sasrec-ml1m|ml-1m/ml-1m.txt|lines|--model sasrec --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 5 --filter-window"
-  "hstu-ml1m|ml-1m/ml-1m.txt|lines|--model hstu --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 5 --filter-window"
+  "sasrec-beauty|amazon-beauty/Beauty.txt|lines|--model sasrec --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 3 --validation-users 5000 --filter-window"
+  "hstu-beauty|amazon-beauty/Beauty.txt|lines|--model hstu --max-length 50 --hidden-dim 64 --dropout 0.5 --epochs 60 --patience 3 --validation-users 5000 --filter-window"
+  "sasrec-ml1m|ml-1m/ml-1m.txt|lines|--model sasrec --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 3 --validation-users 5000 --filter-window"
+  "hstu-ml1m|ml-1m/ml-1m.txt|lines|--model hstu --max-length 200 --hidden-dim 64 --dropout 0.2 --epochs 60 --patience 3 --validation-users 5000 --filter-window"
 )
 SEEDS=(1 2 3)
 
