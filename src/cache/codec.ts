@@ -55,7 +55,8 @@ const FINGERPRINT_BYTES = 16;
 /** Chunk framing around the records: u32 count before, u32 CRC after. */
 export const CHUNK_OVERHEAD = 8;
 
-const DTYPES: readonly CacheDtype[] = ['fp32', 'fp16', 'int8'];
+/** The value dtypes, the default first. */
+export const CACHE_DTYPES: readonly CacheDtype[] = ['fp16', 'fp32', 'int8'];
 /** Header byte 24 per dtype. Code 2 was int8 with a scale per token (5 B per value at userDim 1): retired. */
 const DTYPE_CODES: Readonly<Record<CacheDtype, number>> = { fp32: 0, fp16: 1, int8: 3 };
 const RETIRED_INT8_PER_TOKEN = 2;
@@ -293,7 +294,7 @@ function parseHeaderFields(v: DataView, bytes: Uint8Array, headerBytes: number):
   if (code === RETIRED_INT8_PER_TOKEN) {
     throw new CacheCorruptError('value dtype code 2 (int8 with a scale per token, written by earlier builds) is no longer read: the entry is rebuilt');
   }
-  const dtype = DTYPES.find((d) => DTYPE_CODES[d] === code);
+  const dtype = CACHE_DTYPES.find((d) => DTYPE_CODES[d] === code);
   if (dtype === undefined) throw new CacheCorruptError(`unknown value dtype code ${code}`);
   if (v.getUint8(25) !== 0) throw new CacheCorruptError('reserved header byte 25 is not 0');
   const layerCount = v.getUint16(26, true);
@@ -585,7 +586,7 @@ export function encodeCache(cache: UserCache, options: EncodeOptions): Uint8Arra
   if (options == null || typeof options !== 'object') {
     throw new TypeError(`encodeCache: argument 'options' must be an object with a fingerprint, received ${describeValue(options)}`);
   }
-  const dtype = checkDtype(options.dtype ?? DEFAULT_CACHE_DTYPE);
+  const dtype = checkCacheDtype(options.dtype ?? DEFAULT_CACHE_DTYPE);
   const id: EntryIdentity = {
     fingerprint: hexToBytes(options.fingerprint, 'options.fingerprint'),
     entryId: entryIdOf(options.key ?? ''),
@@ -732,9 +733,9 @@ function mergeChunks(encoded: Uint8Array, header: CacheHeader): Uint8Array {
 }
 
 /** `dtype` when it is a CacheDtype, else a RangeError naming `name`, the values allowed and the one received. */
-export function checkDtype(dtype: unknown, name = 'options.dtype'): CacheDtype {
-  if (!DTYPES.includes(dtype as CacheDtype)) {
-    throw new RangeError(`${name} must be one of ${DTYPES.join(', ')}, received ${typeof dtype === 'string' ? JSON.stringify(dtype) : String(dtype)}`);
+export function checkCacheDtype(dtype: unknown, name = 'options.dtype'): CacheDtype {
+  if (!CACHE_DTYPES.includes(dtype as CacheDtype)) {
+    throw new RangeError(`${name} must be one of ${CACHE_DTYPES.join(', ')}, received ${typeof dtype === 'string' ? JSON.stringify(dtype) : String(dtype)}`);
   }
   return dtype as CacheDtype;
 }

@@ -11,7 +11,7 @@
 // the events are recorded there first, and each entry's header counts the history events it
 // reflects, so an entry rebuilt from the log and a racing append never both add the same events.
 
-import { DEFAULT_CACHE_DTYPE, checkDtype, decodeCache, encodeCache, planAppend, readHeader, recordBytesFor } from './codec';
+import { DEFAULT_CACHE_DTYPE, checkCacheDtype, decodeCache, encodeCache, planAppend, readHeader, recordBytesFor } from './codec';
 import {
   CacheConflictError, CacheError, CacheModelMismatchError, CacheStoreError, CacheVersionError, HistoryRequiredError,
 } from './errors';
@@ -184,7 +184,7 @@ export class CacheEngine {
     if (store == null || typeof store.getMany !== 'function' || typeof store.replace !== 'function') {
       throw new TypeError(`CacheEngine: argument 'store' must be a CacheStore (MemoryStore, RedisStore, IndexedDBStore), received ${describe(store)}`);
     }
-    this.dtype = checkDtype(options.dtype ?? DEFAULT_CACHE_DTYPE, 'CacheEngine: options.dtype');
+    this.dtype = checkCacheDtype(options.dtype ?? DEFAULT_CACHE_DTYPE, 'CacheEngine: options.dtype');
     this.keyPrefix = options.keyPrefix ?? 'u:';
     const histories = options.histories;
     if (isHistoryLog(histories)) this.historyLog = histories;

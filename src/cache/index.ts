@@ -3,8 +3,9 @@ export type {
   CacheDtype, CacheHeader, FullSide, LayerLayout, PooledSide, CacheShareMode, SideLayout, UserCache, UserCacheLayer, UserCacheSide,
 } from './types';
 export {
-  CACHE_FORMAT_VERSION, CACHE_MAGIC, CHUNK_OVERHEAD, appendTokens, applyAppend, compactCache, decodeCache, encodeCache,
-  encodedBytesFor, headerBytesFor, layoutOf, peekHeaderBytes, planAppend, readHeader, recordBytesFor,
+  CACHE_DTYPES, CACHE_FORMAT_VERSION, CACHE_MAGIC, CHUNK_OVERHEAD, DEFAULT_CACHE_DTYPE, appendTokens, applyAppend, checkCacheDtype,
+  chunkOverheadFor, compactCache, decodeCache, encodeCache, encodedBytesFor, headerBytesFor, int8Scale, layoutOf, peekHeaderBytes,
+  planAppend, readHeader, recordBytesFor,
 } from './codec';
 export type { AppendPlan, DecodeOptions, DecodedCache, EncodeOptions } from './codec';
 export {

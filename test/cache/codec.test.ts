@@ -240,7 +240,7 @@ describe('codec round trips', () => {
     expect(bad((x) => { if (x.layers[1].values.kind === 'pooled') x.layers[1].values.user[0] = NaN; })).toThrow(/layers\[1\]\.values\.user at token 0 must be finite/);
     expect(bad((x) => { x.length = 4; })).toThrow(/cache\.layers\[0\]\.keys\.index must hold 4 elements, received 3/);
     expect(() => encodeCache(c, { fingerprint: 'abc' })).toThrow(/options\.fingerprint must be a 32-character hex/);
-    expect(() => encodeCache(c, { fingerprint: FP, dtype: 'bf16' as CacheDtype })).toThrow(/options\.dtype must be one of fp32, fp16, int8, received "bf16"/);
+    expect(() => encodeCache(c, { fingerprint: FP, dtype: 'bf16' as CacheDtype })).toThrow(/options\.dtype must be one of fp16, fp32, int8, received "bf16"/);
     const big = randomCache([{ kWidth: 1, vWidth: 1 }], 1);
     if (big.layers[0].keys.kind === 'full') big.layers[0].keys.values[0] = 70000;
     expect(() => encodeCache(big, { fingerprint: FP, dtype: 'fp16' })).toThrow(/overflows fp16 .*store it with dtype 'fp32'/);

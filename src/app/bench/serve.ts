@@ -25,7 +25,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CacheEngine, MemoryStore, RedisStore, cacheWindowStart, seededRandom, type CacheStore, type HistoryLog,
+  CacheEngine, DEFAULT_CACHE_DTYPE, MemoryStore, RedisStore, cacheWindowStart, checkCacheDtype, seededRandom,
+  type CacheDtype, type CacheStore, type HistoryLog,
 } from '../../internal';
 import { buildSasrec } from '../../zoo/sequential/sasrec';
 import { SasrecRecommender } from '../../zoo/sequential/sasrecRecommender';
@@ -63,6 +64,8 @@ export interface BenchServeOptions {
   recomputeSubBatch?: number;
   loadClients?: number;
   loadSeconds?: number;
+  /** How the caches store their floats (default fp16, the engine's default). */
+  cacheFormat?: CacheDtype;
   log?: (line: string) => void;
 }
 
@@ -118,6 +121,8 @@ export interface BenchServeResult {
   results: BenchServeRow[];
   load: LoadResult;
   model: { hiddenDim: number; numBlocks: number; numHeads: number; poolSize: number; userDim: number; maxLength: number; numItems: number;
+    /** The value format of every cache entry of the run; bytesPerToken is in it (absent in results of earlier builds: fp32). */
+    cacheFormat?: CacheDtype;
     bytesPerToken: { collectivekv: number; full: number; lane: number } };
   backend: string;
   notes: string[];
@@ -138,6 +143,7 @@ interface Resolved {
   loadSeconds: number;
   numItems: number;
   poolSize: number;
+  cacheFormat: CacheDtype;
 }
 
 function resolve(o: BenchServeOptions): Resolved {
@@ -157,6 +163,7 @@ function resolve(o: BenchServeOptions): Resolved {
     loadSeconds: o.loadSeconds ?? (quick ? 2 : 20),
     numItems: quick ? 200 : 2000,
     poolSize: quick ? 64 : 1024,
+    cacheFormat: checkCacheDtype(o.cacheFormat ?? DEFAULT_CACHE_DTYPE, 'benchServe: options.cacheFormat'),
   };
 }
 
@@ -176,7 +183,7 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Bench
     const results: BenchServeRow[] = [];
     for (const t of o.historyLengths) {
       const histories = makeHistories(o.distinctUsers, t, o.numItems, t);
-      await populate(stores, recs, histories, t, log);
+      await populate(stores, recs, histories, t, o.cacheFormat, log);
       for (const mode of ['collectivekv', 'full', 'recompute'] as const) {
         for (const [kind, store] of stores) {
           for (const b of o.batchSizes) results.push(await timeConfig(o, mode, kind, store, recs, t, b, log));
@@ -184,11 +191,13 @@ export async function benchServe(options: BenchServeOptions = {}): Promise<Bench
       }
     }
     const loadStore = stores.find(([k]) => k === 'redis') ?? stores[0];
+    log(`cache format ${o.cacheFormat}`);
     const load = await loadRun(o, recs.collectivekv, loadStore, stores.localRedis, log);
     return {
       results, load, backend: tf.getBackend(), notes,
       model: { hiddenDim: o.hiddenDim, numBlocks: o.numBlocks, numHeads: 2, poolSize: o.poolSize, userDim: 1, maxLength, numItems: o.numItems,
-        bytesPerToken: { collectivekv: recs.collectivekv.attentionBytesPerToken, full: recs.full.attentionBytesPerToken, lane: recs.collectivekv.laneBytesPerToken } },
+        cacheFormat: o.cacheFormat,
+        bytesPerToken: { collectivekv: recs.collectivekv.attentionBytesIn(o.cacheFormat), full: recs.full.attentionBytesIn(o.cacheFormat), lane: recs.collectivekv.laneBytesPerToken } },
     };
   } finally {
     for (const [, store] of stores) await store.close();
@@ -231,11 +240,11 @@ const userId = (t: number, u: number) => `t${t}-u${u}`;
 
 /** Prefills every user once per cache mode (memory store), copies the entries to Redis, and stores the histories for recompute. */
 async function populate(stores: Stores, recs: Record<'collectivekv' | 'full', SasrecRecommender>, histories: number[][], t: number,
-  log: (l: string) => void): Promise<void> {
+  dtype: CacheDtype, log: (l: string) => void): Promise<void> {
   const started = performance.now();
   const memory = stores[0][1];
   for (const mode of ['collectivekv', 'full'] as const) {
-    const engine = new CacheEngine(recs[mode], memory, { keyPrefix: `${mode}:` });
+    const engine = new CacheEngine(recs[mode], memory, { keyPrefix: `${mode}:`, dtype });
     for (let u = 0; u < histories.length; u++) await engine.prefill(userId(t, u), histories[u]);
   }
   const keys = histories.flatMap((_, u) => [`collectivekv:${userId(t, u)}`, `full:${userId(t, u)}`]);
@@ -260,7 +269,7 @@ async function timeConfig(o: Resolved, mode: ServeMode, kind: StoreKind, store: 
   const candidates = Array.from({ length: o.candidates }, (_, i) => 1 + ((i * 7919) % o.numItems));
   const request = mode === 'recompute'
     ? recomputeRequest(store, recs.collectivekv, users, candidates)
-    : cachedRequest(new CacheEngine(recs[mode], store, { keyPrefix: `${mode}:`, maxBatch: 1024 }), users, candidates);
+    : cachedRequest(new CacheEngine(recs[mode], store, { keyPrefix: `${mode}:`, maxBatch: 1024, dtype: o.cacheFormat }), users, candidates);
   const bytesPerUser = await entryBytes(store, mode, t, o.distinctUsers);
   const samples: number[] = [];
   const budget = performance.now() + o.secondsPerConfig * 1000;
@@ -338,7 +347,7 @@ async function loadRun(o: Resolved, rec: SasrecRecommender, [kind, store]: [Stor
   log: (l: string) => void): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ckv-bench-history-'));
   const history = await FileHistoryLog.open(join(dir, 'history.jsonl'));
-  const server = await startServer({ model: rec, store, histories: history, engine: { keyPrefix: 'load:' } });
+  const server = await startServer({ model: rec, store, histories: history, engine: { keyPrefix: 'load:', dtype: o.cacheFormat } });
   const users = Array.from({ length: LOAD_USERS }, (_, u) => `load-${Date.now().toString(36)}-${u}`);
   const acknowledged = new Map<string, number[]>(users.map((u) => [u, []]));
   const timed: Timed[] = [];
@@ -472,7 +481,7 @@ export function formatBenchServe(r: BenchServeResult): string {
   const m = r.model;
   const lines = [
     `SASRec d=${m.hiddenDim}, ${m.numBlocks} blocks, ${m.numHeads} heads, pool ${m.poolSize}, userDim ${m.userDim}, window ${m.maxLength}, ${m.numItems} items; backend ${r.backend}`,
-    `bytes per token: CollectiveKV ${m.bytesPerToken.collectivekv} B, full KV ${m.bytesPerToken.full} B, + item lane ${m.bytesPerToken.lane} B in both (${pct((m.bytesPerToken.collectivekv + m.bytesPerToken.lane) / (m.bytesPerToken.full + m.bytesPerToken.lane))} of full)`,
+    `bytes per token (cache format ${m.cacheFormat ?? 'fp32'}): CollectiveKV ${m.bytesPerToken.collectivekv} B, full KV ${m.bytesPerToken.full} B, + item lane ${m.bytesPerToken.lane} B in both (${pct((m.bytesPerToken.collectivekv + m.bytesPerToken.lane) / (m.bytesPerToken.full + m.bytesPerToken.lane))} of full)`,
     '',
     'store   hist  batch | CollectiveKV p50/p99   | full KV p50/p99        | recompute p50/p99      | full/ckv  recomp/ckv | bytes/user ckv / full (ratio) | 10k users ckv / full (computed)',
   ];
@@ -499,13 +508,16 @@ function pct(x: number): string {
 
 // ---------------------------------------------------------------- command
 
-export const BENCH_SERVE_USAGE = `Usage: collectivekv bench serve [--json FILE] [--quick] [--redis URL | --no-redis] [--seconds N] [--clients N] [--backend wasm|cpu]
+export const BENCH_SERVE_USAGE = `Usage: collectivekv bench serve [--json FILE] [--quick] [--redis URL | --no-redis] [--seconds N] [--clients N]
+                              [--cache-format fp16|fp32|int8] [--backend wasm|cpu]
 
   --json FILE   also write the results as JSON
   --quick       tiny sizes (seconds)
   --redis URL   a loopback Redis to use (default: start redis-server on 127.0.0.1 when installed)
   --seconds N   load run length (default 20)
-  --clients N   load run clients (default 8)`;
+  --clients N   load run clients (default 8)
+  --cache-format fp16|fp32|int8
+                how cache entries store their floats (default fp16; docs/cache.md)`;
 
 /** The `bench serve` command; resolves with the exit code. */
 export async function runBenchServeCommand(argv: string[]): Promise<number> {
@@ -514,13 +526,15 @@ export async function runBenchServeCommand(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv, strict: true, allowPositionals: false,
       options: { json: { type: 'string' }, quick: { type: 'boolean' }, redis: { type: 'string' }, 'no-redis': { type: 'boolean' },
-        seconds: { type: 'string' }, clients: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        seconds: { type: 'string' }, clients: { type: 'string' }, backend: { type: 'string' }, 'cache-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' } },
     }));
     for (const flag of ['seconds', 'clients'] as const) {
       const raw = values[flag];
       if (raw !== undefined && !(/^\d+$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 3600)) throw new Error(`--${flag} must be an integer in [1, 3600], received ${JSON.stringify(raw)}`);
     }
     if (values.backend !== undefined && values.backend !== 'wasm' && values.backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, received ${JSON.stringify(values.backend)}`);
+    if (values['cache-format'] !== undefined) checkCacheDtype(values['cache-format'], '--cache-format');
   } catch (e) {
     console.error(`collectivekv bench serve: ${(e as Error).message}\n${BENCH_SERVE_USAGE}`);
     return 2;
@@ -535,6 +549,7 @@ export async function runBenchServeCommand(argv: string[]): Promise<number> {
     quick: values.quick, redisUrl: values.redis, noRedis: values['no-redis'],
     loadSeconds: values.seconds === undefined ? undefined : Number(values.seconds),
     loadClients: values.clients === undefined ? undefined : Number(values.clients),
+    cacheFormat: values['cache-format'] as CacheDtype | undefined,
     log: (line) => console.log(line),
   });
   console.log(`\n${formatBenchServe(result)}`);

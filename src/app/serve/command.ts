@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { MemoryStore, RedisStore, type CacheStore } from '../../internal';
+import { DEFAULT_CACHE_DTYPE, MemoryStore, RedisStore, checkCacheDtype, type CacheDtype, type CacheStore } from '../../internal';
 import { SasrecRecommender } from '../../zoo/sequential/sasrecRecommender';
 import type { Sasrec } from '../../zoo/sequential/sasrec';
 import { FileHistoryLog } from './fileHistoryLog';
@@ -19,7 +19,8 @@ import { loadSasrecModel, trainDemoModel } from './modelFiles';
 import { startServer, type RunningServer } from './server';
 
 export const SERVE_USAGE = `Usage: collectivekv serve (--model DIR | --demo-model) [--store memory|redis://[:password@]host:port[/db]|rediss://...]
-                        [--port N] [--host ADDR] [--token-file PATH] [--history-log PATH] [--memory-mb N] [--backend wasm|cpu]
+                        [--port N] [--host ADDR] [--token-file PATH] [--history-log PATH] [--memory-mb N]
+                        [--cache-format fp16|fp32|int8] [--backend wasm|cpu]
 
   --model DIR         a SASRec saved with saveSasrecModel (DIR/model.json + DIR/weights.bin)
   --demo-model        train a tiny SASRec on synthetic data at start instead (a few seconds)
@@ -31,7 +32,10 @@ export const SERVE_USAGE = `Usage: collectivekv serve (--model DIR | --demo-mode
                       Do not pass the token on the command line: --token TOKEN still works, with a
                       warning, but shows in the process list and the shell history
   --history-log PATH  keep every user's events in PATH (append-only JSON lines, fsynced before each
-                      answer): evicted or lost cache entries are rebuilt from it`;
+                      answer): evicted or lost cache entries are rebuilt from it
+  --cache-format      how new cache entries store their floats: fp16 (default; scores within 1e-3
+                      of fp32), fp32 (exact) or int8 (1 B per value, a scale per chunk); entries
+                      already stored keep theirs`;
 
 export interface ServeCommandIo {
   /** Aborting shuts the server down (tests); SIGINT/SIGTERM do too. */
@@ -81,6 +85,7 @@ export async function runServeCommand(argv: string[], io: ServeCommandIo = {}): 
     }
     server = await startServer({
       model: new SasrecRecommender(sasrec), store, port: args.port, host: args.host, token: args.token, histories, closeStore: true,
+      engine: { dtype: args.cacheFormat },
     }).catch((e) => {
       throw new Error(listenError(e, args));
     });
@@ -91,7 +96,7 @@ export async function runServeCommand(argv: string[], io: ServeCommandIo = {}): 
     sasrec?.model.dispose();
     return 1;
   }
-  log(`collectivekv serve: listening on ${server.url} (store ${redact(args.store)}, model ${args.model ?? 'demo'}, `
+  log(`collectivekv serve: listening on ${server.url} (store ${redact(args.store)}, cache format ${args.cacheFormat}, model ${args.model ?? 'demo'}, `
     + `${args.token ? 'token required' : 'no token: loopback only'}${histories ? `, history log ${args.historyLog}` : ''})`);
   io.onListening?.(server);
   await stopped(io.signal);
@@ -112,6 +117,7 @@ interface Args {
   historyLog?: string;
   memoryMb: number;
   backend: 'wasm' | 'cpu';
+  cacheFormat: CacheDtype;
 }
 
 function parse(argv: string[], env: Record<string, string | undefined>, warn: (line: string) => void): Args {
@@ -122,7 +128,7 @@ function parse(argv: string[], env: Record<string, string | undefined>, warn: (l
       options: {
         model: { type: 'string' }, 'demo-model': { type: 'boolean' }, store: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' },
         token: { type: 'string' }, 'token-file': { type: 'string' }, 'history-log': { type: 'string' }, 'memory-mb': { type: 'string' },
-        backend: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        backend: { type: 'string' }, 'cache-format': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: false,
@@ -130,7 +136,7 @@ function parse(argv: string[], env: Record<string, string | undefined>, warn: (l
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (values.help) return { help: true, store: 'memory', port: 0, host: '127.0.0.1', memoryMb: 0, backend: 'wasm' };
+  if (values.help) return { help: true, store: 'memory', port: 0, host: '127.0.0.1', memoryMb: 0, backend: 'wasm', cacheFormat: DEFAULT_CACHE_DTYPE };
   if ((values.model === undefined) === (values['demo-model'] !== true)) throw new UsageError('give exactly one of --model DIR or --demo-model');
   const store = values.store ?? 'memory';
   if (store !== 'memory' && !/^rediss?:\/\/.+/.test(store)) throw new UsageError(`--store must be 'memory', redis://... or rediss://..., received ${JSON.stringify(redact(store))}`);
@@ -138,6 +144,12 @@ function parse(argv: string[], env: Record<string, string | undefined>, warn: (l
   const memoryMb = intFlag('--memory-mb', values['memory-mb'] ?? '256', 1, 1 << 20);
   const backend = values.backend ?? 'wasm';
   if (backend !== 'wasm' && backend !== 'cpu') throw new UsageError(`--backend must be wasm or cpu, received ${JSON.stringify(backend)}`);
+  let cacheFormat: CacheDtype;
+  try {
+    cacheFormat = checkCacheDtype(values['cache-format'] ?? DEFAULT_CACHE_DTYPE, '--cache-format');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give at most one of --token-file PATH and --token');
   let token: string | undefined;
   if (values['token-file'] !== undefined) {
@@ -157,7 +169,7 @@ function parse(argv: string[], env: Record<string, string | undefined>, warn: (l
   }
   const historyLog = values['history-log'];
   if (historyLog === '') throw new UsageError('--history-log must be a file path, received an empty string');
-  return { help: false, model: values.model, store, port, host, token, historyLog, memoryMb, backend };
+  return { help: false, model: values.model, store, port, host, token, historyLog, memoryMb, backend, cacheFormat };
 }
 
 /** The token file's first line, trimmed. */

@@ -21,8 +21,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  concatBlocks, fromBlocks, fromBlocksBatch, fromBlocksBatchAsync, layoutOf, modelFingerprint, toBlocks,
-  type CacheableRecommender, type KVCacheBlock, type LayerLayout, type UserCache, type UserCacheLayer,
+  DEFAULT_CACHE_DTYPE, checkCacheDtype, concatBlocks, fromBlocks, fromBlocksBatch, fromBlocksBatchAsync, layoutOf, modelFingerprint,
+  recordBytesFor, toBlocks, type CacheDtype, type CacheableRecommender, type KVCacheBlock, type LayerLayout, type UserCache, type UserCacheLayer,
 } from '../../internal';
 import { disposeCache, itemTable, prefill as sasrecPrefill, type Sasrec, type SasrecParts } from './sasrec';
 
@@ -69,7 +69,12 @@ export class SasrecRecommender implements CacheableRecommender {
 
   /** Bytes of one token's cache over all attention blocks (fp32), without the item lane. */
   get attentionBytesPerToken(): number {
-    return this.layouts.slice(0, -1).reduce((s, l) => s + sideBytes(l.keys) + sideBytes(l.values), 0);
+    return this.attentionBytesIn('fp32');
+  }
+
+  /** Bytes of one token's cache over all attention blocks in `dtype` (default fp16, the cache's), without the item lane. */
+  attentionBytesIn(dtype: CacheDtype = DEFAULT_CACHE_DTYPE): number {
+    return recordBytesFor(this.layouts.slice(0, -1), checkCacheDtype(dtype, 'SasrecRecommender.attentionBytesIn: dtype'));
   }
 
   /** Bytes of one token's item lane (the item id plus the lane's 1-byte V side). */

@@ -22,6 +22,10 @@ describe('bench serve (quick)', () => {
     const bytes = (mode: string) => r.results.find((x) => x.mode === mode)!.bytesPerUser;
     // Entry = header + one chunk + 12 tokens of the layout's record (lane included): exact sizes.
     const rec = r.model.bytesPerToken;
+    // fp16 by default: d=16, 2 blocks, pool 64 (1-byte index), userDim 1: (1 + 2) * 2 sides * 2 blocks.
+    expect(r.model.cacheFormat).toBe('fp16');
+    expect(rec.collectivekv).toBe(12);
+    expect(rec.full).toBe(2 * 2 * 16 * 2);
     const header = 64 + 20 * (r.model.numBlocks + 1) + 8;
     expect(bytes('collectivekv')).toBe(header + 12 * (rec.collectivekv + rec.lane));
     expect(bytes('full')).toBe(header + 12 * (rec.full + rec.lane));
@@ -33,14 +37,30 @@ describe('bench serve (quick)', () => {
     expect(r.load.eventsStored).toBe(r.load.eventsAcknowledged);
     expect(r.load.restartSeconds).toBeGreaterThan(0);
     expect(formatBenchServe(r)).toMatch(/full\/ckv/);
+    expect(formatBenchServe(r)).toMatch(/bytes per token \(cache format fp16\): CollectiveKV 12 B, full KV 128 B/);
     expect(lines.some((l) => l.startsWith('load:'))).toBe(true);
+  });
+
+  it('--cache-format int8: entries in int8 (1 B per value, scales once per chunk), the format in the JSON', async () => {
+    const r = await benchServe({ quick: true, historyLengths: [6], batchSizes: [1], loadSeconds: 0.5, loadClients: 1, noRedis: true, cacheFormat: 'int8' });
+    expect(r.model.cacheFormat).toBe('int8');
+    expect(r.model.bytesPerToken).toMatchObject({ collectivekv: 8, full: 64 });
+    const header = 64 + 20 * (r.model.numBlocks + 1) + 8;
+    const bytes = (mode: string) => r.results.find((x) => x.mode === mode)!.bytesPerUser;
+    // One chunk: 4 scales (2 blocks x K, V), the item lane has no values.
+    expect(bytes('collectivekv')).toBe(header + 4 * 4 + 6 * (8 + r.model.bytesPerToken.lane));
+    expect(bytes('full')).toBe(header + 4 * 4 + 6 * (64 + r.model.bytesPerToken.lane));
+    expect(r.load).toMatchObject({ failed: 0, exact: true });
+    await expect(benchServe({ quick: true, noRedis: true, cacheFormat: 'bf16' as 'fp16' })).rejects.toThrow(/options\.cacheFormat must be one of fp16, fp32, int8, received "bf16"/);
   });
 
   it('command: bad flags exit with 2', async () => {
     const spy = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     expect(await runBenchServeCommand(['--seconds', '0'])).toBe(2);
     expect(await runBenchServeCommand(['--nope'])).toBe(2);
+    expect(await runBenchServeCommand(['--cache-format', 'bf16'])).toBe(2);
     expect(spy.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/--seconds must be an integer/);
+    expect(spy.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/--cache-format must be one of fp16, fp32, int8, received "bf16"/);
     spy.mockRestore();
   });
 

@@ -106,6 +106,18 @@ describe('serve command: the token', () => {
   });
 });
 
+describe('serve command: --cache-format', () => {
+  it.each([[[], 'fp16'], [['--cache-format', 'int8'], 'int8'], [['--cache-format', 'fp32'], 'fp32']] as const)('%j writes entries in %s and says so', async (flag, format) => {
+    const run = await start(['--model', modelDir, ...flag]);
+    expect(run.lines.join('\n')).toMatch(new RegExp(`cache format ${format}`));
+    expect(run.server.engine.dtype).toBe(format);
+    expect((await post(run.server.url, '/users/kim/events', { events: [3, 4], history: [] })).status).toBe(200);
+    const scored = await post(run.server.url, '/score', { userIds: ['kim'], candidates: [1, 2] });
+    expect((await scored.json()).sources).toEqual(['cache']);
+    expect(await run.stop()).toBe(0);
+  });
+});
+
 describe('serve command: --history-log', () => {
   it('keeps events across restarts on a fresh store, and reports a torn last line', async () => {
     const log = join(dir, 'history.jsonl');
@@ -142,6 +154,7 @@ describe('serve command: start-up failures print one line, no stack', () => {
     [['--demo-model', '--token-file', '/nonexistent/token'], /--token-file: cannot read \/nonexistent\/token: ENOENT/],
     [['--demo-model', '--host', '0.0.0.0'], /--host "0\.0\.0\.0" is not a loopback address: listening on other interfaces needs a token/],
     [['--demo-model', '--history-log', ''], /--history-log must be a file path, received an empty string/],
+    [['--demo-model', '--cache-format', 'bf16'], /--cache-format must be one of fp16, fp32, int8, received "bf16"/],
   ])('usage error %j: exit 2', async (argv, message) => {
     const { code, errors } = await fail(argv);
     expect(code).toBe(2);
