@@ -78,6 +78,8 @@ export interface TrainLoopOptions {
 export interface SecondPhase {
   /** Epochs the second phase may run, given the epochs of the first. */
   maxEpochs(firstPhaseEpochs: number): number;
+  /** Optimizer steps the second phase may run, given the steps of the first (it then stops as by maxSteps). Default: no bound. */
+  maxSteps?(firstPhaseSteps: number): number;
   /** Called with the first phase's best weights restored; what it changes is validated before training goes on. */
   enter(): void;
 }
@@ -96,7 +98,8 @@ export interface PhaseSwitch {
 
 export type { EpochRecord } from './progress';
 
-export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes' | 'maxSteps';
+/** 'secondPhaseSteps': the second phase used up its steps (SecondPhase.maxSteps). */
+export type StopReason = 'maxEpochs' | 'patience' | 'maxMinutes' | 'maxSteps' | 'secondPhaseSteps';
 
 export interface TrainLoopResult {
   /** Epochs run (a partial last epoch counts). */
@@ -126,8 +129,10 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
   const elapsed = () => (now() - start) / 1000;
   const deadline = o.maxMinutes > 0 ? o.maxMinutes * 60 : Infinity;
   const stepLimit = o.maxSteps > 0 ? o.maxSteps : Infinity;
+  let secondPhaseStepLimit = Infinity;
   // Why the budget is used up, or null while it is not.
-  const exhausted = (): StopReason | null => (globalStep >= stepLimit ? 'maxSteps' : elapsed() >= deadline ? 'maxMinutes' : null);
+  const exhausted = (): StopReason | null => (globalStep >= stepLimit ? 'maxSteps' : globalStep >= secondPhaseStepLimit ? 'secondPhaseSteps'
+    : elapsed() >= deadline ? 'maxMinutes' : null);
   const progress = new ProgressReporter({ mode: options.progress ?? 'auto', output: options.output, label: options.label,
     logEverySeconds: o.logEverySeconds, now });
   const history: EpochRecord[] = [];
@@ -182,6 +187,8 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       phaseSwitch = { epochs: epoch + 1, steps: globalStep, firstPhaseBestEpoch: first.epoch, firstPhaseBest: first.validation, afterSwitch };
       if (outOfBudget != null) { stoppedBy = outOfBudget; break; }
       lastEpoch = epoch + 1 + options.secondPhase.maxEpochs(epoch + 1);
+      const phaseSteps = options.secondPhase.maxSteps?.(globalStep);
+      if (phaseSteps != null) secondPhaseStepLimit = globalStep + phaseSteps;
       stoppedBy = 'maxEpochs';
     }
     if (best.weights.length > 0) spec.setWeights(best.weights);

@@ -69,6 +69,8 @@ export function recipePhase(layers: readonly CollectiveKVAttention[], runSample:
   const r = resolveRecipe('recipePhase', options);
   return {
     maxEpochs: (first) => Math.ceil(r.fineTuneShare * first),
+    // The budget rule in steps: at most fineTuneShare more than the full phase (which repeats the baseline's run).
+    maxSteps: (first) => Math.max(1, Math.floor(r.fineTuneShare * first)),
     enter: () => {
       const start = performance.now();
       const reports = switchLayers(layers, runSample, r);

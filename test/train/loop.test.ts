@@ -65,6 +65,19 @@ describe('trainLoop', () => {
     toy.dispose();
   });
 
+  it('a second phase stops at its own step budget, mid-epoch, validating the partial epoch', () => {
+    const toy = toySpec([0.1, 0.3, 0.2, 0.25, 0.05, 0.2, 0.4]);
+    const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 20, patience: 2, secondPhase: {
+      maxEpochs: () => 5, maxSteps: (first) => Math.floor(first / 4), enter: () => {},
+    } });
+    // First phase: 4 epochs of 3 steps; second: floor(12 / 4) = 3 steps, one epoch.
+    expect(r.phaseSwitch?.steps).toBe(12);
+    expect(r.steps).toBe(15);
+    expect(r.stoppedBy).toBe('secondPhaseSteps');
+    expect(r.epochs).toBe(5);
+    toy.dispose();
+  });
+
   it('with a second phase and an exhausted step budget: switches, validates, and stops', () => {
     const toy = toySpec([0.1, 0.3, 0.5]);
     let entered = 0;

@@ -428,8 +428,9 @@ export const BENCH_CTR_USAGE = `Usage: collectivekv bench ctr --model din|sim|et
   --user-dim N         CollectiveKV user-specific width (default 1)
   --pool-size N        CollectiveKV pool rows (default ${defaultPoolSize('recipe')} with the recipe, ${defaultPoolSize('single-stage')} single-stage)
   --balance-tokens N   CollectiveKV: tokens per call the routing loss averages, sampled (default 2048; 0 = all)
-  --router KIND        CollectiveKV router: dense (one router column per pool row; default, the
-                       paper's) or nearest-product (the row of a product-quantized pool nearest to a
+  --router KIND        CollectiveKV router: dense (one router column per pool row; the paper's,
+                       the default single-stage) or nearest-product (the default with the recipe:
+                       the row of a product-quantized pool nearest to a
                        learned projection, trained as a VQ-VAE codebook: 2 sqrt(pool size) distances
                        per token; pool size a square). See docs/routing.md
   --commitment-weight X  CollectiveKV, router nearest-product: weight of the commitment term (default 0.25)
@@ -508,6 +509,8 @@ export function parseBenchCtrArgs(argv: string[]): BenchCtrOptions & { json?: st
   if (c.poolSize != null) collective.poolSize = c.poolSize;
   const routerFlags = { router: c.router, balanceTokens: c.balanceTokens, commitmentWeight: c.commitmentWeight, quantizationWeight: c.quantizationWeight, gate: c.gate };
   if (Object.values(routerFlags).some((x) => x != null)) collective.router = routerFromFlatOptions(routerFlags, 'bench ctr');
+  // Target attention by the recipe routes with nearest-product (docs/recipe.md): a dense router over 4096 rows trained ~10x slower.
+  else if ((v.training ?? 'recipe') === 'recipe') collective.router = routerFromFlatOptions({ router: 'nearest-product' }, 'bench ctr');
   if (c.poolStddev != null) collective.poolStddev = c.poolStddev;
   const minutes = nonNegativeNumber('--max-minutes', v['max-minutes']);
   if (v['baseline-dir'] != null && (minutes ?? 0) > 0) {

@@ -48,7 +48,9 @@ describe('bench ctr command line', () => {
     expect(() => parseBenchCtrArgs(['--model', 'sim', '--pool-stddev', '0'])).toThrow("--pool-stddev must be a positive number, received '0'");
     expect(parseBenchCtrArgs(['--model', 'sim', '--gate', 'straight-through', '--timing-rounds', '0']))
       .toMatchObject({ collective: { router: { kind: 'dense', gate: 'straight-through' } }, timingRounds: 0 });
-    expect(parseBenchCtrArgs(['--model', 'sim']).collective).toEqual({});
+    // The recipe's default router for target attention is nearest-product; single-stage keeps the layer's (dense).
+    expect(parseBenchCtrArgs(['--model', 'sim']).collective).toMatchObject({ router: { kind: 'nearest-product' } });
+    expect(parseBenchCtrArgs(['--model', 'sim', '--training', 'single-stage']).collective).toEqual({});
   });
 
   it('bench ctr end to end (tiny, single-stage): both variants, the interleaved step timing, the straight-through gate, no leaked tensors', async () => {

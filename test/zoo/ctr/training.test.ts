@@ -76,7 +76,7 @@ describe('fitCtr by the recipe', () => {
     expect(switched).toMatchObject({ epochs: 4, steps: 4 * perEpoch });
     expect(fit.history.map((h) => h.phase)).toEqual([1, 1, 1, 1, 2]);
     expect(fit.steps).toBe(5 * perEpoch);
-    expect(fit.stoppedBy).toBe('maxEpochs');
+    expect(fit.stoppedBy).toBe('secondPhaseSteps');
     // The switch received the full phase's best weights, and the validation right after it was recorded.
     expect(switched.firstPhaseBest!.auc).toBe(Math.max(...fit.history.slice(0, 4).map((h) => h.validationAuc)));
     expect(Number.isFinite(switched.afterSwitch.auc)).toBe(true);
