@@ -53,7 +53,7 @@ describe('KVCacheBlock <-> UserCache', () => {
     const users = fromBlocksBatch(blocks);
     expect(users.map((u) => u.length)).toEqual([3, 5, 1]);
     expect(fromBlocks(blocks, 2)).toEqual(users[2]);
-    const viaBytes = users.map((u) => decodeCache(encodeCache(u, { fingerprint: FP })).cache);
+    const viaBytes = users.map((u) => decodeCache(encodeCache(u, { fingerprint: FP, dtype: 'fp32' })).cache);
     const back = toBlocks(viaBytes);
     expect(back).toHaveLength(2);
     back.forEach((blk, l) => {
