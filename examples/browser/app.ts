@@ -28,7 +28,7 @@ export interface DemoState {
   picks: number;
   entryBytes: number;
   fullKvBytes: number;
-  /** Per token over all blocks, without the entry's header: CollectiveKV and a full fp32 KV cache. */
+  /** Per token over all blocks, without the entry's header: CollectiveKV as stored (fp16) and a full fp32 KV cache. */
   bytesPerToken: number;
   fullKvBytesPerToken: number;
   tensors: number;
@@ -173,7 +173,7 @@ class Ui {
     const pct = f.fullKvBytes > 0 ? (100 * f.entryBytes) / f.fullKvBytes : 0;
     const text = f.tokens === 0
       ? 'No cache yet.'
-      : `${f.tokens} tokens: ${fmtBytes(f.entryBytes)} stored in IndexedDB (header, checksums and item ids included) vs ${fmtBytes(f.fullKvBytes)} for a full fp32 KV cache (${pct.toFixed(1)}%). Per token over all blocks: ${f.bytesPerToken} B vs ${f.fullKvBytesPerToken} B.`;
+      : `${f.tokens} tokens: ${fmtBytes(f.entryBytes)} stored in IndexedDB (header, checksums and item ids included) vs ${fmtBytes(f.fullKvBytes)} for a full fp32 KV cache (${pct.toFixed(1)}%). Per token over all blocks: ${f.bytesPerToken} B (fp16) vs ${f.fullKvBytesPerToken} B (full KV, fp32).`;
     $('cache-caption').textContent = text;
     $('cache-chart').replaceChildren(barChart([
       { label: 'CollectiveKV entry', value: f.entryBytes, color: '#2457c5' },

@@ -38,7 +38,7 @@ export interface CacheFigures {
   entryBytes: number;
   /** The same tokens as a full fp32 K and V cache of every block (payload only). */
   fullKvBytes: number;
-  /** Per token, over all blocks, attention part only. */
+  /** Per token, over all blocks, attention part only, in the stored format (fp16, the codec's default). */
   bytesPerToken: number;
   fullKvBytesPerToken: number;
 }
@@ -133,7 +133,7 @@ export class DemoSession {
     const fullKvBytesPerToken = o.numBlocks * 2 * o.hiddenDim * 4;
     return {
       tokens, entryBytes: this.entryBytes, fullKvBytes: tokens * fullKvBytesPerToken,
-      bytesPerToken: this.model.recommender.attentionBytesPerToken, fullKvBytesPerToken,
+      bytesPerToken: this.model.recommender.attentionBytesIn(), fullKvBytesPerToken,
     };
   }
 
