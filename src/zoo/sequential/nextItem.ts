@@ -3,7 +3,7 @@
 // JSON with the model options (tfjs's `save('file://DIR')` / `loadLayersModel('file://DIR/model.json')`).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples } from '../../internal';
+import { CollectiveKVAttention, MultiHeadAttention, SequenceBatch, trainingBatches, trainingExamples, type CacheValueFormat } from '../../internal';
 import { Sasrec, buildSasrec, scoreNext, scoreNextCached } from './sasrec';
 import { SasrecOptions } from './blocks';
 import { SasrecLoss, hostStep, sasrecHost } from './sasrecTraining';
@@ -23,8 +23,11 @@ export interface ZooModel extends NextItemTrainable<SequenceBatch> {
   options: ZooModelOptions;
   /** Cached-decode scores, for the causal models (SASRec, HSTU); undefined for BERT4Rec. */
   scoreNextCached?: (ids: tf.Tensor2D) => tf.Tensor2D;
-  /** Stored bytes per cached token, summed over the attention layers. */
-  bytesPerToken(format?: 'fp32' | 'fp16'): number;
+  /**
+   * Stored bytes per cached token, summed over the attention layers, in `format` (default fp32, the
+   * figure train and bench quality report; the cache itself stores fp16 unless told otherwise).
+   */
+  bytesPerToken(format?: CacheValueFormat): number;
   dispose(): void;
 }
 
@@ -52,7 +55,7 @@ function common(model: tfl.LayersModel, maxLength: number) {
   return {
     model, maxLength,
     batchRows: (batch: SequenceBatch) => batch.batchSize,
-    bytesPerToken: (format: 'fp32' | 'fp16' = 'fp32') => attentionBytesPerToken(model, format),
+    bytesPerToken: (format: CacheValueFormat = 'fp32') => attentionBytesPerToken(model, format),
     dispose: () => model.dispose(),
   };
 }
@@ -83,10 +86,11 @@ function wrapBert4rec(m: Bert4rec, options: ZooModelOptions): ZooModel {
 }
 
 /**
- * Bytes per cached token of a model's attention layers, read from real cache blocks of a one-token
- * probe (the figure depends on the layer configuration only).
+ * Bytes per cached token of a model's attention layers in `format` (default fp32; the cache stores
+ * fp16 by default), read from real cache blocks of a one-token probe (the figure depends on the
+ * layer configuration only).
  */
-export function attentionBytesPerToken(model: tfl.LayersModel, format: 'fp32' | 'fp16' = 'fp32'): number {
+export function attentionBytesPerToken(model: tfl.LayersModel, format: CacheValueFormat = 'fp32'): number {
   let bytes = 0;
   for (const layer of model.layers) {
     if (!(layer instanceof MultiHeadAttention || layer instanceof CollectiveKVAttention)) continue;

@@ -2,7 +2,7 @@
 // next-item model. `attention: 'mha' | 'collectivekv'` is the single layer swap (blocks.ts, makeAttention).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { KVCacheBlock, StreamDropout, dim } from '../../internal';
+import { KVCacheBlock, StreamDropout, dim, type CacheValueFormat } from '../../internal';
 import {
   AttentionLayer, LayerNorm, PointwiseDense, ResolvedSasrecOptions, SasrecOptions, SequenceInputParts, makeAttention,
   resolveSasrecOptions, seedStream, sequenceInputs,
@@ -239,8 +239,11 @@ export function scoreNextCached(sasrec: Sasrec, sequences: readonly (readonly nu
   return scores;
 }
 
-/** Stored bytes per cached token, summed over the attention blocks, read from real cache blocks. */
-export function cacheBytesPerToken(sasrec: Sasrec, format: 'fp32' | 'fp16' = 'fp32'): number {
+/**
+ * Stored bytes per cached token, summed over the attention blocks, read from real cache blocks, in
+ * `format` (default fp32; the cache stores fp16 by default).
+ */
+export function cacheBytesPerToken(sasrec: Sasrec, format: CacheValueFormat = 'fp32'): number {
   const probe = tf.tensor2d([[1, 1]], [1, 2], 'int32');
   const cache = prefill(sasrec, probe);
   const bytes = cache.blocks.reduce((sum, block) => sum + block.bytesPerToken(format), 0);
