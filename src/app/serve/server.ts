@@ -151,6 +151,8 @@ class Metrics {
     ];
     if (storeUp !== undefined) lines.push('# HELP collectivekv_store_up The last store health probe: 1 up, 0 down.', '# TYPE collectivekv_store_up gauge', `collectivekv_store_up ${storeUp ? 1 : 0}`);
     for (const [k, v] of Object.entries(engine.stats())) lines.push(`# TYPE collectivekv_engine_${snake(k)} counter`, `collectivekv_engine_${snake(k)} ${v}`);
+    lines.push('# HELP collectivekv_cache_bytes_per_token Bytes one token adds to a new cache entry, by value format.',
+      '# TYPE collectivekv_cache_bytes_per_token gauge', `collectivekv_cache_bytes_per_token{format="${engine.dtype}"} ${engine.bytesPerToken}`);
     for (const [k, v] of Object.entries(store.stats())) {
       if (typeof v === 'number') lines.push(`# TYPE collectivekv_store_${snake(k)} ${k === 'bytes' || k === 'entries' ? 'gauge' : 'counter'}`, `collectivekv_store_${snake(k)} ${v}`);
     }

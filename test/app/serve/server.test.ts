@@ -62,6 +62,8 @@ describe('serve', () => {
     expect(metrics.status).toBe(200);
     expect(metrics.text).toMatch(/collectivekv_requests_total\{route="score",code="200"\} 1/);
     expect(metrics.text).toMatch(/collectivekv_engine_appends 1/);
+    expect(metrics.text).toMatch(new RegExp(`collectivekv_cache_bytes_per_token\\{format="fp16"\\} ${server.engine.bytesPerToken}\n`));
+    expect(server.engine.bytesPerToken).toBeGreaterThan(0);
   });
 
   it('answers 401 on every endpoint but /healthz without the right token', async () => {
