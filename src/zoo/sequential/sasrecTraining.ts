@@ -55,6 +55,32 @@ export function sasrecHost(sasrec: Sasrec): StepHost {
  * join the objective.
  */
 export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax', seed = 0): TrainStepResult {
+  const step = stepTensors(host, optimizer, batch, loss, seed);
+  const result = { loss: step.total.dataSync()[0], auxLoss: step.aux?.dataSync()[0] ?? 0 };
+  tf.dispose(step.tensors);
+  return result;
+}
+
+/** trainStep with asynchronous reads: for backends that cannot read synchronously (webgpu in Node). */
+export function trainStepAsync(sasrec: Sasrec, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax',
+  seed = 0): Promise<TrainStepResult> {
+  return hostStepAsync(sasrecHost(sasrec), optimizer, batch, loss, seed);
+}
+
+/** hostStep with asynchronous reads (`await data()`). */
+export async function hostStepAsync(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss = 'softmax',
+  seed = 0): Promise<TrainStepResult> {
+  const step = stepTensors(host, optimizer, batch, loss, seed);
+  try {
+    return { loss: (await step.total.data())[0], auxLoss: step.aux == null ? 0 : (await step.aux.data())[0] };
+  } finally {
+    tf.dispose(step.tensors);
+  }
+}
+
+/** The step's computation, unread: the total loss, the auxiliary part, and every tensor to dispose after reading. */
+function stepTensors(host: StepHost, optimizer: tf.Optimizer, batch: SequenceBatch, loss: SasrecLoss, seed: number):
+  { total: tf.Scalar; aux: tf.Scalar | null; tensors: tf.Tensor[] } {
   const inputs = batchTensor(batch.inputs, batch.batchSize, batch.maxLength);
   const objective = preparedLoss(host, batch, loss, seed);
   const variables = host.model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -66,9 +92,8 @@ export function hostStep(host: StepHost, optimizer: tf.Optimizer, batch: Sequenc
     aux = tf.keep(tf.clone(auxiliary));
     return tf.add(main, auxiliary) as tf.Scalar;
   }, true, variables) as tf.Scalar;
-  const [lossValue, auxValue] = [total.dataSync()[0], (aux as tf.Scalar | null)?.dataSync()[0] ?? 0];
-  tf.dispose([inputs, total, ...objective.tensors, ...(aux ? [aux] : [])]);
-  return { loss: lossValue, auxLoss: auxValue };
+  const auxTensor = aux as tf.Scalar | null;
+  return { total, aux: auxTensor, tensors: [inputs, total, ...objective.tensors, ...(auxTensor ? [auxTensor] : [])] };
 }
 
 /** A batch's loss as a function of the hidden states, and the tensors it holds (disposed after the step). */

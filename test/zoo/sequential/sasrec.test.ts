@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { useBackend } from '../../util/backends';
 import { generateSynthetic, restoreDefaultEmbeddingGradients, useFastEmbeddingGradients, leaveOneOut, trainingBatches, trainingExamples } from 'collectivekv/internal';
 import { buildSasrec, cacheBytesPerToken, forward, scoreNext, scoreNextCached } from '../../../src/zoo/sequential/sasrec';
-import { trainStep } from '../../../src/zoo/sequential/sasrecTraining';
+import { trainStep, trainStepAsync } from '../../../src/zoo/sequential/sasrecTraining';
 
 // wasm: the training test takes about a tenth of the cpu backend's time.
 beforeAll(async () => {
@@ -52,6 +52,25 @@ describe.each(['mha', 'collectivekv'] as const)('SASRec with %s', (attention) =>
     else expect(first.auxLoss).toBe(0);
     optimizer.dispose();
     m.model.dispose();
+  });
+
+  it('trainStepAsync (await data(), for webgpu in Node) takes the same steps as trainStep', async () => {
+    const batch = trainingBatches(trainingExamples(split.train, tiny.maxLength), 32, 4).next().value!;
+    const run = async (step: typeof trainStepAsync) => {
+      const m = buildSasrec({ ...tiny, attention, dropout: 0 });
+      const optimizer = tf.train.adam(0.02);
+      const before = tf.memory().numTensors;
+      const losses = [await step(m, optimizer, batch, 'bce', 1), await step(m, optimizer, batch, 'bce', 2)];
+      const leaked = tf.memory().numTensors - before;
+      optimizer.dispose();
+      m.model.dispose();
+      return { losses, leaked };
+    };
+    const sync = await run(async (...args) => trainStep(...args));
+    const viaAsync = await run(trainStepAsync);
+    expect(viaAsync.losses).toEqual(sync.losses);
+    expect(sync.losses[1].loss).not.toEqual(sync.losses[0].loss);
+    expect(viaAsync.leaked).toBe(sync.leaked);
   });
 
   it("the 'sampled' loss is the catalog softmax when its negatives cover the catalog (hits masked)", () => {
