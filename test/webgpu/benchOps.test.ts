@@ -24,7 +24,7 @@ describeWebGPU('bench ops --webgpu', () => {
     console.log('bench ops webgpu', JSON.stringify(w));
     expect(w.available).toBe(true);
     expect(w.error).toBeUndefined();
-    expect(Object.keys(w.maxAbsError).sort()).toEqual(['collectiveAttention', 'gatherRows', 'routeTop1Index', 'scatterAddRows']);
+    expect(Object.keys(w.maxAbsError).sort()).toEqual(['collectiveAttention', 'gatherRows', 'routeTop1Index', 'routingLoss', 'scatterAddRows']);
     for (const [kernel, err] of Object.entries(w.maxAbsError as Record<string, number>)) expect([kernel, err < 1e-4]).toEqual([kernel, true]);
     for (const ms of [...Object.values(w.webgpuMs), ...Object.values(w.cpuMs)]) expect(ms).toBeGreaterThan(0);
     // On a CPU implementation (lavapipe in CI) the numbers must say they are not a speed figure.

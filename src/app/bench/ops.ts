@@ -9,7 +9,7 @@ import {
 import { benchCollectiveAttention, CollectiveAttentionBenchOptions } from './collectiveAttention';
 import { benchWebGPU, WebGPUBenchOptions, WebGPUBenchResult, webgpuTableRows } from './webgpu';
 import { buildSasrec } from '../../zoo/sequential/sasrec';
-import { trainStep } from '../../zoo/sequential/sasrecTraining';
+import { trainStepAsync } from '../../zoo/sequential/sasrecTraining';
 
 export type { WebGPUBenchOptions, WebGPUBenchResult } from './webgpu';
 
@@ -128,7 +128,7 @@ export async function benchOps(options: BenchOpsOptions = {}): Promise<BenchOpsR
     const catalogLoss = benchCatalogLoss(options.catalogLoss ?? {}, backend);
     // Last: a failure here (a wasm abort leaves the wasm backend unusable) costs no other number.
     log(`training step (${backend}) ...`);
-    const trainStepResult = benchTrainStep(options.trainStep ?? {}, backend, log);
+    const trainStepResult = await benchTrainStep(options.trainStep ?? {}, backend, log);
     const result: BenchOpsResult = { embeddingGradient, collectiveAttention, trainStep: trainStepResult, attentionMatMul, catalogLoss, bytesPerToken };
     if (options.webgpu) {
       log('webgpu kernels vs cpu ...');
@@ -251,12 +251,16 @@ function compareAlternately(ours: () => tf.Tensor[], reference: () => tf.Tensor[
 
 // ---------------------------------------------------------------- training step
 
-/** Median ms of forward + backward + Adam of a SASRec with each attention layer, after warm-up. */
-function benchTrainStep(o: TrainStepBenchOptions, backend: string, log: (line: string) => void): BenchOpsResult['trainStep'] {
+/**
+ * Median ms of forward + backward + Adam of a SASRec with each attention layer on the active
+ * backend, after warm-up; each step ends when its loss is read with await data() (webgpu in Node
+ * has no synchronous read). `bench gpu` times it on webgpu and wasm.
+ */
+export async function benchTrainStep(o: TrainStepBenchOptions, backend: string, log: (line: string) => void): Promise<BenchOpsResult['trainStep']> {
   const s = { batch: 128, length: 200, hiddenDim: 64, numItems: 3416, numBlocks: 2, numHeads: 2, poolSize: 1024, userDim: 1,
     warmup: 1, steps: 3, ...o };
   const batch = syntheticBatch(s.batch, s.length, s.numItems);
-  const time = (attention: 'mha' | 'collectivekv') => {
+  const time = async (attention: 'mha' | 'collectivekv') => {
     const sasrec = buildSasrec({ numItems: s.numItems, maxLength: s.length, hiddenDim: s.hiddenDim, numBlocks: s.numBlocks,
       numHeads: s.numHeads, dropout: 0.2, attention, collective: { poolSize: s.poolSize, userDim: s.userDim }, seed: 1 });
     const optimizer = tf.train.adam(1e-3);
@@ -264,7 +268,7 @@ function benchTrainStep(o: TrainStepBenchOptions, backend: string, log: (line: s
       const times: number[] = [];
       for (let i = 0; i < s.warmup + s.steps; i++) {
         const start = performance.now();
-        trainStep(sasrec, optimizer, batch, 'bce', i);
+        await trainStepAsync(sasrec, optimizer, batch, 'bce', i);
         if (i >= s.warmup) times.push(performance.now() - start);
       }
       log(`  ${attention}: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
@@ -278,8 +282,8 @@ function benchTrainStep(o: TrainStepBenchOptions, backend: string, log: (line: s
     poolSize: s.poolSize, steps: s.steps };
   let mhaMs: number | null = null;
   try {
-    mhaMs = time('mha');
-    const collectivekvMs = time('collectivekv');
+    mhaMs = await time('mha');
+    const collectivekvMs = await time('collectivekv');
     return { ...base, mhaMs, collectivekvMs, ratio: collectivekvMs / mhaMs };
   } catch (e) {
     const error = `${mhaMs == null ? 'mha' : 'collectivekv'} step failed: ${(e as Error).message}`;

@@ -4,7 +4,11 @@
 // adapter is a software rasterizer (Mesa lavapipe / llvmpipe, SwiftShader) running on the CPU: its
 // speed says nothing about WebGPU on a GPU, and the result says so (`software`, `note`).
 import * as tf from '@tensorflow/tfjs-core';
-import { CompressedKV, KVPools, collectiveAttention, gatherRows, routeTop1, scatterAddRows } from '../../internal';
+import {
+  CompressedKV, KVPools, collectiveAttention, collectiveAttentionComposite, fusedRoutingLoss, gatherRows, gatherRowsComposite, routeTop1,
+  routeTop1Composite, routingLossComposite, scatterAddRows, scatterAddRowsComposite,
+} from '../../internal';
+import { isSoftwareAdapter } from './gpuCheck';
 
 export interface WebGPUBenchOptions {
   warmup?: number;
@@ -41,12 +45,12 @@ export type WebGPUBenchResult =
 
 /** The shape of the `webgpu` npm package we use (it ships no types we can rely on across versions). */
 interface DawnModule {
-  create(options: string[]): { requestAdapter(): Promise<DawnAdapter | null> };
+  create(options: string[]): { requestAdapter(options?: { powerPreference?: string }): Promise<DawnAdapter | null> };
   globals: Record<string, unknown>;
 }
 
-interface DawnAdapter {
-  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+export interface DawnAdapter {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
   isFallbackAdapter?: boolean;
 }
 
@@ -56,7 +60,7 @@ interface DawnAdapter {
  * backend only when navigator.gpu exists at import (so it must come after). Returns the adapter,
  * or the reason there is none. Specifiers are computed so bundlers leave both optional imports alone.
  */
-export async function loadNodeWebGPU(): Promise<{ adapter: DawnAdapter } | { reason: string }> {
+export async function loadNodeWebGPU(dawnOptions: string[] = []): Promise<{ adapter: DawnAdapter } | { reason: string }> {
   const existing = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<DawnAdapter | null> } } }).navigator?.gpu;
   if (existing != null && tf.findBackendFactory('webgpu') != null) {
     // Already set up (a browser, or a host such as the jest webgpu environment did it).
@@ -71,10 +75,11 @@ export async function loadNodeWebGPU(): Promise<{ adapter: DawnAdapter } | { rea
   } catch (e) {
     return { reason: `npm package 'webgpu' failed to load (${(e as Error).message}); install it with npm install webgpu` };
   }
-  const gpu = dawn.create([]);
+  const gpu = dawn.create(dawnOptions);
   let adapter: DawnAdapter | null;
   try {
-    adapter = await gpu.requestAdapter();
+    // A GPU beside a software adapter: ask for the fast one.
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (e) {
     return { reason: `requestAdapter() threw (${(e as Error).message})` };
   }
@@ -106,14 +111,22 @@ function installNavigatorGpu(dawn: DawnModule, gpu: unknown): void {
 function describeAdapter(adapter: DawnAdapter): { adapter: string; software: boolean } {
   const info = adapter.info ?? {};
   const text = [info.vendor, info.architecture, info.device, info.description].filter((s) => s != null && s !== '').join(' / ');
-  const software = adapter.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|software|\bcpu\b/i.test(text);
-  return { adapter: text || 'unknown', software };
+  return { adapter: text || 'unknown', software: isSoftwareAdapter({ ...info, isFallbackAdapter: adapter.isFallbackAdapter ?? info.isFallbackAdapter }) };
 }
 
 // ---------------------------------------------------------------- the measurements
 
-type Sizes = Required<Omit<WebGPUBenchOptions, 'warmup' | 'iterations'>>;
+export type KernelSizes = Required<Omit<WebGPUBenchOptions, 'warmup' | 'iterations'>>;
+type Sizes = KernelSizes;
 type Case = () => tf.Tensor;
+type Inputs = Record<string, tf.Tensor>;
+
+/** A custom op with a webgpu kernel: inputs made on the current backend, the op (its kernel where registered) and its composite. */
+export interface KernelCase {
+  inputs(): Inputs;
+  kernel(x: Inputs): tf.Tensor;
+  composite(x: Inputs): tf.Tensor;
+}
 
 function seededFloats(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
@@ -125,11 +138,11 @@ function seededInts(n: number, max: number, seed: number): Int32Array {
 }
 
 /**
- * The kernels as closures that build their inputs from plain arrays, so the same call runs on
- * either backend. Indices are uploaded as tensors inside each call: the kernels check indices that
+ * The custom ops that have webgpu kernels, with their composites, on inputs built from plain arrays
+ * so the same case runs on any backend. Indices are int32 tensors: the kernels check indices that
  * still sit on the CPU (cheap), as a cache loaded from a store would.
  */
-function cases(s: Sizes): Record<string, Case> {
+export function kernelCases(s: Sizes): Record<string, KernelCase> {
   const dg = s.width - 1;
   const arrays = {
     query: seededFloats(s.batch * s.width, 1), indexK: seededInts(s.batch * s.tk, s.poolSize, 2), indexV: seededInts(s.batch * s.tk, s.poolSize, 3),
@@ -137,18 +150,37 @@ function cases(s: Sizes): Record<string, Case> {
     poolV: seededFloats(s.poolSize * dg, 7), table: seededFloats(s.tableRows * s.tableWidth, 8), index: seededInts(s.positions, s.tableRows, 9),
     rows: seededFloats(s.positions * s.tableWidth, 10), logits: seededFloats(s.positions * s.poolSize, 11),
   };
-  const attend = (): tf.Tensor => {
-    const cache: CompressedKV = { indexK: tf.tensor(arrays.indexK, [s.batch, s.tk], 'int32'), indexV: tf.tensor(arrays.indexV, [s.batch, s.tk], 'int32'),
-      userK: tf.tensor(arrays.userK, [s.batch, s.tk, 1]), userV: tf.tensor(arrays.userV, [s.batch, s.tk, 1]) };
-    const pools: KVPools = { poolK: tf.tensor(arrays.poolK, [s.poolSize, dg]), poolV: tf.tensor(arrays.poolV, [s.poolSize, dg]) };
-    return collectiveAttention(tf.tensor(arrays.query, [s.batch, 1, s.width]), cache, pools, { numHeads: s.numHeads });
+  const attention = {
+    inputs: (): Inputs => ({ query: tf.tensor(arrays.query, [s.batch, 1, s.width]), indexK: tf.tensor(arrays.indexK, [s.batch, s.tk], 'int32'),
+      indexV: tf.tensor(arrays.indexV, [s.batch, s.tk], 'int32'), userK: tf.tensor(arrays.userK, [s.batch, s.tk, 1]),
+      userV: tf.tensor(arrays.userV, [s.batch, s.tk, 1]), poolK: tf.tensor(arrays.poolK, [s.poolSize, dg]), poolV: tf.tensor(arrays.poolV, [s.poolSize, dg]) }),
+    args: (x: Inputs): [tf.Tensor, CompressedKV, KVPools] => [x.query, { indexK: x.indexK, indexV: x.indexV, userK: x.userK, userV: x.userV },
+      { poolK: x.poolK, poolV: x.poolV }],
   };
+  const table = (): Inputs => ({ table: tf.tensor(arrays.table, [s.tableRows, s.tableWidth]), index: tf.tensor(arrays.index, [s.positions], 'int32') });
+  const scatter = (): Inputs => ({ rows: tf.tensor(arrays.rows, [s.positions, s.tableWidth]), index: tf.tensor(arrays.index, [s.positions], 'int32') });
+  const logits = (): Inputs => ({ logits: tf.tensor(arrays.logits, [s.positions, s.poolSize]) });
+  const weights = { peakWeight: 1, balanceWeight: 1 };
   return {
-    collectiveAttention: attend,
-    gatherRows: () => gatherRows(tf.tensor(arrays.table, [s.tableRows, s.tableWidth]), tf.tensor(arrays.index, [s.positions], 'int32')),
-    scatterAddRows: () => scatterAddRows(tf.tensor(arrays.rows, [s.positions, s.tableWidth]), tf.tensor(arrays.index, [s.positions], 'int32'), s.tableRows),
-    routeTop1Index: () => routeTop1(tf.tensor(arrays.logits, [s.positions, s.poolSize])).index,
+    collectiveAttention: { inputs: attention.inputs, kernel: (x) => collectiveAttention(...attention.args(x), { numHeads: s.numHeads }),
+      composite: (x) => collectiveAttentionComposite(...attention.args(x), { numHeads: s.numHeads }) },
+    gatherRows: { inputs: table, kernel: (x) => gatherRows(x.table, x.index), composite: (x) => gatherRowsComposite(x.table, x.index) },
+    scatterAddRows: { inputs: scatter, kernel: (x) => scatterAddRows(x.rows, x.index, s.tableRows),
+      composite: (x) => scatterAddRowsComposite(x.rows, x.index, s.tableRows) },
+    routeTop1Index: { inputs: logits, kernel: (x) => keepIndex(routeTop1(x.logits)), composite: (x) => keepIndex(routeTop1Composite(x.logits)) },
+    routingLoss: { inputs: logits, kernel: (x) => fusedRoutingLoss(x.logits, null, weights), composite: (x) => routingLossComposite(x.logits, null, weights) },
   };
+}
+
+/** The routed index; the gate is disposed. */
+function keepIndex(r: { index: tf.Tensor; gate: tf.Tensor }): tf.Tensor {
+  r.gate.dispose();
+  return r.index;
+}
+
+/** The ops as closures that build their inputs and run the op (its kernel where registered). */
+function cases(s: Sizes): Record<string, Case> {
+  return Object.fromEntries(Object.entries(kernelCases(s)).map(([name, c]) => [name, () => c.kernel(c.inputs())]));
 }
 
 /** One call on the current backend, read back asynchronously (webgpu has no readSync in Node). */
@@ -161,7 +193,7 @@ async function runOnce(make: Case): Promise<Float32Array> {
   }
 }
 
-async function medianMs(make: Case, warmup: number, iterations: number): Promise<number> {
+export async function medianMs(make: Case, warmup: number, iterations: number): Promise<number> {
   for (let i = 0; i < warmup; i++) await runOnce(make);
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
@@ -174,7 +206,7 @@ async function medianMs(make: Case, warmup: number, iterations: number): Promise
 }
 
 /** Max |a - b|; for indices, the number of positions that differ (0 = identical routing). */
-function difference(name: string, a: Float32Array, b: Float32Array): number {
+export function difference(name: string, a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
   let worst = 0;
   let differing = 0;

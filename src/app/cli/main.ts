@@ -16,6 +16,7 @@ import { runBenchServeCommand } from '../bench/serve';
 import { runBenchCtrCommand } from '../bench/ctr';
 import { runBenchAllCommand } from '../bench/all';
 import { runBenchConvertCommand } from '../bench/convert';
+import { runBenchGpuCommand } from '../bench/gpu';
 import { runAnalyzeCommand } from './analyze';
 import { runReportCommand } from '../report/command';
 import { Command, findCommand } from '../command/command';
@@ -34,6 +35,7 @@ const DELEGATED: readonly Command[] = [
   { words: ['bench', 'ctr'], run: (argv) => runBenchCtrCommand(argv) },
   { words: ['bench', 'all'], run: (argv) => runBenchAllCommand(argv) },
   { words: ['bench', 'convert'], run: (argv) => runBenchConvertCommand(argv) },
+  { words: ['bench', 'gpu'], run: (argv) => runBenchGpuCommand(argv) },
   { words: ['report'], run: (argv) => runReportCommand(argv) },
 ];
 
@@ -54,6 +56,8 @@ Commands:
   bench ctr      CTR models, mha vs collectivekv (see 'collectivekv bench ctr --help').
   bench convert  Convert a trained mha SASRec to CollectiveKV, fine-tune briefly, compare
                  (see 'collectivekv bench convert --help').
+  bench gpu      WebGPU beside wasm on this machine's GPU; refuses software adapters
+                 (see 'collectivekv bench gpu --help', docs/gpu.md).
   bench all      Every benchmark the data allows, then report.md/report.json/SVG charts
                  (see 'collectivekv bench all --help').
   report         Draw report.md and the charts again from a bench-all report.json
@@ -250,7 +254,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
       await useBackend(args.backend);
       return benchQualityCommand({ ...args.nextItem, log });
     }
-    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr, convert, all)`);
+    if (sub !== 'ops') throw new UsageError(`unknown bench '${sub ?? ''}' (available: ops, quality, serve, ctr, convert, gpu, all)`);
     rejectFlag(Object.values(args.demo).some((x) => x != null), '--users/--epochs/--seed', 'demo');
     rejectFlag(args.nextItemFlags.length > 0, args.nextItemFlags.join('/'), 'train, eval and bench quality');
     const backend = await useBackend(args.backend);
@@ -261,7 +265,7 @@ async function dispatch(args: ParsedArgs): Promise<number> {
     writeJson(args.json, result);
     return 0;
   }
-  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|convert|all, serve, analyze, report)`);
+  throw new UsageError(`unknown command '${command}' (available: demo, train, eval, bench ops|quality|serve|ctr|convert|gpu|all, serve, analyze, report)`);
 }
 
 function writeJson(path: string | undefined, value: unknown): void {
