@@ -16,7 +16,7 @@ export type { Chart } from './charts';
 export { ChartPackageMissingError, loadChartRenderer } from './render';
 export type { ChartRenderer } from './render';
 
-export const CAVEAT = 'Caveat (DESIGN.md section 1): in pure target-attention models whose K/V source is only the item embedding, '
+export const CAVEAT = 'Caveat (docs/design.md section 4): in pure target-attention models whose K/V source is only the item embedding, '
   + 'both the pool index and the user part are functions of the item id, so nothing per user needs storing at all. Real histories '
   + 'carry per-event context (action type, time gap, position) and self-attention layers mix the whole prefix, which makes the '
   + 'cache truly per user. The next-item models here are self-attention (SASRec): their cache is per user. The CTR models feed '
