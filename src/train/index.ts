@@ -6,4 +6,4 @@ export { readCheckpoint, writeCheckpoint } from './checkpoint';
 export type { CheckpointInfo, CheckpointManifest } from './checkpoint';
 export { MAX_WASM_THREADS, useWasmThreads } from './threads';
 export { CollectiveKVRecipe, RECIPE_DEFAULTS, collectiveKVRecipe, collectiveLayers, recipePhase } from './recipe';
-export type { CollectiveKVRecipeOptions, RecipeOptions, RecipeSwitchRecord } from './recipe';
+export type { CollectiveKVRecipeOptions, RecipeOptions, RecipePhaseOptions, RecipeSwitchRecord } from './recipe';

@@ -80,6 +80,8 @@ export interface SecondPhase {
   maxEpochs(firstPhaseEpochs: number): number;
   /** Optimizer steps the second phase may run, given the steps of the first (it then stops as by maxSteps). Default: no bound. */
   maxSteps?(firstPhaseSteps: number): number;
+  /** The step at which the first phase ends at the latest (mid-epoch if need be), e.g. the baseline's steps. Default: no bound. */
+  latestSwitchStep?: number;
   /** Called with the first phase's best weights restored; what it changes is validated before training goes on. */
   enter(): void;
 }
@@ -130,6 +132,8 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
   const deadline = o.maxMinutes > 0 ? o.maxMinutes * 60 : Infinity;
   const stepLimit = o.maxSteps > 0 ? o.maxSteps : Infinity;
   let secondPhaseStepLimit = Infinity;
+  // The first phase's own step bound: where it switches at the latest (a stop of the first phase, not of the run).
+  const switchDue = () => phaseSwitch == null && globalStep >= (options.secondPhase?.latestSwitchStep ?? Infinity);
   // Why the budget is used up, or null while it is not.
   const exhausted = (): StopReason | null => (globalStep >= stepLimit ? 'maxSteps' : globalStep >= secondPhaseStepLimit ? 'secondPhaseSteps'
     : elapsed() >= deadline ? 'maxMinutes' : null);
@@ -156,10 +160,10 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       // The previous validation may have used up the time: do not start an epoch with no steps.
       const before = epoch > 0 ? exhausted() : null;
       if (before != null) { stoppedBy = before; break; }
-      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null, progress, lastEpoch,
+      const run = runEpoch(spec, epoch, o.seed, () => globalStep++, () => exhausted() != null || switchDue(), progress, lastEpoch,
         () => options.onStep?.(globalStep, elapsed(), epoch + 1));
       const outOfBudget = exhausted();
-      const last = epoch === lastEpoch - 1 || outOfBudget != null;
+      const last = epoch === lastEpoch - 1 || outOfBudget != null || switchDue();
       let validation: Record<string, number> | null = null;
       let improved = false;
       if ((epoch + 1) % o.validateEvery === 0 || last) {
@@ -172,7 +176,8 @@ export function trainLoop<B>(spec: TrainLoopSpec<B>, options: TrainLoopOptions =
       history.push(record);
       progress.epochDone(record, o.metric);
       options.onEpoch?.(record);
-      const stop: StopReason | null = outOfBudget ?? (o.patience > 0 && sinceBest >= o.patience ? 'patience' : last ? 'maxEpochs' : null);
+      const stop: StopReason | null = outOfBudget ?? (o.patience > 0 && sinceBest >= o.patience ? 'patience'
+        : epoch === lastEpoch - 1 ? 'maxEpochs' : switchDue() ? 'secondPhaseSteps' : null);
       if (stop == null) continue;
       if (options.secondPhase == null || phaseSwitch != null) { stoppedBy = stop; break; }
       // The switch: the first phase's best weights go into the second phase, which is validated at once.

@@ -53,6 +53,15 @@ function switchLayers(layers: readonly CollectiveKVAttention[], runSample: () =>
   return reports;
 }
 
+/** recipePhase's options: the recipe's, and a step bound on the full phase. */
+export interface RecipePhaseOptions extends RecipeOptions {
+  /**
+   * Switch at this optimizer step at the latest, plateau or not: the baseline's steps, so that the
+   * full phase never outruns the run it stands for and the total stays within 1 + fineTuneShare of it.
+   */
+  latestSwitchStep?: number;
+}
+
 /** What recipePhase records about its switch. */
 export interface RecipeSwitchRecord {
   reports: LayerConversionReport[];
@@ -64,10 +73,15 @@ export interface RecipeSwitchRecord {
  * their 'full' phase): `runSample` runs a sample of training inputs through the model in inference
  * mode. Give the loop the recipe's patience. `switched` receives the switch's reports.
  */
-export function recipePhase(layers: readonly CollectiveKVAttention[], runSample: () => void, options: RecipeOptions = {},
+export function recipePhase(layers: readonly CollectiveKVAttention[], runSample: () => void, options: RecipePhaseOptions = {},
   switched?: (record: RecipeSwitchRecord) => void): SecondPhase {
   const r = resolveRecipe('recipePhase', options);
+  const latest = options.latestSwitchStep;
+  if (latest != null && !(Number.isInteger(latest) && latest >= 1)) {
+    throw new ArgumentError('recipePhase', 'options.latestSwitchStep', 'a positive integer', String(latest));
+  }
   return {
+    ...(latest != null ? { latestSwitchStep: latest } : {}),
     maxEpochs: (first) => Math.ceil(r.fineTuneShare * first),
     // The budget rule in steps: at most fineTuneShare more than the full phase (which repeats the baseline's run).
     maxSteps: (first) => Math.max(1, Math.floor(r.fineTuneShare * first)),

@@ -65,6 +65,20 @@ describe('trainLoop', () => {
     toy.dispose();
   });
 
+  it('latestSwitchStep ends the first phase mid-epoch without a plateau, validating the partial epoch, and training goes on', () => {
+    // Improving every epoch: no plateau; the first phase is cut at step 5 (epoch 2, step 2 of 3).
+    const toy = toySpec([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+    const entered: number[] = [];
+    const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 20, patience: 2, secondPhase: {
+      maxEpochs: () => 2, latestSwitchStep: 5, enter: () => { entered.push(toy.w.dataSync()[0]); },
+    } });
+    expect(r.phaseSwitch).toMatchObject({ epochs: 2, steps: 5 });
+    expect(entered).toEqual([5]);
+    expect(r.history.map((h) => [h.phase, h.partial])).toEqual([[1, false], [1, true], [2, false], [2, false]]);
+    expect(r.stoppedBy).toBe('maxEpochs');
+    toy.dispose();
+  });
+
   it('a second phase stops at its own step budget, mid-epoch, validating the partial epoch', () => {
     const toy = toySpec([0.1, 0.3, 0.2, 0.25, 0.05, 0.2, 0.4]);
     const r = trainLoop(toy.spec, { ...quiet, maxEpochs: 20, patience: 2, secondPhase: {

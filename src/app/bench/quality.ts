@@ -50,6 +50,9 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   const training = trainingKind(a.training);
   const arms = armsOf(a.arm);
   if (arms.length === 1 && a.maxMinutes != null) throw new UsageError('--arm runs one arm alone; --max-minutes shares a budget between both: drop one');
+  if (a.switchByStep != null && !(arms.length === 1 && arms[0] === 'collectivekv' && training === 'recipe')) {
+    throw new UsageError('--switch-by-step applies to --arm collectivekv by the recipe (with both arms, the baseline\'s steps bound the switch)');
+  }
   const loss = lossKind(a.loss);
   const start = performance.now();
   const split = await loadSplit(a.data, a.format);
@@ -66,6 +69,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
   let mhaFit: FitResult | null = null;
   let truncatedByTime = false;
   let historyWindow = 0;
+  let switchByStep: number | null = null;
   for (const attention of arms) {
     let m: ZooModel | null = null;
     try {
@@ -77,7 +81,11 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
         const cutByTime = mhaFit?.stoppedBy === 'maxMinutes';
         const steps = mhaFit?.steps ?? 0;
         const maxSteps = !cutByTime ? 0 : training === 'recipe' ? Math.ceil((1 + RECIPE_DEFAULTS.fineTuneShare) * steps) : steps;
-        options = { ...base, maxSteps, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0 };
+        // The recipe's full phase stands for the baseline's run: it switches at the baseline's steps at the latest.
+        const latestSwitchStep = a.switchByStep ?? (mhaFit?.steps || undefined);
+        options = { ...base, maxSteps, timeBudgetSeconds: budget > 0 ? Math.max(1, left()) : 0,
+          ...(latestSwitchStep != null ? { recipe: { latestSwitchStep } } : {}) };
+        switchByStep = latestSwitchStep ?? null;
       }
       m = buildZooModel(name, modelOptions(a, split.numItems, attention), loss);
       const fit = fitNextItem(m, split, options);
@@ -108,6 +116,7 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
     model: name, data: a.data, format: a.format, backend: tf.getBackend(), users: split.train.length, items: split.numItems, seed: a.seed ?? 1,
     training, options: modelOptions(a, split.numItems, 'collectivekv'), fit: { ...fitOptions(a, ''), output: undefined }, loss, maxMinutes: a.maxMinutes ?? 0,
     protocol: reported, historyWindow, anchors, truncatedByTime, totalSeconds: (performance.now() - start) / 1000,
+    ...(training === 'recipe' && arms.includes('collectivekv') ? { switchByStep } : {}),
     // Per test user, in split order: what pairs two runs (results/README.md's generator pairs one-arm runs by these).
     testRanks: Object.fromEntries(Object.entries(ranks).map(([arm, r]) => [arm, { unfiltered: Array.from(r.unfiltered), window: Array.from(r.window) }])),
   };

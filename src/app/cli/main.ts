@@ -81,6 +81,8 @@ Options:
                      machine's load does not change)
   --arm A            bench quality: run only mha or collectivekv (e.g. one process per core; the JSON
                      keeps each test user's rank, so the two runs of a seed pair up)
+  --switch-by-step N bench quality --arm collectivekv: the recipe switches at this step at the latest
+                     (the baseline's steps, from its run's JSON; with both arms it is taken from it)
   --training KIND    train, bench quality: how collectivekv trains: recipe (default: full K/V until
                      validation plateaus, then pools built by k-means from the model's own K/V and a
                      fine-tune of at most a quarter more epochs; docs/recipe.md) or single-stage
@@ -157,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
 
 const NEXT_ITEM_FLAGS = ['model', 'attention', 'data', 'format', 'out', 'model-dir', 'max-minutes', 'max-length', 'hidden-dim', 'blocks',
   'heads', 'dropout', 'patience', 'loss', 'validate-every', 'validation-users', 'max-steps',
-  'training', 'arm'] as const;
+  'training', 'arm', 'switch-by-step'] as const;
 /** The CollectiveKV flags of train, eval and bench quality (src/app/command/collectiveFlags.ts). */
 const NEXT_ITEM_COLLECTIVE_FLAGS: readonly CollectiveFlag[] = ['pool-size', 'user-dim', 'gate', 'router', 'quantization-weight'];
 /** The training flags of train, eval and bench quality only (--epochs is demo's too). */
@@ -211,6 +213,7 @@ function parse(argv: string[]): ParsedArgs {
     maxSteps: positiveInt('--max-steps', str('max-steps')),
     training: str('training'),
     arm: str('arm'),
+    switchByStep: positiveInt('--switch-by-step', str('switch-by-step')),
   };
   const nextItemFlags = [...NEXT_ITEM_FLAGS, ...NEXT_ITEM_COLLECTIVE_FLAGS, ...NEXT_ITEM_TRAINING_FLAGS, 'filter-history', 'filter-window'].filter((f) => v[f] != null).map((f) => `--${f}`);
   return { command: positionals, backend: backend as ParsedArgs['backend'], json: str('json'), help: (v.help as boolean | undefined) ?? false,

@@ -23,7 +23,7 @@ function attentionKind(value: string | undefined): 'mha' | 'collectivekv' {
 // ---------------------------------------------------------------- train / eval
 
 export async function trainCommand(a: NextItemArgs): Promise<number> {
-  if (a.arm != null) throw new UsageError('--arm applies to bench quality only');
+  if (a.arm != null || a.switchByStep != null) throw new UsageError(`${a.arm != null ? '--arm' : '--switch-by-step'} applies to bench quality only`);
   if (a.training != null && attentionKind(a.attention) === 'mha') throw new UsageError('--training applies to --attention collectivekv only');
   // A new model's names are checked before the (slow) data read.
   const fresh = a.modelDir == null ? { name: modelName(a.model), attention: attentionKind(a.attention), loss: lossKind(a.loss) } : null;
@@ -80,7 +80,9 @@ export async function evalCommand(a: NextItemArgs): Promise<number> {
   const dir = a.modelDir ?? a.out;
   if (dir == null) throw new UsageError('eval needs --model-dir DIR (a directory written by `collectivekv train --out DIR`)');
   if (a.maxSteps != null) throw new UsageError('--max-steps applies to train only');
-  if (a.arm != null || a.training != null) throw new UsageError(`${a.arm != null ? '--arm' : '--training'} applies to training commands, not eval`);
+  if (a.arm != null || a.training != null || a.switchByStep != null) {
+    throw new UsageError(`${a.arm != null ? '--arm' : a.training != null ? '--training' : '--switch-by-step'} applies to training commands, not eval`);
+  }
   requireModelDir(dir);
   const split = await loadSplit(a.data, a.format);
   const m = await loadZooModel(dir);

@@ -55,6 +55,11 @@ export interface NextItemArgs {
    * pools, a short fine-tune; docs/recipe.md) or 'single-stage' (the paper's: pools from the start).
    */
   training?: string;
+  /**
+   * bench quality --arm collectivekv: the recipe's latest switch step (the baseline's steps, read
+   * from its run); with both arms bench quality takes it from the baseline itself.
+   */
+  switchByStep?: number;
   /** bench quality: run only this arm ('mha' or 'collectivekv'; default both), e.g. one per core; the JSON keeps the test ranks for pairing. */
   arm?: string;
   log: (line: string) => void;

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  LeaveOneOutSplit, NextItemCase, PhaseSwitch, ProgressMode, RecipeOptions, RecipeSwitchRecord, SequenceBatch, StopReason, ProgressSink,
+  LeaveOneOutSplit, NextItemCase, PhaseSwitch, ProgressMode, RecipePhaseOptions, RecipeSwitchRecord, SequenceBatch, StopReason, ProgressSink,
   RankingEvaluator, RankingResult, TrainingBatchOptions, batchTensor, collectiveLayers, evaluationBatches, recipePhase, trainLoop,
   trainingBatches, trainingExamples,
 } from '../../internal';
@@ -101,7 +101,7 @@ export interface NextItemFitOptions {
    * 'full' phase (the zoo's default): the switch's patience is `patience`, its sample seeded users'
    * training prefixes.
    */
-  recipe?: Omit<RecipeOptions, 'patience'>;
+  recipe?: Omit<RecipePhaseOptions, 'patience'>;
 }
 
 export interface EpochReport {

@@ -125,6 +125,10 @@ describe('collectivekv train / eval', () => {
     expect(q.mha.epochs).toBe(2);
     expect(q.collectivekv.epochs).toBe(3);
     expect(q.collectivekv.recipe).toMatchObject({ fullPhaseEpochs: 2 });
+    // The full phase switches at the baseline's steps at the latest, so the recipe stays within 1.25x of them.
+    expect(q.switchByStep).toBe(q.mha.steps);
+    expect(q.collectivekv.recipe.fullPhaseSteps).toBeLessThanOrEqual(q.mha.steps);
+    expect(q.collectivekv.steps).toBeLessThanOrEqual(Math.floor(1.25 * q.mha.steps));
     expect(q.mha.bytesPerToken).toBe(2 * 2 * 16 * 4);
     expect(q.mha.compressionRatio).toBe(1);
     expect(q.collectivekv.compressionRatio).toBeCloseTo((2 * 2 * 16 * 4) / (2 * 2 * 5));
@@ -161,11 +165,22 @@ describe('bench quality: the recipe, single-stage training, one arm', () => {
     expect(q.mha).toBeUndefined();
     expect(q.collectivekv.epochs).toBe(3);
     expect(q.testRanks.collectivekv.window).toHaveLength(40);
+    // --switch-by-step bounds the full phase (here 2 steps: a partial first epoch), recorded in the JSON.
+    const bounded = join(dir, 'quality-arm-bounded.json');
+    const b = await run(['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--json', bounded, '--arm', 'collectivekv',
+      '--switch-by-step', '2', ...small]);
+    expect(b.err).toBe('');
+    const qb = JSON.parse(readFileSync(bounded, 'utf8'));
+    expect(qb.switchByStep).toBe(2);
+    expect(qb.collectivekv.recipe.fullPhaseSteps).toBe(2);
     const cases: [string[], RegExp][] = [
       [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'both'], /--arm must be one of mha, collectivekv, received 'both'/],
       [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'mha', '--max-minutes', '1'], /--arm runs one arm alone/],
       [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--training', 'warm'], /--training must be one of recipe, single-stage, received 'warm'/],
       [['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'mha'], /--arm applies to bench quality only/],
+      [['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--switch-by-step', '9'], /--switch-by-step applies to bench quality only/],
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--switch-by-step', '9'], /--switch-by-step applies to --arm collectivekv/],
+      [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--arm', 'collectivekv', '--switch-by-step', '0'], /--switch-by-step must be/],
       [['train', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--training', 'recipe'], /--training applies to --attention collectivekv only/],
       [['eval', '--model-dir', dir, '--data', pairs, '--format', 'pairs', '--training', 'recipe'], /--training applies to training commands, not eval/],
       [['bench', 'quality', '--model', 'sasrec', '--data', pairs, '--format', 'pairs', '--warm-start', '0.2'], /Unknown option '--warm-start'/],
