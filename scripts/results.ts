@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
-  commandsOf, groupRuns, headlineMarkdown, isQualityJson, qualityTableMarkdown, replaceBetweenMarkers, summarize,
+  commandsOf, groupRuns, headlineMarkdown, isQualityJson, qualityTableMarkdown, replaceBetweenMarkers, summarize, withinBudget,
 } from '../src/app/report/qualityTable';
 
 const root = join(__dirname, '..');
@@ -19,7 +19,12 @@ function jsonFiles(dir: string): string[] {
 
 const files = jsonFiles(join(root, 'results')).flatMap((path) => {
   const json: unknown = JSON.parse(readFileSync(path, 'utf8'));
-  return isQualityJson(json) ? [{ path: relative(join(root, 'results'), path), json }] : [];
+  if (!isQualityJson(json)) return [];
+  if (!withinBudget(json)) {
+    console.log(`left out (recipe run without a step bound, not at equal budget): ${relative(root, path)}`);
+    return [];
+  }
+  return [{ path: relative(join(root, 'results'), path), json }];
 });
 const summaries = groupRuns(files).map(summarize);
 const details = summaries.map((s) => [

@@ -24,6 +24,8 @@ export interface QualityJson {
   fit: { maxEpochs?: number; patience?: number; batchSize?: number; learningRate?: number };
   anchors: Record<'popularity' | 'markov', Record<Protocol, Metrics>>;
   arm?: Arm;
+  /** The recipe arm's latest switch step (the baseline's steps); absent from runs whose full phase was not bounded by it. */
+  switchByStep?: number | null;
   mha?: ArmRow;
   collectivekv?: ArmRow;
   testRanks?: Partial<Record<Arm, Record<Protocol, number[]>>>;
@@ -55,6 +57,15 @@ export interface QualityGroup {
   key: string;
   first: QualityJson;
   seeds: SeedRun[];
+}
+
+/**
+ * Whether a run can stand in the table: a recipe run whose full phase was not bounded by its
+ * baseline's steps (no switchByStep) may have trained longer than the baseline, so its ratio is not
+ * at equal budget.
+ */
+export function withinBudget(j: QualityJson): boolean {
+  return !(j.training === 'recipe' && j.collectivekv != null && j.switchByStep == null);
 }
 
 /** Groups runs by configuration, and within one by seed (one-arm files of a seed pair up). */

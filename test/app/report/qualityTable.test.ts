@@ -2,7 +2,7 @@
 // +- sd and ratios per seed, the paired difference from the test ranks, and no claim where the
 // baseline does not beat the Markov anchor.
 import {
-  QualityJson, commandsOf, groupRuns, headlineMarkdown, isQualityJson, qualityTableMarkdown, replaceBetweenMarkers, summarize,
+  QualityJson, commandsOf, groupRuns, headlineMarkdown, isQualityJson, qualityTableMarkdown, replaceBetweenMarkers, summarize, withinBudget,
 } from '../../../src/app/report/qualityTable';
 
 const metrics = (ndcg10: number) => ({ hr10: 2 * ndcg10, ndcg10, mrr10: ndcg10 / 2 });
@@ -54,6 +54,15 @@ test('one-arm files pair by seed; means, sds, per-seed ratios and the paired dif
   expect(headline).toContain('| SASRec, Beauty, window-filtered | 0.0620 ± 0.0028 | 0.0605 ± 0.0049 | 97.5% ± 3.5 | 24 vs 1024 | 2 (3 planned) |');
   expect(commandsOf(groups[0])).toContain('--seed {1,2,3}');
   expect(commandsOf(groups[0])).toContain('--filter-window');
+});
+
+test('a recipe run without a step bound is not at equal budget; a bounded one and a baseline are', () => {
+  const ndcg = { mha: [0.04, 0.06] as [number, number], ckv: [0.04, 0.06] as [number, number] };
+  const unbounded = run(1, 'collectivekv', ndcg);
+  expect(withinBudget(unbounded)).toBe(false);
+  expect(withinBudget({ ...unbounded, switchByStep: 3150 })).toBe(true);
+  expect(withinBudget(run(1, 'mha', ndcg))).toBe(true);
+  expect(withinBudget({ ...unbounded, training: 'single-stage' })).toBe(true);
 });
 
 test('a baseline below the Markov anchor under every protocol gets no claim', () => {
