@@ -54,7 +54,7 @@ export {
 } from './internal';
 export type {
   SequenceBatch, SyntheticOptions, TrainLoopOptions, TrainLoopResult, TrainLoopSpec, StepOutcome, EpochRecord, SwapAttentionOptions,
-  SwapAttentionResult, KVAnalysis, CollectiveKVRecipeOptions, RecipeOptions, SwitchToPoolOptions, KVPhase, RecordedKVSources,
+  SwapAttentionResult, KVAnalysis, CollectiveKVRecipeOptions, RecipeOptions, RecipePhaseOptions, SwitchToPoolOptions, KVPhase, RecordedKVSources,
 } from './internal';
 // Types the public signatures of data, metrics, training, conversion and analysis name.
 export type {
