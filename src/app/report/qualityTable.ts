@@ -21,7 +21,7 @@ export interface QualityJson {
   protocol: Protocol;
   options: { maxLength?: number; hiddenDim?: number; numBlocks?: number; numHeads?: number; dropout?: number;
     collective?: { poolSize?: number; userDim?: number; router?: { kind?: string } } };
-  fit: { maxEpochs?: number; patience?: number; batchSize?: number; learningRate?: number };
+  fit: { maxEpochs?: number; patience?: number; batchSize?: number; learningRate?: number; validationUsers?: number };
   anchors: Record<'popularity' | 'markov', Record<Protocol, Metrics>>;
   arm?: Arm;
   /** The recipe arm's latest switch step (the baseline's steps); absent from runs whose full phase was not bounded by it. */
@@ -98,7 +98,7 @@ function configKey(j: QualityJson): string {
   const c = o.collective ?? {};
   return [j.model, baseName(j.data), j.training, j.loss ?? 'softmax', `L${o.maxLength}`, `d${o.hiddenDim}`, `b${o.numBlocks}`, `h${o.numHeads}`,
     `drop${o.dropout}`, `pool${c.poolSize}`, `du${c.userDim}`, c.router?.kind ?? 'dense', `e${j.fit.maxEpochs}`, `p${j.fit.patience}`,
-    `bs${j.fit.batchSize}`, `lr${j.fit.learningRate}`].join(' ');
+    `bs${j.fit.batchSize}`, `lr${j.fit.learningRate}`, `val${j.fit.validationUsers || 'all'}`].join(' ');
 }
 
 function baseName(path: string): string {
@@ -218,7 +218,8 @@ export function commandsOf(group: QualityGroup): string {
   const seeds = group.seeds.map((s) => s.seed);
   const flags = [`--model ${j.model}`, `--data ${j.data}`, `--format ${j.format ?? 'lines'}`, `--max-length ${o.maxLength}`, `--hidden-dim ${o.hiddenDim}`,
     `--blocks ${o.numBlocks}`, `--heads ${o.numHeads}`, `--dropout ${o.dropout}`, `--epochs ${j.fit.maxEpochs}`, `--patience ${j.fit.patience}`,
-    `--batch-size ${j.fit.batchSize}`, `--lr ${j.fit.learningRate}`, `--pool-size ${c.poolSize}`, `--user-dim ${c.userDim}`, `--training ${j.training}`,
+    `--batch-size ${j.fit.batchSize}`, `--lr ${j.fit.learningRate}`, ...(j.fit.validationUsers ? [`--validation-users ${j.fit.validationUsers}`] : []),
+    `--pool-size ${c.poolSize}`, `--user-dim ${c.userDim}`, `--training ${j.training}`,
     ...(j.protocol === 'window' ? ['--filter-window'] : [])];
   const seed = seeds.length === 1 ? String(seeds[0]) : `{${seeds.join(',')}}`;
   return `collectivekv bench quality ${flags.join(' ')} --seed ${seed} [--arm mha|collectivekv] --json FILE`;
