@@ -5,5 +5,5 @@ export type { ProgressMode, ProgressSink } from './progress';
 export { readCheckpoint, writeCheckpoint } from './checkpoint';
 export type { CheckpointInfo, CheckpointManifest } from './checkpoint';
 export { MAX_WASM_THREADS, useWasmThreads } from './threads';
-export { CollectiveKVRecipe, RECIPE_DEFAULTS, collectiveKVRecipe, collectiveLayers, recipePhase } from './recipe';
-export type { CollectiveKVRecipeOptions, RecipeOptions, RecipePhaseOptions, RecipeSwitchRecord } from './recipe';
+export { CollectiveKVRecipe, RECIPE_DEFAULTS, collectiveKVRecipe, collectiveLayers, recipePhase, summarizeSwitch } from './recipe';
+export type { CollectiveKVRecipeOptions, RecipeOptions, RecipePhaseOptions, RecipeSwitchRecord, SwitchSummary } from './recipe';

@@ -9,7 +9,7 @@ import { ArgumentError } from '../../ops/util/validate';
 import { CollectiveKVAttention } from '../../layers/CollectiveKVAttention';
 import type { ResolvedRouterConfig } from '../../layers/routing/index';
 import { LayerConversionReport, SwitchToPoolOptions, switchToPool } from '../convert/index';
-import type { SecondPhase } from './loop';
+import type { PhaseSwitch, SecondPhase } from './loop';
 
 export interface RecipeOptions {
   /** Validations without improvement that end each phase. Default 3. */
@@ -51,6 +51,34 @@ function switchLayers(layers: readonly CollectiveKVAttention[], runSample: () =>
     layer.setRouterOptions(options);
   }
   return reports;
+}
+
+/** A switch as the benchmarks report it, for validation metric `metric`. */
+export interface SwitchSummary {
+  /** Epochs and optimizer steps of the full-K/V phase. */
+  fullPhaseEpochs: number;
+  fullPhaseSteps: number;
+  /** The full phase's best epoch and its validation value of the metric (its weights were switched). */
+  fullPhaseBestEpoch: number;
+  fullPhaseValid: number;
+  /** The validation value right after the switch, before the fine-tune. */
+  switchedValid: number;
+  switchSeconds: number;
+  /** Mean k-means relative inertia over the switched sides with a pool (0 = exact). */
+  relativeInertia: number;
+}
+
+/** The summary of a switch (undefined when training ended before it), from trainLoop's PhaseSwitch and recipePhase's record. */
+export function summarizeSwitch(phaseSwitch: PhaseSwitch | null | undefined, record: RecipeSwitchRecord | null | undefined,
+  metric: string): SwitchSummary | undefined {
+  if (phaseSwitch == null) return undefined;
+  const sides = (record?.reports ?? []).flatMap((r) => [r.key, r.value]).filter((s) => s != null && s.poolWidth > 0);
+  return {
+    fullPhaseEpochs: phaseSwitch.epochs, fullPhaseSteps: phaseSwitch.steps, fullPhaseBestEpoch: phaseSwitch.firstPhaseBestEpoch,
+    fullPhaseValid: phaseSwitch.firstPhaseBest?.[metric] ?? NaN, switchedValid: phaseSwitch.afterSwitch[metric],
+    switchSeconds: record?.seconds ?? 0,
+    relativeInertia: sides.reduce((t, s) => t + (s?.relativeInertia ?? 0), 0) / Math.max(1, sides.length),
+  };
 }
 
 /** recipePhase's options: the recipe's, and a step bound on the full phase. */

@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import {
   CtrEventLog, CtrLabelRule, CtrMetrics, CtrSplit, INTERACTION_FORMATS, InteractionFormat, RECIPE_DEFAULTS, auc, ctrSamples, gauc, generateSynthetic,
   itemPopularity, PairedDifference, ctrMetrics, pairedAucDifference, pairedGaucDifference, parseCtrLabel, readInteractions, resolveRouterConfig,
-  routerFromFlatOptions, seededRandom, shuffleInPlace, withSyntheticEventFeatures,
+  routerFromFlatOptions, seededRandom, shuffleInPlace, summarizeSwitch, withSyntheticEventFeatures,
 } from '../../internal';
 import { CollectiveOptions, CtrAttention, CtrModel, CtrModelOptions, cacheBytesPerToken } from '../../zoo/ctr/common';
 import { buildDin } from '../../zoo/ctr/din';
@@ -315,15 +315,10 @@ function testVariant(attention: CtrAttention, model: CtrModel, fit: CtrFitResult
 
 /** The recipe's switch of a fit (undefined without the recipe or when training ended before the switch). */
 export function recipeSummary(fit: CtrFitResult): CtrRecipeSummary | undefined {
-  const switched = fit.recipe?.phaseSwitch;
-  if (switched == null) return undefined;
-  const sides = (fit.recipe?.switch?.reports ?? []).flatMap((r) => [r.key, r.value]).filter((s) => s != null && s.poolWidth > 0);
-  return {
-    fullPhaseEpochs: switched.epochs, fullPhaseSteps: switched.steps, fullPhaseBestEpoch: switched.firstPhaseBestEpoch,
-    fullPhaseValidAuc: switched.firstPhaseBest?.auc ?? NaN, switchedValidAuc: switched.afterSwitch.auc,
-    switchSeconds: fit.recipe?.switch?.seconds ?? 0,
-    relativeInertia: sides.reduce((t, s) => t + (s?.relativeInertia ?? 0), 0) / Math.max(1, sides.length),
-  };
+  const s = summarizeSwitch(fit.recipe?.phaseSwitch, fit.recipe?.switch, 'auc');
+  if (s == null) return undefined;
+  const { fullPhaseValid, switchedValid, ...rest } = s;
+  return { ...rest, fullPhaseValidAuc: fullPhaseValid, switchedValidAuc: switchedValid };
 }
 
 const f4 = (x: number) => x.toFixed(4);

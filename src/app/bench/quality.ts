@@ -8,7 +8,7 @@ import { ZooModel, ZooModelName, buildZooModel } from '../../zoo/sequential/next
 import { FitResult, NextItemFitOptions, fitNextItem, historyWindowOf } from '../../zoo/sequential/nextItemTraining';
 import type { SasrecLoss } from '../../zoo/sequential/sasrecTraining';
 import {
-  NextItemArgs, RecipeSummary, TestMetrics, UsageError, f4, recipeSummary, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testProtocols, trainingKind,
+  NextItemArgs, RecipeSummary, TestMetrics, UsageError, f4, fitOptions, fitSummary, loadSplit, lossKind, modelName, modelOptions, testProtocols, trainingKind,
   writeJson,
 } from '../command/nextItem';
 
@@ -99,10 +99,11 @@ export async function benchQualityCommand(a: NextItemArgs): Promise<number> {
       historyWindow = historyWindowOf(m);
       ranks[attention] = { unfiltered: test.unfiltered.ranks, window: test.window.ranks };
       const bytes = m.bytesPerToken();
-      const recipe = recipeSummary(fit);
       const protocols = { unfiltered: pick(test.unfiltered), window: pick(test.window) };
-      rows[attention] = { ...protocols[reported], protocols, bytesPerToken: bytes, compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes,
-        ...fitSummary(fit), ...(recipe != null ? { recipe } : {}) };
+      const row: QualityRow = { ...protocols[reported], protocols, bytesPerToken: bytes, compressionRatio: (rows.mha?.bytesPerToken ?? bytes) / bytes,
+        ...fitSummary(fit) };
+      rows[attention] = row;
+      const recipe = row.recipe;
       a.log(`${name}/${attention}: test NDCG@10 ${f4(test.unfiltered.ndcg10)} (window-filtered ${f4(test.window.ndcg10)}), ` +
         `${fit.epochs} epochs (${fit.steps} steps, best ${fit.bestEpoch}, stopped by ${fit.stoppedBy}), ${fit.trainSeconds.toFixed(0)} s` +
         (recipe != null ? `; recipe: full K/V for ${recipe.fullPhaseEpochs} epochs (best ${recipe.fullPhaseBestEpoch}, valid NDCG@10 ` +

@@ -4,7 +4,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import {
   GateMode, INTERACTION_FORMATS, InteractionFormat, LeaveOneOutSplit, NextItemCase, ProgressSink, RouterKind,
-  leaveOneOut, readSequences, routerFromFlatOptions,
+  leaveOneOut, readSequences, routerFromFlatOptions, summarizeSwitch,
 } from '../../internal';
 import { ZooModel, ZooModelName, ZooModelOptions, checkModelName } from '../../zoo/sequential/nextItem';
 import { FitResult, NextItemFitOptions, evaluateNextItem, historyWindowOf } from '../../zoo/sequential/nextItemTraining';
@@ -199,15 +199,10 @@ export interface RecipeSummary {
 }
 
 export function recipeSummary(fit: FitResult): RecipeSummary | undefined {
-  const switched = fit.recipe?.phaseSwitch;
-  if (switched == null) return undefined;
-  const sides = (fit.recipe?.switch?.reports ?? []).flatMap((r) => [r.key, r.value]).filter((s) => s != null && s.poolWidth > 0);
-  return {
-    fullPhaseEpochs: switched.epochs, fullPhaseSteps: switched.steps, fullPhaseBestEpoch: switched.firstPhaseBestEpoch,
-    fullPhaseValidNdcg10: switched.firstPhaseBest?.ndcg10 ?? NaN, switchedValidNdcg10: switched.afterSwitch.ndcg10,
-    switchSeconds: fit.recipe?.switch?.seconds ?? 0,
-    relativeInertia: sides.reduce((t, s) => t + (s?.relativeInertia ?? 0), 0) / Math.max(1, sides.length),
-  };
+  const s = summarizeSwitch(fit.recipe?.phaseSwitch, fit.recipe?.switch, 'ndcg10');
+  if (s == null) return undefined;
+  const { fullPhaseValid, switchedValid, ...rest } = s;
+  return { ...rest, fullPhaseValidNdcg10: fullPhaseValid, switchedValidNdcg10: switchedValid };
 }
 
 export function fitSummary(fit: FitResult) {
